@@ -1,0 +1,116 @@
+"""autodiff: a reverse-mode automatic differentiation engine on NumPy.
+
+Written to be read: every operation is a ``Function`` whose forward and
+vector-Jacobian product sit side by side.  Its names and semantics follow
+PyTorch's, so that ``import autodiff as torch`` runs PyTorch's introductory code.
+
+    >>> import autodiff
+    >>> x = autodiff.tensor([1.0, 2.0], requires_grad=True)
+    >>> (x ** 2).sum().backward()
+    >>> x.grad
+    tensor([2., 4.])
+"""
+
+from __future__ import annotations
+
+import numpy as _np
+
+from . import accelerator, ops
+from .anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
+from .creation import (
+    arange,
+    as_tensor,
+    bernoulli,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from .engine import grad
+from .function import Function
+from .function import Node as FunctionCtx
+from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .ops import broadcast_to, cat, chunk, gather, logsumexp, pad, split, stack, where
+from .random import Generator, initial_seed, manual_seed, seed
+from .tensor import Device as device
+from .tensor import Tensor, get_default_dtype
+
+__version__ = "0.1.0"
+
+# dtypes, as PyTorch names them (they are NumPy dtypes here)
+float32 = float = _np.dtype("float32")  # noqa: A001
+float64 = double = _np.dtype("float64")
+float16 = half = _np.dtype("float16")
+int64 = long = _np.dtype("int64")
+int32 = int = _np.dtype("int32")  # noqa: A001
+int16 = short = _np.dtype("int16")
+int8 = _np.dtype("int8")
+uint8 = _np.dtype("uint8")
+bool = _np.dtype("bool")  # noqa: A001
+dtype = _np.dtype
+
+Size = tuple
+
+
+def _mirror(name):
+    """``autodiff.exp(x)`` is ``x.exp()``: module functions mirror the methods."""
+    method = getattr(Tensor, name)
+
+    def function(input, *args, **kwargs):  # noqa: A002 (PyTorch's name)
+        if not isinstance(input, Tensor):
+            input = tensor(input)
+        return method(input, *args, **kwargs)
+
+    function.__name__ = name
+    function.__qualname__ = name
+    function.__doc__ = f"``autodiff.{name}(x, ...)`` is ``x.{name}(...)``."
+    return function
+
+
+for _name in (
+    "add sub mul div pow matmul mm neg exp log sqrt rsqrt abs sin cos tanh sigmoid relu "
+    "square reciprocal clamp clip sum mean var std max min amax amin argmax argmin prod "
+    "reshape flatten unflatten permute transpose t unsqueeze squeeze numel clone detach "
+    "softmax log_softmax isnan isinf isfinite allclose equal eq ne lt le gt ge sign floor "
+    "ceil round masked_fill logical_not any all"
+).split():
+    globals()[_name] = _mirror(_name)
+del _name
+
+subtract, multiply, divide = sub, mul, div  # noqa: F821 (made by _mirror above)
+absolute, clip = abs, clamp  # noqa: F821
+
+
+def maximum(input, other) -> Tensor:  # noqa: A002
+    """Elementwise maximum (ties share the gradient equally)."""
+    return ops.Maximum.apply(input, other)
+
+
+def minimum(input, other) -> Tensor:  # noqa: A002
+    """Elementwise minimum (ties share the gradient equally)."""
+    return ops.Minimum.apply(input, other)
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def set_printoptions(precision=None, threshold=None, linewidth=None, **_ignored):
+    """Set how tensors print (NumPy's print options underneath)."""
+    options = {k: v for k, v in dict(precision=precision, threshold=threshold, linewidth=linewidth).items() if v is not None}
+    _np.set_printoptions(**options)
+

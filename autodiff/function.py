@@ -1,0 +1,323 @@
+"""``Function`` and ``Node``: how one operation is recorded and differentiated.
+
+Every operation, built-in or written by a user, is a ``Function`` subclass with
+two static methods that sit side by side:
+
+* ``forward(ctx, *inputs)`` computes the value on NumPy arrays;
+* ``backward(ctx, grad)`` returns one gradient per input of ``forward``
+  (``None`` for inputs that take no gradient), written with Tensor operations so
+  that ``create_graph=True`` can differentiate it again.
+
+``Function.apply`` runs ``forward`` and, when grad mode is on and some input
+requires grad, records a ``Node`` (PyTorch's ``grad_fn``) that links to the nodes
+of its inputs.  The node doubles as the ``ctx`` that ``forward`` and
+``backward`` share.
+
+Example: a user-defined op::
+
+    class Cube(autodiff.Function):
+        '''y = x^3        dL/dx = dL/dy * 3 x^2'''
+
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x ** 3
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return grad * 3 * x ** 2
+
+    y = Cube.apply(autodiff.tensor([2.0], requires_grad=True))
+"""
+
+from __future__ import annotations
+
+import traceback
+import weakref
+
+import numpy as np
+
+from .grad_mode import _grad_enabled
+from .tensor import Tensor
+
+# Anomaly mode (see ``autodiff.detect_anomaly``): a shared flag read by apply and
+# by the engine.
+_anomaly_enabled = [False]
+
+_OUTPUT = object()  # marks "the output of this node" among saved values
+
+
+class Node:
+    """One recorded operation in the graph: PyTorch's ``grad_fn``, and the ``ctx``.
+
+    ``next_functions`` holds, for each input of ``forward``, the node that the
+    input's gradient flows to: the input's own ``grad_fn``, an
+    ``AccumulateGrad`` for a leaf that requires grad, or ``None``.  ``shape`` and
+    ``dtype`` describe the node's output, so that the engine can check the
+    gradients that flow into it without keeping the output tensor alive.
+    """
+
+    __slots__ = (
+        "function",
+        "next_functions",
+        "needs_input_grad",
+        "to_save",
+        "_saved",
+        "_saved_versions",
+        "_out_data",
+        "_out_version",
+        "_output_ref",
+        "shape",
+        "dtype",
+        "pre_hooks",
+        "retained",
+        "released",
+        "creation_trace",
+        "__dict__",
+        "__weakref__",
+    )
+
+    def __init__(self, function):
+        self.function = function
+        self.to_save = ()
+        self._saved = None
+        self.pre_hooks = None
+        self.retained = None
+        self.released = False
+        self.creation_trace = None
+
+    # -- what forward uses ---------------------------------------------------
+    def save_for_backward(self, *values):
+        """Keep arrays (inputs, the output, or new arrays) for ``backward``."""
+        self.to_save = values
+
+    def mark_non_differentiable(self, *outputs):  # PyTorch compatibility; no-op
+        pass
+
+    # -- what backward uses --------------------------------------------------
+    @property
+    def saved_tensors(self):
+        """The values saved in forward, as Tensors (inputs keep their graph)."""
+        if self._saved is None:
+            if self.released:
+                raise RuntimeError(
+                    f"{self.name()}: trying to backward through the graph a second time "
+                    "(or to use saved values after they were freed). Saved values are "
+                    "freed after backward; call backward(retain_graph=True) the first "
+                    "time if you need to backward through the graph again."
+                )
+            return ()
+        unpacked = []
+        for index, (value, version) in enumerate(
+            zip(self._saved, self._saved_versions, strict=True)
+        ):
+            if value is _OUTPUT:
+                self._check_version(self._out_version, version, index, "output")
+                unpacked.append(Tensor._make(self._out_data, self, self._out_version))
+            elif isinstance(value, Tensor):
+                self._check_version(value._version, version, index, "input")
+                unpacked.append(value)
+            elif isinstance(value, np.ndarray):
+                unpacked.append(Tensor._make(value, None, None))
+            else:  # None, or a Python number that stays a (weakly typed) number
+                unpacked.append(value)
+        return tuple(unpacked)
+
+    @property
+    def saved_values(self):  # alias used by visualize
+        return self.saved_tensors
+
+    def _check_version(self, counter, version, index, kind):
+        if counter[0] != version:
+            raise RuntimeError(
+                f"{self.name()}: one of the values needed for gradient computation has "
+                f"been modified by an in-place operation: saved {kind} {index} is at "
+                f"version {counter[0]}, but version {version} was saved. Use an "
+                "out-of-place operation (y = y + 1 rather than y += 1) or clone() the "
+                "tensor before changing it."
+            )
+
+    def _release(self):
+        """Free the saved values once backward no longer needs them."""
+        self._saved = None
+        self._out_data = None
+        self.released = True
+
+    # -- description -----------------------------------------------------------
+    def name(self) -> str:
+        return f"{self.function.__name__}Backward"
+
+    def register_hook(self, hook):  # hooks on gradients flowing into this node
+        if self.pre_hooks is None:
+            self.pre_hooks = []
+        self.pre_hooks.append(hook)
+        return _RemovableHandle(self.pre_hooks, hook)
+
+    def __repr__(self):
+        return f"<{self.name()} object at {id(self):#x}>"
+
+
+class AccumulateGrad:
+    """The node for a leaf tensor: gradients that reach it are added to ``.grad``."""
+
+    __slots__ = ("variable", "shape", "dtype", "next_functions", "pre_hooks", "__weakref__")
+
+    def __init__(self, variable):
+        self.variable = variable
+        self.shape = variable.data.shape
+        self.dtype = variable.data.dtype
+        self.next_functions = ()
+        self.pre_hooks = None
+
+    def name(self) -> str:
+        return "AccumulateGrad"
+
+    def __repr__(self):
+        return f"<AccumulateGrad object at {id(self):#x}>"
+
+
+class _RemovableHandle:
+    """Returned by ``register_hook``; ``handle.remove()`` takes the hook away."""
+
+    __slots__ = ("_hooks", "_hook")
+
+    def __init__(self, hooks, hook):
+        self._hooks = hooks
+        self._hook = hook
+
+    def remove(self):
+        try:
+            self._hooks.remove(self._hook)
+        except ValueError:
+            pass
+
+
+def _accumulator_of(leaf: Tensor) -> AccumulateGrad:
+    """The leaf's AccumulateGrad node, created once and shared while it lives."""
+    ref = leaf._accumulator
+    node = ref() if ref is not None else None
+    if node is None:
+        node = AccumulateGrad(leaf)
+        leaf._accumulator = weakref.ref(node)
+    return node
+
+
+class Function:
+    """Base class of every differentiable operation (see the module docstring).
+
+    Subclasses define ``forward(ctx, *args)`` on NumPy arrays and
+    ``backward(ctx, grad)`` with Tensor operations, and are called through
+    ``Function.apply(*args)``.
+    """
+
+    # Set by operations whose output is a NumPy view of their first input, so
+    # that in-place changes through the view are seen by the base's version.
+    returns_view = False
+
+    @staticmethod
+    def forward(ctx, *args):
+        raise NotImplementedError("a Function subclass must define forward(ctx, *args)")
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError("a Function subclass must define backward(ctx, grad)")
+
+    @classmethod
+    def apply(cls, *inputs):
+        """Run ``forward`` on the inputs' arrays and record the node if needed."""
+        record = False
+        if _grad_enabled[0]:
+            needs = tuple([isinstance(t, Tensor) and t._requires_grad for t in inputs])
+            record = True in needs
+        else:
+            needs = (False,) * len(inputs)
+        ctx = Node(cls)
+        ctx.needs_input_grad = needs
+        arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
+        try:
+            out = cls.forward(ctx, *arrays)
+        except (ValueError, TypeError, IndexError) as error:
+            raise _forward_error(cls, inputs, error) from error
+        if type(out) is not np.ndarray:
+            if isinstance(out, Tensor):
+                out = out.data
+            out = np.asarray(out)
+        if not record:
+            result = Tensor._make(out, None, None)
+        else:
+            result = Tensor._make(out, ctx, None)
+            ctx.next_functions = tuple(
+                [
+                    (t.grad_fn or _accumulator_of(t)) if need else None
+                    for t, need in zip(inputs, needs, strict=True)
+                ]
+            )
+            ctx.shape = out.shape
+            ctx.dtype = out.dtype
+            ctx._output_ref = weakref.ref(result)
+            if ctx.to_save:
+                _pack_saved(ctx, inputs, arrays, out, result)
+            if _anomaly_enabled[0]:
+                ctx.creation_trace = "".join(traceback.format_stack()[:-2])
+        if cls.returns_view and isinstance(inputs[0], Tensor) and out.base is not None:
+            base = inputs[0]
+            result._version = base._version
+            result._base = base._base if base._base is not None else base
+        return result
+
+
+def _pack_saved(ctx, inputs, arrays, out, result):
+    """Turn the arrays given to ``save_for_backward`` into saved references.
+
+    An input's array is replaced by the input Tensor itself (so a second-order
+    backward sees its graph), the output's by a marker (the output is rebuilt on
+    demand, so the node does not keep its own output tensor alive), and any other
+    array is kept as a constant.  Versions are noted to catch in-place changes.
+    """
+    saved = []
+    versions = []
+    for value in ctx.to_save:
+        if value is out:
+            saved.append(_OUTPUT)
+            versions.append(0)
+            ctx._out_data = out
+            ctx._out_version = result._version
+            continue
+        for tensor, array in zip(inputs, arrays, strict=True):
+            if value is array and isinstance(tensor, Tensor):
+                saved.append(tensor)
+                versions.append(tensor._version[0])
+                break
+        else:
+            if isinstance(value, Tensor):
+                saved.append(value)
+                versions.append(value._version[0])
+            else:
+                saved.append(value)
+                versions.append(0)
+    ctx._saved = saved
+    ctx._saved_versions = versions
+    ctx.to_save = ()
+
+
+def _describe(value):
+    if isinstance(value, Tensor):
+        return f"tensor of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape} and dtype {value.dtype}"
+    return repr(value)
+
+
+def _forward_error(cls, inputs, error):
+    """Re-raise an error from forward with the op's name and its inputs described."""
+    op = getattr(cls, "op_name", cls.__name__.lower())
+    if str(error).startswith(f"{op}:"):
+        return error  # the op already wrote a complete message
+    tensors = [_describe(t) for t in inputs if isinstance(t, (Tensor, np.ndarray))]
+    described = "; ".join(tensors) if tensors else "no tensor inputs"
+    message = f"{op}: {error} (inputs: {described})"
+    for kind in (IndexError, TypeError, ValueError):  # AxisError is both; PyTorch says IndexError
+        if isinstance(error, kind):
+            return kind(message)
+    return RuntimeError(message)

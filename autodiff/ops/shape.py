@@ -1,0 +1,381 @@
+"""Shape operations: reshape, permute, expand, indexing, cat, pad.
+
+Most forwards return NumPy views (no copy); their backwards move the gradient
+back into the input's layout.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..function import Function
+from ..tensor import Tensor
+
+
+def sum_to_shape(grad: Tensor, shape: tuple, op: str = "backward") -> Tensor:
+    """Undo broadcasting: sum ``grad`` over the dims that broadcasting added or stretched.
+
+    ``sum_to_shape(g, (3, 1))`` for ``g`` of shape ``(2, 3, 4)`` sums dim 0 and dim 2.
+    """
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    stretched = lead >= 0 and all(
+        s == 1 or s == g for s, g in zip(shape, grad.shape[lead:], strict=True)
+    )
+    if not stretched:
+        raise RuntimeError(
+            f"{op}: got a gradient of shape {grad.shape} for an input of shape {shape}; "
+            "the gradient must have the input's shape (or a shape it broadcasts to)"
+        )
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, s in enumerate(shape) if s == 1 and grad.shape[lead + i] != 1
+    )
+    from .reduce import Sum
+
+    return Sum.apply(grad, axes, True).reshape(shape) if axes else grad.reshape(shape)
+
+
+class Reshape(Function):
+    """y = x viewed with a new shape        dL/dx = dL/dy reshaped back"""
+
+    returns_view = True
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.input_shape = x.shape
+        try:
+            return np.reshape(x, shape)
+        except ValueError:
+            raise ValueError(
+                f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) "
+                f"into shape {tuple(shape)}"
+            ) from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.input_shape), None
+
+
+class Permute(Function):
+    """y = x with dims reordered        dL/dx = dL/dy with the inverse order"""
+
+    returns_view = True
+
+    @staticmethod
+    def forward(ctx, x, dims):
+        ctx.dims = dims
+        return np.transpose(x, dims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.permute(tuple(np.argsort(ctx.dims))), None
+
+
+class Expand(Function):
+    """y = x broadcast to a shape        dL/dx = dL/dy summed over the broadcast dims"""
+
+    returns_view = True
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.input_shape = x.shape
+        return np.broadcast_to(x, shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return sum_to_shape(grad, ctx.input_shape, "expand"), None
+
+
+def _is_basic(index) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return all(
+        item is None or item is Ellipsis or isinstance(item, (int, np.integer, slice))
+        for item in items
+    )
+
+
+class GetItem(Function):
+    """y = x[index]        dL/dx = zeros with dL/dy added at index (repeats add up)"""
+
+    op_name = "getitem"
+    returns_view = True
+
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.input_shape = x.shape
+        ctx.index = index
+        try:
+            return x[index]
+        except IndexError as error:
+            raise IndexError(f"getitem: {error} (tensor of shape {x.shape})") from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return IndexAdd.apply(grad, ctx.index, ctx.input_shape), None
+
+
+class IndexAdd(Function):
+    """y = zeros(shape); y[index] += g        dL/dg = dL/dy[index]"""
+
+    op_name = "index_add"
+
+    @staticmethod
+    def forward(ctx, g, index, shape):
+        ctx.index = index
+        out = np.zeros(shape, dtype=g.dtype)
+        if _is_basic(index):
+            out[index] = g  # basic indexing never repeats a position
+        else:
+            np.add.at(out, index, g)  # integer arrays may repeat: add, don't overwrite
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad[ctx.index], None, None
+
+
+class SetItem(Function):
+    """y = x with y[index] = v        dL/dx = dL/dy with zeros at index    dL/dv = dL/dy[index]"""
+
+    op_name = "setitem"
+
+    @staticmethod
+    def forward(ctx, x, index, value):
+        ctx.index = index
+        out = np.array(x, copy=True)
+        try:
+            out[index] = value
+        except (ValueError, IndexError) as error:
+            raise type(error)(
+                f"setitem: cannot assign a value of shape {np.shape(value)} to index "
+                f"{index!r} of a tensor of shape {x.shape}: {error}"
+            ) from None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_x = SetItem.apply(grad, ctx.index, 0.0) if ctx.needs_input_grad[0] else None
+        grad_value = grad[ctx.index] if ctx.needs_input_grad[2] else None
+        return grad_x, None, grad_value
+
+
+class Cat(Function):
+    """y = [x1, x2, ...] along dim        dL/dx_k = the k-th slice of dL/dy"""
+
+    @staticmethod
+    def forward(ctx, dim, *xs):
+        ctx.dim = dim
+        ctx.sizes = [x.shape[dim] for x in xs]
+        return np.concatenate(xs, axis=dim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grads = [None]
+        start = 0
+        prefix = (slice(None),) * ctx.dim
+        for size, needed in zip(ctx.sizes, ctx.needs_input_grad[1:], strict=True):
+            grads.append(grad[prefix + (slice(start, start + size),)] if needed else None)
+            start += size
+        return tuple(grads)
+
+
+class Pad(Function):
+    """y = x with a constant border        dL/dx = the interior of dL/dy"""
+
+    @staticmethod
+    def forward(ctx, x, widths, value):
+        ctx.interior = tuple(slice(before, before + n) for (before, _), n in zip(widths, x.shape, strict=True))
+        return np.pad(x, widths, mode="constant", constant_values=value)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad[ctx.interior], None, None
+
+
+# -- functions composed from the primitives -------------------------------------
+
+
+def normalize_dim(dim, ndim: int, op: str) -> int:
+    """One dim, negative allowed, checked against ``ndim`` dims."""
+    rank = max(ndim, 1)
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    if not -rank <= dim < rank:
+        raise IndexError(
+            f"{op}: dimension out of range (expected to be in range of [{-rank}, {rank - 1}], "
+            f"but got {dim})"
+        )
+    return int(dim) % rank
+
+
+def parse_shape(args, op: str) -> tuple:
+    """Accept ``f(2, 3)``, ``f((2, 3))`` and ``f([2, 3])`` as PyTorch does."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    elif len(args) == 1 and isinstance(args[0], Tensor):
+        args = tuple(args[0].tolist())
+    for size in args:
+        if not isinstance(size, (int, np.integer)) or isinstance(size, bool):
+            raise TypeError(f"{op}: sizes must be ints, got {args!r}")
+    return tuple(int(s) for s in args)
+
+
+def reshape(x: Tensor, *shape) -> Tensor:
+    return Reshape.apply(x, parse_shape(shape, "reshape"))
+
+
+def flatten(x: Tensor, start_dim=0, end_dim=-1) -> Tensor:
+    """Merge dims ``start_dim..end_dim`` into one (``flatten(x, 1)`` keeps the batch dim)."""
+    if x.ndim == 0:
+        return Reshape.apply(x, (1,))
+    start = normalize_dim(start_dim, x.ndim, "flatten")
+    end = normalize_dim(end_dim, x.ndim, "flatten")
+    if start > end:
+        raise ValueError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
+    shape = x.shape[:start] + (math.prod(x.shape[start : end + 1]),) + x.shape[end + 1 :]
+    return Reshape.apply(x, shape)
+
+
+def unflatten(x: Tensor, dim, sizes) -> Tensor:
+    d = normalize_dim(dim, x.ndim, "unflatten")
+    return reshape(x, x.shape[:d] + tuple(sizes) + x.shape[d + 1 :])
+
+
+def permute(x: Tensor, *dims) -> Tensor:
+    dims = parse_shape(dims, "permute")
+    if len(dims) != x.ndim or sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
+        raise ValueError(
+            f"permute: dims {dims} are not a permutation of the {x.ndim} dims of a tensor "
+            f"of shape {x.shape}"
+        )
+    return Permute.apply(x, tuple(d % max(x.ndim, 1) for d in dims))
+
+
+def transpose(x: Tensor, dim0, dim1) -> Tensor:
+    """Swap two dims."""
+    if x.ndim == 0:
+        return x
+    a = normalize_dim(dim0, x.ndim, "transpose")
+    b = normalize_dim(dim1, x.ndim, "transpose")
+    dims = list(range(x.ndim))
+    dims[a], dims[b] = dims[b], dims[a]
+    return Permute.apply(x, tuple(dims))
+
+
+def unsqueeze(x: Tensor, dim) -> Tensor:
+    """Insert a dim of size 1 at ``dim`` (negative counts from the new end)."""
+    d = normalize_dim(dim, x.ndim + 1, "unsqueeze")
+    return Reshape.apply(x, x.shape[:d] + (1,) + x.shape[d:])
+
+
+def squeeze(x: Tensor, dim=None) -> Tensor:
+    """Remove dims of size 1 (only the given ones, when ``dim`` is set)."""
+    if dim is None:
+        return Reshape.apply(x, tuple(s for s in x.shape if s != 1))
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    dims = {normalize_dim(d, x.ndim, "squeeze") for d in dims} if x.ndim else set()
+    return Reshape.apply(x, tuple(s for i, s in enumerate(x.shape) if not (i in dims and s == 1)))
+
+
+def expand(x: Tensor, *sizes) -> Tensor:
+    """Broadcast to ``sizes`` without copying (-1 keeps a dim's size)."""
+    sizes = parse_shape(sizes, "expand")
+    if len(sizes) < x.ndim:
+        raise RuntimeError(
+            f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal "
+            f"to the number of dims of the tensor ({x.ndim}); tensor shape {x.shape}"
+        )
+    lead = len(sizes) - x.ndim
+    target = []
+    for i, size in enumerate(sizes):
+        existing = x.shape[i - lead] if i >= lead else None
+        if size == -1:
+            if existing is None:
+                raise RuntimeError(f"expand: -1 is not allowed in a new leading dim ({sizes})")
+            size = existing
+        elif existing is not None and existing != 1 and existing != size:
+            raise RuntimeError(
+                f"expand: the expanded size ({size}) must match the existing size ({existing}) "
+                f"at non-singleton dimension {i}; target sizes {tuple(sizes)}, tensor shape {x.shape}"
+            )
+        target.append(size)
+    return Expand.apply(x, tuple(target))
+
+
+def broadcast_to(x: Tensor, shape) -> Tensor:
+    return expand(x, tuple(shape))
+
+
+def cat(tensors, dim=0) -> Tensor:
+    """Join tensors along an existing dim."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    ndim = tensors[0].ndim
+    d = normalize_dim(dim, ndim, "cat")
+    for t in tensors:
+        if t.ndim != ndim or t.shape[:d] + t.shape[d + 1 :] != tensors[0].shape[:d] + tensors[0].shape[d + 1 :]:
+            shapes = ", ".join(str(t.shape) for t in tensors)
+            raise ValueError(
+                f"cat: tensors must have the same shape except in dim {dim}; got shapes {shapes}"
+            )
+    return Cat.apply(d, *tensors)
+
+
+def stack(tensors, dim=0) -> Tensor:
+    """Join tensors along a new dim."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) != 1:
+        raise ValueError(f"stack: expects each tensor to be equal size, got shapes {[t.shape for t in tensors]}")
+    d = normalize_dim(dim, tensors[0].ndim + 1, "stack")
+    return Cat.apply(d, *[unsqueeze(t, d) for t in tensors])
+
+
+def pad(x: Tensor, pad, mode="constant", value=None) -> Tensor:
+    """Pad with a constant; ``pad`` lists (before, after) pairs from the last dim backwards.
+
+    ``pad(x, (1, 1, 2, 0))`` adds one column left and right and two rows on top,
+    as ``torch.nn.functional.pad`` does.
+    """
+    if mode != "constant":
+        raise NotImplementedError(f"pad: only mode='constant' is implemented, got {mode!r}")
+    pad = tuple(int(p) for p in pad)
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(
+            f"pad: padding length must be even and at most 2 * ndim ({2 * x.ndim}), got {len(pad)}"
+        )
+    if any(p < 0 for p in pad):
+        raise ValueError(f"pad: negative padding {pad} is not supported")
+    widths = [(0, 0)] * x.ndim
+    for i in range(len(pad) // 2):
+        widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    return Pad.apply(x, tuple(widths), 0 if value is None else value)
+
+
+def split(x: Tensor, split_size_or_sections, dim=0):
+    """Split into chunks of a size, or into the listed sizes, along ``dim``."""
+    d = normalize_dim(dim, x.ndim, "split")
+    length = x.shape[d]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        sizes = [min(step, length - s) for s in range(0, length, step)]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != length:
+            raise ValueError(f"split: sizes {sizes} do not add up to {length} (dim {dim} of {x.shape})")
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append(x[(slice(None),) * d + (slice(start, start + size),)])
+        start += size
+    return tuple(pieces)
+
+
+def chunk(x: Tensor, chunks: int, dim=0):
+    d = normalize_dim(dim, x.ndim, "chunk")
+    return split(x, math.ceil(x.shape[d] / chunks), d)

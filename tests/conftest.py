@@ -1,0 +1,41 @@
+"""Shared test set-up: Hypothesis profiles and the optional PyTorch comparison."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+# CI: deterministic and bounded.  dev: the default for local runs.  thorough: many
+# more examples, for hunting bugs (HYPOTHESIS_PROFILE=thorough make test).
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=25,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "dev", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "thorough", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture
+def torch():
+    """PyTorch, for comparisons; the test is skipped cleanly when it is not installed."""
+    return pytest.importorskip("torch")
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    import autodiff
+
+    autodiff.manual_seed(0)
+    np.random.seed(0)
