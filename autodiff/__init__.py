@@ -52,15 +52,15 @@ from .tensor import Tensor, get_default_dtype
 __version__ = "0.1.0"
 
 # dtypes, as PyTorch names them (they are NumPy dtypes here)
-float32 = float = _np.dtype("float32")  # noqa: A001
+float32 = float = _np.dtype("float32")
 float64 = double = _np.dtype("float64")
 float16 = half = _np.dtype("float16")
 int64 = long = _np.dtype("int64")
-int32 = int = _np.dtype("int32")  # noqa: A001
+int32 = int = _np.dtype("int32")
 int16 = short = _np.dtype("int16")
 int8 = _np.dtype("int8")
 uint8 = _np.dtype("uint8")
-bool = _np.dtype("bool")  # noqa: A001
+bool = _np.dtype("bool")
 dtype = _np.dtype
 
 Size = tuple
@@ -70,7 +70,7 @@ def _mirror(name):
     """``autodiff.exp(x)`` is ``x.exp()``: module functions mirror the methods."""
     method = getattr(Tensor, name)
 
-    def function(input, *args, **kwargs):  # noqa: A002 (PyTorch's name)
+    def function(input, *args, **kwargs):
         if not isinstance(input, Tensor):
             input = tensor(input)
         return method(input, *args, **kwargs)
@@ -81,13 +81,73 @@ def _mirror(name):
     return function
 
 
-for _name in (
-    "add sub mul div pow matmul mm neg exp log sqrt rsqrt abs sin cos tanh sigmoid relu "
-    "square reciprocal clamp clip sum mean var std max min amax amin argmax argmin prod "
-    "reshape flatten unflatten permute transpose t unsqueeze squeeze numel clone detach "
-    "softmax log_softmax isnan isinf isfinite allclose equal eq ne lt le gt ge sign floor "
-    "ceil round masked_fill logical_not any all"
-).split():
+for _name in [
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "matmul",
+    "mm",
+    "neg",
+    "exp",
+    "log",
+    "sqrt",
+    "rsqrt",
+    "abs",
+    "sin",
+    "cos",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "square",
+    "reciprocal",
+    "clamp",
+    "clip",
+    "sum",
+    "mean",
+    "var",
+    "std",
+    "max",
+    "min",
+    "amax",
+    "amin",
+    "argmax",
+    "argmin",
+    "prod",
+    "reshape",
+    "flatten",
+    "unflatten",
+    "permute",
+    "transpose",
+    "t",
+    "unsqueeze",
+    "squeeze",
+    "numel",
+    "clone",
+    "detach",
+    "softmax",
+    "log_softmax",
+    "isnan",
+    "isinf",
+    "isfinite",
+    "allclose",
+    "equal",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "sign",
+    "floor",
+    "ceil",
+    "round",
+    "masked_fill",
+    "logical_not",
+    "any",
+    "all",
+]:
     globals()[_name] = _mirror(_name)
 del _name
 
@@ -95,12 +155,12 @@ subtract, multiply, divide = sub, mul, div  # noqa: F821 (made by _mirror above)
 absolute, clip = abs, clamp  # noqa: F821
 
 
-def maximum(input, other) -> Tensor:  # noqa: A002
+def maximum(input, other) -> Tensor:
     """Elementwise maximum (ties share the gradient equally)."""
     return ops.Maximum.apply(input, other)
 
 
-def minimum(input, other) -> Tensor:  # noqa: A002
+def minimum(input, other) -> Tensor:
     """Elementwise minimum (ties share the gradient equally)."""
     return ops.Minimum.apply(input, other)
 
@@ -111,6 +171,6 @@ def is_tensor(obj) -> bool:
 
 def set_printoptions(precision=None, threshold=None, linewidth=None, **_ignored):
     """Set how tensors print (NumPy's print options underneath)."""
-    options = {k: v for k, v in dict(precision=precision, threshold=threshold, linewidth=linewidth).items() if v is not None}
+    given = {"precision": precision, "threshold": threshold, "linewidth": linewidth}
+    options = {k: v for k, v in given.items() if v is not None}
     _np.set_printoptions(**options)
-

@@ -17,7 +17,7 @@ def is_anomaly_enabled() -> bool:
     return _anomaly_enabled[0]
 
 
-class detect_anomaly:  # noqa: N801 (PyTorch's name)
+class detect_anomaly:
     """Context manager (and decorator) that turns anomaly detection on."""
 
     def __init__(self, check_nan: bool = True):
@@ -43,7 +43,7 @@ class detect_anomaly:  # noqa: N801 (PyTorch's name)
         return wrapper
 
 
-class set_detect_anomaly(detect_anomaly):  # noqa: N801
+class set_detect_anomaly(detect_anomaly):
     """``set_detect_anomaly(True)`` turns it on now; also a context manager."""
 
     def __init__(self, mode: bool, check_nan: bool = True):

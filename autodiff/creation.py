@@ -78,19 +78,19 @@ def _like(tensor_, fill, dtype, requires_grad, op):
     return _finish(np.full(tensor_.shape, fill, dtype=dtype), requires_grad, None, op)
 
 
-def zeros_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:  # noqa: A002
+def zeros_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _like(input, 0, dtype, requires_grad, "zeros_like")
 
 
-def ones_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:  # noqa: A002
+def ones_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _like(input, 1, dtype, requires_grad, "ones_like")
 
 
-def empty_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:  # noqa: A002
+def empty_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _like(input, 0, dtype, requires_grad, "empty_like")
 
 
-def full_like(input, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:  # noqa: A002
+def full_like(input, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _like(input, fill_value, dtype, requires_grad, "full_like")
 
 
@@ -158,11 +158,11 @@ def randperm(n, generator=None, dtype=None, device=None) -> Tensor:
     return _finish(numpy_rng(generator).permutation(n).astype(dtype), False, device, "randperm")
 
 
-def rand_like(input, dtype=None, requires_grad=False) -> Tensor:  # noqa: A002
+def rand_like(input, dtype=None, requires_grad=False) -> Tensor:
     return rand(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
 
 
-def randn_like(input, dtype=None, requires_grad=False) -> Tensor:  # noqa: A002
+def randn_like(input, dtype=None, requires_grad=False) -> Tensor:
     return randn(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
 
 

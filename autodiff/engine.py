@@ -142,7 +142,7 @@ def _propagate(node: Node, grad: Tensor, pending: dict) -> None:
             f"took {len(next_functions)} inputs; return one per input (None for inputs "
             "that take no gradient)"
         )
-    for next_node, input_grad in zip(next_functions, input_grads):  # noqa: B905 (checked above)
+    for next_node, input_grad in zip(next_functions, input_grads):
         if next_node is None or input_grad is None:
             continue
         if type(input_grad) is not Tensor:

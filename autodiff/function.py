@@ -33,6 +33,7 @@ Example: a user-defined op::
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 import weakref
 
@@ -187,10 +188,8 @@ class _RemovableHandle:
         self._hook = hook
 
     def remove(self):
-        try:
+        with contextlib.suppress(ValueError):  # already removed
             self._hooks.remove(self._hook)
-        except ValueError:
-            pass
 
 
 def _accumulator_of(leaf: Tensor) -> AccumulateGrad:

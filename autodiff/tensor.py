@@ -8,7 +8,6 @@ Methods delegate to the operations in ``autodiff.ops``.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
@@ -21,7 +20,7 @@ class Device:
 
     __slots__ = ("type", "index")
 
-    def __init__(self, type="cpu", index=None):  # noqa: A002 (PyTorch's name)
+    def __init__(self, type="cpu", index=None):
         if isinstance(type, Device):
             type, index = type.type, type.index
         name = str(type).split(":")[0]
@@ -227,7 +226,9 @@ class Tensor:
         """Keep this non-leaf tensor's gradient in ``.grad`` during backward."""
         if self.grad_fn is None:
             if not self._requires_grad:
-                raise RuntimeError("retain_grad: can't retain_grad on a tensor that has requires_grad=False")
+                raise RuntimeError(
+                    "retain_grad: can't retain_grad on a tensor that has requires_grad=False"
+                )
             return
         import weakref
 
@@ -240,7 +241,9 @@ class Tensor:
         ``remove()``.
         """
         if not self._requires_grad:
-            raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't require gradient")
+            raise RuntimeError(
+                "register_hook: cannot register a hook on a tensor that doesn't require gradient"
+            )
         from .function import _RemovableHandle
 
         if self.grad_fn is not None:
@@ -324,11 +327,11 @@ class Tensor:
         return self if self.data.flags.c_contiguous else self.clone()
 
     @property
-    def T(self) -> Tensor:  # noqa: N802 (PyTorch's name)
+    def T(self) -> Tensor:
         return self.permute(tuple(reversed(range(self.ndim))))
 
     @property
-    def mT(self) -> Tensor:  # noqa: N802
+    def mT(self) -> Tensor:
         return self.transpose(-2, -1)
 
     def __repr__(self):
@@ -433,7 +436,12 @@ class Tensor:
         for arg in args:
             if isinstance(arg, Tensor):
                 dtype = arg.dtype
-            elif isinstance(arg, (str, Device)) and str(arg).split(":")[0] in ("cpu", "cuda", "mps", "xpu"):
+            elif isinstance(arg, (str, Device)) and str(arg).split(":")[0] in (
+                "cpu",
+                "cuda",
+                "mps",
+                "xpu",
+            ):
                 device = arg
             else:
                 dtype = arg
@@ -446,8 +454,14 @@ class Tensor:
     def type(self, dtype=None):
         """With no argument, the type's name; with a dtype, a cast."""
         if dtype is None:
-            names = {"float32": "FloatTensor", "float64": "DoubleTensor", "int64": "LongTensor",
-                     "int32": "IntTensor", "bool": "BoolTensor", "float16": "HalfTensor"}
+            names = {
+                "float32": "FloatTensor",
+                "float64": "DoubleTensor",
+                "int64": "LongTensor",
+                "int32": "IntTensor",
+                "bool": "BoolTensor",
+                "float16": "HalfTensor",
+            }
             return "autodiff." + names.get(self.dtype.name, f"Tensor[{self.dtype.name}]")
         return self.to(dtype)
 
@@ -601,7 +615,9 @@ class Tensor:
         return _compare(np.logical_xor if self.dtype == np.bool_ else np.bitwise_xor, self, other)
 
     def __invert__(self):
-        return _constant(np.logical_not(self.data) if self.dtype == np.bool_ else np.invert(self.data))
+        return _constant(
+            np.logical_not(self.data) if self.dtype == np.bool_ else np.invert(self.data)
+        )
 
     def logical_not(self):
         return _constant(np.logical_not(self.data))
@@ -677,7 +693,7 @@ class Tensor:
     def reciprocal(self):
         return _ops.Div.apply(1.0, self)
 
-    def clamp(self, min=None, max=None):  # noqa: A002 (PyTorch's names)
+    def clamp(self, min=None, max=None):
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
         if isinstance(min, Tensor) or isinstance(max, Tensor):
@@ -843,7 +859,9 @@ class Tensor:
                     f"{index!r} of a tensor of shape {self.shape}: {error}"
                 ) from None
 
-        _in_place(self, "setitem", lambda: _ops.SetItem.apply(self, index, value), update_in_place, value)
+        _in_place(
+            self, "setitem", lambda: _ops.SetItem.apply(self, index, value), update_in_place, value
+        )
 
     # -- in-place operations ----------------------------------------------------
     def add_(self, other, alpha=1):
@@ -881,11 +899,9 @@ class Tensor:
         def copy_into(array, other):
             np.copyto(array, np.broadcast_to(other, array.shape), casting="unsafe")
 
-        return _in_place(
-            self, "copy_", lambda: _ops.where(True, src, self), copy_into, src
-        )
+        return _in_place(self, "copy_", lambda: _ops.where(True, src, self), copy_into, src)
 
-    def clamp_(self, min=None, max=None):  # noqa: A002
+    def clamp_(self, min=None, max=None):
         return _in_place(
             self,
             "clamp_",
@@ -913,7 +929,9 @@ class Tensor:
         return _in_place(self, "random fill", None, write, None)
 
     def relu_(self):
-        return _in_place(self, "relu_", lambda: self.relu(), lambda a, _: np.maximum(a, 0, out=a), None)
+        return _in_place(
+            self, "relu_", lambda: self.relu(), lambda a, _: np.maximum(a, 0, out=a), None
+        )
 
 
 def _dim(dim, axis):
@@ -1002,7 +1020,9 @@ def _in_place(tensor: Tensor, op: str, out_of_place, update, other):
             f"{op}: output with shape {tensor.shape} doesn't match the broadcast shape {result.shape}"
         )
     if not np.can_cast(result.dtype, tensor.dtype, "same_kind"):
-        raise RuntimeError(f"{op}: result type {result.dtype} can't be cast to the desired output type {tensor.dtype}")
+        raise RuntimeError(
+            f"{op}: result type {result.dtype} can't be cast to the desired output type {tensor.dtype}"
+        )
     np.copyto(tensor.data, result.data, casting="same_kind")
     tensor._version[0] += 1
     node = result.grad_fn
@@ -1035,7 +1055,9 @@ def _normalize_index_item(item, tensor):
         if item.ndim == 0 and item.dtype.kind in "iu":
             return int(item)
     elif isinstance(item, float):
-        raise IndexError(f"getitem: only integers, slices, None, ..., and integer or boolean tensors are valid indices (got {item!r})")
+        raise IndexError(
+            f"getitem: only integers, slices, None, ..., and integer or boolean tensors are valid indices (got {item!r})"
+        )
     return item
 
 

@@ -207,7 +207,7 @@ MaxResult = collections.namedtuple("max", ["values", "indices"])
 MinResult = collections.namedtuple("min", ["values", "indices"])
 
 
-def sum(x: Tensor, dim=None, keepdim=False, dtype=None) -> Tensor:  # noqa: A001
+def sum(x: Tensor, dim=None, keepdim=False, dtype=None) -> Tensor:
     """Sum over ``dim`` (all elements when None)."""
     if dtype is not None:
         x = x.to(dtype)
@@ -259,9 +259,13 @@ def _extreme(x, dim, keepdim, reducer, arg, op, result_type):
     if dim is None:
         return reducer.apply(x, None, False)
     if isinstance(dim, Tensor):
-        raise TypeError(f"{op}: use autodiff.{'maximum' if op == 'max' else 'minimum'}(a, b) for two tensors")
+        raise TypeError(
+            f"{op}: use autodiff.{'maximum' if op == 'max' else 'minimum'}(a, b) for two tensors"
+        )
     if x.numel() == 0:
-        raise IndexError(f"{op}(): cannot reduce an empty tensor of shape {x.shape} along dim {dim}")
+        raise IndexError(
+            f"{op}(): cannot reduce an empty tensor of shape {x.shape} along dim {dim}"
+        )
     (axis,) = normalize_dims(dim, x.ndim, op) or (0,)
     if x.ndim == 0:
         return result_type(x.clone(), Tensor._make(np.zeros((), np.int64), None, None))
@@ -273,12 +277,12 @@ def _extreme(x, dim, keepdim, reducer, arg, op, result_type):
     return result_type(values, Tensor._make(indices.astype(np.int64), None, None))
 
 
-def max(x: Tensor, dim=None, keepdim=False):  # noqa: A001
+def max(x: Tensor, dim=None, keepdim=False):
     """``x.max()`` is a tensor; ``x.max(dim)`` is ``(values, indices)``, as in PyTorch."""
     return _extreme(x, dim, keepdim, Amax, np.argmax, "max", MaxResult)
 
 
-def min(x: Tensor, dim=None, keepdim=False):  # noqa: A001
+def min(x: Tensor, dim=None, keepdim=False):
     """``x.min()`` is a tensor; ``x.min(dim)`` is ``(values, indices)``, as in PyTorch."""
     return _extreme(x, dim, keepdim, Amin, np.argmin, "min", MinResult)
 

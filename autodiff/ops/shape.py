@@ -187,7 +187,9 @@ class Pad(Function):
 
     @staticmethod
     def forward(ctx, x, widths, value):
-        ctx.interior = tuple(slice(before, before + n) for (before, _), n in zip(widths, x.shape, strict=True))
+        ctx.interior = tuple(
+            slice(before, before + n) for (before, _), n in zip(widths, x.shape, strict=True)
+        )
         return np.pad(x, widths, mode="constant", constant_values=value)
 
     @staticmethod
@@ -317,7 +319,10 @@ def cat(tensors, dim=0) -> Tensor:
     ndim = tensors[0].ndim
     d = normalize_dim(dim, ndim, "cat")
     for t in tensors:
-        if t.ndim != ndim or t.shape[:d] + t.shape[d + 1 :] != tensors[0].shape[:d] + tensors[0].shape[d + 1 :]:
+        if (
+            t.ndim != ndim
+            or t.shape[:d] + t.shape[d + 1 :] != tensors[0].shape[:d] + tensors[0].shape[d + 1 :]
+        ):
             shapes = ", ".join(str(t.shape) for t in tensors)
             raise ValueError(
                 f"cat: tensors must have the same shape except in dim {dim}; got shapes {shapes}"
@@ -332,7 +337,9 @@ def stack(tensors, dim=0) -> Tensor:
         raise ValueError("stack: expected a non-empty list of tensors")
     shapes = {t.shape for t in tensors}
     if len(shapes) != 1:
-        raise ValueError(f"stack: expects each tensor to be equal size, got shapes {[t.shape for t in tensors]}")
+        raise ValueError(
+            f"stack: expects each tensor to be equal size, got shapes {[t.shape for t in tensors]}"
+        )
     d = normalize_dim(dim, tensors[0].ndim + 1, "stack")
     return Cat.apply(d, *[unsqueeze(t, d) for t in tensors])
 
@@ -368,7 +375,9 @@ def split(x: Tensor, split_size_or_sections, dim=0):
     else:
         sizes = list(split_size_or_sections)
         if sum(sizes) != length:
-            raise ValueError(f"split: sizes {sizes} do not add up to {length} (dim {dim} of {x.shape})")
+            raise ValueError(
+                f"split: sizes {sizes} do not add up to {length} (dim {dim} of {x.shape})"
+            )
     pieces, start = [], 0
     for size in sizes:
         pieces.append(x[(slice(None),) * d + (slice(start, start + size),)])

@@ -22,7 +22,7 @@ class Windows2d(Function):
     @staticmethod
     def forward(ctx, x, kernel_size, stride, dilation):
         (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
-        n, c, h, w = x.shape
+        h, w = x.shape[2:]
         span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
         if span_h > h or span_w > w:
             raise ValueError(
