@@ -44,6 +44,7 @@ from .engine import grad
 from .function import Function
 from .function import Node as FunctionCtx
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .ops import broadcast_to, cat, chunk, gather, logsumexp, pad, split, stack, where
 from .random import Generator, initial_seed, manual_seed, seed
 from .tensor import Device as device
