@@ -1,0 +1,443 @@
+"""Property-test your own operations: Hypothesis strategies and a gradient assertion.
+
+This module needs Hypothesis (``pip install "autodiff[test]"``).  It offers
+
+* strategies that draw test inputs: ``shapes``, ``broadcastable_shapes``,
+  ``arrays`` and ``tensors``;
+* ``assert_gradients_match(fn, *tensors)``: the engine's gradients of ``fn``
+  against central differences, through a *random* upstream gradient ``v``
+  (an all-ones ``v``, i.e. ``fn(x).sum()``, hides transposed or swapped
+  gradients);
+* ``check_gradients(fn, ...)``: a ready Hypothesis test that draws shapes and
+  values and calls ``assert_gradients_match`` on each draw.
+
+Testing a user-defined op takes a few lines::
+
+    import autodiff
+    from autodiff.testing import check_gradients
+
+    class Cube(autodiff.Function):
+        '''y = x^3        dL/dx = dL/dy * 3 x^2'''
+
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x**3
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return grad * 3 * x**2
+
+    test_cube = check_gradients(Cube.apply, elements=(-3, 3))   # pytest collects it
+
+The numerical check, for inputs ``x_1 .. x_n`` and outputs ``y_1 .. y_m``: with
+``L(x) = sum_i <v_i, y_i(x)>`` for random ``v_i``, the engine's
+``dL/dx_j[k]`` must equal ``(L(x + eps e_k) - L(x - eps e_k)) / (2 eps)`` within
+``atol + rtol * |numerical|``.  It runs in float64 (inputs are copied to
+float64 unless ``dtype=None``).
+"""
+
+from __future__ import annotations
+
+try:
+    import hypothesis
+    import hypothesis.extra.numpy as hnp
+    from hypothesis import strategies as st
+except ImportError as error:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "autodiff.testing needs Hypothesis, which is not installed; install the test "
+        'extra: pip install "autodiff[test]" (or pip install hypothesis)'
+    ) from error
+
+import numpy as np
+
+from .engine import grad as _grad
+from .grad_mode import enable_grad
+from .tensor import Tensor
+
+__all__ = [
+    "arrays",
+    "assert_gradients_match",
+    "broadcastable_shapes",
+    "check_gradients",
+    "shapes",
+    "tensors",
+]
+
+
+# -- strategies -------------------------------------------------------------------
+
+
+def shapes(*, min_dims=0, max_dims=3, min_side=1, max_side=4):
+    """Strategy for array shapes (tuples of ints).
+
+    ``shapes(min_dims=1, max_dims=2)`` draws ``(3,)``, ``(2, 4)``, ... with every
+    side between ``min_side`` and ``max_side``; ``min_dims=0`` allows ``()``
+    (a scalar).
+    """
+    if min_dims < 0 or max_dims < min_dims:
+        raise ValueError(
+            f"shapes: need 0 <= min_dims <= max_dims, got min_dims={min_dims}, max_dims={max_dims}"
+        )
+    if min_side < 0 or max_side < min_side:
+        raise ValueError(
+            f"shapes: need 0 <= min_side <= max_side, got min_side={min_side}, max_side={max_side}"
+        )
+    return hnp.array_shapes(
+        min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side
+    )
+
+
+def broadcastable_shapes(
+    num_shapes=2, *, min_dims=0, max_dims=3, min_side=1, max_side=4, base_shape=()
+):
+    """Strategy for a tuple of ``num_shapes`` shapes that broadcast together.
+
+    ``broadcastable_shapes(2)`` draws pairs such as ``((2, 1, 3), (4, 3))`` or
+    ``((), (2,))``: NumPy (and the engine) can combine them with ``+``, ``*`` ...
+    ``np.broadcast_shapes(*shapes)`` is the result's shape.  ``base_shape``, as in
+    Hypothesis, is a shape that all of them must broadcast with.
+    """
+    if num_shapes < 1:
+        raise ValueError(f"broadcastable_shapes: num_shapes must be at least 1, got {num_shapes}")
+    return hnp.mutually_broadcastable_shapes(
+        num_shapes=num_shapes,
+        base_shape=tuple(base_shape),
+        min_dims=min_dims,
+        max_dims=max_dims,
+        min_side=min_side,
+        max_side=max_side,
+    ).map(lambda drawn: tuple(drawn.input_shapes))
+
+
+def _elements(dtype, min_value, max_value, avoid, margin):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        return st.booleans()
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        low = info.min if min_value is None else int(np.ceil(min_value))
+        high = info.max if max_value is None else int(np.floor(max_value))
+        strategy = st.integers(low, high)
+    elif dtype.kind == "f":
+        strategy = st.floats(
+            min_value=min_value,
+            max_value=max_value,
+            allow_nan=False,
+            allow_infinity=False,
+            allow_subnormal=False,
+            width=8 * min(dtype.itemsize, 8),
+        )
+    else:
+        raise TypeError(f"arrays: unsupported dtype {dtype} (use a bool, int or float dtype)")
+    if avoid:
+        points = tuple(float(a) for a in avoid)
+        strategy = strategy.filter(lambda v: all(abs(v - a) > margin for a in points))
+    return strategy
+
+
+def arrays(
+    dtype=np.float64,
+    shape=None,
+    *,
+    min_value=-10.0,
+    max_value=10.0,
+    elements=None,
+    avoid=(),
+    margin=1e-2,
+    unique=False,
+):
+    """Strategy for NumPy arrays of ``dtype`` and ``shape`` with bounded values.
+
+    ``shape`` is a tuple or a strategy (default ``shapes()``).  Values lie in
+    ``[min_value, max_value]`` (finite, no NaN); ``avoid`` lists points to stay
+    at least ``margin`` away from (kinks such as 0 for ``abs``); ``elements`` (a
+    Hypothesis strategy) replaces all of that; ``unique=True`` draws distinct
+    values.  Example: ``arrays(np.float64, (2, 3), min_value=0.1, max_value=5)``.
+    """
+    dtype = np.dtype(dtype)
+    if min_value is not None and max_value is not None and min_value > max_value:
+        raise ValueError(f"arrays: min_value {min_value} is larger than max_value {max_value}")
+    if shape is None:
+        shape = shapes()
+    if elements is None:
+        elements = _elements(dtype, min_value, max_value, avoid, margin)
+    return hnp.arrays(dtype, shape, elements=elements, unique=unique)
+
+
+def tensors(
+    dtype=np.float64,
+    shape=None,
+    *,
+    min_value=-10.0,
+    max_value=10.0,
+    elements=None,
+    avoid=(),
+    margin=1e-2,
+    unique=False,
+    requires_grad=False,
+):
+    """Strategy for ``autodiff.Tensor`` leaves; arguments as for ``arrays``.
+
+    ``tensors(autodiff.float64, shapes(min_dims=1), min_value=0.1, requires_grad=True)``
+    draws positive float64 leaves that require grad (a safe domain for ``log``).
+    Integer and boolean tensors cannot require grad: asking is a ValueError.
+    """
+    dtype = np.dtype(dtype)
+    if requires_grad and dtype.kind != "f":
+        raise ValueError(
+            f"tensors: only floating point tensors can require grad, got dtype {dtype}"
+        )
+    return arrays(
+        dtype,
+        shape,
+        min_value=min_value,
+        max_value=max_value,
+        elements=elements,
+        avoid=avoid,
+        margin=margin,
+        unique=unique,
+    ).map(lambda array: _leaf(array, requires_grad))
+
+
+def _leaf(array: np.ndarray, requires_grad: bool) -> Tensor:
+    tensor = Tensor._make(array, None, None)
+    tensor._requires_grad = bool(requires_grad)
+    return tensor
+
+
+# -- the gradient assertion ---------------------------------------------------------
+
+
+def _outputs(value) -> list:
+    values = list(value) if isinstance(value, (tuple, list)) else [value]
+    for i, out in enumerate(values):
+        if not isinstance(out, Tensor):
+            raise TypeError(
+                f"assert_gradients_match: output {i} of the function is a "
+                f"{type(out).__name__}, expected a Tensor"
+            )
+    return values
+
+
+def _describe_entry(index: int, shape: tuple) -> str:
+    return str([int(i) for i in np.unravel_index(index, shape)]) if shape else "[]"
+
+
+def assert_gradients_match(
+    fn,
+    *tensors,
+    eps=1e-6,
+    atol=1e-5,
+    rtol=1e-3,
+    seed=0,
+    grad_outputs=None,
+    dtype=np.float64,
+):
+    """Assert that the engine's gradients of ``fn`` at ``tensors`` match finite differences.
+
+    Every input tensor with ``requires_grad=True`` is checked (the others are
+    passed through unchanged, as are non-tensor arguments).  The upstream
+    gradient of each output is drawn from a standard normal with ``seed``
+    unless ``grad_outputs`` gives it.  With ``dtype`` (float64 by default) the
+    float inputs are copied to that dtype first.
+
+    Raises ``AssertionError`` naming the input, the worst entry, the numerical
+    and the analytical value; returns the analytical gradients (a tuple) when
+    they match.
+
+    Example::
+
+        x = autodiff.randn(3, 4, dtype=autodiff.float64, requires_grad=True)
+        assert_gradients_match(lambda t: t.softmax(dim=1), x)
+    """
+    inputs = []
+    for t in tensors:
+        if isinstance(t, Tensor) and dtype is not None and t.dtype.kind == "f":
+            inputs.append(_leaf(np.array(t.data, dtype=dtype, copy=True), t.requires_grad))
+        else:
+            inputs.append(t)
+    wanted = [j for j, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    if not wanted:
+        raise ValueError(
+            "assert_gradients_match: no input requires grad; pass tensors created with "
+            "requires_grad=True (for example tensors(requires_grad=True))"
+        )
+    with enable_grad():
+        outputs = _outputs(fn(*inputs))
+    if grad_outputs is None:
+        rng = np.random.default_rng(seed)
+        vs = [rng.standard_normal(out.shape) for out in outputs]
+    else:
+        given = list(grad_outputs) if isinstance(grad_outputs, (tuple, list)) else [grad_outputs]
+        if len(given) != len(outputs):
+            raise ValueError(
+                f"assert_gradients_match: {len(given)} grad_outputs for {len(outputs)} outputs"
+            )
+        vs = [np.asarray(g.data if isinstance(g, Tensor) else g, dtype=np.float64) for g in given]
+    for i, (out, v) in enumerate(zip(outputs, vs, strict=True)):
+        if v.shape != out.shape:
+            raise ValueError(
+                f"assert_gradients_match: grad_outputs[{i}] has shape {v.shape} but output "
+                f"{i} has shape {out.shape}"
+            )
+    differentiable = [(out, v) for out, v in zip(outputs, vs, strict=True) if out.requires_grad]
+    analytical = [np.zeros(inputs[j].shape) for j in wanted]
+    if differentiable:
+        grads = _grad(
+            [out for out, _ in differentiable],
+            [inputs[j] for j in wanted],
+            [Tensor._make(v.astype(out.dtype), None, None) for out, v in differentiable],
+            allow_unused=True,
+        )
+        for position, (j, g) in enumerate(zip(wanted, grads, strict=True)):
+            if g is None:
+                continue
+            if g.shape != inputs[j].shape:
+                raise AssertionError(
+                    f"assert_gradients_match: the gradient of input {j} has shape {g.shape}, "
+                    f"but the input has shape {inputs[j].shape}"
+                )
+            if g.dtype != inputs[j].dtype:
+                raise AssertionError(
+                    f"assert_gradients_match: the gradient of input {j} has dtype {g.dtype}, "
+                    f"but the input has dtype {inputs[j].dtype}"
+                )
+            analytical[position] = np.asarray(g.data, dtype=np.float64)
+
+    def objective():  # L = sum_i <v_i, y_i(x)>
+        with enable_grad():
+            outs = _outputs(fn(*inputs))
+        return sum(
+            float(np.sum(v * np.asarray(o.data, np.float64))) for o, v in zip(outs, vs, strict=True)
+        )
+
+    results = []
+    for position, j in enumerate(wanted):
+        flat = inputs[j].data.reshape(-1)  # a view: the copies are contiguous
+        if not np.shares_memory(flat, inputs[j].data):
+            raise ValueError(
+                f"assert_gradients_match: input {j} is not contiguous; pass dtype=float64 to copy it"
+            )
+        numerical = np.zeros(flat.size)
+        for k in range(flat.size):
+            original = flat[k].item()
+            flat[k] = original + eps
+            plus = objective()
+            flat[k] = original - eps
+            minus = objective()
+            flat[k] = original
+            numerical[k] = (plus - minus) / (2 * eps)
+        numerical = numerical.reshape(inputs[j].shape)
+        expected = analytical[position]
+        if not np.allclose(expected, numerical, rtol=rtol, atol=atol):
+            excess = np.abs(expected - numerical) - (atol + rtol * np.abs(numerical))
+            excess = np.where(np.isnan(excess), np.inf, excess)
+            worst = int(np.argmax(excess))
+            a, n = float(expected.reshape(-1)[worst]), float(numerical.reshape(-1)[worst])
+            shape = inputs[j].shape
+            message = (
+                f"assert_gradients_match: the gradient of input {j} (shape {shape}) does not "
+                f"match finite differences. Worst entry {_describe_entry(worst, shape)}: "
+                f"numerical {n!r}, analytical {a!r} (|difference| {abs(a - n):.3g} > atol + "
+                f"rtol * |numerical| = {atol + rtol * abs(n):.3g}). Upstream gradient: random "
+                f"normal, seed {seed}; output shapes {[o.shape for o in outputs]}."
+            )
+            if expected.size <= 24:
+                with np.printoptions(precision=6, suppress=True):
+                    message += f"\nnumerical:\n{numerical}\nanalytical:\n{expected}"
+            raise AssertionError(message)
+        results.append(expected)
+    return tuple(results)
+
+
+# -- a ready property test ------------------------------------------------------------
+
+
+def _per_input(value, count, name):
+    if isinstance(value, list):
+        if len(value) != count:
+            raise ValueError(
+                f"check_gradients: {name} lists {len(value)} entries for {count} inputs"
+            )
+        return value
+    return [value] * count
+
+
+def check_gradients(
+    fn,
+    *,
+    num_inputs=1,
+    shapes=None,
+    elements=(-10.0, 10.0),
+    avoid=(),
+    dtype=np.float64,
+    max_examples=None,
+    eps=1e-6,
+    atol=1e-5,
+    rtol=1e-3,
+):
+    """A Hypothesis test checking ``fn``'s gradients on drawn shapes and values.
+
+    Returns a function of no arguments: call it, or assign it to a ``test_*``
+    name in a test module and pytest collects it.  Each example draws
+
+    * shapes: ``shapes`` may be a strategy drawing a tuple of ``num_inputs``
+      shapes (default: ``broadcastable_shapes(num_inputs)``), or a list with one
+      shape or shape strategy per input;
+    * values: ``elements`` is a ``(low, high)`` pair or a Hypothesis strategy, or
+      a list of those (one per input); ``avoid`` lists points (kinks) to keep
+      away from;
+    * a seed for the random upstream gradient,
+
+    and calls ``assert_gradients_match(fn, *inputs)``.  Example::
+
+        test_mul = check_gradients(lambda a, b: a * b, num_inputs=2)
+        test_log = check_gradients(autodiff.log, elements=(0.1, 10))
+        test_mm = check_gradients(lambda a, b: a @ b, shapes=[(2, 3), (3, 4)])
+    """
+    if shapes is None:
+        shape_strategy = broadcastable_shapes(num_inputs)
+    elif isinstance(shapes, list):
+        if len(shapes) != num_inputs:
+            num_inputs = len(shapes)
+        parts = [s if isinstance(s, st.SearchStrategy) else st.just(tuple(s)) for s in shapes]
+        shape_strategy = st.tuples(*parts)
+    elif isinstance(shapes, st.SearchStrategy):
+        shape_strategy = shapes
+    else:
+        raise TypeError(
+            "check_gradients: shapes must be None, a strategy of shape tuples (such as "
+            f"broadcastable_shapes(2)) or a list of shapes, got {shapes!r}"
+        )
+    bounds = _per_input(elements, num_inputs, "elements")
+
+    def value_strategy(bound, shape):
+        if isinstance(bound, st.SearchStrategy):
+            return tensors(dtype, shape, elements=bound, requires_grad=True)
+        low, high = bound
+        return tensors(dtype, shape, min_value=low, max_value=high, avoid=avoid, requires_grad=True)
+
+    @st.composite
+    def drawn_inputs(draw):
+        drawn_shapes = draw(shape_strategy)
+        if len(drawn_shapes) != num_inputs:
+            raise ValueError(
+                f"check_gradients: the shapes strategy drew {len(drawn_shapes)} shapes for "
+                f"{num_inputs} inputs"
+            )
+        return [draw(value_strategy(b, s)) for b, s in zip(bounds, drawn_shapes, strict=True)]
+
+    @hypothesis.given(inputs=drawn_inputs(), seed=st.integers(0, 2**32 - 1))
+    def test_gradients(inputs, seed):
+        assert_gradients_match(fn, *inputs, eps=eps, atol=atol, rtol=rtol, seed=seed)
+
+    if max_examples is not None:
+        test_gradients = hypothesis.settings(max_examples=max_examples)(test_gradients)
+    owner = getattr(fn, "__self__", None)  # Function.apply is bound to the Function class
+    name = owner.__name__ if isinstance(owner, type) else getattr(fn, "__name__", "fn")
+    test_gradients.__name__ = (
+        f"test_gradients_of_{name}".replace(".", "_").replace("<", "").replace(">", "")
+    )
+    return test_gradients

@@ -1,0 +1,307 @@
+"""Tests of autodiff.testing: the strategies themselves, and the gradient assertions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import autodiff
+from autodiff.testing import (
+    arrays,
+    assert_gradients_match,
+    broadcastable_shapes,
+    check_gradients,
+    shapes,
+    tensors,
+)
+
+# -- strategies ---------------------------------------------------------------------
+
+
+@given(data=st.data(), min_dims=st.integers(0, 3), extra=st.integers(0, 2), side=st.integers(1, 3))
+def test_shapes_respect_their_bounds(data, min_dims, extra, side):
+    shape = data.draw(
+        shapes(min_dims=min_dims, max_dims=min_dims + extra, min_side=side, max_side=side + 2)
+    )
+    assert isinstance(shape, tuple)
+    assert min_dims <= len(shape) <= min_dims + extra
+    assert all(side <= s <= side + 2 for s in shape)
+
+
+def test_shapes_draws_scalars_and_several_ranks():
+    seen = set()
+
+    @settings(max_examples=60, derandomize=True)
+    @given(shapes(min_dims=0, max_dims=2))
+    def collect(shape):
+        seen.add(len(shape))
+
+    collect()
+    assert seen == {0, 1, 2}
+
+
+def test_shapes_reject_impossible_bounds():
+    with pytest.raises(ValueError, match="min_dims"):
+        shapes(min_dims=3, max_dims=1)
+    with pytest.raises(ValueError, match="min_side"):
+        shapes(min_side=4, max_side=2)
+
+
+@given(data=st.data(), n=st.integers(1, 4))
+def test_broadcastable_shapes_broadcast_together(data, n):
+    drawn = data.draw(broadcastable_shapes(n, max_dims=3, max_side=3))
+    assert isinstance(drawn, tuple) and len(drawn) == n
+    result = np.broadcast_shapes(*drawn)
+    # and the engine agrees: adding tensors of these shapes gives the broadcast shape
+    total = autodiff.zeros(drawn[0])
+    for shape in drawn[1:]:
+        total = total + autodiff.zeros(shape)
+    assert total.shape == result
+
+
+def test_broadcastable_shapes_really_broadcast_sometimes():
+    stretched = []
+
+    @settings(max_examples=60, derandomize=True)
+    @given(broadcastable_shapes(2))
+    def collect(pair):
+        stretched.append(pair[0] != pair[1])
+
+    collect()
+    assert any(stretched), "every drawn pair had equal shapes: broadcasting is never exercised"
+
+
+def test_broadcastable_shapes_base_shape_and_bad_count():
+    @settings(max_examples=10, derandomize=True)
+    @given(broadcastable_shapes(2, base_shape=(2, 3)))
+    def check(pair):
+        np.broadcast_shapes((2, 3), *pair)
+
+    check()
+    with pytest.raises(ValueError, match="num_shapes"):
+        broadcastable_shapes(0)
+
+
+@given(
+    data=st.data(),
+    dtype=st.sampled_from([np.float32, np.float64, np.int64]),
+    low=st.integers(-5, 0),
+    width=st.integers(1, 5),
+)
+def test_arrays_have_dtype_shape_and_bounds(data, dtype, low, width):
+    array = data.draw(arrays(dtype, (2, 3), min_value=low, max_value=low + width))
+    assert array.dtype == np.dtype(dtype)
+    assert array.shape == (2, 3)
+    assert np.all(np.isfinite(array))
+    assert np.all((array >= low) & (array <= low + width))
+
+
+@given(
+    arrays(np.float64, shapes(min_dims=1), min_value=-1, max_value=1, avoid=(0.0, 0.5), margin=0.05)
+)
+def test_arrays_avoid_kinks(array):
+    assert np.all(np.abs(array) > 0.05)
+    assert np.all(np.abs(array - 0.5) > 0.05)
+
+
+@given(arrays(np.float64, (6,), unique=True))
+def test_arrays_unique(array):
+    assert len(np.unique(array)) == 6
+
+
+@given(arrays(np.bool_, (3,)))
+def test_arrays_bool(array):
+    assert array.dtype == np.bool_
+
+
+def test_arrays_reject_bad_bounds_and_dtypes():
+    with pytest.raises(ValueError, match="min_value"):
+        arrays(np.float64, (2,), min_value=3, max_value=1)
+    with pytest.raises(TypeError, match="dtype"):
+        arrays(np.dtype("U3"), (2,)).example()
+
+
+@given(tensors(np.float64, shapes(max_dims=2), min_value=0.5, max_value=2, requires_grad=True))
+def test_tensors_are_leaves_that_require_grad(t):
+    assert isinstance(t, autodiff.Tensor)
+    assert t.requires_grad and t.is_leaf and t.grad is None
+    assert t.dtype == np.float64
+    assert np.all((t.data >= 0.5) & (t.data <= 2))
+    t.log().sum().backward()  # a safe domain for log
+    np.testing.assert_allclose(t.grad.data, 1 / t.data)
+
+
+@given(tensors(np.int64, (2, 2), min_value=0, max_value=3))
+def test_integer_tensors(t):
+    assert t.dtype == np.int64 and not t.requires_grad
+
+
+def test_integer_tensors_cannot_require_grad():
+    with pytest.raises(ValueError, match="floating point"):
+        tensors(np.int64, (2,), requires_grad=True)
+
+
+# -- assert_gradients_match ----------------------------------------------------------------
+
+
+class _TransposedGrad(autodiff.Function):
+    """y = x W (W fixed, square) with the WRONG backward dL/dx = dL/dy W (not W^T)."""
+
+    W = np.array([[1.0, 2.0], [3.0, 4.0]])
+
+    @staticmethod
+    def forward(ctx, x):
+        return x @ _TransposedGrad.W
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad @ autodiff.tensor(_TransposedGrad.W)
+
+
+class _Cube(autodiff.Function):
+    """y = x^3        dL/dx = dL/dy * 3 x^2"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x**3
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * 3 * x**2
+
+
+class _WrongCube(_Cube):
+    """y = x^3 with the wrong derivative 2 x^2."""
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * 2 * x**2
+
+
+def test_assert_gradients_match_passes_and_returns_gradients():
+    x = autodiff.tensor([[0.5, -1.0], [2.0, 0.25]], dtype=autodiff.float64, requires_grad=True)
+    v = np.array([[1.0, 2.0], [3.0, 4.0]])
+    (g,) = assert_gradients_match(_Cube.apply, x, grad_outputs=v)
+    np.testing.assert_allclose(g, v * 3 * x.data**2)
+
+
+def test_a_missing_transpose_in_a_matmul_rule_is_caught():
+    x = autodiff.tensor([[0.3, -0.7]], dtype=autodiff.float64, requires_grad=True)
+    with pytest.raises(AssertionError, match=r"input 0 .*Worst entry \[0, \d\]: numerical"):
+        assert_gradients_match(_TransposedGrad.apply, x)
+
+
+def test_random_upstream_catches_what_an_all_ones_upstream_hides():
+    # dL/dX = dL/dY^T is wrong, but with dL/dY = ones (L = Y.sum()) and a square
+    # shape, ones^T == ones: only a random upstream gradient exposes it.
+    class TransposeBug(autodiff.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return 2 * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return 2 * grad.T
+
+    x = autodiff.tensor(np.arange(4.0).reshape(2, 2), requires_grad=True)
+    assert_gradients_match(TransposeBug.apply, x, grad_outputs=np.ones((2, 2)))  # hidden
+    with pytest.raises(AssertionError, match="does not match finite differences"):
+        assert_gradients_match(TransposeBug.apply, x)
+
+
+def test_assert_gradients_match_failure_message():
+    x = autodiff.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    with pytest.raises(AssertionError) as info:
+        assert_gradients_match(_WrongCube.apply, x, grad_outputs=np.ones(3))
+    message = str(info.value)
+    assert "input 0 (shape (3,))" in message
+    assert "Worst entry [2]" in message  # |27 - 18| is the largest difference
+    assert "numerical 27.0" in message and "analytical 18.0" in message
+
+
+def test_assert_gradients_match_runs_in_float64():
+    x = autodiff.tensor([0.1, 0.2], requires_grad=True)  # float32
+    (g,) = assert_gradients_match(lambda t: t.sin(), x)
+    assert g.dtype == np.float64
+    assert x.grad is None  # the user's tensor is untouched
+
+
+def test_assert_gradients_match_several_inputs_and_outputs():
+    a = autodiff.tensor([1.0, 2.0], requires_grad=True)
+    b = autodiff.tensor([[0.5], [1.5]], requires_grad=True)
+    assert_gradients_match(lambda x, y: (x * y, (x + y).exp(), x.sum()), a, b)
+    c = autodiff.tensor([3.0, 4.0])  # not requiring grad: passed through, not checked
+    assert_gradients_match(lambda x, y, k: x * y * k, a, b, 2.0)
+    assert_gradients_match(lambda x, y: x * y, a, c)
+
+
+def test_assert_gradients_match_names_a_wrong_gradient_shape_or_dtype_or_no_input():
+    with pytest.raises(ValueError, match="no input requires grad"):
+        assert_gradients_match(lambda t: t * 2, autodiff.tensor([1.0]))
+    with pytest.raises(ValueError, match=r"grad_outputs\[0\] has shape \(3,\)"):
+        assert_gradients_match(
+            lambda t: t * 2,
+            autodiff.tensor([1.0, 2.0], requires_grad=True),
+            grad_outputs=np.ones(3),
+        )
+    with pytest.raises(TypeError, match="output 0 of the function is a float"):
+        assert_gradients_match(lambda t: 1.0, autodiff.tensor([1.0], requires_grad=True))
+
+
+def test_unused_input_has_zero_gradient():
+    a = autodiff.tensor([1.0, 2.0], requires_grad=True)
+    b = autodiff.tensor([3.0], requires_grad=True)
+    ga, gb = assert_gradients_match(lambda x, y: x * 2, a, b)
+    assert ga.shape == (2,)
+    assert np.all(gb == 0)
+
+
+# -- check_gradients ------------------------------------------------------------------
+
+
+test_cube_with_the_helper = check_gradients(_Cube.apply, elements=(-3, 3), max_examples=10)
+test_broadcast_mul_with_the_helper = check_gradients(
+    lambda a, b: a * b, num_inputs=2, max_examples=10
+)
+test_matmul_with_fixed_shapes = check_gradients(
+    lambda a, b: a @ b,
+    shapes=[(2, 3), shapes(min_dims=2, max_dims=2, min_side=3, max_side=3)],
+    max_examples=5,
+)
+test_log_per_input_domain = check_gradients(
+    lambda a, b: a.log() * b, num_inputs=2, elements=[(0.1, 5.0), (-5.0, 5.0)], max_examples=10
+)
+test_abs_away_from_its_kink = check_gradients(
+    autodiff.abs, elements=(-2, 2), avoid=(0.0,), max_examples=10
+)
+
+
+def test_check_gradients_catches_a_wrong_op():
+    test = check_gradients(_WrongCube.apply, elements=(-3, 3), max_examples=10)
+    assert test.__name__ == "test_gradients_of__WrongCube"
+    with pytest.raises(AssertionError, match="does not match finite differences"):
+        test()
+
+
+def test_check_gradients_rejects_bad_shapes():
+    with pytest.raises(TypeError, match="shapes must be"):
+        check_gradients(autodiff.exp, shapes=3)
+    with pytest.raises(ValueError, match="elements lists 1 entries for 2 inputs"):
+        check_gradients(lambda a, b: a * b, num_inputs=2, elements=[(0, 1)])
+
+
+def test_import_without_hypothesis_names_the_extra():
+    code = (
+        "import sys; sys.modules['hypothesis'] = None\n"
+        "try:\n    import autodiff.testing\nexcept ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "autodiff[test]" in out.stdout and "Hypothesis" in out.stdout
