@@ -1,0 +1,512 @@
+"""Image datasets with torchvision's names: ``FashionMNIST``, ``MNIST``, and the bundled ``Digits``.
+
+``FashionMNIST(root, train=True, transform=None, target_transform=None,
+download=False)`` reads torchvision's folder layout,
+``root/FashionMNIST/raw/train-images-idx3-ubyte`` (or ``.gz``) and the three other
+files, so files that torchvision downloaded are found as they are.
+``download=True`` fetches each missing file from a list of mirrors, checks its
+MD5, and writes it atomically (a temporary file renamed into place, so an
+interrupted download never leaves a file that a later run would trust).
+
+    >>> from nn import datasets
+    >>> from nn.transforms import ToTensor
+    >>> train = datasets.FashionMNIST("data", train=True, download=True, transform=ToTensor())
+    >>> image, label = train[0]          # float32 (1, 28, 28) in [0, 1], an int
+    >>> train.classes[label]
+    'Ankle boot'
+
+``Digits`` is a real data set shipped inside the package (UCI handwritten digits,
+1,797 images of 8x8 pixels, values 0..16; CC BY 4.0, see ``nn/resources/README.md``),
+so training works with no network at all.
+
+The mirrors can be replaced with the ``mirrors=`` argument or the environment
+variables ``AUTODIFF_FASHION_MNIST_MIRRORS`` / ``AUTODIFF_MNIST_MIRRORS``
+(URLs separated by commas or spaces); tests serve files from 127.0.0.1 this way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from autodiff import Tensor
+
+from .data import Dataset, _check_index
+from .transforms import is_batchable
+
+__all__ = [
+    "MNIST",
+    "DatasetNotFoundError",
+    "Digits",
+    "DownloadError",
+    "FashionMNIST",
+    "download_url",
+    "read_idx",
+]
+
+RESOURCES = Path(__file__).with_name("resources")
+
+# The IDX format: two zero bytes, a type code, the number of dimensions, then one
+# big-endian uint32 per dimension, then the values (big-endian) in C order.
+_IDX_TYPES = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+class DatasetNotFoundError(RuntimeError):
+    """A dataset's files are not on disk (and were not downloaded)."""
+
+
+class DownloadError(RuntimeError):
+    """No mirror delivered a file with the expected checksum."""
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's contents, decompressed when it is gzip (by its magic bytes, not its name)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise RuntimeError(f"cannot read data file {path}: {error.strerror or error}") from None
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as error:
+        raise RuntimeError(
+            f"data file {path} is a corrupt or truncated gzip file ({error}); delete it and "
+            "download it again"
+        ) from None
+
+
+def read_idx(path, expected_ndim: int | None = None, expected_dtype=None) -> np.ndarray:
+    """Read an IDX file (MNIST's format; gzip-compressed or not) into a NumPy array.
+
+    Checks the magic number (two zero bytes, a known type code, the number of
+    dimensions), optionally that number of dimensions and the dtype, and that the
+    file holds exactly ``prod(dims)`` values; every error names the file.
+
+        >>> read_idx("data/FashionMNIST/raw/t10k-labels-idx1-ubyte.gz").shape
+        (10000,)
+    """
+    path = Path(path)
+    content = _read_bytes(path)
+    if len(content) < 4:
+        raise RuntimeError(
+            f"data file {path} is not an IDX file: it holds {len(content)} bytes, fewer than "
+            "the 4-byte magic number"
+        )
+    zero1, zero2, type_code, ndim = content[:4]
+    magic = int.from_bytes(content[:4], "big")
+    if zero1 or zero2 or type_code not in _IDX_TYPES:
+        raise RuntimeError(
+            f"data file {path} is not an IDX file: bad magic number 0x{magic:08x} (expected "
+            "0x00000801 for labels or 0x00000803 for images)"
+        )
+    if expected_ndim is not None and ndim != expected_ndim:
+        raise RuntimeError(
+            f"data file {path}: expected an IDX file of {expected_ndim} dimension(s) (magic "
+            f"0x0000080{expected_ndim}), got {ndim} dimension(s) (magic 0x{magic:08x}); is it "
+            "the labels file in place of the images file, or the other way round?"
+        )
+    dtype = _IDX_TYPES[type_code]
+    if expected_dtype is not None and dtype != np.dtype(expected_dtype):
+        raise RuntimeError(
+            f"data file {path}: expected values of type {np.dtype(expected_dtype)}, got {dtype}"
+        )
+    header = 4 + 4 * ndim
+    if len(content) < header:
+        raise RuntimeError(
+            f"data file {path} is truncated: its header needs {header} bytes for {ndim} "
+            f"dimensions, the file holds {len(content)}"
+        )
+    dims = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    actual = len(content) - header
+    if actual != expected:
+        what = "truncated" if actual < expected else "longer than its header says"
+        raise RuntimeError(
+            f"data file {path} is {what}: its header announces dimensions {dims} "
+            f"({expected} bytes of data), the file holds {actual} bytes of data"
+        )
+    array = np.frombuffer(content, dtype=dtype, offset=header).reshape(dims)
+    return array.astype(dtype.newbyteorder("="), copy=True)
+
+
+# -- downloading ----------------------------------------------------------------------------
+class _PlainBar:
+    """A progress bar for when tqdm is not installed: one line, redrawn in place."""
+
+    def __init__(self, total, desc, file=None):
+        self.total, self.desc, self.n = total, desc, 0
+        self.file = file or sys.stderr
+        self._last = -1
+
+    def update(self, n):
+        self.n += n
+        if self.total:
+            percent = int(100 * self.n / self.total)
+            if percent != self._last:
+                self._last = percent
+                filled = percent // 4
+                self.file.write(
+                    f"\r{self.desc}: {percent:3d}% |{'#' * filled}{'.' * (25 - filled)}| "
+                    f"{self.n}/{self.total} B"
+                )
+                self.file.flush()
+        else:
+            self.file.write(f"\r{self.desc}: {self.n} B")
+            self.file.flush()
+
+    def close(self):
+        self.file.write("\n")
+        self.file.flush()
+
+
+def _progress_bar(total, desc):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _PlainBar(total, desc)
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
+
+
+def download_url(
+    url: str, path, md5: str | None = None, timeout: float = 30, progress: bool = True
+) -> Path:
+    """Download ``url`` to ``path`` atomically, checking the MD5 if given.
+
+    The bytes go to a temporary file next to ``path``; only a complete file whose
+    length matches the server's ``Content-Length`` and whose MD5 matches ``md5`` is
+    renamed to ``path``.  Anything else raises ``DownloadError`` and leaves no file.
+    """
+    path = Path(path)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        digest = hashlib.md5()
+        received = 0
+        request = urllib.request.Request(url, headers={"User-Agent": "autodiff-datasets/0.1"})
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as r:
+            length = r.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            bar = _progress_bar(total, path.name) if progress else None
+            try:
+                while chunk := r.read(1 << 16):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
+            finally:
+                if bar is not None:
+                    bar.close()
+            out.flush()
+            os.fsync(out.fileno())
+        if total is not None and received != total:
+            raise DownloadError(f"{url}: the connection was cut after {received} of {total} bytes")
+        if md5 is not None and digest.hexdigest() != md5:
+            raise DownloadError(
+                f"{url}: MD5 mismatch: got {digest.hexdigest()}, expected {md5} ({received} bytes)"
+            )
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return path
+
+
+def _mirrors_from(argument, env_var: str, default: list[str]) -> list[str]:
+    if argument is not None:
+        mirrors = [argument] if isinstance(argument, str) else list(argument)
+    elif os.environ.get(env_var, "").strip():
+        mirrors = os.environ[env_var].replace(",", " ").split()
+    else:
+        mirrors = list(default)
+    return [m if m.endswith("/") else m + "/" for m in mirrors]
+
+
+# -- the datasets ---------------------------------------------------------------------------
+class _ArrayImages(Dataset):
+    """A dataset of uint8 images held in one array, with torchvision's transform API."""
+
+    data: Tensor
+    targets: Tensor
+    classes: list[str]
+
+    @property
+    def class_to_idx(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.classes)}
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def __getitem__(self, index):
+        """``(image, target)``: the image is a uint8 (H, W) array passed through ``transform``."""
+        index = _check_index(index, len(self), f"{type(self).__name__} ({self._split})")
+        image = self.data.data[index]
+        target = int(self.targets.data[index])
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return image, target
+
+    def _fetch_batch(self, indices):
+        """The fast path: one fancy index, then the transform on the whole batch."""
+        if not is_batchable(self.transform) or self.target_transform is not None:
+            return None
+        images = self.data.data[indices]
+        if self.transform is not None:
+            images = self.transform.batch(images)
+        targets = self.targets.data[indices]
+        return [Tensor._make(images, None, None), Tensor._make(targets, None, None)]
+
+    @property
+    def _split(self) -> str:
+        return "train" if self.train else "test"
+
+    def __repr__(self) -> str:
+        lines = [
+            f"Dataset {type(self).__name__}",
+            f"    Number of datapoints: {len(self)}",
+        ]
+        if getattr(self, "root", None) is not None:
+            lines.append(f"    Root location: {self.root}")
+        lines.append(f"    Split: {'Train' if self.train else 'Test'}")
+        if self.transform is not None:
+            lines.append(f"    Transform: {self.transform!r}")
+        if self.target_transform is not None:
+            lines.append(f"    Target transform: {self.target_transform!r}")
+        return "\n".join(lines)
+
+
+class MNIST(_ArrayImages):
+    """MNIST handwritten digits (60,000 training and 10,000 test images, 28x28, uint8).
+
+    ``MNIST(root, train=True, transform=None, target_transform=None, download=False)``
+    as in torchvision: files in ``root/MNIST/raw/``; ``.data`` is a uint8 tensor
+    ``(N, 28, 28)``, ``.targets`` an int64 tensor ``(N,)``, ``ds[i]`` is
+    ``(transform(image), target)`` with ``image`` a uint8 ``(28, 28)`` NumPy array
+    (no PIL).  Keyword-only extras: ``mirrors`` (URLs tried in order; default from
+    ``AUTODIFF_MNIST_MIRRORS`` or torchvision's list) and ``timeout`` (seconds).
+    """
+
+    mirrors = [
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ]
+    mirrors_env = "AUTODIFF_MNIST_MIRRORS"
+    resources = [
+        ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+        ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
+        ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
+        ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+    ]
+    classes = [
+        "0 - zero",
+        "1 - one",
+        "2 - two",
+        "3 - three",
+        "4 - four",
+        "5 - five",
+        "6 - six",
+        "7 - seven",
+        "8 - eight",
+        "9 - nine",
+    ]
+
+    def __init__(
+        self,
+        root,
+        train: bool = True,
+        transform=None,
+        target_transform=None,
+        download: bool = False,
+        *,
+        mirrors=None,
+        timeout: float = 30,
+    ):
+        if isinstance(root, str):
+            root = os.path.expanduser(root)
+        self.root = root
+        self.train = train
+        self.transform = transform
+        self.target_transform = target_transform
+        self.timeout = timeout
+        self._mirrors = _mirrors_from(mirrors, self.mirrors_env, type(self).mirrors)
+        if download:
+            self.download()
+        images_path = self._find(f"{'train' if train else 't10k'}-images-idx3-ubyte")
+        labels_path = self._find(f"{'train' if train else 't10k'}-labels-idx1-ubyte")
+        images = read_idx(images_path, expected_ndim=3, expected_dtype=np.uint8)
+        labels = read_idx(labels_path, expected_ndim=1, expected_dtype=np.uint8)
+        if len(images) != len(labels):
+            raise RuntimeError(
+                f"{type(self).__name__}: the images file {images_path} holds {len(images)} "
+                f"images but the labels file {labels_path} holds {len(labels)} labels"
+            )
+        if len(labels) and labels.max() >= len(self.classes):
+            raise RuntimeError(
+                f"{type(self).__name__}: the labels file {labels_path} holds label "
+                f"{int(labels.max())}, but there are only {len(self.classes)} classes"
+            )
+        self.data = Tensor._make(images, None, None)
+        self.targets = Tensor._make(labels.astype(np.int64), None, None)
+
+    @property
+    def raw_folder(self) -> str:
+        return os.path.join(self.root, type(self).__name__, "raw")
+
+    def _find(self, stem: str) -> Path:
+        """``stem`` or ``stem.gz`` in the raw folder, whichever is there (uncompressed first)."""
+        folder = Path(self.raw_folder)
+        for name in (stem, stem + ".gz"):
+            if (folder / name).is_file():
+                return folder / name
+        raise DatasetNotFoundError(
+            f"{type(self).__name__}: dataset not found: no {stem} or {stem}.gz in {folder}. "
+            "You can use download=True to download it"
+        )
+
+    def _check_exists(self) -> bool:
+        folder = Path(self.raw_folder)
+        return all(
+            (folder / name).is_file() or (folder / name.removesuffix(".gz")).is_file()
+            for name, _ in self.resources
+        )
+
+    def download(self) -> None:
+        """Fetch every missing file of the data set (all four, as torchvision does)."""
+        if self._check_exists():
+            return
+        folder = Path(self.raw_folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+                pass
+        except OSError as error:
+            raise PermissionError(
+                f"{type(self).__name__}: cannot write to the data folder {folder} "
+                f"({error.strerror or error}); pass a root folder you can write to"
+            ) from None
+        for filename, md5 in self.resources:
+            if (folder / filename).is_file() or (folder / filename.removesuffix(".gz")).is_file():
+                continue
+            failures = []
+            for mirror in self._mirrors:
+                url = mirror + filename
+                print(f"Downloading {url}", file=sys.stderr)
+                try:
+                    download_url(url, folder / filename, md5=md5, timeout=self.timeout)
+                    break
+                except (DownloadError, urllib.error.URLError, OSError, ValueError) as error:
+                    reason = getattr(error, "reason", None) or error
+                    failures.append(f"{url}: {reason}")
+                    print(f"Failed to download (trying next): {reason}", file=sys.stderr)
+            else:
+                raise DownloadError(
+                    f"{type(self).__name__}: could not download {filename} from any mirror:\n  "
+                    + "\n  ".join(failures)
+                )
+
+
+class FashionMNIST(MNIST):
+    """Zalando's Fashion-MNIST: 60,000 training and 10,000 test images of clothes, 28x28 uint8.
+
+    The same API as ``MNIST`` (torchvision's): files in ``root/FashionMNIST/raw/``,
+    ``.classes`` are the ten article names.  Mirrors: Zalando's S3 website, then the
+    GitHub repository's ``data/fashion/`` (override with ``mirrors=`` or
+    ``AUTODIFF_FASHION_MNIST_MIRRORS``).
+    """
+
+    mirrors = [
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ]
+    mirrors_env = "AUTODIFF_FASHION_MNIST_MIRRORS"
+    resources = [
+        ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+        ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
+        ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
+        ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
+    ]
+    classes = [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
+
+
+class Digits(_ArrayImages):
+    """The bundled UCI handwritten digits: 1,797 images of 8x8 pixels, values 0..16 (uint8).
+
+    ``Digits(root=None, train=True, transform=None, target_transform=None,
+    download=False)``: the same API as ``MNIST`` (``root`` and ``download`` are
+    accepted and unused: the data ships inside the package).  A fixed split, the
+    same on every machine: a permutation seeded with 0, the first 1,437 images for
+    training, the last 360 for testing.  ``ToTensor`` maps the 0..16 values to
+    [0, 16/255]; ``Normalize((0.0,), (16 / 255,))`` after it rescales them to [0, 1].
+
+    Source: E. Alpaydin and C. Kaynak (1998), UCI Machine Learning Repository,
+    CC BY 4.0 (``nn/resources/README.md``).
+    """
+
+    classes = MNIST.classes
+    n_test = 360
+    split_seed = 0
+    _cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __init__(
+        self, root=None, train: bool = True, transform=None, target_transform=None, download=False
+    ):
+        self.root = root
+        self.train = train
+        self.transform = transform
+        self.target_transform = target_transform
+        images, labels = self._load()
+        order = np.random.default_rng(self.split_seed).permutation(len(labels))
+        chosen = order[: -self.n_test] if train else order[-self.n_test :]
+        self.data = Tensor._make(images[chosen], None, None)
+        self.targets = Tensor._make(labels[chosen], None, None)
+
+    @classmethod
+    def _load(cls) -> tuple[np.ndarray, np.ndarray]:
+        if cls._cache is None:
+            path = RESOURCES / "digits.csv.gz"
+            try:
+                table = np.loadtxt(_read_bytes(path).decode("ascii").splitlines(), delimiter=",")
+            except ValueError as error:
+                raise RuntimeError(
+                    f"Digits: the bundled file {path} is corrupt ({error})"
+                ) from None
+            if table.ndim != 2 or table.shape[1] != 65:
+                raise RuntimeError(
+                    f"Digits: the bundled file {path} should have 65 columns (64 pixels and a "
+                    f"label), got shape {table.shape}"
+                )
+            images = table[:, :64].astype(np.uint8).reshape(-1, 8, 8)
+            labels = table[:, 64].astype(np.int64)
+            Digits._cache = (images, labels)
+        return Digits._cache
