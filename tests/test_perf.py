@@ -1,0 +1,84 @@
+"""Regression tests for the speed changes: same numbers, better memory layout.
+
+Timing is never asserted here (see ``benchmarks/``); these tests pin the
+semantics that each optimisation must keep.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import autodiff
+
+dims = st.integers(1, 6)
+
+
+def _random(rng, *shape):
+    return rng.standard_normal(shape)
+
+
+@given(n=dims, k=dims, m=dims, seed=st.integers(0, 2**32 - 1))
+def test_linear_weight_gradient_is_row_major_and_exact(n, k, m, seed):
+    """``x @ W.T``: W's gradient is ``dY^T x``, row-major like W (optimizer speed)."""
+    rng = np.random.default_rng(seed)
+    x = autodiff.tensor(_random(rng, n, k), requires_grad=True)
+    w = autodiff.tensor(_random(rng, m, k), requires_grad=True)
+    upstream = _random(rng, n, m)
+    (x @ w.T).backward(autodiff.tensor(upstream))
+    np.testing.assert_allclose(w.grad.data, upstream.T @ x.data, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(x.grad.data, upstream @ w.data, rtol=1e-12, atol=1e-12)
+    assert w.grad.data.flags.c_contiguous
+    assert w.grad.shape == w.shape
+
+
+@given(n=dims, k=dims, m=dims, seed=st.integers(0, 2**32 - 1))
+def test_transposed_operands_central_differences(n, k, m, seed):
+    """Both operands transposed views: gradients match central differences."""
+    rng = np.random.default_rng(seed)
+    a0, b0 = _random(rng, k, n), _random(rng, m, k)
+    upstream = _random(rng, n, m)
+
+    def loss(a, b):
+        return float(np.sum((a.T @ b.T) * upstream))
+
+    a = autodiff.tensor(a0, requires_grad=True)
+    b = autodiff.tensor(b0, requires_grad=True)
+    (a.T @ b.T).backward(autodiff.tensor(upstream))
+    eps = 1e-6
+    for target, grad in ((a0, a.grad.data), (b0, b.grad.data)):
+        numeric = np.zeros_like(target)
+        for index in np.ndindex(target.shape):
+            saved = target[index]
+            target[index] = saved + eps
+            up = loss(a0, b0)
+            target[index] = saved - eps
+            down = loss(a0, b0)
+            target[index] = saved
+            numeric[index] = (up - down) / (2 * eps)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_linear_second_order_through_create_graph(torch):
+    """The layout-preserving backward is itself differentiable (create_graph)."""
+    rng = np.random.default_rng(0)
+    x0, w0, v0 = _random(rng, 3, 4), _random(rng, 2, 4), _random(rng, 2, 4)
+
+    def run(lib, tensor):
+        x = tensor(x0, requires_grad=True)
+        w = tensor(w0, requires_grad=True)
+        y = (x @ w.T).tanh().sum()
+        (gw,) = lib.grad(y, w, create_graph=True)
+        (gx,) = lib.grad((gw * tensor(v0)).sum(), x)
+        return gw.detach().numpy(), gx.numpy()
+
+    ours = run(autodiff, autodiff.tensor)
+    theirs = run(torch.autograd, torch.tensor)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    pytest.main([__file__])
