@@ -52,6 +52,7 @@ __all__ = [
     "FashionMNIST",
     "download_url",
     "read_idx",
+    "write_idx",
 ]
 
 RESOURCES = Path(__file__).with_name("resources")
@@ -145,6 +146,40 @@ def read_idx(path, expected_ndim: int | None = None, expected_dtype=None) -> np.
         )
     array = np.frombuffer(content, dtype=dtype, offset=header).reshape(dims)
     return array.astype(dtype.newbyteorder("="), copy=True)
+
+
+def write_idx(path, array) -> Path:
+    """Write ``array`` as an IDX file (gzip-compressed when ``path`` ends in ``.gz``), atomically.
+
+    The inverse of ``read_idx``: ``read_idx(write_idx("x-idx3-ubyte", a))`` equals ``a``.
+    Useful to package your own images in MNIST's format.
+    """
+    path = Path(path)
+    array = np.asarray(array)
+    codes = {dtype.newbyteorder("="): code for code, dtype in _IDX_TYPES.items()}
+    code = codes.get(array.dtype.newbyteorder("="))
+    if code is None:
+        raise TypeError(
+            f"write_idx: IDX files hold uint8, int8, int16, int32, float32 or float64 values, "
+            f"got dtype {array.dtype}"
+        )
+    big_endian = array.astype(_IDX_TYPES[code], copy=False)
+    header = bytes([0, 0, code, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
+    content = header + big_endian.tobytes()
+    if path.suffix == ".gz":
+        content = gzip.compress(content, mtime=0)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return path
 
 
 # -- downloading ----------------------------------------------------------------------------

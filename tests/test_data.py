@@ -1,0 +1,414 @@
+"""nn.data and nn.transforms: batching, len, drop_last, seeded shuffling, collation,
+the batched fast path against the per-sample path, random_split."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import autodiff
+from nn import datasets
+from nn.data import (
+    BatchSampler,
+    ConcatDataset,
+    DataLoader,
+    Dataset,
+    IterableDataset,
+    SequentialSampler,
+    Subset,
+    SubsetRandomSampler,
+    TensorDataset,
+    default_collate,
+    random_split,
+)
+from nn.transforms import Compose, Lambda, Normalize, ToTensor, is_batchable
+
+
+def slow_collate(batch):
+    """The default collation, but not the default object: forces the per-sample path."""
+    return default_collate(batch)
+
+
+def rows_dataset(n: int) -> TensorDataset:
+    return TensorDataset(
+        autodiff.arange(n * 3, dtype=autodiff.float32).reshape(n, 3), autodiff.arange(n)
+    )
+
+
+def seen_labels(loader) -> list[int]:
+    return [int(v) for _, y in loader for v in y.tolist()]
+
+
+# -- batching and len ---------------------------------------------------------------------
+@settings(max_examples=30)
+@given(n=st.integers(1, 40), batch_size=st.integers(1, 12), drop_last=st.booleans())
+def test_batches_cover_the_dataset_in_order(n, batch_size, drop_last):
+    loader = DataLoader(rows_dataset(n), batch_size=batch_size, drop_last=drop_last)
+    batches = list(loader)
+    expected = n // batch_size if drop_last else -(-n // batch_size)
+    assert len(loader) == len(batches) == expected
+    labels = seen_labels(batches)
+    kept = (n // batch_size) * batch_size if drop_last else n
+    assert labels == list(range(kept))
+    for X, y in batches[:-1] if not drop_last else batches:
+        assert X.shape == (batch_size, 3) and y.shape == (batch_size,)
+    assert loader.dataset is not None and len(loader.dataset) == n
+
+
+def test_last_batch_is_short_without_drop_last():
+    X, y = list(DataLoader(rows_dataset(10), batch_size=4))[-1]
+    assert X.shape == (2, 3)
+    assert y.tolist() == [8, 9]
+    np.testing.assert_array_equal(X.numpy(), np.arange(24, 30, dtype=np.float32).reshape(2, 3))
+
+
+def test_lecture_batch_shapes_and_dtypes():
+    ds = TensorDataset(autodiff.zeros(130, 1, 28, 28), autodiff.zeros(130, dtype=autodiff.int64))
+    loader = DataLoader(ds, batch_size=64)
+    X, y = next(iter(loader))
+    assert X.shape == (64, 1, 28, 28) and X.dtype == autodiff.float32
+    assert y.shape == (64,) and y.dtype == autodiff.int64
+    assert len(loader) == 3
+
+
+def test_batch_size_none_yields_single_samples():
+    loader = DataLoader(TensorDataset(np.arange(6.0).reshape(3, 2)), batch_size=None)
+    samples = list(loader)
+    assert len(loader) == 3 and len(samples) == 3
+    assert samples[1][0].tolist() == [2.0, 3.0]
+
+
+# -- shuffling ----------------------------------------------------------------------------
+def test_shuffle_is_a_permutation_and_seeded_by_manual_seed():
+    autodiff.manual_seed(123)
+    loader = DataLoader(rows_dataset(50), batch_size=8, shuffle=True)
+    first = seen_labels(loader)
+    second = seen_labels(loader)
+    assert sorted(first) == list(range(50)) and sorted(second) == list(range(50))
+    assert first != list(range(50))
+    assert first != second, "each epoch draws a new permutation"
+    autodiff.manual_seed(123)
+    loader = DataLoader(rows_dataset(50), batch_size=8, shuffle=True)
+    assert seen_labels(loader) == first and seen_labels(loader) == second
+
+
+def test_shuffle_with_a_generator_ignores_the_global_seed():
+    def run(global_seed):
+        autodiff.manual_seed(global_seed)
+        gen = autodiff.Generator().manual_seed(7)
+        return seen_labels(DataLoader(rows_dataset(30), batch_size=4, shuffle=True, generator=gen))
+
+    assert run(1) == run(2)
+    assert sorted(run(1)) == list(range(30))
+
+
+def test_samplers_and_batch_sampler():
+    ds = rows_dataset(10)
+    picked = seen_labels(DataLoader(ds, batch_size=3, sampler=[9, 1, 4, 4]))
+    assert picked == [9, 1, 4, 4]
+    gen = autodiff.Generator().manual_seed(0)
+    subset = seen_labels(DataLoader(ds, batch_size=2, sampler=SubsetRandomSampler([2, 5, 7], gen)))
+    assert sorted(subset) == [2, 5, 7]
+    batches = BatchSampler(SequentialSampler(range(7)), 3, drop_last=False)
+    assert list(batches) == [[0, 1, 2], [3, 4, 5], [6]] and len(batches) == 3
+    loader = DataLoader(ds, batch_sampler=[[0, 1], [5]])
+    assert [y.tolist() for _, y in loader] == [[0, 1], [5]]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"shuffle": True, "sampler": [0, 1]}, "mutually exclusive with shuffle"),
+        ({"batch_sampler": [[0]], "batch_size": 4}, "batch_sampler option is mutually exclusive"),
+        ({"batch_size": 0}, "batch_size should be a positive integer"),
+        ({"batch_size": None, "drop_last": True}, "disables auto-batching"),
+        ({"num_workers": -1}, "num_workers option should be non-negative"),
+    ],
+)
+def test_bad_loader_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DataLoader(rows_dataset(4), **kwargs)
+
+
+# -- collation ----------------------------------------------------------------------------
+def test_default_collate_types():
+    batch = default_collate([1.5, 2.5])
+    assert batch.dtype == np.float64 and batch.tolist() == [1.5, 2.5]
+    assert default_collate([1, 2]).dtype == np.int64
+    assert default_collate([True, False]).dtype == np.bool_
+    assert default_collate(["a", "b"]) == ["a", "b"]
+    arrays = default_collate([np.zeros((2, 3), np.uint8), np.ones((2, 3), np.uint8)])
+    assert isinstance(arrays, autodiff.Tensor) and arrays.shape == (2, 2, 3)
+    assert arrays.dtype == np.uint8
+    assert default_collate([np.float32(1), np.float32(2)]).dtype == np.float32
+    x = default_collate([(autodiff.ones(2), 0), (autodiff.zeros(2), 1)])
+    assert isinstance(x, list) and x[0].shape == (2, 2) and x[1].tolist() == [0, 1]
+    d = default_collate([{"x": autodiff.ones(3), "y": 1}, {"x": autodiff.ones(3), "y": 2}])
+    assert d["x"].shape == (2, 3) and d["y"].tolist() == [1, 2]
+    Point = collections.namedtuple("Point", "a b")
+    p = default_collate([Point(1, 2.0), Point(3, 4.0)])
+    assert isinstance(p, Point) and p.a.tolist() == [1, 3] and p.b.dtype == np.float64
+
+
+def test_default_collate_errors_name_the_shapes_and_types():
+    with pytest.raises(RuntimeError, match=r"equal size.*\(3,\) at entry 0 and \(4,\) at entry 1"):
+        default_collate([autodiff.zeros(3), autodiff.zeros(4)])
+    with pytest.raises(TypeError, match="found object"):
+        default_collate([object(), object()])
+    with pytest.raises(RuntimeError, match="equal size"):
+        default_collate([(1, 2), (1, 2, 3)])
+
+
+def test_collation_keeps_the_graph_of_tensors_that_require_grad():
+    w = autodiff.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], requires_grad=True)
+    (X,) = next(iter(DataLoader(TensorDataset(w), batch_size=3, shuffle=False)))
+    upstream = np.random.default_rng(0).standard_normal((3, 2)).astype(np.float32)
+    (X * autodiff.tensor(upstream)).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), upstream)
+
+
+# -- the fast path ------------------------------------------------------------------------
+@settings(max_examples=20)
+@given(
+    n=st.integers(1, 30),
+    batch_size=st.integers(1, 9),
+    drop_last=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_fast_path_gives_the_slow_path_numbers_for_tensor_datasets(n, batch_size, drop_last, seed):
+    rng = np.random.default_rng(seed)
+    ds = TensorDataset(rng.standard_normal((n, 2, 3)).astype(np.float32), rng.integers(0, 9, n))
+    fast = DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=drop_last,
+        generator=autodiff.Generator().manual_seed(seed),
+    )
+    slow = DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=drop_last,
+        collate_fn=slow_collate,
+        generator=autodiff.Generator().manual_seed(seed),
+    )
+    pairs = list(zip(fast, slow, strict=True))
+    assert len(pairs) == len(fast)
+    for (Xf, yf), (Xs, ys) in pairs:
+        assert Xf.dtype == Xs.dtype and yf.dtype == ys.dtype
+        np.testing.assert_array_equal(Xf.numpy(), Xs.numpy())
+        np.testing.assert_array_equal(yf.numpy(), ys.numpy())
+
+
+class CountingDigits(datasets.Digits):
+    calls = 0
+
+    def __getitem__(self, index):
+        type(self).calls += 1
+        return super().__getitem__(index)
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        None,
+        ToTensor(),
+        Compose([ToTensor(), Normalize((0.0,), (16 / 255,))]),
+        Compose([ToTensor(), Normalize((0.3,), (0.7,))]),
+    ],
+    ids=["raw", "ToTensor", "rescale", "normalize"],
+)
+def test_fast_path_on_image_datasets_equals_per_sample_numbers(transform):
+    ds = CountingDigits(train=False, transform=transform)
+    gen_seed = 5
+    fast = DataLoader(
+        ds, batch_size=64, shuffle=True, generator=autodiff.Generator().manual_seed(gen_seed)
+    )
+    CountingDigits.calls = 0
+    fast_batches = list(fast)
+    assert CountingDigits.calls == 0, "the fast path must not call __getitem__ per sample"
+    slow = DataLoader(
+        ds,
+        batch_size=64,
+        shuffle=True,
+        collate_fn=slow_collate,
+        generator=autodiff.Generator().manual_seed(gen_seed),
+    )
+    slow_batches = list(slow)
+    assert CountingDigits.calls == len(ds)
+    assert len(fast_batches) == len(slow_batches) == 6
+    for (Xf, yf), (Xs, ys) in zip(fast_batches, slow_batches):
+        assert Xf.shape == Xs.shape and Xf.dtype == Xs.dtype
+        np.testing.assert_array_equal(Xf.numpy(), Xs.numpy())
+        np.testing.assert_array_equal(yf.numpy(), ys.numpy())
+        assert yf.dtype == np.int64
+
+
+def test_unbatchable_transform_takes_the_per_sample_path():
+    CountingDigits.calls = 0
+    ds = CountingDigits(train=False, transform=Compose([ToTensor(), Lambda(lambda x: x * 2)]))
+    X, _ = next(iter(DataLoader(ds, batch_size=10)))
+    assert CountingDigits.calls == 10
+    expected = ds.data.numpy()[:10, None].astype(np.float32) / np.float32(255) * 2
+    np.testing.assert_array_equal(X.numpy(), expected)
+
+
+def test_subset_of_an_array_dataset_uses_the_fast_path():
+    CountingDigits.calls = 0
+    ds = CountingDigits(train=False, transform=ToTensor())
+    subset = Subset(ds, [5, 3, 1])
+    X, y = next(iter(DataLoader(subset, batch_size=3)))
+    assert CountingDigits.calls == 0
+    assert y.tolist() == [int(ds.targets[i].item()) for i in (5, 3, 1)]
+    np.testing.assert_array_equal(X.numpy()[1], ds[3][0].numpy())
+
+
+# -- datasets and random_split ------------------------------------------------------------
+def test_tensor_dataset_checks_sizes_and_indexes_rows():
+    with pytest.raises(ValueError, match=r"size mismatch.*\(3, 2\), \(4,\)"):
+        TensorDataset(autodiff.zeros(3, 2), autodiff.zeros(4))
+    ds = rows_dataset(4)
+    x, y = ds[2]
+    assert x.tolist() == [6.0, 7.0, 8.0] and y.item() == 2
+
+
+def test_concat_dataset_and_plus():
+    ds = rows_dataset(3) + rows_dataset(2)
+    assert isinstance(ds, ConcatDataset) and len(ds) == 5
+    assert ds[3][1].item() == 0 and ds[-1][1].item() == 1
+    with pytest.raises(IndexError, match="out of range"):
+        ds[5]
+
+
+@settings(max_examples=20)
+@given(n=st.integers(10, 60), seed=st.integers(0, 1000))
+def test_random_split_with_fractions_partitions_the_indices(n, seed):
+    ds = rows_dataset(n)
+    parts = random_split(ds, [0.5, 0.3, 0.2], generator=autodiff.Generator().manual_seed(seed))
+    sizes = [len(p) for p in parts]
+    assert sum(sizes) == n
+    floors = [int(np.floor(n * f)) for f in (0.5, 0.3, 0.2)]
+    assert all(s - f in (0, 1) for s, f in zip(sizes, floors))
+    indices = [i for p in parts for i in p.indices]
+    assert sorted(indices) == list(range(n))
+    again = random_split(ds, [0.5, 0.3, 0.2], generator=autodiff.Generator().manual_seed(seed))
+    assert [p.indices for p in again] == [p.indices for p in parts]
+
+
+def test_random_split_lengths_and_errors():
+    autodiff.manual_seed(0)
+    train, test = random_split(rows_dataset(10), [7, 3])
+    assert len(train) == 7 and len(test) == 3
+    assert sorted(int(train[i][1].item()) for i in range(7)) == sorted(train.indices)
+    with pytest.raises(ValueError, match=r"sum of input lengths \(9\) does not equal.*\(10\)"):
+        random_split(rows_dataset(10), [6, 3])
+    with pytest.raises(ValueError, match="non-negative integers"):
+        random_split(rows_dataset(10), [12, -2])
+
+
+def test_iterable_dataset_batches_a_stream():
+    class Stream(IterableDataset):
+        def __iter__(self):
+            return iter(range(7))
+
+    loader = DataLoader(Stream(), batch_size=3)
+    assert [b.tolist() for b in loader] == [[0, 1, 2], [3, 4, 5], [6]]
+    with pytest.raises(ValueError, match="shuffle"):
+        DataLoader(Stream(), shuffle=True)
+    with pytest.raises(TypeError):
+        len(loader)
+
+
+def test_custom_map_dataset_with_python_samples():
+    class Squares(Dataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return {"x": np.full(2, i, np.float32), "y": i * i}
+
+    batch = next(iter(DataLoader(Squares(), batch_size=5)))
+    assert batch["x"].shape == (5, 2) and batch["y"].tolist() == [0, 1, 4, 9, 16]
+
+
+# -- transforms ---------------------------------------------------------------------------
+def test_to_tensor_layouts_and_scaling():
+    gray = np.array([[0, 255], [51, 102]], np.uint8)
+    t = ToTensor()(gray)
+    assert t.shape == (1, 2, 2) and t.dtype == np.float32
+    np.testing.assert_allclose(t.numpy()[0], gray / 255, rtol=1e-6)
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    t = ToTensor()(rgb)
+    assert t.shape == (3, 2, 3)
+    np.testing.assert_allclose(t.numpy(), rgb.transpose(2, 0, 1) / 255, rtol=1e-6)
+    floats = np.full((2, 2), 7.0)
+    assert ToTensor()(floats).dtype == np.float64 and ToTensor()(floats).numpy().max() == 7.0
+
+    class PILLike:
+        def __array__(self, dtype=None, copy=None):
+            return gray
+
+    np.testing.assert_array_equal(ToTensor()(PILLike()).numpy(), ToTensor()(gray).numpy())
+    with pytest.raises(ValueError, match=r"ToTensor: expected an image of shape.*\(2, 2, 2, 2\)"):
+        ToTensor()(np.zeros((2, 2, 2, 2), np.uint8))
+    with pytest.raises(TypeError, match="ToTensor"):
+        ToTensor()("not an image")
+
+
+def test_normalize_per_channel_and_errors():
+    x = autodiff.tensor(np.stack([np.full((2, 2), 1.0), np.full((2, 2), 3.0)]).astype(np.float32))
+    y = Normalize((0.5, 1.0), (0.5, 2.0))(x)
+    np.testing.assert_allclose(y.numpy()[0], 1.0)
+    np.testing.assert_allclose(y.numpy()[1], 1.0)
+    assert y.dtype == np.float32
+    with pytest.raises(ValueError, match="mean has 3 values but the image of shape"):
+        Normalize((0.1, 0.2, 0.3), (1.0,))(x)
+    with pytest.raises(TypeError, match="float tensor, got dtype uint8"):
+        Normalize((0.1,), (1.0,))(np.zeros((1, 2, 2), np.uint8))
+    with pytest.raises(ValueError, match="division by zero"):
+        Normalize((0.0,), (0.0,))
+
+
+def test_normalize_is_differentiable_for_tensors_that_require_grad():
+    x = autodiff.ones(2, 3, 3, dtype=autodiff.float64, requires_grad=True)
+    upstream = np.random.default_rng(1).standard_normal((2, 3, 3))
+    (Normalize((0.1, 0.2), (0.5, 4.0))(x) * autodiff.tensor(upstream)).sum().backward()
+    expected = upstream / np.array([0.5, 4.0]).reshape(2, 1, 1)
+    np.testing.assert_allclose(x.grad.numpy(), expected)
+
+
+@settings(max_examples=20)
+@given(
+    n=st.integers(1, 5),
+    h=st.integers(1, 6),
+    w=st.integers(1, 6),
+    channels=st.sampled_from([None, 1, 3]),
+    seed=st.integers(0, 2**16),
+)
+def test_batched_transforms_equal_per_image(n, h, w, channels, seed):
+    rng = np.random.default_rng(seed)
+    shape = (n, h, w) if channels is None else (n, h, w, channels)
+    images = rng.integers(0, 256, shape, dtype=np.uint8)
+    c = channels or 1
+    transform = Compose(
+        [ToTensor(), Normalize(rng.uniform(0, 1, c).tolist(), rng.uniform(0.1, 2, c).tolist())]
+    )
+    assert transform.batchable
+    batched = transform.batch(images)
+    one_by_one = np.stack([transform(image).numpy() for image in images])
+    assert batched.dtype == one_by_one.dtype == np.float32
+    np.testing.assert_array_equal(batched, one_by_one)
+
+
+def test_compose_and_lambda():
+    t = Compose([ToTensor(), Lambda(lambda x: x + 1)])
+    assert not t.batchable and not is_batchable(t) and is_batchable(None)
+    assert t(np.zeros((1, 1), np.uint8)).item() == 1.0
+    assert "ToTensor()" in repr(t)
+    with pytest.raises(TypeError, match="callable"):
+        Lambda(3)
