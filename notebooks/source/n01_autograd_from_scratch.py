@@ -39,7 +39,8 @@ import numpy as np
 import autodiff
 import visualize
 
-autodiff.manual_seed(0)
+autodiff.manual_seed(0)  # the same numbers on every run
+np.random.seed(0)
 """,
     ),
     (

@@ -1,0 +1,364 @@
+"""Cells of notebooks/05_testing_gradients.ipynb (built by notebooks/build.py)."""
+
+CELLS = [
+    (
+        "markdown",
+        r"""
+# 5. Testing gradients with properties
+
+**What this notebook teaches.** How to write your own differentiable operation
+as an `autodiff.Function` (PyTorch's `torch.autograd.Function`), and how to
+**test** its gradient so that a bug cannot hide:
+
+1. a custom `Softplus` with its forward and its vector-Jacobian product side by side;
+2. `autodiff.gradcheck`: the full Jacobian, analytic against finite differences;
+3. two bugs planted on purpose: one that the popular `y.sum().backward()` check
+   cannot see, and one that hides from a hand-picked input;
+4. a **property test** with Hypothesis and `autodiff.testing`, which draws shapes
+   and values, finds the second bug and **shrinks** it to the simplest failing input;
+5. the fix, and a test file you can keep.
+""",
+    ),
+    (
+        "code",
+        r"""
+# Setup.  Opened from a clone without `pip install -e .`?  Make the checkout importable.
+import importlib.util
+import sys
+from pathlib import Path
+
+if importlib.util.find_spec("autodiff") is None and (Path.cwd().parent / "autodiff").is_dir():
+    sys.path.insert(0, str(Path.cwd().parent))
+
+import hypothesis
+import matplotlib.pyplot as plt
+import numpy as np
+
+import autodiff
+from autodiff.testing import assert_gradients_match, check_gradients
+
+autodiff.manual_seed(0)  # the same numbers on every run
+np.random.seed(0)
+""",
+    ),
+    (
+        "markdown",
+        r"""
+## 1. A custom operation: softplus
+
+$$ y = \operatorname{softplus}(x) = \log(1 + e^{x}), \qquad
+\frac{dy}{dx} = \frac{e^x}{1 + e^x} = \sigma(x) . $$
+
+A `Function` has two static methods.  `forward(ctx, x)` computes the value on
+NumPy arrays (here with `np.logaddexp(0, x)`, which does not overflow for large
+$x$) and saves what the backward pass needs.  `backward(ctx, grad)` receives the
+**upstream gradient** $\partial L/\partial y$ (one number per element of $y$) and
+returns $\partial L/\partial x$, the vector-Jacobian product.  For an elementwise
+operation the Jacobian is diagonal, so this is an elementwise product:
+
+$$ \frac{\partial L}{\partial x_i} = \frac{\partial L}{\partial y_i}\,\sigma(x_i) . $$
+
+The backward is written with tensor operations, so the engine can differentiate
+it again (second derivatives, `create_graph=True`).
+""",
+    ),
+    (
+        "code",
+        r"""
+class Softplus(autodiff.Function):
+    '''y = log(1 + exp(x))        dL/dx = dL/dy * sigmoid(x)'''
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.logaddexp(0.0, x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * x.sigmoid()
+
+
+x = autodiff.tensor([-2.0, 0.0, 3.0], requires_grad=True)
+y = Softplus.apply(x)
+print(y)
+print(y.grad_fn.name(), "| its rule:", Softplus.__doc__)
+""",
+    ),
+    (
+        "markdown",
+        r"""
+## 2. `gradcheck`: the whole Jacobian
+
+`autodiff.gradcheck(f, inputs)` builds the Jacobian twice, in float64: once with
+the engine (one backward pass per output element, with a one-hot upstream
+gradient) and once by central differences
+$\big(f(x + \varepsilon e_j) - f(x - \varepsilon e_j)\big) / 2\varepsilon$,
+and compares them entry by entry.  `gradgradcheck` does the same for the
+backward pass itself (second derivatives).
+""",
+    ),
+    (
+        "code",
+        r"""
+x = autodiff.randn(6, dtype=autodiff.float64, requires_grad=True)
+print("gradcheck:    ", autodiff.gradcheck(Softplus.apply, (x,)))
+print("gradgradcheck:", autodiff.gradgradcheck(Softplus.apply, (x,)))
+""",
+    ),
+    (
+        "markdown",
+        r"""
+## 3. Bug 1: forgetting the upstream gradient
+
+The most common mistake in a hand-written backward is to return the local
+derivative alone, $\sigma(x)$, and forget to multiply by the gradient that
+arrives from above.  The usual quick check, `y.sum().backward()`, **cannot see it**:
+the upstream gradient of a sum is all ones, and multiplying by one changes nothing.
+""",
+    ),
+    (
+        "code",
+        r"""
+class SoftplusForgetsGrad(Softplus):
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return x.sigmoid()  # BUG: should be grad * x.sigmoid()
+
+
+x = autodiff.randn(5, dtype=autodiff.float64, requires_grad=True)
+SoftplusForgetsGrad.apply(x).sum().backward()
+expected = x.detach().sigmoid()
+print("y.sum().backward() check passes:", np.allclose(x.grad.numpy(), expected.numpy()))
+""",
+    ),
+    (
+        "markdown",
+        r"""
+`gradcheck` is not fooled: each row of its Jacobian uses a **one-hot** upstream
+gradient.  The message names the worst entry and prints both Jacobians.
+""",
+    ),
+    (
+        "code",
+        r"""
+try:
+    autodiff.gradcheck(SoftplusForgetsGrad.apply, (x,))
+except autodiff.GradcheckError as error:
+    print(error)
+""",
+    ),
+    (
+        "markdown",
+        r"""
+The picture tells the story.  The true Jacobian of an elementwise op is
+diagonal.  The buggy backward ignores which output the gradient came from, so
+every row of its "Jacobian" is the same vector $\sigma(x)$.  Below, row $i$ of the
+engine's Jacobian is the backward pass with upstream gradient $e_i$
+(`autodiff.grad(y, x, grad_outputs=e_i)`), and column $j$ of the numerical one is
+a central difference in $x_j$.
+""",
+    ),
+    (
+        "code",
+        r"""
+def jacobians(f, x, eps=1e-6):
+    y = f(x)
+    n, m = y.numel(), x.numel()
+    analytic = np.zeros((n, m))
+    for i in range(n):
+        one_hot = autodiff.zeros(n, dtype=autodiff.float64)
+        one_hot[i] = 1.0
+        (row,) = autodiff.grad(y, x, grad_outputs=one_hot.reshape(y.shape), retain_graph=True)
+        analytic[i] = row.numpy().reshape(-1)
+    numeric = np.zeros((n, m))
+    base = x.detach().numpy().reshape(-1)
+    for j in range(m):
+        step = np.zeros(m)
+        step[j] = eps
+        plus = f(autodiff.tensor(base + step)).numpy().reshape(-1)
+        minus = f(autodiff.tensor(base - step)).numpy().reshape(-1)
+        numeric[:, j] = (plus - minus) / (2 * eps)
+    return analytic, numeric
+
+
+analytic, numeric = jacobians(SoftplusForgetsGrad.apply, x)
+fig, axes = plt.subplots(1, 2, figsize=(7, 3.2), layout="constrained")
+for ax, matrix, title in zip(axes, (numeric, analytic), ("finite differences", "the buggy backward")):
+    image = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=1)
+    ax.set_title(title)
+    ax.set_xlabel("input j")
+    ax.set_ylabel("output i")
+fig.colorbar(image, ax=axes, shrink=0.8)
+plt.show()
+""",
+    ),
+    (
+        "markdown",
+        r"""
+`autodiff.testing.assert_gradients_match` makes the same point with a single
+backward pass: it draws a **random** upstream gradient $v$ and compares the
+engine's $v^\top J$ with the finite-difference derivative of $\langle v, f(x)\rangle$.
+""",
+    ),
+    (
+        "code",
+        r"""
+try:
+    assert_gradients_match(SoftplusForgetsGrad.apply, x)
+except AssertionError as error:
+    print(str(error).splitlines()[0])
+""",
+    ),
+    (
+        "markdown",
+        r"""
+## 4. Bug 2: right for some inputs only
+
+The second bug is quieter.  Someone "simplified" the derivative to
+$\sigma(|x|)$, which is right for $x \ge 0$ and wrong for every negative $x$.
+A test that happens to use `autodiff.rand` (values in $[0, 1)$) passes:
+""",
+    ),
+    (
+        "code",
+        r"""
+class SoftplusAbs(Softplus):
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * x.abs().sigmoid()  # BUG: sigmoid(|x|) != sigmoid(x) for x < 0
+
+
+x_positive = autodiff.rand(8, dtype=autodiff.float64, requires_grad=True)
+print("gradcheck on inputs in [0, 1):", autodiff.gradcheck(SoftplusAbs.apply, (x_positive,)))
+""",
+    ),
+    (
+        "markdown",
+        r"""
+A **property test** does not rely on our choice of inputs.  The property is
+"for every input shape, every input value in the domain and every upstream
+gradient, the engine's gradient equals the finite-difference one".
+`check_gradients(fn, elements=(low, high))` turns it into a Hypothesis test:
+each example draws a shape, values and the seed of the random upstream gradient,
+and calls `assert_gradients_match`.  When an example fails, Hypothesis
+**shrinks** it: it keeps simplifying the input (fewer dimensions, smaller sides,
+rounder numbers) while the test still fails, and reports the simplest one.
+
+(`derandomize=True` makes the search repeatable; `database=None` stops Hypothesis
+from remembering failures between runs, so that this notebook always shows the
+same search.)
+""",
+    ),
+    (
+        "code",
+        r"""
+repeatable = hypothesis.settings(derandomize=True, database=None, max_examples=100)
+
+test_softplus_abs = repeatable(check_gradients(SoftplusAbs.apply, elements=(-10, 10)))
+try:
+    test_softplus_abs()
+except AssertionError as error:
+    print(str(error).splitlines()[0])
+    print()
+    print(error.__notes__[0])  # the shrunk input that Hypothesis reports
+""",
+    ),
+    (
+        "markdown",
+        r"""
+Hypothesis found a failure and shrank it to a **scalar** $x = -1$: no shape,
+no large numbers, just the sign.  That points straight at the bug.  Plotting the
+three derivatives makes it plain too:
+""",
+    ),
+    (
+        "code",
+        r"""
+grid = np.linspace(-6, 6, 241)
+g = autodiff.tensor(grid, requires_grad=True)
+curves = {}
+for name, op in [("Softplus", Softplus), ("SoftplusAbs (bug 2)", SoftplusAbs)]:
+    (curves[name],) = autodiff.grad(op.apply(g).sum(), g)
+
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+axes[0].plot(grid, np.logaddexp(0, grid), color="k")
+axes[0].set_title("softplus(x) = log(1 + exp(x))")
+axes[1].plot(grid, curves["Softplus"].numpy(), label="correct: sigmoid(x)", lw=3, alpha=0.5)
+axes[1].plot(grid, curves["SoftplusAbs (bug 2)"].numpy(), "--", label="bug 2: sigmoid(|x|)")
+axes[1].set_title("the derivative, from backward()")
+axes[1].legend()
+for ax in axes:
+    ax.set_xlabel("x")
+    ax.axvline(0, color="0.8", lw=0.8)
+plt.show()
+""",
+    ),
+    (
+        "markdown",
+        r"""
+## 5. The fix, and a test to keep
+
+The correct `Softplus` passes the same property test, with inputs drawn from a
+wider range (and scalars, vectors, matrices and 3-d arrays of sides 1 to 4):
+""",
+    ),
+    (
+        "code",
+        r"""
+test_softplus = repeatable(check_gradients(Softplus.apply, elements=(-30, 30)))
+test_softplus()
+print("Softplus: 100 drawn examples passed")
+
+# the finished op also matches the same formula composed from built-in ops
+x = autodiff.randn(4, 3, dtype=autodiff.float64)
+print("forward equals log(1 + exp(x)):", autodiff.allclose(Softplus.apply(x), (1 + x.exp()).log()))
+""",
+    ),
+    (
+        "markdown",
+        r"""
+In a project, put the property test in a test file and let pytest collect it.
+The Hypothesis profile of the test suite decides how many examples run:
+
+```python
+# tests/test_my_ops.py
+from autodiff.testing import check_gradients
+from my_ops import Softplus
+
+test_softplus = check_gradients(Softplus.apply, elements=(-30, 30))
+test_softplus_with_broadcasting = check_gradients(
+    lambda a, b: Softplus.apply(a * b), num_inputs=2
+)
+```
+
+Three habits make gradient tests find bugs: a **random** upstream gradient
+(never only `.sum()`), **float64** (finite differences in float32 are too noisy to
+tell a bug from rounding), and inputs **drawn** over the whole domain rather than
+picked by hand.
+""",
+    ),
+    (
+        "markdown",
+        r"""
+## Exercises
+
+1. Write `Hypot(a, b)` $= \sqrt{a^2 + b^2}$ as a `Function` of two inputs and test
+   it with `check_gradients(Hypot.apply, num_inputs=2, avoid=(0,))`.  Why does the
+   test need `avoid`?  (The engine sums the gradient over broadcast dimensions for
+   you: check that broadcast pairs of shapes pass too.)
+2. Plant a **transposition** bug in a custom matrix product `Y = A @ B`
+   (return `grad.T @ B` for the gradient of `A`, say).  Which shapes does
+   Hypothesis shrink to, and why can square matrices alone hide this bug?
+3. Compute softplus as `np.log(1 + np.exp(x))` in the forward.  Which property
+   test, with which `elements`, catches the overflow?  What does Hypothesis shrink to?
+4. Run `autodiff.gradcheck` on `Softplus.apply` with float32 inputs.  Read the
+   warning, then explain why finite differences need float64.
+5. Write `backward` with NumPy instead of tensor operations
+   (`Tensor(grad.numpy() * ...)`).  Which of `gradcheck` and `gradgradcheck` still
+   passes, and why?
+""",
+    ),
+]
