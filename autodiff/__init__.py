@@ -175,3 +175,9 @@ def set_printoptions(precision=None, threshold=None, linewidth=None, **_ignored)
     given = {"precision": precision, "threshold": threshold, "linewidth": linewidth}
     options = {k: v for k, v in given.items() if v is not None}
     _np.set_printoptions(**options)
+
+
+from .serialization import load, save  # noqa: E402
+
+# Optimizers, as torch.optim: autodiff.optim.SGD (imported last: it needs Tensor).
+from . import optim  # noqa: E402

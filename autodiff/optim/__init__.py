@@ -1,0 +1,498 @@
+"""Optimizers with PyTorch's names, defaults and update rules (``torch.optim``).
+
+An optimizer holds parameter groups (each a dict with ``"params"`` and its
+hyper-parameters) and a per-parameter ``state``; ``step()`` changes every
+parameter in place from its ``.grad``, with NumPy on ``p.data`` and no graph.
+
+Example (the lecture's training step)::
+
+    optimizer = autodiff.optim.SGD(model.parameters(), lr=1e-3)
+    loss = loss_fn(model(X), y)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from ..tensor import Tensor
+
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]
+
+
+class _RequiredParameter:
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+
+def _array(value):
+    if isinstance(value, Tensor):
+        return value.data
+    return np.asarray(value)
+
+
+class Optimizer:
+    """Base class: parameter groups, state, ``zero_grad``, ``state_dict``/``load_state_dict``.
+
+    Subclasses implement ``step()``.  ``params`` is an iterable of tensors or of
+    dicts (parameter groups) whose keys override ``defaults``.
+    """
+
+    def __init__(self, params, defaults: dict):
+        self.defaults = defaults
+        self.state: dict = defaultdict(dict)
+        self.param_groups: list[dict] = []
+        if isinstance(params, Tensor):
+            raise TypeError(
+                "params argument given to the optimizer should be an iterable of Tensors or "
+                f"dicts, but got {type(params).__name__}"
+            )
+        param_groups = list(params)
+        if not param_groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(param_groups[0], dict):
+            param_groups = [{"params": param_groups}]
+        for group in param_groups:
+            self.add_param_group(group)
+
+    def __repr__(self):
+        text = type(self).__name__ + " ("
+        for i, group in enumerate(self.param_groups):
+            text += f"\nParameter Group {i}"
+            for key in sorted(group):
+                if key != "params":
+                    text += f"\n    {key}: {group[key]}"
+        return text + "\n)"
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group of parameters (a dict with "params"), filling unset options from defaults."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError(
+                "optimizer parameters need to be organized in ordered collections, but the "
+                "ordering of tensors in sets will change between runs. Please use a list instead."
+            )
+        else:
+            params = list(params)
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(
+                    f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}"
+                )
+            if not p.is_leaf:
+                raise ValueError("can't optimize a non-leaf Tensor")
+        group = dict(param_group)
+        group["params"] = params
+        for key, default in self.defaults.items():
+            if default is required and key not in group:
+                raise ValueError(
+                    f"parameter group didn't specify a value of required optimization parameter {key}"
+                )
+            group.setdefault(key, default)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in params) or len({id(p) for p in params}) != len(params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset every parameter's gradient (to None by default, as PyTorch)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.data[...] = 0
+
+    def step(self, closure=None):
+        raise NotImplementedError
+
+    def _params_with_grad(self, group):
+        for p in group["params"]:
+            if p._grad is not None:
+                g = p._grad.data
+                if g.dtype != p.data.dtype:
+                    g = g.astype(p.data.dtype)
+                yield p, (-g if group.get("maximize", False) else g)
+
+    @staticmethod
+    def _closure(closure):
+        if closure is None:
+            return None
+        from ..grad_mode import enable_grad
+
+        with enable_grad():
+            return closure()
+
+    # -- saving and loading --------------------------------------------------------
+    def state_dict(self) -> dict:
+        """``{"state": {index: {name: Tensor}}, "param_groups": [{..., "params": [indices]}]}``.
+
+        Parameters are numbered in order across groups, as PyTorch does, so the
+        dict can be saved with ``autodiff.save`` and loaded into a new optimizer.
+        """
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            ids = []
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+                ids.append(index[id(p)])
+            packed["params"] = ids
+            groups.append(packed)
+        state = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                if self.state.get(p):
+                    state[index[id(p)]] = {
+                        k: (
+                            Tensor._make(np.array(v, copy=True), None, None)
+                            if isinstance(v, np.ndarray)
+                            else v
+                        )
+                        for k, v in self.state[p].items()
+                    }
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore hyper-parameters and state; checks group and parameter counts first."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(
+                f"loaded state dict has {len(groups)} parameter groups, but the optimizer "
+                f"has {len(self.param_groups)}"
+            )
+        for i, (saved, own) in enumerate(zip(groups, self.param_groups, strict=True)):
+            if len(saved["params"]) != len(own["params"]):
+                raise ValueError(
+                    f"loaded state dict contains a parameter group {i} of {len(saved['params'])} "
+                    f"parameters that doesn't match the size of optimizer's group ({len(own['params'])})"
+                )
+        lookup = {}
+        for saved, own in zip(groups, self.param_groups, strict=True):
+            for key, p in zip(saved["params"], own["params"], strict=True):
+                lookup[int(key)] = p
+        new_state = defaultdict(dict)
+        for key, values in state_dict["state"].items():
+            key = int(key)
+            if key not in lookup:
+                raise ValueError(
+                    f"loaded optimizer state refers to parameter {key}, which the optimizer does not have"
+                )
+            p = lookup[key]
+            entry = {}
+            for name, value in values.items():
+                if isinstance(value, (Tensor, np.ndarray)) or hasattr(value, "numpy"):
+                    array = (
+                        _array(value)
+                        if not hasattr(value, "detach") or isinstance(value, Tensor)
+                        else value.detach().cpu().numpy()
+                    )
+                    if name == "step":
+                        entry[name] = float(np.asarray(array).reshape(()))
+                        continue
+                    if array.shape != p.data.shape and array.ndim:
+                        raise ValueError(
+                            f"loaded optimizer state {name!r} for parameter {key} has shape "
+                            f"{array.shape}, but the parameter has shape {p.data.shape}"
+                        )
+                    entry[name] = np.array(array, dtype=p.data.dtype, copy=True)
+                else:
+                    entry[name] = value
+            new_state[p] = entry
+        self.state = new_state
+        for saved, own in zip(groups, self.param_groups, strict=True):
+            for k, v in saved.items():
+                if k != "params":
+                    own[k] = (
+                        v.item() if isinstance(v, (Tensor, np.ndarray)) and np.ndim(v) == 0 else v
+                    )
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with momentum (PyTorch's update rule).
+
+    g = grad (+ weight_decay * p)
+    b = g at the first step, then b = momentum * b + (1 - dampening) * g
+    g = g + momentum * b (nesterov) or b
+    p = p - lr * g
+    """
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        momentum=0,
+        dampening=0,
+        weight_decay=0,
+        nesterov=False,
+        *,
+        maximize=False,
+        foreach=None,
+        differentiable=False,
+        fused=None,
+    ):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "maximize": maximize,
+            "foreach": foreach,
+            "differentiable": differentiable,
+            "fused": fused,
+        }
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        loss = self._closure(closure)
+        for group in self.param_groups:
+            lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+            weight_decay, nesterov = group["weight_decay"], group["nesterov"]
+            for p, g in self._params_with_grad(group):
+                if weight_decay:
+                    g = g + weight_decay * p.data
+                if momentum:
+                    state = self.state[p]
+                    buf = state.get("momentum_buffer")
+                    if buf is None:
+                        buf = state["momentum_buffer"] = np.array(g, copy=True)
+                    else:
+                        buf *= momentum
+                        buf += (1 - dampening) * g
+                    g = g + momentum * buf if nesterov else buf
+                p.data -= (lr * g).astype(p.data.dtype, copy=False)
+                p._version[0] += 1
+        return loss
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), PyTorch's form:
+
+    g = grad (+ weight_decay * p);   m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
+    p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+    """
+
+    _decoupled = False
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0,
+        amsgrad=False,
+        *,
+        foreach=None,
+        maximize=False,
+        capturable=False,
+        differentiable=False,
+        fused=None,
+        decoupled_weight_decay=False,
+    ):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if eps < 0.0:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        defaults = {
+            "lr": lr,
+            "betas": tuple(betas),
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "amsgrad": amsgrad,
+            "maximize": maximize,
+            "foreach": foreach,
+            "capturable": capturable,
+            "differentiable": differentiable,
+            "fused": fused,
+            "decoupled_weight_decay": decoupled_weight_decay or self._decoupled,
+        }
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        loss = self._closure(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
+            for p, g in self._params_with_grad(group):
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0.0
+                    state["exp_avg"] = np.zeros_like(p.data)
+                    state["exp_avg_sq"] = np.zeros_like(p.data)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = np.zeros_like(p.data)
+                state["step"] += 1
+                step = state["step"]
+                if weight_decay:
+                    if group["decoupled_weight_decay"]:
+                        p.data *= 1 - lr * weight_decay
+                    else:
+                        g = g + weight_decay * p.data
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                exp_avg += (g - exp_avg) * (1 - beta1)  # lerp towards g
+                exp_avg_sq *= beta2
+                exp_avg_sq += (1 - beta2) * g * g
+                bias_correction1 = 1 - beta1**step
+                bias_correction2_sqrt = math.sqrt(1 - beta2**step)
+                step_size = lr / bias_correction1
+                if group["amsgrad"]:
+                    np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+                    denom = np.sqrt(state["max_exp_avg_sq"]) / bias_correction2_sqrt + eps
+                else:
+                    denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
+                p.data -= (step_size * (exp_avg / denom)).astype(p.data.dtype, copy=False)
+                p._version[0] += 1
+        return loss
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: p = p (1 - lr * weight_decay) before the Adam step."""
+
+    _decoupled = True
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=1e-2,
+        amsgrad=False,
+        *,
+        maximize=False,
+        foreach=None,
+        capturable=False,
+        differentiable=False,
+        fused=None,
+    ):
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
+            decoupled_weight_decay=True,
+        )
+
+
+class RMSprop(Optimizer):
+    """RMSprop, PyTorch's form:
+
+    v = alpha v + (1 - alpha) g^2;   (centered: subtract the mean gradient squared)
+    p = p - lr * g / (sqrt(v) + eps)   (with momentum: through a buffer)
+    """
+
+    def __init__(
+        self,
+        params,
+        lr=1e-2,
+        alpha=0.99,
+        eps=1e-8,
+        weight_decay=0,
+        momentum=0,
+        centered=False,
+        capturable=False,
+        foreach=None,
+        maximize=False,
+        differentiable=False,
+    ):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if eps < 0.0:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if alpha < 0.0:
+            raise ValueError(f"Invalid alpha value: {alpha}")
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "alpha": alpha,
+            "eps": eps,
+            "centered": centered,
+            "weight_decay": weight_decay,
+            "capturable": capturable,
+            "foreach": foreach,
+            "maximize": maximize,
+            "differentiable": differentiable,
+        }
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        loss = self._closure(closure)
+        for group in self.param_groups:
+            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+            momentum, weight_decay = group["momentum"], group["weight_decay"]
+            for p, g in self._params_with_grad(group):
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0.0
+                    state["square_avg"] = np.zeros_like(p.data)
+                    if momentum > 0:
+                        state["momentum_buffer"] = np.zeros_like(p.data)
+                    if group["centered"]:
+                        state["grad_avg"] = np.zeros_like(p.data)
+                state["step"] += 1
+                if weight_decay:
+                    g = g + weight_decay * p.data
+                square_avg = state["square_avg"]
+                square_avg *= alpha
+                square_avg += (1 - alpha) * g * g
+                if group["centered"]:
+                    grad_avg = state["grad_avg"]
+                    grad_avg += (g - grad_avg) * (1 - alpha)
+                    avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
+                else:
+                    avg = np.sqrt(square_avg) + eps
+                if momentum > 0:
+                    buf = state["momentum_buffer"]
+                    buf *= momentum
+                    buf += g / avg
+                    update = lr * buf
+                else:
+                    update = lr * g / avg
+                p.data -= update.astype(p.data.dtype, copy=False)
+                p._version[0] += 1
+        return loss
+
+
+from . import lr_scheduler  # noqa: E402

@@ -1,0 +1,914 @@
+"""``nn.functional``: layers and losses as functions, composed from the engine's ops.
+
+Everything here is plain Python over ``autodiff`` primitives, so that
+"back-propagation through any layer is the chain rule over local gradients" is
+literally true of the code: ``conv2d`` is padding + a sliding-window view +
+a matrix product, ``max_pool2d`` is the same view + a max, ``cross_entropy`` is
+``log_softmax`` + a gather.  Only ``erf`` and ``log1p`` are new primitives
+(NumPy has no differentiable form of them).
+
+Example::
+
+    >>> logits = autodiff.tensor([[2.0, 1.0, 0.1]])
+    >>> F.cross_entropy(logits, autodiff.tensor([0]))
+    tensor(0.4170)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+import autodiff
+from autodiff import Function, Tensor
+from autodiff.ops import Windows2d
+
+__all__ = [
+    "adaptive_avg_pool2d",
+    "avg_pool2d",
+    "batch_norm",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "conv2d",
+    "cross_entropy",
+    "dropout",
+    "elu",
+    "embedding",
+    "erf",
+    "gelu",
+    "l1_loss",
+    "leaky_relu",
+    "linear",
+    "log_softmax",
+    "max_pool2d",
+    "mse_loss",
+    "nll_loss",
+    "one_hot",
+    "pad",
+    "relu",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "softplus",
+    "tanh",
+    "unfold",
+]
+
+
+def _tensor(x, name="input") -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    return autodiff.tensor(x)
+
+
+def _pair(value, name, op):
+    """An int or a pair of ints as a pair (PyTorch's _pair)."""
+    if isinstance(value, (int, np.integer)):
+        return (int(value), int(value))
+    value = tuple(int(v) for v in value)
+    if len(value) == 1:
+        return value * 2
+    if len(value) != 2:
+        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value}")
+    return value
+
+
+# -- new primitives ---------------------------------------------------------------
+
+try:  # SciPy's erf is vectorised; math.erf (exact, slower) otherwise
+    from scipy.special import erf as _erf_array  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on the environment
+    _erf_scalar = np.frompyfunc(math.erf, 1, 1)
+
+    def _erf_array(x):
+        return _erf_scalar(x).astype(x.dtype if x.dtype.kind == "f" else np.float32)
+
+
+class Erf(Function):
+    """y = erf(x) = 2/sqrt(pi) int_0^x exp(-t^2) dt        dL/dx = dL/dy * 2/sqrt(pi) exp(-x^2)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.asarray(_erf_array(x), dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (2.0 / math.sqrt(math.pi)) * (-(x * x)).exp()
+
+
+class Log1p(Function):
+    """y = log(1 + x)  (accurate for tiny x)        dL/dx = dL/dy / (1 + x)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.log1p(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (1 + x)
+
+
+def erf(input) -> Tensor:
+    """The error function, differentiable: d erf(x)/dx = 2/sqrt(pi) exp(-x^2)."""
+    return Erf.apply(_tensor(input))
+
+
+# -- activations ------------------------------------------------------------------
+
+
+def relu(input, inplace=False) -> Tensor:
+    """relu(x) = max(x, 0)        d/dx = 1 where x > 0, else 0."""
+    input = _tensor(input)
+    return input.relu_() if inplace else input.relu()
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False) -> Tensor:
+    """leaky_relu(x) = x if x > 0 else negative_slope * x."""
+    input = _tensor(input)
+    out = autodiff.where(input > 0, input, input * negative_slope)
+    return input.copy_(out) if inplace else out
+
+
+def elu(input, alpha=1.0, inplace=False) -> Tensor:
+    """elu(x) = x if x > 0 else alpha * (exp(x) - 1)."""
+    input = _tensor(input)
+    negative = (input.clamp(max=0).exp() - 1) * alpha
+    out = autodiff.where(input > 0, input, negative)
+    return input.copy_(out) if inplace else out
+
+
+def sigmoid(input) -> Tensor:
+    """sigmoid(x) = 1 / (1 + exp(-x))        d/dx = s (1 - s)."""
+    return _tensor(input).sigmoid()
+
+
+def tanh(input) -> Tensor:
+    """tanh(x)        d/dx = 1 - tanh(x)^2."""
+    return _tensor(input).tanh()
+
+
+def softplus(input, beta=1.0, threshold=20.0) -> Tensor:
+    """softplus(x) = log(1 + exp(beta x)) / beta, and x where beta x > threshold."""
+    input = _tensor(input)
+    bx = input * beta
+    soft = (bx.clamp(min=0) + Log1p.apply((-bx.abs()).exp())) / beta
+    return autodiff.where(bx > threshold, input, soft)
+
+
+def silu(input, inplace=False) -> Tensor:
+    """silu(x) = x * sigmoid(x)."""
+    input = _tensor(input)
+    return input * input.sigmoid()
+
+
+def gelu(input, approximate="none") -> Tensor:
+    """gelu(x) = x * Phi(x), Phi the standard normal CDF = (1 + erf(x / sqrt 2)) / 2.
+
+    ``approximate="tanh"``: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+    """
+    input = _tensor(input)
+    if approximate == "none":
+        return input * 0.5 * (1 + Erf.apply(input * (1 / math.sqrt(2.0))))
+    if approximate == "tanh":
+        inner = (input + 0.044715 * input * input * input) * math.sqrt(2.0 / math.pi)
+        return 0.5 * input * (1 + inner.tanh())
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def _softmax_dim(ndim):
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
+    """softmax(x)_i = exp(x_i - m) / sum_j exp(x_j - m), m = max(x) (for stability).
+
+    Its Jacobian is diag(s) - s s^T, which the backward pass applies as
+    s * (g - sum(g * s)).
+    """
+    input = _tensor(input)
+    if dtype is not None:
+        input = input.to(dtype)
+    if dim is None:
+        dim = _softmax_dim(input.ndim)
+        warnings.warn(
+            "Implicit dimension choice for softmax has been deprecated. "
+            "Change the call to include dim=X as an argument.",
+            UserWarning,
+            stacklevel=_stacklevel,
+        )
+    return input.softmax(dim)
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
+    """log_softmax(x)_i = x_i - logsumexp(x), stable for logits of any size (1e4 too)."""
+    input = _tensor(input)
+    if dtype is not None:
+        input = input.to(dtype)
+    if dim is None:
+        dim = _softmax_dim(input.ndim)
+        warnings.warn(
+            "Implicit dimension choice for log_softmax has been deprecated. "
+            "Change the call to include dim=X as an argument.",
+            UserWarning,
+            stacklevel=_stacklevel,
+        )
+    return input - input.logsumexp(dim, keepdim=True)
+
+
+# -- linear, dropout, embedding ---------------------------------------------------
+
+
+def linear(input, weight, bias=None) -> Tensor:
+    """y = x W^T + b, with W of shape (out_features, in_features), as PyTorch stores it."""
+    input = _tensor(input)
+    if input.ndim == 0 or input.shape[-1] != weight.shape[-1]:
+        raise RuntimeError(
+            f"linear: input of shape {input.shape} has {input.shape[-1] if input.ndim else 0} "
+            f"features in its last dim, but the weight of shape {weight.shape} expects "
+            f"{weight.shape[-1]} (in_features)"
+        )
+    out = input @ weight.T  # (..., in) @ (in, out) -> (..., out)
+    return out if bias is None else out + bias
+
+
+def dropout(input, p=0.5, training=True, inplace=False) -> Tensor:
+    """During training, zero each element with probability p and scale the rest by 1/(1-p)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    input = _tensor(input)
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    from autodiff.random import numpy_rng
+
+    keep = numpy_rng().random(input.shape) >= p
+    mask = Tensor._make((keep / (1.0 - p)).astype(input.dtype), None, None)
+    out = input * mask
+    return input.copy_(out) if inplace else out
+
+
+def embedding(
+    input,
+    weight,
+    padding_idx=None,
+    max_norm=None,
+    norm_type=2.0,
+    scale_grad_by_freq=False,
+    sparse=False,
+) -> Tensor:
+    """out[...] = weight[input[...]]: row lookup; the gradient adds into the looked-up rows.
+
+    The row at ``padding_idx`` receives no gradient.
+    """
+    input = _tensor(input)
+    if input.dtype.kind not in "iu":
+        raise RuntimeError(
+            f"embedding: expected indices of an integer dtype (long), got {input.dtype}"
+        )
+    n = weight.shape[0]
+    if input.numel() and (input.data.min() < -n or input.data.max() >= n):
+        raise IndexError(
+            f"embedding: index out of range: indices must be in [0, {n}) for a weight with "
+            f"{n} rows, got min {input.data.min()} and max {input.data.max()}"
+        )
+    if max_norm is not None:
+        with autodiff.no_grad():
+            rows = np.unique(input.data)
+            norms = np.linalg.norm(weight.data[rows], ord=norm_type, axis=1, keepdims=True)
+            scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
+            weight.data[rows] *= scale.astype(weight.dtype)
+    if scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: scale_grad_by_freq and sparse are not implemented")
+    out = weight[input.data]  # (*input.shape, embedding_dim)
+    if padding_idx is not None:
+        padding_idx = padding_idx % n
+        mask = Tensor._make((input.data == padding_idx)[..., None], None, None)
+        out = autodiff.where(mask, out.detach(), out)
+    return out
+
+
+def one_hot(tensor, num_classes=-1) -> Tensor:
+    """Long tensor of shape (*tensor.shape, num_classes) with 1 at each index."""
+    tensor = _tensor(tensor)
+    if tensor.dtype.kind not in "iu":
+        raise RuntimeError(
+            f"one_hot is only applicable to index tensor of integer dtype, got {tensor.dtype}"
+        )
+    data = tensor.data
+    if num_classes == -1:
+        if data.size == 0:
+            raise RuntimeError("one_hot: can not infer total number of classes from empty tensor")
+        num_classes = int(data.max()) + 1
+    if data.size and (data.min() < 0 or data.max() >= num_classes):
+        raise RuntimeError(
+            f"one_hot: class values must be in [0, {num_classes}), got values in "
+            f"[{data.min()}, {data.max()}]"
+        )
+    out = (data[..., None] == np.arange(num_classes)).astype(np.int64)
+    return Tensor._make(out, None, None)
+
+
+def pad(input, pad, mode="constant", value=None) -> Tensor:
+    """Pad (before, after) pairs from the last dim backwards, as ``torch.nn.functional.pad``."""
+    return autodiff.pad(_tensor(input), pad, mode=mode, value=value)
+
+
+# -- convolution and pooling --------------------------------------------------------
+
+
+def _check_4d(input, op, what="input"):
+    if input.ndim != 4:
+        raise RuntimeError(
+            f"{op}: expected a 4-D {what} (batch, channels, height, width), got shape "
+            f"{input.shape} ({input.ndim}-D)"
+            + (
+                "; for a single image add a batch dim with x.unsqueeze(0)"
+                if input.ndim == 3
+                else ""
+            )
+        )
+
+
+def _windows(x, kernel, stride, dilation, op):
+    """(N, C, H, W) -> (N, C, oh, ow, kh, kw) sliding-window view, with a clear size error."""
+    _n, _c, h, w = x.shape
+    span = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
+    if span[0] > h or span[1] > w:
+        raise RuntimeError(
+            f"{op}: kernel size {kernel} (dilation {dilation}) spans {span[0]}x{span[1]}, "
+            f"which is larger than the padded input of size {h}x{w}"
+        )
+    return Windows2d.apply(x, kernel, stride, dilation)
+
+
+def _same_padding(kernel, dilation):
+    """Per side (before, after) padding that keeps H and W (stride 1); extra goes after."""
+    widths = []
+    for k, d in zip(kernel, dilation, strict=True):
+        total = d * (k - 1)
+        widths.append((total // 2, total - total // 2))
+    return widths
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """2-D cross-correlation (PyTorch's conv2d) as unfold + matrix product.
+
+    y[n, o, i, j] = b[o] + sum_{c, p, q} x_pad[n, g(o) c, i sh + p dh, j sw + q dw] w[o, c, p, q]
+
+    with x of shape (N, C_in, H, W) and w of shape (C_out, C_in / groups, kh, kw).
+    The gradient flows back through the matmul, the reshapes, and the window
+    view, whose backward adds every window's gradient back where it was read.
+    """
+    input = _tensor(input)
+    _check_4d(input, "conv2d")
+    if weight.ndim != 4:
+        raise RuntimeError(f"conv2d: expected a 4-D weight, got shape {weight.shape}")
+    stride, dilation = _pair(stride, "stride", "conv2d"), _pair(dilation, "dilation", "conv2d")
+    n, c_in, _h, _w = input.shape
+    c_out, c_per_group, kh, kw = weight.shape
+    if c_in != c_per_group * groups:
+        raise RuntimeError(
+            f"conv2d: expected input of shape {input.shape} to have {c_per_group * groups} "
+            f"channels (weight of shape {weight.shape}, groups={groups}), but got {c_in} channels"
+        )
+    if c_out % groups:
+        raise RuntimeError(f"conv2d: out_channels {c_out} must be divisible by groups {groups}")
+    if isinstance(padding, str):
+        if padding == "valid":
+            widths = [(0, 0), (0, 0)]
+        elif padding == "same":
+            if stride != (1, 1):
+                raise ValueError("conv2d: padding='same' is not supported for strided convolutions")
+            widths = _same_padding((kh, kw), dilation)
+        else:
+            raise ValueError(
+                f"conv2d: invalid padding string {padding!r}, should be 'same' or 'valid'"
+            )
+    else:
+        ph, pw = _pair(padding, "padding", "conv2d")
+        widths = [(ph, ph), (pw, pw)]
+    if any(widths[0] + widths[1]):
+        x = autodiff.pad(input, (*widths[1], *widths[0]))  # (N, C, H + 2ph, W + 2pw)
+    else:
+        x = input
+    g = groups
+    cols = _windows(x, (kh, kw), stride, dilation, "conv2d")  # (N, C, oh, ow, kh, kw)
+    oh, ow = cols.shape[2], cols.shape[3]
+    cols = cols.reshape(n, g, c_per_group, oh, ow, kh, kw)  # (N, g, C/g, oh, ow, kh, kw)
+    cols = cols.permute(1, 0, 3, 4, 2, 5, 6)  # (g, N, oh, ow, C/g, kh, kw)
+    cols = cols.reshape(g, n * oh * ow, c_per_group * kh * kw)  # (g, N*oh*ow, K): im2col
+    kernel = weight.reshape(g, c_out // g, c_per_group * kh * kw)  # (g, O/g, K)
+    out = cols @ kernel.transpose(1, 2)  # (g, N*oh*ow, K) @ (g, K, O/g) -> (g, N*oh*ow, O/g)
+    out = out.reshape(g, n, oh, ow, c_out // g)  # (g, N, oh, ow, O/g)
+    out = out.permute(1, 0, 4, 2, 3).reshape(n, c_out, oh, ow)  # (N, O, oh, ow)
+    if bias is not None:
+        out = out + bias.reshape(1, c_out, 1, 1)  # (N, O, oh, ow) + (1, O, 1, 1)
+    return out
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
+    """im2col, as ``torch.nn.functional.unfold``: (N, C, H, W) -> (N, C*kh*kw, L)."""
+    input = _tensor(input)
+    _check_4d(input, "unfold")
+    kernel = _pair(kernel_size, "kernel_size", "unfold")
+    ph, pw = _pair(padding, "padding", "unfold")
+    x = autodiff.pad(input, (pw, pw, ph, ph)) if ph or pw else input
+    n, c = input.shape[:2]
+    cols = _windows(
+        x,
+        kernel,
+        _pair(stride, "stride", "unfold"),
+        _pair(dilation, "dilation", "unfold"),
+        "unfold",
+    )  # (N, C, oh, ow, kh, kw)
+    oh, ow = cols.shape[2], cols.shape[3]
+    cols = cols.permute(0, 1, 4, 5, 2, 3)  # (N, C, kh, kw, oh, ow)
+    return cols.reshape(n, c * kernel[0] * kernel[1], oh * ow)  # (N, C*kh*kw, L)
+
+
+def _pool_geometry(size, kernel, stride, pad, dilation, ceil_mode, op):
+    """Output size and extra right padding for one spatial dim (PyTorch's formula)."""
+    span = dilation * (kernel - 1) + 1
+    if pad > kernel // 2:
+        raise RuntimeError(
+            f"{op}: pad should be at most half of effective kernel size, but got pad={pad}, "
+            f"kernel_size={kernel}"
+        )
+    numerator = size + 2 * pad - span
+    if numerator < 0:
+        raise RuntimeError(
+            f"{op}: kernel size {kernel} (dilation {dilation}) is larger than the padded "
+            f"input of size {size + 2 * pad}"
+        )
+    if ceil_mode:
+        out = -(-numerator // stride) + 1
+        if (out - 1) * stride >= size + pad:  # the last window must start inside the input
+            out -= 1
+    else:
+        out = numerator // stride + 1
+    extra = max((out - 1) * stride + span - (size + 2 * pad), 0)
+    return out, extra
+
+
+def _pool_args(input, kernel_size, stride, padding, dilation, op):
+    input = _tensor(input)
+    if input.ndim not in (3, 4):
+        raise RuntimeError(
+            f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape {input.shape}"
+        )
+    kernel = _pair(kernel_size, "kernel_size", op)
+    stride = (
+        kernel if stride is None or stride == [] or stride == () else _pair(stride, "stride", op)
+    )
+    return input, kernel, stride, _pair(padding, "padding", op), _pair(dilation, "dilation", op)
+
+
+def max_pool2d(
+    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
+    """y[n, c, i, j] = max over the window at (i, j); the gradient goes to the window's
+    (first) maximum, as in PyTorch.  Padding is with -inf, so it is never the maximum.
+    """
+    input, kernel, stride, pad_, dilation = _pool_args(
+        input, kernel_size, stride, padding, dilation, "max_pool2d"
+    )
+    unbatched = input.ndim == 3
+    x = input.unsqueeze(0) if unbatched else input  # (N, C, H, W)
+    h, w = x.shape[2:]
+    oh, extra_h = _pool_geometry(
+        h, kernel[0], stride[0], pad_[0], dilation[0], ceil_mode, "max_pool2d"
+    )
+    ow, extra_w = _pool_geometry(
+        w, kernel[1], stride[1], pad_[1], dilation[1], ceil_mode, "max_pool2d"
+    )
+    widths = (pad_[1], pad_[1] + extra_w, pad_[0], pad_[0] + extra_h)
+    if any(widths):
+        x = autodiff.pad(x, widths, value=-np.inf)  # (N, C, H', W') with -inf borders
+    cols = _windows(x, kernel, stride, dilation, "max_pool2d")[
+        :, :, :oh, :ow
+    ]  # (N, C, oh, ow, kh, kw)
+    n, c = cols.shape[:2]
+    flat = cols.reshape(n, c, oh, ow, kernel[0] * kernel[1])  # (N, C, oh, ow, kh*kw)
+    values, where = flat.max(dim=-1)  # (N, C, oh, ow): the max and its tap
+    out = values[0] if unbatched else values
+    if not return_indices:
+        return out
+    # the flat index (row * W + col) in the unpadded input of every maximum
+    p, q = where.data // kernel[1], where.data % kernel[1]
+    rows = np.arange(oh)[:, None] * stride[0] + p * dilation[0] - pad_[0]
+    cols_ = np.arange(ow)[None, :] * stride[1] + q * dilation[1] - pad_[1]
+    indices = Tensor._make((rows * w + cols_).astype(np.int64), None, None)
+    return out, (indices[0] if unbatched else indices)
+
+
+def avg_pool2d(
+    input,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
+    """y[n, c, i, j] = mean over the window at (i, j) (zero padding counts unless
+    ``count_include_pad=False``); the gradient spreads evenly over each window.
+    """
+    input, kernel, stride, pad_, _ = _pool_args(
+        input, kernel_size, stride, padding, 1, "avg_pool2d"
+    )
+    unbatched = input.ndim == 3
+    x = input.unsqueeze(0) if unbatched else input  # (N, C, H, W)
+    h, w = x.shape[2:]
+    oh, extra_h = _pool_geometry(h, kernel[0], stride[0], pad_[0], 1, ceil_mode, "avg_pool2d")
+    ow, extra_w = _pool_geometry(w, kernel[1], stride[1], pad_[1], 1, ceil_mode, "avg_pool2d")
+    widths = (pad_[1], pad_[1] + extra_w, pad_[0], pad_[0] + extra_h)
+    if any(widths):
+        x = autodiff.pad(x, widths)  # (N, C, H', W') zero-padded
+    cols = _windows(x, kernel, stride, (1, 1), "avg_pool2d")[
+        :, :, :oh, :ow
+    ]  # (N, C, oh, ow, kh, kw)
+    total = cols.sum(dim=(-2, -1))  # (N, C, oh, ow)
+    if divisor_override:
+        out = total / divisor_override
+    elif count_include_pad and not any(widths):
+        out = total / (kernel[0] * kernel[1])
+    else:
+        # count the taps of each window inside the input (or inside input + padding)
+        inside = np.zeros((h + sum(widths[2:]), w + sum(widths[:2])), dtype=x.dtype)
+        if count_include_pad:
+            inside[: h + 2 * pad_[0], : w + 2 * pad_[1]] = 1
+        else:
+            inside[pad_[0] : pad_[0] + h, pad_[1] : pad_[1] + w] = 1
+        counts = np.lib.stride_tricks.sliding_window_view(inside, kernel)[
+            :: stride[0], :: stride[1]
+        ]
+        counts = counts[:oh, :ow].sum(axis=(-2, -1))  # (oh, ow)
+        out = total / Tensor._make(counts.astype(x.dtype), None, None)
+    return out[0] if unbatched else out
+
+
+def _adaptive_matrix(size, out, dtype):
+    """A (out, size) averaging matrix: row i averages [floor(i size/out), ceil((i+1) size/out))."""
+    matrix = np.zeros((out, size), dtype=dtype)
+    for i in range(out):
+        start = (i * size) // out
+        end = -((-(i + 1) * size) // out)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+def adaptive_avg_pool2d(input, output_size) -> Tensor:
+    """Average over PyTorch's adaptive windows so that the output is ``output_size``.
+
+    Averaging over a rectangle is separable: y = A_h x A_w^T with constant
+    averaging matrices, so this is two matrix products.
+    """
+    input = _tensor(input)
+    if input.ndim not in (3, 4):
+        raise RuntimeError(
+            f"adaptive_avg_pool2d: expected a 3-D or 4-D input, got shape {input.shape}"
+        )
+    h, w = input.shape[-2:]
+    if isinstance(output_size, (int, np.integer)):
+        output_size = (output_size, output_size)
+    oh = h if output_size[0] is None else int(output_size[0])
+    ow = w if output_size[1] is None else int(output_size[1])
+    a_h = Tensor._make(_adaptive_matrix(h, oh, input.dtype), None, None)  # (oh, H)
+    a_w = Tensor._make(_adaptive_matrix(w, ow, input.dtype), None, None)  # (ow, W)
+    return a_h @ (input @ a_w.T)  # (oh, H) @ ((..., H, W) @ (W, ow)) -> (..., oh, ow)
+
+
+# -- normalisation ------------------------------------------------------------------
+
+
+def batch_norm(
+    input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5
+) -> Tensor:
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel (dim 1).
+
+    In training the batch's mean and biased variance normalise, and the running
+    statistics move: running = (1 - momentum) running + momentum * batch stat,
+    with the unbiased variance (n / (n - 1)), as PyTorch does.  In evaluation the
+    running statistics normalise.
+    """
+    input = _tensor(input)
+    if input.ndim < 2:
+        raise ValueError(
+            f"batch_norm: expected 2-D or more input (N, C, ...), got shape {input.shape}"
+        )
+    dims = (0, *range(2, input.ndim))
+    shape = (1, input.shape[1]) + (1,) * (input.ndim - 2)
+    if training:
+        count = input.numel() // input.shape[1]
+        if count <= 1:
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got input size {input.shape}"
+            )
+        mean = input.mean(dim=dims, keepdim=True)  # (1, C, 1, ...)
+        centered = input - mean
+        var = (centered * centered).mean(dim=dims, keepdim=True)  # biased
+        if running_mean is not None:
+            with autodiff.no_grad():
+                m = mean.data.reshape(-1)
+                running_mean.data *= 1 - momentum
+                running_mean.data += (momentum * m).astype(running_mean.dtype)
+                running_mean._version[0] += 1
+        if running_var is not None:
+            with autodiff.no_grad():
+                unbiased = var.data.reshape(-1) * (count / (count - 1))
+                running_var.data *= 1 - momentum
+                running_var.data += (momentum * unbiased).astype(running_var.dtype)
+                running_var._version[0] += 1
+        out = centered / (var + eps).sqrt()
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError(
+                "batch_norm: running_mean and running_var are needed when not training"
+            )
+        mean = running_mean.detach().reshape(shape)
+        var = running_var.detach().reshape(shape)
+        out = (input - mean) / (var + eps).sqrt()
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+# -- losses -------------------------------------------------------------------------
+
+
+def _reduce(loss, reduction, op):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(
+        f"{op}: {reduction!r} is not a valid value for reduction ('mean', 'sum' or 'none')"
+    )
+
+
+def _legacy_reduction(size_average, reduce, reduction):
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    if not reduce:
+        return "none"
+    return "mean" if size_average else "sum"
+
+
+def _check_same_shape(input, target, op):
+    if input.shape != target.shape:
+        warnings.warn(
+            f"{op}: using a target size ({target.shape}) that is different to the input size "
+            f"({input.shape}). This will likely lead to incorrect results due to broadcasting. "
+            "Please ensure they have the same size.",
+            UserWarning,
+            stacklevel=3,
+        )
+        try:
+            np.broadcast_shapes(input.shape, target.shape)
+        except ValueError:
+            raise RuntimeError(
+                f"{op}: the input of shape {input.shape} and the target of shape "
+                f"{target.shape} do not broadcast"
+            ) from None
+
+
+def mse_loss(
+    input, target, size_average=None, reduce=None, reduction="mean", weight=None
+) -> Tensor:
+    """mean((x - y)^2)        d/dx = 2 (x - y) / n."""
+    input, target = _tensor(input), _tensor(target)
+    _check_same_shape(input, target, "mse_loss")
+    diff = input - target
+    loss = diff * diff
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, _legacy_reduction(size_average, reduce, reduction), "mse_loss")
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None) -> Tensor:
+    """mean(|x - y|)        d/dx = sign(x - y) / n."""
+    input, target = _tensor(input), _tensor(target)
+    _check_same_shape(input, target, "l1_loss")
+    loss = (input - target).abs()
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, _legacy_reduction(size_average, reduce, reduction), "l1_loss")
+
+
+def _check_class_target(input, target, op, class_dim):
+    """Validate class-index targets: integer dtype, shape (N, d1, ...), values in range."""
+    if target.dtype.kind not in "iu":
+        raise RuntimeError(
+            f"{op}: expected class-index targets of an integer dtype (long), got dtype "
+            f"{target.dtype} with shape {target.shape}; class-probability targets must have "
+            f"the input's shape {input.shape}"
+        )
+    expected = input.shape[:class_dim] + input.shape[class_dim + 1 :]
+    if target.shape != expected:
+        raise RuntimeError(
+            f"{op}: expected target of shape {expected} for input of shape {input.shape}, "
+            f"got target of shape {target.shape}"
+        )
+
+
+def _check_target_range(target, n_classes, ignore_index, op):
+    values = target.data[target.data != ignore_index]
+    if values.size and (values.min() < 0 or values.max() >= n_classes):
+        bad = values.min() if values.min() < 0 else values.max()
+        raise IndexError(
+            f"{op}: Target {bad} is out of bounds: class indices must be in [0, {n_classes}) "
+            f"(input has {n_classes} classes)"
+        )
+
+
+def _moved_class_last(x, class_dim):
+    """(N, C, d1, ...) -> (N, d1, ..., C) so that the classes are the last dim."""
+    if class_dim == x.ndim - 1:
+        return x
+    order = [d for d in range(x.ndim) if d != class_dim] + [class_dim]
+    return x.permute(*order)
+
+
+def nll_loss(
+    input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"
+) -> Tensor:
+    """loss_i = -w[y_i] * input[i, y_i]; the mean divides by sum_i w[y_i] (ignored targets excluded).
+
+    ``input`` holds log-probabilities of shape (C), (N, C) or (N, C, d1, ...),
+    ``target`` class indices of shape (), (N) or (N, d1, ...).
+    """
+    input, target = _tensor(input), _tensor(target)
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"nll_loss: {reduction!r} is not a valid value for reduction")
+    if input.ndim == 0:
+        raise ValueError(
+            "nll_loss: expected input of 1 or more dimensions (C), (N, C), ..., got a scalar"
+        )
+    class_dim = 0 if input.ndim == 1 else 1
+    _check_class_target(input, target, "nll_loss", class_dim)
+    n_classes = input.shape[class_dim]
+    _check_target_range(target, n_classes, ignore_index, "nll_loss")
+    if weight is not None and weight.shape != (n_classes,):
+        raise RuntimeError(
+            f"nll_loss: weight tensor should be defined either for all {n_classes} classes "
+            f"or no classes but got weight tensor of shape: {weight.shape}"
+        )
+    logp = _moved_class_last(input, class_dim)  # (N, d1, ..., C)
+    ignored = target.data == ignore_index
+    safe = np.where(ignored, 0, target.data).astype(np.int64)
+    picked = logp.gather(-1, Tensor._make(safe[..., None], None, None)).squeeze(-1)  # (N, d1, ...)
+    keep = (~ignored).astype(input.dtype)
+    w = keep if weight is None else weight.detach().data[safe] * keep
+    w = Tensor._make(np.asarray(w, dtype=input.dtype), None, None)
+    loss = -picked * w
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / w.sum()
+
+
+def cross_entropy(
+    input,
+    target,
+    weight=None,
+    size_average=None,
+    ignore_index=-100,
+    reduce=None,
+    reduction="mean",
+    label_smoothing=0.0,
+) -> Tensor:
+    """Cross-entropy of logits against class indices or class probabilities.
+
+    For class indices y: loss_i = -log softmax(x_i)[y_i] = logsumexp(x_i) - x_{i, y_i},
+    averaged with class weights as ``nll_loss``.  For probabilities p (the input's
+    shape): loss_i = -sum_c w_c p_ic log softmax(x_i)_c, averaged over samples.
+    With label smoothing eps the target mixes with the uniform distribution:
+    (1 - eps) onehot + eps / C.  The gradient w.r.t. the logits is softmax - target.
+
+    Example::
+
+        >>> F.cross_entropy(autodiff.tensor([[2.0, 1.0, 0.1]]), autodiff.tensor([0]))
+        tensor(0.4170)
+    """
+    input, target = _tensor(input), _tensor(target)
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: {reduction!r} is not a valid value for reduction")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(
+            f"cross_entropy: label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}"
+        )
+    if input.ndim == 0:
+        raise ValueError(
+            "cross_entropy: expected input of 1 or more dimensions (C), (N, C), ..., got a scalar"
+        )
+    if input.dtype.kind != "f":
+        raise RuntimeError(
+            f"cross_entropy: expected floating point logits, got dtype {input.dtype}"
+        )
+    class_dim = 0 if input.ndim == 1 else 1
+    n_classes = input.shape[class_dim]
+    if weight is not None and weight.shape != (n_classes,):
+        raise RuntimeError(
+            f"cross_entropy: weight tensor should be defined either for all {n_classes} "
+            f"classes or no classes but got weight tensor of shape: {weight.shape}"
+        )
+    logp = log_softmax(input, class_dim)  # (N, C, d1, ...)
+    w_shape = [1] * input.ndim
+    w_shape[class_dim] = n_classes
+    if target.dtype.kind == "f":  # class probabilities
+        if target.shape != input.shape:
+            raise RuntimeError(
+                f"cross_entropy: class-probability targets must have the input's shape "
+                f"{input.shape}, got {target.shape} (class-index targets need an integer dtype)"
+            )
+        if label_smoothing > 0:
+            target = target * (1 - label_smoothing) + label_smoothing / n_classes
+        terms = logp * target
+        if weight is not None:
+            terms = terms * weight.reshape(w_shape)
+        loss = -terms.sum(dim=class_dim)  # (N, d1, ...)
+        if reduction == "mean":
+            return loss.sum() / (input.numel() // n_classes) if input.numel() else loss.sum() / 0.0
+        return _reduce(loss, reduction, "cross_entropy")
+    _check_class_target(input, target, "cross_entropy", class_dim)
+    _check_target_range(target, n_classes, ignore_index, "cross_entropy")
+    nll = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
+    if label_smoothing == 0:
+        return nll
+    ignored = target.data == ignore_index
+    terms = logp if weight is None else logp * weight.reshape(w_shape)
+    smooth = -terms.sum(dim=class_dim)  # (N, d1, ...)
+    smooth = smooth * Tensor._make((~ignored).astype(input.dtype), None, None)
+    if reduction == "mean":
+        if weight is None:
+            smooth = smooth.sum() / int((~ignored).sum())
+        else:
+            kept = target.data[~ignored].astype(np.int64)
+            smooth = smooth.sum() / float(weight.detach().data[kept].sum())
+    elif reduction == "sum":
+        smooth = smooth.sum()
+    return (1 - label_smoothing) * nll + smooth * (label_smoothing / n_classes)
+
+
+def binary_cross_entropy(
+    input, target, weight=None, size_average=None, reduce=None, reduction="mean"
+) -> Tensor:
+    """loss = -(y log x + (1 - y) log(1 - x)), with each log clamped at -100 as PyTorch does."""
+    input, target = _tensor(input), _tensor(target)
+    if input.shape != target.shape:
+        raise ValueError(
+            f"binary_cross_entropy: using a target size ({target.shape}) that is different to "
+            f"the input size ({input.shape}) is deprecated. Please ensure they have the same size."
+        )
+    if input.numel() and (input.data.min() < 0 or input.data.max() > 1):
+        raise RuntimeError(
+            "binary_cross_entropy: all elements of input should be between 0 and 1 "
+            "(probabilities; use binary_cross_entropy_with_logits for logits)"
+        )
+    log_x = input.log().clamp(min=-100)
+    log_1mx = (1 - input).log().clamp(min=-100)
+    loss = -(target * log_x + (1 - target) * log_1mx)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, _legacy_reduction(size_average, reduce, reduction), "binary_cross_entropy")
+
+
+def binary_cross_entropy_with_logits(
+    input, target, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None
+) -> Tensor:
+    """loss = (1 - y) x + (1 + (pw - 1) y) softplus(-x), stable for large |x|:
+    softplus(-x) = max(-x, 0) + log1p(exp(-|x|)).  d/dx = sigmoid(x) - y (pw = 1).
+    """
+    input, target = _tensor(input), _tensor(target)
+    if input.shape != target.shape:
+        raise ValueError(
+            f"binary_cross_entropy_with_logits: target size ({target.shape}) must be the same "
+            f"as input size ({input.shape})"
+        )
+    softplus_neg = (-input).clamp(min=0) + Log1p.apply((-input.abs()).exp())
+    if pos_weight is not None:
+        log_weight = (pos_weight - 1) * target + 1
+        loss = (1 - target) * input + log_weight * softplus_neg
+    else:
+        loss = (1 - target) * input + softplus_neg
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(
+        loss, _legacy_reduction(size_average, reduce, reduction), "binary_cross_entropy_with_logits"
+    )
