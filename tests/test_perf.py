@@ -80,5 +80,28 @@ def test_linear_second_order_through_create_graph(torch):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    pytest.main([__file__])
+def _reference_sigmoid(x):
+    """The textbook stable form the fast one replaced (with np.where)."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_sigmoid_same_bits_as_the_where_form(dtype):
+    rng = np.random.default_rng(0)
+    special = [np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-30, -1e-30, -90.0, -200.0, 800.0, -800.0]
+    x = np.concatenate([rng.uniform(-100, 100, 2000), special]).astype(dtype)
+    y = autodiff.tensor(x).sigmoid().data
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, _reference_sigmoid(x))
+
+
+@given(value=st.floats(-30, 30))
+def test_sigmoid_of_a_scalar_second_derivative(value):
+    """A 0-d output is still saved as the node's output (second order sees it)."""
+    x = autodiff.tensor(value, dtype=autodiff.float64, requires_grad=True)
+    (first,) = autodiff.grad(x.sigmoid(), x, create_graph=True)
+    (second,) = autodiff.grad(first, x)
+    s = 1 / (1 + np.exp(-value))
+    np.testing.assert_allclose(first.item(), s * (1 - s), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(second.item(), s * (1 - s) * (1 - 2 * s), rtol=1e-9, atol=1e-15)
