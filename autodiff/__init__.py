@@ -177,7 +177,6 @@ def set_printoptions(precision=None, threshold=None, linewidth=None, **_ignored)
     _np.set_printoptions(**options)
 
 
-from .serialization import load, save  # noqa: E402
-
 # Optimizers, as torch.optim: autodiff.optim.SGD (imported last: it needs Tensor).
 from . import optim  # noqa: E402
+from .serialization import load, save  # noqa: E402
