@@ -236,6 +236,8 @@ def download_url(
         received = 0
         request = urllib.request.Request(url, headers={"User-Agent": "autodiff-datasets/0.1"})
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as r:
+            if progress:
+                print(f"Downloading {url}", file=sys.stderr, flush=True)
             length = r.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             bar = _progress_bar(total, path.name) if progress else None
@@ -426,7 +428,12 @@ class MNIST(_ArrayImages):
         )
 
     def download(self) -> None:
-        """Fetch every missing file of the data set (all four, as torchvision does)."""
+        """Fetch every missing file of the data set (all four, as torchvision does).
+
+        Mirrors are tried in order; one that does not answer is skipped quietly, one
+        whose transfer fails (cut, MD5 mismatch) is reported on stderr.  When no mirror
+        delivers a file, ``DownloadError`` lists every mirror's failure.
+        """
         if self._check_exists():
             return
         folder = Path(self.raw_folder)
@@ -445,14 +452,14 @@ class MNIST(_ArrayImages):
             failures = []
             for mirror in self._mirrors:
                 url = mirror + filename
-                print(f"Downloading {url}", file=sys.stderr)
                 try:
                     download_url(url, folder / filename, md5=md5, timeout=self.timeout)
                     break
-                except (DownloadError, urllib.error.URLError, OSError, ValueError) as error:
-                    reason = getattr(error, "reason", None) or error
-                    failures.append(f"{url}: {reason}")
-                    print(f"Failed to download (trying next): {reason}", file=sys.stderr)
+                except DownloadError as error:  # the transfer started, then failed
+                    failures.append(str(error))
+                    print(f"Failed to download (trying the next mirror): {error}", file=sys.stderr)
+                except (urllib.error.URLError, OSError, ValueError) as error:  # no answer
+                    failures.append(f"{url}: {getattr(error, 'reason', None) or error}")
             else:
                 raise DownloadError(
                     f"{type(self).__name__}: could not download {filename} from any mirror:\n  "

@@ -1,0 +1,517 @@
+"""The ``autodiff`` command: train, evaluate and draw the lecture's models.
+
+    autodiff train                      # the lecture's quickstart: FashionMNIST, MLP, SGD, 5 epochs
+    autodiff train --dataset digits --model cnn --optimizer adam --epochs 10
+    autodiff evaluate --model-path model.pth
+    autodiff graph --model mlp --out mlp.svg
+
+``autodiff train`` runs PyTorch's quickstart end to end on this engine: it loads
+FashionMNIST from ``--data-dir`` (downloading it when it is missing), trains the
+lecture's ``NeuralNetwork`` (or a small CNN) with the lecture's train and test
+loops and log lines, prints a table of test accuracy and loss per epoch and saves
+the state dict.  When FashionMNIST is neither on disk nor downloadable and no
+dataset was asked for, it says so in one line and trains on the bundled Digits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+import autodiff
+import nn
+
+from . import datasets
+from .data import DataLoader
+from .transforms import Compose, Normalize, ToTensor
+
+DATASETS = ("fashion-mnist", "mnist", "digits")
+MODELS = ("mlp", "cnn")
+
+# The lecture's hyper-parameters for the 28x28 data sets; on the 1,437 small
+# Digits images the same SGD needs a larger step and more epochs to learn.
+LECTURE = {"optimizer": "sgd", "lr": 1e-3, "epochs": 5, "batch_size": 64}
+DEFAULTS = {
+    "fashion-mnist": LECTURE,
+    "mnist": LECTURE,
+    "digits": {"optimizer": "sgd", "lr": 0.1, "epochs": 10, "batch_size": 64},
+}
+
+
+# -- the models --------------------------------------------------------------------------
+class NeuralNetwork(nn.Module):
+    """The lecture's MLP: Flatten, Linear(in, 512), ReLU, Linear(512, 512), ReLU, Linear(512, 10).
+
+    ``in_features`` is 28 * 28 for (Fashion-)MNIST and 8 * 8 for Digits.  Its state dict
+    has the lecture's keys (``linear_relu_stack.0.weight``, ...).
+    """
+
+    def __init__(self, in_features: int = 28 * 28, num_classes: int = 10):
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.linear_relu_stack = nn.Sequential(
+            nn.Linear(in_features, 512),
+            nn.ReLU(),
+            nn.Linear(512, 512),
+            nn.ReLU(),
+            nn.Linear(512, num_classes),
+        )
+
+    def forward(self, x):
+        x = self.flatten(x)
+        logits = self.linear_relu_stack(x)
+        return logits
+
+
+class ConvNet(nn.Module):
+    """A small CNN: [Conv 3x3 (pad 1), ReLU, MaxPool 2] x 2 (1 -> 16 -> 32 channels), Linear -> 10.
+
+    Shapes for a 28x28 input: (N,1,28,28) -> (N,16,14,14) -> (N,32,7,7) -> (N,1568) -> (N,10);
+    for 8x8 Digits: (N,1,8,8) -> (N,16,4,4) -> (N,32,2,2) -> (N,128) -> (N,10).
+    """
+
+    def __init__(self, image_size: int = 28, num_classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.flatten = nn.Flatten()
+        side = image_size // 4
+        self.classifier = nn.Linear(32 * side * side, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.flatten(self.features(x)))
+
+
+def build_model(name: str, image_size: int) -> nn.Module:
+    if name == "mlp":
+        return NeuralNetwork(in_features=image_size * image_size)
+    return ConvNet(image_size=image_size)
+
+
+# -- data ----------------------------------------------------------------------------------
+class UsageError(Exception):
+    """A problem with what the user asked for: one message, exit status 2."""
+
+
+@dataclass
+class Data:
+    name: str
+    train: object
+    test: object
+    image_size: int
+    classes: list
+
+
+def load_data(args, *, train_split: bool = True) -> Data:
+    """The train and test sets for ``args.dataset`` (None: FashionMNIST, else Digits)."""
+    name = args.dataset
+    explicit = name is not None
+    name = name or "fashion-mnist"
+    if name == "digits":
+        return _digits()
+    cls = datasets.FashionMNIST if name == "fashion-mnist" else datasets.MNIST
+    try:
+        train = cls(args.data_dir, train=True, download=args.download, transform=ToTensor())
+        test = cls(args.data_dir, train=False, download=args.download, transform=ToTensor())
+    except (datasets.DatasetNotFoundError, datasets.DownloadError, OSError) as error:
+        reason = _one_line(error)
+        if explicit:
+            hint = "" if args.download else " (downloading is off: drop --no-download)"
+            raise UsageError(
+                f"{cls.__name__} is not available in {args.data_dir}{hint}: {reason}"
+            ) from None
+        print(
+            f"FashionMNIST is not in {args.data_dir} and could not be downloaded ({reason}); "
+            "training on the bundled Digits (8x8) instead.",
+            flush=True,
+        )
+        return _digits()
+    except RuntimeError as error:  # corrupt files: never silently replaced by other data
+        raise UsageError(str(error)) from None
+    return Data(name, train, test, 28, list(cls.classes))
+
+
+def _digits() -> Data:
+    # ToTensor maps the 0..16 values to [0, 16/255]; the Normalize rescales them to [0, 1].
+    transform = Compose([ToTensor(), Normalize((0.0,), (16 / 255,))])
+    train = datasets.Digits(train=True, transform=transform)
+    test = datasets.Digits(train=False, transform=transform)
+    return Data("digits", train, test, 8, list(datasets.Digits.classes))
+
+
+def _one_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    if not text:
+        return type(error).__name__
+    if len(text) > 1 and text[0].endswith(":"):
+        return f"{text[0]} {text[1].strip()}"
+    return text[0]
+
+
+# -- progress ------------------------------------------------------------------------------
+class _Bar:
+    """A per-epoch progress bar on stderr (tqdm when installed); log lines print above it."""
+
+    def __init__(self, total: int, desc: str, enabled: bool):
+        self.bar = None
+        self.plain = False
+        self.total, self.desc, self.n = total, desc, 0
+        if not enabled:
+            return
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            self.plain = True
+            return
+        self.bar = tqdm(total=total, desc=desc, unit="batch", leave=False, file=sys.stderr)
+
+    def update(self, loss: float):
+        self.n += 1
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            self.bar.update(1)
+        elif self.plain:
+            filled = 25 * self.n // self.total
+            sys.stderr.write(
+                f"\r{self.desc}: |{'#' * filled}{'.' * (25 - filled)}| "
+                f"{self.n}/{self.total} loss {loss:.4f}"
+            )
+            sys.stderr.flush()
+
+    def write(self, line: str):
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stdout)
+        else:
+            if self.plain:
+                sys.stderr.write("\r\x1b[K")
+            print(line, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+        elif self.plain:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+# -- the lecture's loops -------------------------------------------------------------------
+def train_epoch(dataloader, model, loss_fn, optimizer, bar: _Bar) -> float:
+    """The lecture's ``train``; returns the mean training loss of the epoch."""
+    size = len(dataloader.dataset)
+    model.train()
+    total = 0.0
+    for batch, (X, y) in enumerate(dataloader):  # noqa: N806 (the lecture's names)
+        pred = model(X)
+        loss = loss_fn(pred, y)
+
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+        value = loss.item()
+        total += value
+        bar.update(value)
+        if batch % 100 == 0:
+            current = (batch + 1) * len(X)
+            bar.write(f"loss: {value:>7f}  [{current:>5d}/{size:>5d}]")
+    return total / max(len(dataloader), 1)
+
+
+def evaluate_model(dataloader, model, loss_fn, num_classes: int):
+    """Mean loss, accuracy and the confusion matrix (rows: true class, columns: predicted)."""
+    model.eval()
+    num_batches = len(dataloader)
+    test_loss = 0.0
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    with autodiff.no_grad():
+        for X, y in dataloader:  # noqa: N806
+            pred = model(X)
+            test_loss += loss_fn(pred, y).item()
+            predicted = pred.argmax(1).numpy()
+            np.add.at(confusion, (y.numpy(), predicted), 1)
+    test_loss /= max(num_batches, 1)
+    accuracy = np.trace(confusion) / max(confusion.sum(), 1)
+    return test_loss, float(accuracy), confusion
+
+
+def make_optimizer(name: str, parameters, lr: float):
+    if name == "adam":
+        return nn.optim.Adam(parameters, lr=lr)
+    return nn.optim.SGD(parameters, lr=lr)
+
+
+def command_train(args) -> int:
+    if args.seed is not None:
+        autodiff.manual_seed(args.seed)
+    data = load_data(args)
+    defaults = DEFAULTS[data.name]
+    epochs = args.epochs if args.epochs is not None else defaults["epochs"]
+    lr = args.lr if args.lr is not None else defaults["lr"]
+    optimizer_name = args.optimizer or defaults["optimizer"]
+    batch_size = args.batch_size or defaults["batch_size"]
+    if epochs < 0 or batch_size <= 0 or lr <= 0:
+        raise UsageError(
+            f"--epochs must be >= 0, --batch-size and --lr > 0 (got {epochs}, {batch_size}, {lr})"
+        )
+
+    train_dataloader = DataLoader(data.train, batch_size=batch_size, shuffle=args.shuffle)
+    test_dataloader = DataLoader(data.test, batch_size=batch_size)
+    for X, y in test_dataloader:  # noqa: N806
+        print(f"Shape of X [N, C, H, W]: {X.shape}")
+        print(f"Shape of y: {y.shape} {y.dtype}")
+        break
+
+    device = (
+        autodiff.accelerator.current_accelerator().type
+        if autodiff.accelerator.is_available()
+        else "cpu"
+    )
+    print(f"Using {device} device")
+    model = build_model(args.model, data.image_size)
+    print(model)
+    print(
+        f"Training on {data.name} ({len(data.train)} train / {len(data.test)} test images): "
+        f"{args.model}, {optimizer_name} lr={lr:g}, batch size {batch_size}, {epochs} epochs"
+        + (f", seed {args.seed}" if args.seed is not None else "")
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    optimizer = make_optimizer(optimizer_name, model.parameters(), lr)
+
+    history = []
+    for t in range(epochs):
+        print(f"Epoch {t + 1}\n-------------------------------", flush=True)
+        start = time.perf_counter()
+        bar = _Bar(len(train_dataloader), f"Epoch {t + 1}/{epochs}", args.progress)
+        try:
+            train_loss = train_epoch(train_dataloader, model, loss_fn, optimizer, bar)
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - start
+        test_loss, correct, _ = evaluate_model(test_dataloader, model, loss_fn, len(data.classes))
+        print(f"Test Error: \n Accuracy: {(100 * correct):>0.1f}%, Avg loss: {test_loss:>8f} \n")
+        history.append((t + 1, train_loss, test_loss, correct, seconds))
+    print("Done!")
+
+    if history:
+        print()
+        print(" epoch | train loss | test loss | test accuracy | seconds")
+        print("-------+------------+-----------+---------------+--------")
+        for epoch, train_loss, test_loss, correct, seconds in history:
+            print(
+                f" {epoch:>5d} | {train_loss:>10.6f} | {test_loss:>9.6f} | "
+                f"{100 * correct:>12.1f}% | {seconds:>7.2f}"
+            )
+        print()
+
+    if args.save:
+        _save(model, args.save)
+        print(f"Saved model state to {args.save}")
+    return 0
+
+
+def _save(model, path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        autodiff.save(model.state_dict(), path)
+    except OSError as error:
+        raise UsageError(f"cannot save the model to {path}: {error.strerror or error}") from None
+
+
+# -- evaluate ------------------------------------------------------------------------------
+def _infer_model(state: dict, path: str) -> tuple[str, int]:
+    """(model name, image side) from a saved state dict's keys and shapes."""
+    if "linear_relu_stack.0.weight" in state:
+        in_features = np.shape(state["linear_relu_stack.0.weight"])[1]
+        side = math.isqrt(in_features)
+        if side * side != in_features:
+            raise UsageError(f"{path}: an MLP over {in_features} inputs is not a square image")
+        return "mlp", side
+    if "features.0.weight" in state and "classifier.weight" in state:
+        flat = np.shape(state["classifier.weight"])[1]
+        side = math.isqrt(flat // 32) * 4
+        return "cnn", side
+    keys = ", ".join(list(state)[:6])
+    raise UsageError(
+        f"{path} does not hold the state dict of the lecture's MLP or of the CNN "
+        f"(`autodiff train` saves those); its keys start with: {keys}"
+    )
+
+
+def command_evaluate(args) -> int:
+    try:
+        state = autodiff.load(args.model_path, weights_only=True)
+    except FileNotFoundError:
+        raise UsageError(
+            f"no saved model at {args.model_path} (run `autodiff train` first)"
+        ) from None
+    except (OSError, ValueError, RuntimeError) as error:
+        raise UsageError(f"cannot read the saved model {args.model_path}: {error}") from None
+    name, side = _infer_model(state, args.model_path)
+    if args.dataset is None:
+        args.dataset = "digits" if side == 8 else "fashion-mnist"
+    data = load_data(args)
+    if data.image_size != side:
+        raise UsageError(
+            f"{args.model_path} holds a model for {side}x{side} images, but {data.name} has "
+            f"{data.image_size}x{data.image_size} images"
+        )
+    model = build_model(name, side)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError) as error:
+        raise UsageError(f"{args.model_path}: {error}") from None
+    loader = DataLoader(data.test, batch_size=args.batch_size or 256)
+    test_loss, accuracy, confusion = evaluate_model(
+        loader, model, nn.CrossEntropyLoss(), len(data.classes)
+    )
+    print(f"Model: {name} from {args.model_path}; test set: {data.name} ({len(data.test)} images)")
+    print(f"Accuracy: {100 * accuracy:.1f}%, Avg loss: {test_loss:.6f}\n")
+    print("Per-class accuracy:")
+    width = max(len(c) for c in data.classes)
+    for i, cls in enumerate(data.classes):
+        total = confusion[i].sum()
+        share = f"{100 * confusion[i, i] / total:5.1f}%" if total else "   n/a"
+        print(f"  {i}  {cls:<{width}}  {share}  ({confusion[i, i]}/{total})")
+    print("\nConfusion matrix (rows: true class, columns: predicted class):")
+    cell = max(4, len(str(confusion.max())) + 1)
+    print("      " + "".join(f"{j:>{cell}d}" for j in range(len(data.classes))))
+    for i, row in enumerate(confusion):
+        print(f"  {i:>2d}  " + "".join(f"{v:>{cell}d}" for v in row))
+    return 0
+
+
+# -- graph ---------------------------------------------------------------------------------
+def command_graph(args) -> int:
+    try:
+        import visualize
+    except ImportError as error:
+        raise UsageError(f"autodiff graph needs the visualize package ({error})") from None
+    try:
+        written = visualize.graph_command(
+            model=args.model, out=args.out, fmt=args.format, collapse=args.collapse
+        )
+    except (OSError, RuntimeError, ValueError) as error:
+        raise UsageError(f"could not draw the graph: {error}") from None
+    print(f"Wrote {written or args.out}")
+    return 0
+
+
+# -- the parser ----------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autodiff",
+        description="Train, evaluate and draw the lecture's models on the autodiff engine.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser(
+        "train",
+        help="run the lecture's quickstart: train and test a model, save its state dict",
+        description="Run PyTorch's quickstart on autodiff: load the data, train the lecture's "
+        "model with its train/test loops and log lines, print a per-epoch table, save the "
+        "state dict. Defaults: FashionMNIST (falling back to the bundled Digits when it is "
+        "missing and cannot be downloaded), the MLP, SGD lr=1e-3, batch size 64, 5 epochs "
+        "(on Digits: SGD lr=0.1, 10 epochs).",
+    )
+    _data_options(train)
+    train.add_argument("--model", choices=MODELS, default="mlp", help="the network (default mlp)")
+    train.add_argument("--epochs", type=int, help="passes over the training set (default 5)")
+    train.add_argument("--batch-size", type=int, help="samples per step (default 64)")
+    train.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    train.add_argument("--optimizer", choices=("sgd", "adam"), help="the optimizer (default sgd)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument(
+        "--shuffle",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="shuffle the training set each epoch (the lecture does not; default off)",
+    )
+    train.add_argument(
+        "--save", default="model.pth", help="where to save the state dict (default model.pth)"
+    )
+    train.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar per epoch (default: when stderr is a terminal)",
+    )
+    train.set_defaults(handler=command_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="test a saved model: accuracy, per-class accuracy, confusion matrix",
+        description="Load a state dict saved by `autodiff train` (or by the lecture's code) "
+        "and report its accuracy on the test set.",
+    )
+    evaluate.add_argument(
+        "--model-path", default="model.pth", help="the saved state dict (default model.pth)"
+    )
+    _data_options(evaluate)
+    evaluate.add_argument("--batch-size", type=int, help="samples per batch (default 256)")
+    evaluate.set_defaults(handler=command_evaluate)
+
+    graph = commands.add_parser(
+        "graph",
+        help="draw the computation graph of one training step",
+        description="Draw the loss graph of one training step of the lecture's MLP or the CNN.",
+    )
+    graph.add_argument("--model", choices=MODELS, default="mlp", help="the network (default mlp)")
+    graph.add_argument("--out", required=True, help="output file, e.g. mlp.svg")
+    graph.add_argument(
+        "--format", choices=("svg", "png", "pdf"), help="file format (default: from --out)"
+    )
+    graph.add_argument(
+        "--collapse", action="store_true", help="draw each module as one box instead of its ops"
+    )
+    graph.set_defaults(handler=command_graph)
+    return parser
+
+
+def _data_options(parser):
+    parser.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        help="the data set (default fashion-mnist, falling back to the bundled digits)",
+    )
+    parser.add_argument(
+        "--data-dir", default="./data", help="where the data sets live (default ./data)"
+    )
+    parser.add_argument(
+        "--download",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="download missing FashionMNIST/MNIST files (default on)",
+    )
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``autodiff`` console command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "progress", False) is None:
+        args.progress = sys.stderr.isatty()
+    try:
+        return args.handler(args)
+    except UsageError as error:
+        print(f"autodiff {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"autodiff {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""nn.datasets: the IDX reader's checks, FashionMNIST/MNIST on synthetic files in
+torchvision's layout (gz and raw), downloads from a local HTTP server, Digits."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import autodiff
+from nn import datasets
+from nn.data import DataLoader
+from nn.datasets import (
+    MNIST,
+    DatasetNotFoundError,
+    Digits,
+    DownloadError,
+    FashionMNIST,
+    read_idx,
+    write_idx,
+)
+from nn.transforms import ToTensor
+
+FILES = {
+    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def synthetic(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n).astype(
+        np.uint8
+    )
+
+
+def write_split(raw: Path, train: bool, n: int, gz: bool, seed: int = 0):
+    raw.mkdir(parents=True, exist_ok=True)
+    images, labels = synthetic(n, seed)
+    suffix = ".gz" if gz else ""
+    write_idx(raw / (FILES[train][0] + suffix), images)
+    write_idx(raw / (FILES[train][1] + suffix), labels)
+    return images, labels
+
+
+# -- the IDX reader -----------------------------------------------------------------------
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize(
+    "dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64], ids=str
+)
+def test_idx_round_trip(tmp_path, gz, dtype):
+    array = (np.arange(24).reshape(2, 3, 4) - 5).astype(dtype)
+    path = write_idx(tmp_path / ("a-idx3-ubyte" + (".gz" if gz else "")), array)
+    back = read_idx(path)
+    assert back.dtype == np.dtype(dtype) and back.dtype.isnative
+    np.testing.assert_array_equal(back, array)
+
+
+def test_idx_header_layout_is_mnists(tmp_path):
+    path = write_idx(tmp_path / "labels", np.array([3, 1, 4], np.uint8))
+    assert path.read_bytes() == bytes.fromhex("00000801 00000003 030104")
+
+
+def bad_file(tmp_path, content: bytes, name="x-idx3-ubyte") -> Path:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\x00\x00", "fewer than the 4-byte magic number"),
+        (b"PK\x03\x04" + bytes(20), "bad magic number 0x504b0304"),
+        (bytes.fromhex("00000803 00000002 0000001c"), "truncated: its header needs 16 bytes"),
+        (
+            bytes.fromhex("00000803 00000002 00000002 00000002") + bytes(7),
+            r"truncated: its header announces dimensions \(2, 2, 2\) \(8 bytes of data\), "
+            "the file holds 7",
+        ),
+        (
+            bytes.fromhex("00000801 00000002") + bytes(3),
+            "longer than its header says",
+        ),
+    ],
+    ids=["short", "magic", "header", "truncated", "extra"],
+)
+def test_idx_reader_errors_name_the_file(tmp_path, content, message):
+    path = bad_file(tmp_path, content)
+    with pytest.raises(RuntimeError, match=message) as info:
+        read_idx(path)
+    assert str(path) in str(info.value)
+
+
+def test_idx_reader_checks_dimensions_dtype_and_gzip(tmp_path):
+    labels = write_idx(tmp_path / "labels-idx1-ubyte", np.zeros(4, np.uint8))
+    with pytest.raises(RuntimeError, match=r"expected an IDX file of 3 dimension\(s\).*got 1"):
+        read_idx(labels, expected_ndim=3)
+    floats = write_idx(tmp_path / "f-idx1", np.zeros(4, np.float32))
+    with pytest.raises(RuntimeError, match="expected values of type uint8, got >f4"):
+        read_idx(floats, expected_dtype=np.uint8)
+    whole = gzip.compress(bytes.fromhex("00000801 00000004") + bytes(4))
+    cut = bad_file(tmp_path, whole[: len(whole) // 2], "cut.gz")
+    with pytest.raises(RuntimeError, match="corrupt or truncated gzip") as info:
+        read_idx(cut)
+    assert str(cut) in str(info.value)
+    with pytest.raises(RuntimeError, match="cannot read data file"):
+        read_idx(tmp_path / "missing")
+
+
+# -- FashionMNIST and MNIST on local files -------------------------------------------------
+@pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
+def test_fashion_mnist_reads_torchvision_layout(tmp_path, gz):
+    raw = tmp_path / "FashionMNIST" / "raw"
+    images, labels = write_split(raw, True, 12, gz, seed=1)
+    test_images, test_labels = write_split(raw, False, 5, gz, seed=2)
+    train = FashionMNIST(root=str(tmp_path), train=True)
+    test = FashionMNIST(root=tmp_path, train=False, transform=ToTensor())
+    assert len(train) == 12 and len(test) == 5
+    assert train.data.dtype == np.uint8 and train.data.shape == (12, 28, 28)
+    assert train.targets.dtype == np.int64 and train.targets.tolist() == labels.tolist()
+    np.testing.assert_array_equal(train.data.numpy(), images)
+    image, target = train[3]
+    assert isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.shape == (28, 28)
+    assert isinstance(target, int) and target == labels[3]
+    x, y = test[-1]
+    assert x.shape == (1, 28, 28) and x.dtype == np.float32
+    np.testing.assert_allclose(x.numpy()[0], test_images[-1] / 255, rtol=1e-6)
+    assert y == test_labels[-1]
+    assert train.classes[9] == "Ankle boot" and train.class_to_idx["T-shirt/top"] == 0
+    assert train.raw_folder == str(tmp_path / "FashionMNIST" / "raw")
+    assert "Number of datapoints: 12" in repr(train)
+
+
+def test_target_transform_and_loader_over_a_dataset(tmp_path):
+    write_split(tmp_path / "MNIST" / "raw", False, 70, gz=True)
+    ds = MNIST(tmp_path, train=False, transform=ToTensor(), target_transform=lambda t: t * 10)
+    assert ds[0][1] == int(ds.targets[0].item()) * 10
+    X, y = next(iter(DataLoader(ds, batch_size=64)))
+    assert X.shape == (64, 1, 28, 28) and y.dtype == np.int64
+    assert y.tolist() == (ds.targets.numpy()[:64] * 10).tolist()
+    assert MNIST.classes[0] == "0 - zero"
+
+
+def test_index_out_of_range_and_bad_index(tmp_path):
+    write_split(tmp_path / "FashionMNIST" / "raw", False, 3, gz=False)
+    ds = FashionMNIST(tmp_path, train=False)
+    with pytest.raises(IndexError, match=r"FashionMNIST \(test\): index 3 is out of range .* 3"):
+        ds[3]
+    with pytest.raises(IndexError, match="index -4"):
+        ds[-4]
+    with pytest.raises(TypeError, match="index must be an integer, got str"):
+        ds["0"]
+    assert ds[np.int64(2)][1] == ds[-1][1] == ds[autodiff.tensor(2)][1]
+
+
+def test_missing_files_say_how_to_get_them(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="download=True") as info:
+        FashionMNIST(tmp_path, train=True)
+    assert "train-images-idx3-ubyte" in str(info.value)
+
+
+def test_mismatched_images_and_labels(tmp_path):
+    raw = tmp_path / "FashionMNIST" / "raw"
+    write_split(raw, True, 6, gz=False)
+    write_idx(raw / "train-labels-idx1-ubyte", np.zeros(5, np.uint8))
+    with pytest.raises(RuntimeError, match=r"holds 6 images but the labels file .* holds 5 labels"):
+        FashionMNIST(tmp_path)
+    write_idx(raw / "train-labels-idx1-ubyte", np.full(6, 10, np.uint8))
+    with pytest.raises(RuntimeError, match="label 10, but there are only 10 classes"):
+        FashionMNIST(tmp_path)
+    # labels where the images should be
+    write_idx(raw / "train-images-idx3-ubyte", np.zeros(6, np.uint8))
+    with pytest.raises(RuntimeError, match="labels file in place of the images file"):
+        FashionMNIST(tmp_path)
+
+
+def test_unwritable_root_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(PermissionError, match=r"cannot write to the data folder .*a-file"):
+        FashionMNIST(blocker / "data", download=True, mirrors=["http://127.0.0.1:9/"])
+
+
+# -- downloads from a local server ---------------------------------------------------------
+class Handler(http.server.BaseHTTPRequestHandler):
+    """Routes: /good/<f> serves f; /wrong/<f> serves other bytes; /cut/<f> sends half and
+    hangs up; anything else is a 404."""
+
+    files: dict[str, bytes] = {}
+    log: list[str] = []
+
+    def do_GET(self):
+        type(self).log.append(self.path)
+        _, route, name = self.path.split("/", 2)
+        body = self.files.get(name)
+        if body is None or route not in ("good", "wrong", "cut"):
+            self.send_error(404)
+            return
+        if route == "wrong":
+            body = body[:-1] + bytes([body[-1] ^ 1])
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if route == "cut":
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(monkeypatch, tmp_path_factory):
+    """A local mirror with the four FashionMNIST files (synthetic) and their MD5s."""
+    source = tmp_path_factory.mktemp("mirror")
+    write_split(source, True, 8, gz=True, seed=3)
+    write_split(source, False, 4, gz=True, seed=4)
+    files = {p.name: p.read_bytes() for p in source.iterdir()}
+    resources = [
+        (name, hashlib.md5(files[name]).hexdigest())
+        for name in (
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        )
+    ]
+    monkeypatch.setattr(FashionMNIST, "resources", resources)
+    monkeypatch.setattr(Handler, "files", files)
+    monkeypatch.setattr(Handler, "log", [])
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def listing(root: Path) -> list[str]:
+    folder = root / "FashionMNIST" / "raw"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_download_success_and_files_found_afterwards(server, tmp_path, capsys):
+    ds = FashionMNIST(tmp_path, train=True, download=True, mirrors=[server + "/good"])
+    assert len(ds) == 8 and len(FashionMNIST(tmp_path, train=False)) == 4
+    assert listing(tmp_path) == sorted(name for name, _ in FashionMNIST.resources)
+    assert len(Handler.log) == 4
+    assert "Downloading " + server + "/good/train-images-idx3-ubyte.gz" in capsys.readouterr().err
+    FashionMNIST(tmp_path, download=True, mirrors=[server + "/good"])
+    assert len(Handler.log) == 4, "files on disk are not fetched again"
+
+
+def test_mirror_list_from_the_environment(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTODIFF_FASHION_MNIST_MIRRORS", f"{server}/missing, {server}/good")
+    ds = FashionMNIST(tmp_path, train=False, download=True)
+    assert len(ds) == 4
+    assert Handler.log[:2] == [
+        "/missing/train-images-idx3-ubyte.gz",
+        "/good/train-images-idx3-ubyte.gz",
+    ]
+
+
+def test_a_failing_mirror_falls_over_to_the_next(server, tmp_path, capsys):
+    mirrors = [server + "/missing", server + "/cut", server + "/good"]
+    ds = FashionMNIST(tmp_path, download=True, mirrors=mirrors)
+    assert len(ds) == 8
+    assert Handler.log[:3] == [
+        f"/{r}/train-images-idx3-ubyte.gz" for r in ("missing", "cut", "good")
+    ]
+    err = capsys.readouterr().err
+    assert "connection was cut" in err and "/missing/" not in err
+    assert not [n for n in listing(tmp_path) if n.startswith(".")], "no temporary file left behind"
+
+
+def test_md5_mismatch_leaves_no_file(server, tmp_path):
+    with pytest.raises(DownloadError, match="MD5 mismatch") as info:
+        FashionMNIST(tmp_path, download=True, mirrors=[server + "/wrong"])
+    assert "train-images-idx3-ubyte.gz" in str(info.value)
+    assert listing(tmp_path) == []
+
+
+def test_cut_connection_leaves_no_partial_file(server, tmp_path):
+    with pytest.raises(DownloadError, match=r"cut after .* of .* bytes"):
+        FashionMNIST(tmp_path, download=True, mirrors=[server + "/cut"])
+    assert listing(tmp_path) == []
+    with pytest.raises(DatasetNotFoundError):
+        FashionMNIST(tmp_path)
+    # a later run with a working mirror completes the data set
+    assert len(FashionMNIST(tmp_path, download=True, mirrors=[server + "/good"])) == 8
+
+
+def test_unreachable_mirrors_list_every_failure(tmp_path):
+    with pytest.raises(DownloadError, match=r"from any mirror:\n  http://127.0.0.1:9/") as info:
+        FashionMNIST(
+            tmp_path, download=True, mirrors=["http://127.0.0.1:9/", "http://127.0.0.1:9/b"]
+        )
+    assert str(info.value).count("http://127.0.0.1:9/") == 2
+
+
+def test_plain_progress_bar_without_tqdm(server, tmp_path, monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tqdm(name, *args, **kwargs):
+        if name == "tqdm":
+            raise ImportError("no tqdm")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    FashionMNIST(tmp_path, download=True, mirrors=[server + "/good"])
+    assert "100% |#########################|" in capsys.readouterr().err
+
+
+# -- the bundled digits --------------------------------------------------------------------
+def test_digits_split_and_api():
+    train, test = Digits(train=True), Digits(train=False)
+    assert len(train) == 1437 and len(test) == 360
+    assert train.data.dtype == np.uint8 and train.data.shape == (1437, 8, 8)
+    assert int(train.data.numpy().max()) == 16 and train.targets.dtype == np.int64
+    counts = np.bincount(np.concatenate([train.targets.numpy(), test.targets.numpy()]))
+    assert counts.tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    # train and test partition the file's rows
+    images, labels = Digits._load()
+    rows = lambda d: np.hstack([d.data.numpy().reshape(len(d), 64), d.targets.numpy()[:, None]])  # noqa: E731
+    together = np.vstack([rows(train), rows(test)])
+    full = np.hstack([images.reshape(-1, 64), labels[:, None]])
+    np.testing.assert_array_equal(np.unique(together, axis=0), np.unique(full, axis=0))
+    assert len(together) == len(full)
+    np.testing.assert_array_equal(Digits(train=False).targets.numpy(), test.targets.numpy())
+    image, label = Digits(train=False, transform=ToTensor())[0]
+    assert image.shape == (1, 8, 8) and isinstance(label, int)
+    assert (Path(datasets.__file__).parent / "resources" / "README.md").read_text().count("CC BY")
