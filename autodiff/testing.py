@@ -218,7 +218,13 @@ def _outputs(value) -> list:
                 f"assert_gradients_match: output {i} of the function is a "
                 f"{type(out).__name__}, expected a Tensor"
             )
-    return values
+    floating = [out for out in values if out.dtype.kind == "f"]
+    if not floating:
+        raise ValueError(
+            "assert_gradients_match: the function has no floating point output to check "
+            f"(output dtypes {[str(out.dtype) for out in values]})"
+        )
+    return floating  # integer outputs (indices, masks) carry no gradient
 
 
 def _describe_entry(index: int, shape: tuple) -> str:
@@ -242,6 +248,10 @@ def assert_gradients_match(
     gradient of each output is drawn from a standard normal with ``seed``
     unless ``grad_outputs`` gives it.  With ``dtype`` (float64 by default) the
     float inputs are copied to that dtype first.
+
+    Outputs may be a tensor or a tuple of tensors; integer and boolean outputs
+    (such as the indices of ``max(dim)``) are ignored, and ``grad_outputs``
+    lists one upstream gradient per floating point output.
 
     Raises ``AssertionError`` naming the input, the worst entry, the numerical
     and the analytical value; returns the analytical gradients (a tuple) when

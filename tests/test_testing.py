@@ -256,6 +256,13 @@ def test_assert_gradients_match_names_a_wrong_gradient_shape_or_dtype_or_no_inpu
         assert_gradients_match(lambda t: 1.0, autodiff.tensor([1.0], requires_grad=True))
 
 
+def test_integer_outputs_are_ignored():
+    x = autodiff.tensor([[1.0, 3.0], [4.0, 2.0]], requires_grad=True)
+    assert_gradients_match(lambda t: t.max(dim=1), x, grad_outputs=[np.array([1.0, 2.0])])
+    with pytest.raises(ValueError, match="no floating point output"):
+        assert_gradients_match(lambda t: t > 0, x)
+
+
 def test_unused_input_has_zero_gradient():
     a = autodiff.tensor([1.0, 2.0], requires_grad=True)
     b = autodiff.tensor([3.0], requires_grad=True)
