@@ -1,0 +1,117 @@
+"""Pictures of the computation graph and of back-propagation.
+
+* :func:`draw_graph` draws the graph behind a tensor as a ``graphviz.Digraph``
+  (inline in Jupyter; ``.render()``/``.pipe()``/``.save_as()`` write SVG, PNG, PDF);
+* :func:`trace_graph` gives the same graph as plain data (for tests and tools);
+* :func:`trace_backward` prints the backward pass as a table, one row per step;
+* :func:`backward_stepper` writes one self-contained HTML page that steps through
+  back-propagation with Next/Previous buttons;
+* :func:`track_modules` records which ``nn.Module`` ran each op, for clusters;
+* :func:`retain_grads` keeps every intermediate gradient of the next ``backward()``;
+* :func:`graph_command` draws the lecture's MLP or CNN (the ``autodiff graph`` command).
+
+Example (the lecture's chain-rule diagram)::
+
+    import autodiff, visualize
+    a = autodiff.tensor(2.0, requires_grad=True); a.name = "a"
+    b = autodiff.tensor(-3.0, requires_grad=True); b.name = "b"
+    c = autodiff.tensor(10.0, requires_grad=True); c.name = "c"
+    L = (a * b + c) * a
+    visualize.retain_grads(L)      # keep dL/d(every intermediate) too
+    L.backward()
+    visualize.draw_graph(L, show_values=True, show_grads=True, show_rules=True)
+"""
+
+from __future__ import annotations
+
+from .backward import BackwardStep, BackwardTrace, trace_backward
+from .command import build_model, graph_command
+from .dot import Digraph, GraphvizNotInstalledError, to_digraph
+from .stepper import backward_stepper
+from .trace import (
+    DEFAULT_MAX_NODES,
+    Edge,
+    Graph,
+    GraphTooLargeError,
+    ModuleInfo,
+    ModuleTracker,
+    OpNode,
+    TensorNode,
+    retain_grads,
+    summarize,
+    trace_graph,
+    track_modules,
+)
+
+__all__ = [
+    "DEFAULT_MAX_NODES",
+    "BackwardStep",
+    "BackwardTrace",
+    "Digraph",
+    "Edge",
+    "Graph",
+    "GraphTooLargeError",
+    "GraphvizNotInstalledError",
+    "ModuleInfo",
+    "ModuleTracker",
+    "OpNode",
+    "TensorNode",
+    "backward_stepper",
+    "build_model",
+    "draw_graph",
+    "graph_command",
+    "retain_grads",
+    "summarize",
+    "to_digraph",
+    "trace_backward",
+    "trace_graph",
+    "track_modules",
+]
+
+
+def draw_graph(
+    root,
+    params=None,
+    show_values: bool = True,
+    show_grads: bool = True,
+    show_rules: bool = False,
+    show_order: bool = False,
+    modules: bool | None = None,
+    collapse=False,
+    max_nodes: int | None = DEFAULT_MAX_NODES,
+    legend: bool = True,
+    rankdir: str = "LR",
+) -> Digraph:
+    """Draw the computation graph behind ``root`` (a tensor, or a list of tensors).
+
+    One box per tensor (leaves, parameters, intermediates and the root coloured
+    apart; shape and dtype, and with ``show_values``/``show_grads`` the value and
+    ``.grad``: numbers for tiny tensors, min/mean/max for larger ones) and one
+    ellipse per op (with ``show_rules`` its forward formula and local derivative
+    rule, e.g. ``dL/dx = dL/dz * y``; with ``show_order`` its step in the order
+    ``backward()`` processes the graph).  Before ``backward()`` the picture says
+    that there are no gradients yet instead of showing zeros.
+
+    ``params``: ``dict(model.named_parameters())`` or the model, to name parameters.
+    ``modules``: draw ``nn.Module`` clusters (None: when the forward pass ran inside
+    ``with visualize.track_modules(model):``); ``collapse=True`` draws each innermost
+    module as one node, ``collapse=1`` each child of the model.  ``max_nodes``
+    guards against unreadable pictures (``GraphTooLargeError``; None: no limit).
+    ``rankdir``: "LR" (left to right, like the lecture's diagrams) or "TB".
+
+    Returns a :class:`Digraph` (a ``graphviz.Digraph``): displayed inline in
+    Jupyter; ``g.render("graph", format="png")`` or ``g.save_as("graph.svg")``.
+    """
+    graph = trace_graph(root, params=params, max_nodes=None if collapse else max_nodes)
+    return to_digraph(
+        graph,
+        show_values=show_values,
+        show_grads=show_grads,
+        show_rules=show_rules,
+        show_order=show_order,
+        modules=modules,
+        collapse=collapse,
+        legend=legend,
+        rankdir=rankdir,
+        max_nodes=max_nodes,
+    )

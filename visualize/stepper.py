@@ -1,0 +1,238 @@
+"""A self-contained HTML page that steps through back-propagation.
+
+``backward_stepper(loss, path)`` draws the graph (with values), runs the backward
+pass step by step as :func:`visualize.trace_backward` does, and writes ONE HTML
+file: the SVG picture, the steps as JSON and a few lines of inline JavaScript.  No
+network, no server: open the file in a browser.  "Next" highlights the op the
+engine processes at that step, fills in the gradient it received (dL/d(output))
+and lists what it sends to each input; "Previous" goes back; the arrow keys do
+the same, and ``#step=N`` in the address opens step N.
+
+Like ``trace_backward`` it changes no ``.grad`` and does not free the graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import os
+
+from .backward import trace_backward
+from .dot import to_digraph
+from .trace import GraphTooLargeError
+
+_CSS = """
+body { font-family: Helvetica, Arial, sans-serif; margin: 0; color: #222; }
+header { padding: 10px 16px; background: #f3f3f3; border-bottom: 1px solid #ccc;
+         position: sticky; top: 0; z-index: 1; }
+header h1 { font-size: 17px; margin: 0 0 6px 0; }
+button { font-size: 15px; padding: 4px 14px; margin-right: 6px; }
+#counter { font-weight: bold; margin: 0 10px; }
+#explain { font-family: monospace; white-space: pre-wrap; margin-top: 6px; font-size: 13px;
+           min-height: 4.5em; }
+#graph { padding: 10px; overflow: auto; }
+#graph svg { max-width: none; height: auto; }
+g.node.current ellipse, g.node.current polygon, g.node.current path {
+  stroke: #e69138; stroke-width: 4px; fill: #fce5cd; }
+g.node.receives ellipse, g.node.receives polygon, g.node.receives path {
+  stroke: #3c78d8; stroke-width: 3px; }
+g.node.done ellipse { fill: #d9d2e9; }
+text.pending { fill: #aaaaaa; }
+"""
+
+_JS = """
+(function () {
+  var data = JSON.parse(document.getElementById('steps-data').textContent);
+  var steps = data.steps;
+  var svg = document.querySelector('#graph svg');
+  var gradTexts = {};   // tensor id -> [text element, computed text]
+  Array.prototype.forEach.call(svg.querySelectorAll('g.node'), function (g) {
+    Array.prototype.forEach.call(g.querySelectorAll('text'), function (t) {
+      if (t.textContent.indexOf('grad ') === 0) { gradTexts[g.id] = [t, t.textContent]; }
+    });
+  });
+  function node(id) { return id ? document.getElementById(id) : null; }
+  var current = 0;
+  function show(k) {
+    current = Math.max(0, Math.min(steps.length, k));
+    Array.prototype.forEach.call(svg.querySelectorAll('g.node'), function (g) {
+      g.classList.remove('current'); g.classList.remove('receives'); g.classList.remove('done');
+    });
+    Object.keys(gradTexts).forEach(function (id) {
+      var entry = gradTexts[id], filled = data.filled_at[id];
+      var on = filled !== undefined && filled <= current;
+      entry[0].textContent = on ? entry[1] : 'grad ?';
+      if (on) { entry[0].classList.remove('pending'); } else { entry[0].classList.add('pending'); }
+    });
+    for (var i = 0; i < current - 1; i++) {
+      var done = node(steps[i].node); if (done) { done.classList.add('done'); }
+    }
+    var text;
+    if (current === 0) {
+      text = data.intro;
+    } else {
+      var s = steps[current - 1];
+      var here = node(s.node); if (here) { here.classList.add('current'); }
+      s.inputs.forEach(function (id) { var n = node(id); if (n) { n.classList.add('receives'); } });
+      text = s.text;
+      if (here && here.scrollIntoView) { here.scrollIntoView({block: 'nearest', inline: 'nearest'}); }
+    }
+    document.getElementById('counter').textContent = 'step ' + current + ' / ' + steps.length;
+    document.getElementById('explain').textContent = text;
+    document.getElementById('prev').disabled = current === 0;
+    document.getElementById('next').disabled = current === steps.length;
+    document.body.setAttribute('data-step', String(current));
+  }
+  document.getElementById('next').addEventListener('click', function () { show(current + 1); });
+  document.getElementById('prev').addEventListener('click', function () { show(current - 1); });
+  document.getElementById('reset').addEventListener('click', function () { show(0); });
+  document.addEventListener('keydown', function (e) {
+    if (e.key === 'ArrowRight') { show(current + 1); }
+    if (e.key === 'ArrowLeft') { show(current - 1); }
+  });
+  var match = /step=(\\d+)/.exec(window.location.hash);
+  show(match ? parseInt(match[1], 10) : 0);
+})();
+"""
+
+
+def _step_text(step, total, names) -> str:
+    if step.is_accumulate:
+        return (
+            f"Step {step.step}/{total}: AccumulateGrad\n"
+            f"the leaf {step.target} receives its gradient: {step.target}.grad += "
+            f"{step.grad_output_summary}   shape {step.grad_output}"
+        )
+    lines = [
+        f"Step {step.step}/{total}: {step.op}",
+        f"receives dL/d(output) = {step.grad_output_summary}   shape {step.grad_output}",
+    ]
+    if step.rule:
+        lines.append("rule: " + "   ".join(step.rule.splitlines()))
+    for index, (target, shape, jac, value) in enumerate(
+        zip(step.input_ids, step.grad_inputs, step.jacobians, step.grad_input_values)
+    ):
+        if target is None:
+            lines.append(f"input {index}: no gradient")
+            continue
+        shown = f" = {value}" if value is not None else ""
+        lines.append(
+            f"input {index} ({names.get(target) or target}): sends a gradient of shape "
+            f"{shape}{shown}   (Jacobian {jac})"
+        )
+    return "\n".join(lines)
+
+
+def backward_stepper(
+    loss,
+    path,
+    params=None,
+    title: str | None = None,
+    show_rules: bool = True,
+    max_nodes: int | None = 200,
+    rankdir: str = "LR",
+) -> str:
+    """Write a self-contained HTML page that steps through ``loss``'s backward pass.
+
+    ``path``: the ``.html`` file to write (atomically).  ``params`` names
+    parameters (a dict or the model).  Needs Graphviz's ``dot`` to lay out the
+    picture.  No ``.grad`` is changed and the graph is not freed.  Returns ``path``.
+
+    Example::
+
+        x = autodiff.tensor([1.0, -2.0], requires_grad=True); x.name = "x"
+        loss = (x.tanh() * x).sum()
+        visualize.backward_stepper(loss, "backprop.html")   # open it in a browser
+    """
+    trace = trace_backward(loss, params=params)
+    graph = trace.graph
+    if max_nodes is not None and len(graph) > max_nodes:
+        raise GraphTooLargeError(
+            f"backward_stepper: the graph has {len(graph)} nodes, more than max_nodes="
+            f"{max_nodes}; step through a smaller graph (e.g. one batch of a few samples, "
+            "or one layer), or raise max_nodes"
+        )
+    filled_at = {}
+    by_id = {t.id: t for t in graph.tensors}
+    producer_of = {t.producer: t.id for t in graph.tensors if t.producer}
+    for step in trace.steps:
+        tensor_id = step.node_id if step.is_accumulate else producer_of.get(step.node_id)
+        if tensor_id in by_id:
+            by_id[tensor_id] = dataclasses.replace(
+                by_id[tensor_id], grad=step.grad_output_summary, grad_note=None
+            )
+            filled_at[tensor_id] = step.step
+    graph = dataclasses.replace(
+        graph,
+        tensors=[by_id[t.id] for t in graph.tensors],
+        backward_done=True,
+        note="backward step by step: grad = dL/d(tensor)",
+    )
+    dot = to_digraph(
+        graph,
+        show_values=True,
+        show_grads=True,
+        show_rules=show_rules,
+        show_order=True,
+        max_nodes=None,
+        rankdir=rankdir,
+    )
+    svg = dot.pipe(format="svg").decode("utf-8")
+    svg = svg[svg.index("<svg") :]  # drop the XML prolog and doctype
+    names = {t.id: t.label for t in graph.tensors}
+    total = len(trace.steps)
+    data = {
+        "steps": [
+            {
+                "node": s.node_id,
+                "inputs": [i for i in s.input_ids if i is not None],
+                "text": _step_text(s, total, names),
+            }
+            for s in trace.steps
+        ],
+        "filled_at": filled_at,
+        "intro": (
+            f"Forward pass done: every value is known, no gradient yet. Backward takes "
+            f"{total} steps, from the root (dL/dL = 1) to the leaves. Press Next (or the "
+            "right arrow key)."
+        ),
+    }
+    payload = json.dumps(data).replace("</", "<\\/")
+    heading = html.escape(title or "Back-propagation, step by step")
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{heading}</title>
+<style>{_CSS}</style>
+</head>
+<body data-step="0">
+<header>
+<h1>{heading}</h1>
+<button id="prev" type="button">&#8592; Previous</button>
+<button id="next" type="button">Next &#8594;</button>
+<button id="reset" type="button">Reset</button>
+<span id="counter"></span>
+<div id="explain"></div>
+</header>
+<div id="graph">
+{svg}
+</div>
+<script type="application/json" id="steps-data">{payload}</script>
+<script>{_JS}</script>
+</body>
+</html>
+"""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as file:
+            file.write(page)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

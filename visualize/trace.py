@@ -1,0 +1,631 @@
+"""A recorded graph as plain data: tensor nodes, op nodes, edges and modules.
+
+``trace_graph(root)`` walks the graph behind ``root`` with the engine's own
+``topological_order`` and returns a :class:`Graph` of dataclasses that tests can
+inspect and that ``visualize.dot`` turns into a picture.  The graph reads in the
+forward direction, as the lecture draws it::
+
+    leaf/parameter tensor ──> op ──> intermediate tensor ──> op ──> root tensor
+
+* one :class:`TensorNode` per tensor: the leaves that require grad (a
+  ``parameter`` when it is named by ``params``), every op's output (an
+  ``intermediate``) and the ``root``;
+* one :class:`OpNode` per recorded op, with the op's forward formula and its
+  vector-Jacobian rule (read from the docstring of the op's ``Function``) and its
+  ``step``: the position at which ``backward()`` processes it (1 is the root's op);
+* module boundaries, when the forward pass ran inside
+  ``with visualize.track_modules(model):``.
+
+Values and gradients are read, never computed: an intermediate tensor's value is
+known while the tensor is alive (the node keeps only a weak reference to it) or
+when its op saved it for backward; an intermediate's gradient is known when
+``retain_grad()`` (or :func:`retain_grads`) was called before ``backward()``.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from autodiff.engine import _ordered_from
+from autodiff.function import AccumulateGrad, Node
+from autodiff.tensor import Tensor
+
+# The attribute names used on Node.__dict__ (nodes have a __dict__ for tools like this).
+_MODULE_TAG = "_visualize_module"
+_GRAD_TAG = "_visualize_grad"
+
+DEFAULT_MAX_NODES = 600
+
+
+class GraphTooLargeError(ValueError):
+    """The graph has more nodes than ``max_nodes`` allows."""
+
+
+# -- the plain data -------------------------------------------------------------------
+
+
+@dataclass
+class TensorNode:
+    """A tensor in the graph.
+
+    ``kind`` is "leaf" (a user tensor with requires_grad=True), "parameter" (a leaf
+    named by ``params``), "intermediate" (an op's output) or "root".  ``value`` and
+    ``grad`` are short text summaries (None when unknown); ``grad_note`` says why
+    a gradient is missing.  ``step`` is the backward step at which the tensor's
+    gradient is complete.
+    """
+
+    id: str
+    kind: str
+    label: str | None
+    shape: tuple
+    dtype: str
+    value: str | None = None
+    grad: str | None = None
+    grad_note: str | None = None
+    module: str | None = None
+    step: int | None = None
+    producer: str | None = None  # id of the op that computed it (None for leaves)
+
+
+@dataclass
+class OpNode:
+    """A recorded operation: ``name`` is the Function's name ("Mul"), ``backward_name``
+    the engine's node name ("MulBackward"), ``formula`` the forward formula and
+    ``rule`` the vector-Jacobian products, one per line, from the docstring."""
+
+    id: str
+    name: str
+    backward_name: str
+    formula: str
+    rule: str
+    step: int
+    module: str | None = None
+    output: str | None = None  # id of the output tensor node
+    input_names: list = field(default_factory=list)  # the rule's names of the inputs ("x", "y")
+
+
+@dataclass
+class Edge:
+    """An arrow in the forward direction: tensor -> op (input ``index``) or op -> tensor."""
+
+    src: str
+    dst: str
+    index: int | None = None
+
+
+@dataclass
+class ModuleInfo:
+    """An ``nn.Module`` that ran during the forward pass: its dotted path and class."""
+
+    path: str
+    type_name: str
+    parent: str | None
+
+    @property
+    def depth(self) -> int:
+        return 0 if self.path == "" else self.path.count(".") + 1
+
+    @property
+    def title(self) -> str:
+        if self.path in ("", self.type_name):
+            return self.type_name
+        return f"{self.path}: {self.type_name}"
+
+
+@dataclass
+class Graph:
+    """The whole graph. ``status`` is "before backward", "after backward" or
+    "after backward (graph freed)"; ``note`` explains what the gradients mean."""
+
+    tensors: list[TensorNode] = field(default_factory=list)
+    ops: list[OpNode] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    modules: dict[str, ModuleInfo] = field(default_factory=dict)
+    roots: list[str] = field(default_factory=list)
+    backward_done: bool = False
+    freed: bool = False
+    note: str = ""
+
+    @property
+    def nodes(self) -> list:
+        return [*self.tensors, *self.ops]
+
+    def node(self, node_id: str):
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+    def tensor(self, label: str) -> TensorNode:
+        """The tensor node with this label (a parameter name or a tensor's ``.name``)."""
+        for node in self.tensors:
+            if node.label == label:
+                return node
+        raise KeyError(label)
+
+    def inputs_of(self, op_id: str) -> list[str]:
+        edges = [e for e in self.edges if e.dst == op_id]
+        return [e.src for e in sorted(edges, key=lambda e: e.index or 0)]
+
+    def consumers_of(self, tensor_id: str) -> list[str]:
+        return [e.dst for e in self.edges if e.src == tensor_id]
+
+    def __len__(self) -> int:
+        return len(self.tensors) + len(self.ops)
+
+    def __repr__(self) -> str:
+        return (
+            f"Graph({len(self.tensors)} tensors, {len(self.ops)} ops, {len(self.edges)} edges, "
+            f"{len(self.modules)} modules, {self.note!r})"
+        )
+
+
+# -- summaries --------------------------------------------------------------------------
+
+
+def _format_number(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    value = float(value)
+    if value == 0:
+        return "0"
+    if 1e-3 <= abs(value) < 1e5:
+        text = f"{value:.4f}".rstrip("0").rstrip(".")
+        return text if text not in ("", "-") else "0"
+    return f"{value:.3e}"
+
+
+def summarize(array, small: int = 6) -> str:
+    """Text for a value: the number itself, a tiny array in full, else min/mean/max.
+
+    >>> summarize(np.array(2.5))
+    '2.5'
+    >>> summarize(np.array([1.0, -2.0]))
+    '[1, -2]'
+    >>> summarize(np.arange(10.0))
+    'min 0  mean 4.5  max 9'
+    """
+    array = np.asarray(array)
+    if array.size == 1:
+        return _format_number(array.reshape(()).item())
+    if array.size == 0:
+        return "(empty)"
+    if array.size <= small and array.ndim <= 2:
+        if array.ndim == 1:
+            return "[" + ", ".join(_format_number(v) for v in array.tolist()) + "]"
+        rows = ["[" + ", ".join(_format_number(v) for v in row) + "]" for row in array.tolist()]
+        return "[" + ", ".join(rows) + "]"
+    if array.dtype.kind == "b":
+        return f"{int(array.sum())} of {array.size} true"
+    data = array.astype(np.float64, copy=False)
+    return (
+        f"min {_format_number(data.min())}  mean {_format_number(data.mean())}  "
+        f"max {_format_number(data.max())}"
+    )
+
+
+def op_rule(function) -> tuple[str, str]:
+    """(forward formula, VJP lines) read from the first paragraph of a Function's docstring.
+
+    The docstring reads ``"z = x * y        dL/dx = dL/dz * y        dL/dy = dL/dz * x"``:
+    the text before the first ``dL/d`` is the forward formula; each ``dL/d...``
+    (and each remark set apart by wide spaces) becomes one line of the rule.
+    """
+    doc = function.__dict__.get("__doc__") if isinstance(function, type) else None
+    if not doc:
+        return "", ""
+    paragraph = doc.strip().split("\n\n")[0]
+    pieces = [p.strip() for p in re.split(r"\s{3,}|\n", paragraph) if p.strip()]
+    formula, rules = [], []
+    for piece in pieces:
+        if piece.startswith("dL/d") or rules:
+            rules.append(piece)
+        else:
+            formula.append(piece)
+    return " ".join(formula), "\n".join(rules)
+
+
+def input_names(rule: str, n_inputs: int) -> list[str]:
+    """The names the rule gives the op's inputs, in order ("dL/dx = ..." -> "x").
+
+    Empty when the rule does not name exactly ``n_inputs`` inputs (then the names
+    cannot be matched to the inputs safely).
+    """
+    names = []
+    for line in rule.splitlines():
+        match = re.match(r"dL/d(\w+)\s*=", line)
+        if match and match.group(1) not in names:
+            names.append(match.group(1))
+    return names if len(names) == n_inputs and n_inputs > 1 else []
+
+
+# -- module tracking -----------------------------------------------------------------
+
+
+class _ModelInfo:
+    """Shared by all nodes tagged while one model ran: class names and parameter names."""
+
+    def __init__(self, model, prefix: str = ""):
+        self.types = {}
+        self.params = {}
+        for path, module in model.named_modules():
+            self.types[_join(prefix, path)] = type(module).__name__
+        for name, param in model.named_parameters():
+            self.params[id(param)] = (weakref.ref(param), _join(prefix, name))
+
+    def param_name(self, tensor):
+        entry = self.params.get(id(tensor))
+        if entry is not None and entry[0]() is tensor:
+            return entry[1]
+        return None
+
+
+def _join(prefix: str, path: str) -> str:
+    return prefix + ("." if prefix and path else "") + path
+
+
+def _tensors_in(value):
+    if isinstance(value, Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors_in(item)
+
+
+def _is_inside(path: str, outer: str) -> bool:
+    return outer == "" or path == outer or path.startswith(outer + ".")
+
+
+def _tag_forward(path: str, info: _ModelInfo, inputs, output) -> None:
+    """Tag the nodes a module's forward created: walk back from its outputs.
+
+    The walk stops at the inputs' nodes (made before the forward), at leaves and at
+    nodes already tagged by a module outside this one; nodes tagged by a submodule
+    keep their (more precise) tag but are walked through, to reach the glue ops
+    that this module itself ran.
+    """
+    stop = {t.grad_fn for t in _tensors_in(inputs) if t.grad_fn is not None}
+    stack = [t.grad_fn for t in _tensors_in(output) if t.grad_fn is not None]
+    seen = set()
+    while stack:
+        node = stack.pop()
+        if node in seen or node in stop or type(node) is not Node:
+            continue
+        seen.add(node)
+        tag = node.__dict__.get(_MODULE_TAG)
+        if tag is None:
+            node.__dict__[_MODULE_TAG] = (path, info)
+        elif not _is_inside(tag[0], path) or tag[1] is not info:
+            continue  # made before this forward, by another module
+        stack.extend(child for child in node.next_functions if child is not None)
+
+
+class ModuleTracker:
+    """Forward hooks on every submodule of a model that tag the ops each one runs.
+
+    Use it as a context manager around the forward pass (or call ``remove()``)::
+
+        with visualize.track_modules(model):
+            loss = loss_fn(model(X), y)
+        visualize.draw_graph(loss)        # clusters: flatten, linear_relu_stack.0, ...
+    """
+
+    def __init__(self, model, *others):
+        self.handles = []
+        self.infos = []
+        taken = set()
+        for number, item in enumerate((model, *others)):
+            if not hasattr(item, "named_modules") or not hasattr(item, "register_forward_hook"):
+                raise TypeError(
+                    f"track_modules: expected nn.Modules (with named_modules() and "
+                    f"register_forward_hook()), got {type(item).__name__} as argument {number}"
+                )
+            # The first module's paths are its own ("linear_relu_stack.0"); the others
+            # (e.g. the loss function) are prefixed with their class name.
+            prefix = "" if number == 0 else type(item).__name__
+            while prefix in taken:
+                prefix += "_"
+            taken.add(prefix)
+            info = _ModelInfo(item, prefix)
+            self.infos.append(info)
+            for path, module in item.named_modules():
+                hook = self._make_hook(_join(prefix, path), info)
+                self.handles.append(module.register_forward_hook(hook))
+
+    @property
+    def info(self):
+        return self.infos[0]
+
+    @staticmethod
+    def _make_hook(path, info):
+        def hook(module, inputs, output):
+            _tag_forward(path, info, inputs, output)
+
+        return hook
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def track_modules(model, *others) -> ModuleTracker:
+    """Record which ``nn.Module`` ran each op of the forward passes that follow.
+
+    ``others`` are more modules to track, such as the loss function
+    (``track_modules(model, loss_fn)``); their clusters are named by their class.
+    Returns a :class:`ModuleTracker` (a context manager; ``remove()`` stops
+    tracking).  ``draw_graph`` then draws each module as a labelled cluster, names
+    the model's parameters, and can ``collapse`` modules into single nodes.
+    """
+    return ModuleTracker(model, *others)
+
+
+def retain_grads(root) -> int:
+    """Keep the gradient of every op's output during the next ``backward()``.
+
+    Like calling ``retain_grad()`` on every intermediate tensor, but it also works
+    for temporaries that no variable holds (e.g. ``a * b`` in ``a * b + c``): a hook
+    on each node stores the gradient that reaches it, for ``draw_graph`` to show.
+    ``.grad`` of the tensors is not changed.  Returns the number of nodes hooked.
+    """
+    roots = _root_nodes(root, "retain_grads")
+    count = 0
+    for node in _ordered_from(roots):
+        if type(node) is Node and _GRAD_TAG not in node.__dict__:
+            node.__dict__[_GRAD_TAG] = None
+            node.register_hook(_store_grad_hook(node))
+            count += 1
+    return count
+
+
+def _store_grad_hook(node):
+    ref = weakref.ref(node)
+
+    def hook(grad):
+        target = ref()
+        if target is not None:
+            previous = target.__dict__.get(_GRAD_TAG)
+            value = np.array(grad.data, copy=True)
+            target.__dict__[_GRAD_TAG] = value if previous is None else previous + value
+
+    return hook
+
+
+# -- building the graph -----------------------------------------------------------------
+
+
+def _root_nodes(root, op: str) -> list:
+    tensors = [root] if isinstance(root, Tensor) else list(root)
+    nodes = []
+    for index, tensor in enumerate(tensors):
+        if not isinstance(tensor, Tensor):
+            raise TypeError(
+                f"{op}: expected a Tensor (or a list of Tensors), got {type(tensor).__name__}"
+            )
+        if not tensor.requires_grad:
+            raise ValueError(
+                f"{op}: tensor {index} of shape {tuple(tensor.shape)} has no graph "
+                "(requires_grad=False): was it computed under no_grad(), or from tensors "
+                "without requires_grad=True?"
+            )
+        if tensor.grad_fn is not None:
+            nodes.append(tensor.grad_fn)
+        else:
+            from autodiff.function import _accumulator_of
+
+            nodes.append(_accumulator_of(tensor))
+    return nodes
+
+
+def _param_names(params) -> dict:
+    """id(tensor) -> name, from a dict of tensors or an object with named_parameters()."""
+    if params is None:
+        return {}
+    if hasattr(params, "named_parameters"):
+        params = dict(params.named_parameters())
+    if not isinstance(params, dict):
+        raise TypeError(
+            f"params: expected a dict of name -> tensor (dict(model.named_parameters())) or an "
+            f"nn.Module, got {type(params).__name__}"
+        )
+    names = {}
+    for name, tensor in params.items():
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"params: {name!r} is a {type(tensor).__name__}, not a Tensor")
+        names[id(tensor)] = (tensor, str(name))
+    return names
+
+
+def _node_value(node: Node):
+    """The output's value while it is known: a live tensor, or the array saved for backward."""
+    ref = getattr(node, "_output_ref", None)
+    tensor = ref() if ref is not None else None
+    if tensor is not None:
+        return tensor, tensor.data
+    data = getattr(node, "_out_data", None)
+    return None, data
+
+
+def trace_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) -> Graph:
+    """Turn the graph behind ``root`` (a tensor or a list of tensors) into a :class:`Graph`.
+
+    ``params`` names parameters: ``dict(model.named_parameters())`` or the model.
+    Raises :class:`GraphTooLargeError` when the graph has more than ``max_nodes``
+    nodes (tensors + ops); ``None`` means no limit.
+
+    Example::
+
+        a = autodiff.tensor(2.0, requires_grad=True)
+        b = autodiff.tensor(-3.0, requires_grad=True)
+        g = trace_graph(a * b + a)      # 2 leaves, 2 ops (Mul, Add), 2 outputs
+        [op.name for op in g.ops]       # ['Add', 'Mul']  (backward order)
+    """
+    roots = _root_nodes(root, "trace_graph")
+    root_tensors = [root] if isinstance(root, Tensor) else list(root)
+    order = _ordered_from(roots)
+    n_nodes = sum(2 if type(n) is Node else 1 for n in order)
+    if max_nodes is not None and n_nodes > max_nodes:
+        raise GraphTooLargeError(
+            f"trace_graph: the graph has {n_nodes} nodes ({len(order)} ops and leaves), more "
+            f"than max_nodes={max_nodes}. Pass collapse=True (with the forward run inside "
+            "visualize.track_modules(model)) to draw each module as one node, raise "
+            "max_nodes, or draw a smaller part of the graph."
+        )
+    names = _param_names(params)
+    graph = Graph()
+    root_set = set(roots)
+    index = {node: i for i, node in enumerate(order)}
+
+    leaves = [n.variable for n in order if type(n) is AccumulateGrad]
+    released = any(type(n) is Node and n.released for n in order)
+    retained_any = any(type(n) is Node and n.__dict__.get(_GRAD_TAG) is not None for n in order)
+    graph.freed = released
+    graph.backward_done = released or retained_any or any(leaf._grad is not None for leaf in leaves)
+    if not graph.backward_done:
+        graph.note = "before backward(): no gradients yet"
+    elif released:
+        graph.note = "after backward(): grad = dL/d(tensor); saved values freed"
+    else:
+        graph.note = "after backward(): grad = dL/d(tensor)"
+
+    # Module information from the tags left by track_modules.
+    infos = {}
+    for node in order:
+        if type(node) is Node:
+            tag = node.__dict__.get(_MODULE_TAG)
+            if tag is not None:
+                infos[id(tag[1])] = tag[1]
+
+    def module_param_name(tensor):
+        for info in infos.values():
+            name = info.param_name(tensor)
+            if name is not None:
+                return name, info
+        return None, None
+
+    def add_module(path, info):
+        while path is not None and path not in graph.modules:
+            if path == "":
+                parent = None
+            else:
+                parent = path.rsplit(".", 1)[0] if "." in path else ""
+                if parent not in info.types:
+                    parent = None
+            graph.modules[path] = ModuleInfo(path, info.types.get(path, "Module"), parent)
+            path = parent
+
+    for position, node in enumerate(order):
+        step = position + 1
+        if type(node) is AccumulateGrad:
+            tensor = node.variable
+            label, kind, module = None, "leaf", None
+            if id(tensor) in names and names[id(tensor)][0] is tensor:
+                label, kind = names[id(tensor)][1], "parameter"
+            name, info = module_param_name(tensor)
+            if name is not None:
+                if label is None:
+                    label, kind = name, "parameter"
+                module = name.rsplit(".", 1)[0] if "." in name else ""
+                add_module(module, info)
+            if label is None:
+                label = tensor.name
+            if node in root_set:
+                kind = "root"
+            grad = tensor._grad
+            graph.tensors.append(
+                TensorNode(
+                    id=f"t{position}",
+                    kind=kind,
+                    label=label,
+                    shape=tuple(node.shape),
+                    dtype=str(node.dtype),
+                    value=summarize(tensor.data),
+                    grad=summarize(grad.data) if grad is not None else None,
+                    grad_note=_grad_note(graph, grad is not None, leaf=True),
+                    module=module,
+                    step=step,
+                )
+            )
+            continue
+
+        op_id, out_id = f"op{position}", f"t{position}"
+        function = node.function
+        formula, rule = op_rule(function)
+        tag = node.__dict__.get(_MODULE_TAG)
+        module = None
+        if tag is not None:
+            module = tag[0]
+            add_module(module, tag[1])
+        graph.ops.append(
+            OpNode(
+                id=op_id,
+                name=function.__name__,
+                backward_name=node.name(),
+                formula=formula,
+                rule=rule,
+                step=step,
+                module=module,
+                output=out_id,
+                input_names=input_names(rule, len(node.next_functions)),
+            )
+        )
+        tensor, data = _node_value(node)
+        grad = None
+        if tensor is not None and tensor._grad is not None:
+            grad = tensor._grad.data
+        elif node.__dict__.get(_GRAD_TAG) is not None:
+            grad = node.__dict__[_GRAD_TAG]
+        label = tensor.name if tensor is not None else None
+        if label is None:
+            for root_tensor in root_tensors:
+                if root_tensor.grad_fn is node:
+                    label = root_tensor.name
+        graph.tensors.append(
+            TensorNode(
+                id=out_id,
+                kind="root" if node in root_set else "intermediate",
+                label=label,
+                shape=tuple(node.shape),
+                dtype=str(node.dtype),
+                value=summarize(data) if data is not None else None,
+                grad=summarize(grad) if grad is not None else None,
+                grad_note=_grad_note(graph, grad is not None, leaf=False),
+                module=module,
+                step=step,
+                producer=op_id,
+            )
+        )
+        graph.edges.append(Edge(op_id, out_id))
+        for slot, child in enumerate(node.next_functions):
+            if child is not None:
+                graph.edges.append(Edge(f"t{index[child]}", op_id, slot))
+
+    graph.roots = [f"t{index[node]}" for node in roots]
+    return graph
+
+
+def _grad_note(graph: Graph, has_grad: bool, leaf: bool) -> str | None:
+    if has_grad:
+        return None
+    if not graph.backward_done:
+        return "before backward()"
+    if leaf:
+        return "no grad (None)"
+    return "not retained"
