@@ -4,8 +4,8 @@ Everything here is plain Python over ``autodiff`` primitives, so that
 "back-propagation through any layer is the chain rule over local gradients" is
 literally true of the code: ``conv2d`` is padding + a sliding-window view +
 a matrix product, ``max_pool2d`` is the same view + a max, ``cross_entropy`` is
-``log_softmax`` + a gather.  Only ``erf`` and ``log1p`` are new primitives
-(NumPy has no differentiable form of them).
+``log_softmax`` + a gather.  Only ``erf`` (NumPy has none) and ``softplus`` (for
+stability) are new primitives.
 
 Example::
 
@@ -100,18 +100,23 @@ class Erf(Function):
         return grad * (2.0 / math.sqrt(math.pi)) * (-(x * x)).exp()
 
 
-class Log1p(Function):
-    """y = log(1 + x)  (accurate for tiny x)        dL/dx = dL/dy / (1 + x)"""
+class Softplus(Function):
+    """y = log(1 + exp(x))        dL/dx = dL/dy * sigmoid(x)
+
+    A primitive for stability: NumPy's ``logaddexp(0, x)`` neither overflows for
+    large x nor loses the tiny values for very negative x, and unlike a composite
+    of relu and abs it has no kink at 0 to pick a wrong sub-gradient from.
+    """
 
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return np.log1p(x)
+        return np.logaddexp(np.zeros((), x.dtype), x)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad / (1 + x)
+        return grad * x.sigmoid()
 
 
 def erf(input) -> Tensor:
@@ -157,8 +162,7 @@ def softplus(input, beta=1.0, threshold=20.0) -> Tensor:
     """softplus(x) = log(1 + exp(beta x)) / beta, and x where beta x > threshold."""
     input = _tensor(input)
     bx = input * beta
-    soft = (bx.clamp(min=0) + Log1p.apply((-bx.abs()).exp())) / beta
-    return autodiff.where(bx > threshold, input, soft)
+    return autodiff.where(bx > threshold, input, Softplus.apply(bx) / beta)
 
 
 def silu(input, inplace=False) -> Tensor:
@@ -881,8 +885,9 @@ def binary_cross_entropy(
             "binary_cross_entropy: all elements of input should be between 0 and 1 "
             "(probabilities; use binary_cross_entropy_with_logits for logits)"
         )
-    log_x = input.log().clamp(min=-100)
-    log_1mx = (1 - input).log().clamp(min=-100)
+    with np.errstate(divide="ignore"):  # log(0) = -inf, clamped to -100 as PyTorch does
+        log_x = input.log().clamp(min=-100)
+        log_1mx = (1 - input).log().clamp(min=-100)
     loss = -(target * log_x + (1 - target) * log_1mx)
     if weight is not None:
         loss = loss * weight
@@ -892,8 +897,8 @@ def binary_cross_entropy(
 def binary_cross_entropy_with_logits(
     input, target, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None
 ) -> Tensor:
-    """loss = (1 - y) x + (1 + (pw - 1) y) softplus(-x), stable for large |x|:
-    softplus(-x) = max(-x, 0) + log1p(exp(-|x|)).  d/dx = sigmoid(x) - y (pw = 1).
+    """loss = (1 - y) x + (1 + (pw - 1) y) softplus(-x), with softplus(z) = log(1 + exp(z))
+    computed stably for any |x|.  d/dx = sigmoid(x) - y (when pos_weight is 1).
     """
     input, target = _tensor(input), _tensor(target)
     if input.shape != target.shape:
@@ -901,7 +906,7 @@ def binary_cross_entropy_with_logits(
             f"binary_cross_entropy_with_logits: target size ({target.shape}) must be the same "
             f"as input size ({input.shape})"
         )
-    softplus_neg = (-input).clamp(min=0) + Log1p.apply((-input.abs()).exp())
+    softplus_neg = Softplus.apply(-input)
     if pos_weight is not None:
         log_weight = (pos_weight - 1) * target + 1
         loss = (1 - target) * input + log_weight * softplus_neg
