@@ -119,8 +119,8 @@ class Node:
             elif isinstance(value, Tensor):
                 self._check_version(value._version, version, index, "input")
                 unpacked.append(value)
-            elif isinstance(value, np.ndarray):
-                unpacked.append(Tensor._make(value, None, None))
+            elif isinstance(value, (np.ndarray, np.generic)):
+                unpacked.append(Tensor._make(np.asarray(value), None, None))
             else:  # None, or a Python number that stays a (weakly typed) number
                 unpacked.append(value)
         return tuple(unpacked)
@@ -238,6 +238,7 @@ class Function:
             out = cls.forward(ctx, *arrays)
         except (ValueError, TypeError, IndexError) as error:
             raise _forward_error(cls, inputs, error) from error
+        raw = out  # what forward returned (a NumPy scalar for 0-d results)
         if type(out) is not np.ndarray:
             if isinstance(out, Tensor):
                 out = out.data
@@ -256,7 +257,7 @@ class Function:
             ctx.dtype = out.dtype
             ctx._output_ref = weakref.ref(result)
             if ctx.to_save:
-                _pack_saved(ctx, inputs, arrays, out, result)
+                _pack_saved(ctx, inputs, arrays, out, result, raw)
             if _anomaly_enabled[0]:
                 ctx.creation_trace = "".join(traceback.format_stack()[:-2])
         if cls.returns_view and isinstance(inputs[0], Tensor) and out.base is not None:
@@ -266,7 +267,7 @@ class Function:
         return result
 
 
-def _pack_saved(ctx, inputs, arrays, out, result):
+def _pack_saved(ctx, inputs, arrays, out, result, raw=None):
     """Turn the arrays given to ``save_for_backward`` into saved references.
 
     An input's array is replaced by the input Tensor itself (so a second-order
@@ -277,7 +278,7 @@ def _pack_saved(ctx, inputs, arrays, out, result):
     saved = []
     versions = []
     for value in ctx.to_save:
-        if value is out:
+        if value is out or (value is raw and raw is not None):  # raw: np.exp(0-d) is a scalar
             saved.append(_OUTPUT)
             versions.append(0)
             ctx._out_data = out
