@@ -210,7 +210,11 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
 
 
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
-    """log_softmax(x)_i = x_i - logsumexp(x), stable for logits of any size (1e4 too)."""
+    """log_softmax(x)_i = (x_i - m) - log sum_j exp(x_j - m), m = max(x) (detached).
+
+    Stable for logits of any size (1e4 too), and as exact as PyTorch's: shifting
+    first keeps the large m out of the result's rounding.
+    """
     input = _tensor(input)
     if dtype is not None:
         input = input.to(dtype)
@@ -222,7 +226,12 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
             UserWarning,
             stacklevel=_stacklevel,
         )
-    return input - input.logsumexp(dim, keepdim=True)
+    if input.numel() == 0:
+        return input - input.logsumexp(dim, keepdim=True)
+    m = np.max(input.data, axis=dim, keepdims=True)
+    m = Tensor._make(np.where(np.isfinite(m), m, 0), None, None)  # all -inf: shift by 0
+    shifted = input - m
+    return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
 
 # -- linear, dropout, embedding ---------------------------------------------------
@@ -783,7 +792,8 @@ def nll_loss(
         return loss
     if reduction == "sum":
         return loss.sum()
-    return loss.sum() / w.sum()
+    with np.errstate(invalid="ignore"):  # every target ignored: 0 / 0 = nan, as PyTorch
+        return loss.sum() / w.sum()
 
 
 def cross_entropy(
@@ -837,9 +847,12 @@ def cross_entropy(
     w_shape[class_dim] = n_classes
     if target.dtype.kind == "f":  # class probabilities
         if target.shape != input.shape:
+            expected = input.shape[:class_dim] + input.shape[class_dim + 1 :]
             raise RuntimeError(
-                f"cross_entropy: class-probability targets must have the input's shape "
-                f"{input.shape}, got {target.shape} (class-index targets need an integer dtype)"
+                f"cross_entropy: got a target of dtype {target.dtype} and shape {target.shape} "
+                f"for input of shape {input.shape}: class-index targets need an integer dtype "
+                f"(long) and shape {expected}; class-probability targets need the input's "
+                f"shape {input.shape}"
             )
         if label_smoothing > 0:
             target = target * (1 - label_smoothing) + label_smoothing / n_classes

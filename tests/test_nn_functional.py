@@ -1,0 +1,566 @@
+"""``nn.functional``: gradients by finite differences (float64, random upstream
+gradient, Hypothesis-drawn shapes and hyper-parameters), NumPy reference values,
+numerical stability and the errors bad input gets.  Runs without PyTorch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import autodiff
+import nn.functional as F  # noqa: N812
+from autodiff.testing import assert_gradients_match
+
+
+def leaf(array):
+    return autodiff.tensor(np.asarray(array, dtype=np.float64), requires_grad=True)
+
+
+def distinct(shape, seed):
+    """Values with gaps far wider than the finite-difference step (no ties at a max)."""
+    rng = np.random.default_rng(seed)
+    return rng.permutation(int(np.prod(shape))).reshape(shape) / 10.0 - 1.0
+
+
+# -- NumPy references ------------------------------------------------------------------------
+
+
+def conv2d_reference(x, w, b, stride, padding, dilation, groups):
+    """The convolution sum written out with loops: the definition, slowly."""
+    sh, sw = stride
+    ph, pw = padding
+    dh, dw = dilation
+    x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    n, _, h, wd = x.shape
+    c_out, cpg, kh, kw = w.shape
+    oh = (h - dh * (kh - 1) - 1) // sh + 1
+    ow = (wd - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, c_out, oh, ow))
+    opg = c_out // groups
+    for o in range(c_out):
+        g = o // opg
+        for i in range(oh):
+            for j in range(ow):
+                patch = x[
+                    :,
+                    g * cpg : (g + 1) * cpg,
+                    i * sh : i * sh + dh * (kh - 1) + 1 : dh,
+                    j * sw : j * sw + dw * (kw - 1) + 1 : dw,
+                ]
+                out[:, o, i, j] = (patch * w[o]).sum(axis=(1, 2, 3)) + (0 if b is None else b[o])
+    return out
+
+
+@st.composite
+def conv_cases(draw):
+    groups = draw(st.sampled_from([1, 2]))
+    cpg = draw(st.integers(1, 2))
+    opg = draw(st.integers(1, 2))
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 1)), draw(st.integers(0, 1)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]
+    h = draw(st.integers(max(1, span[0] - 2 * padding[0]), span[0] + 3))
+    w = draw(st.integers(max(1, span[1] - 2 * padding[1]), span[1] + 3))
+    return (
+        (draw(st.integers(1, 2)), groups * cpg, h, w),
+        (groups * opg, cpg, *kernel),
+        {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups},
+        draw(st.booleans()),
+        draw(st.integers(0, 2**16)),
+    )
+
+
+@settings(max_examples=20)
+@given(case=conv_cases())
+def test_conv2d_equals_the_loop_definition_and_its_gradients_match(case):
+    x_shape, w_shape, kwargs, bias, seed = case
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0]) if bias else None
+    out = F.conv2d(leaf(x), leaf(w), None if b is None else leaf(b), **kwargs)
+    expected = conv2d_reference(x, w, b, **kwargs)
+    np.testing.assert_allclose(out.data, expected, rtol=1e-10, atol=1e-12)
+    args = [leaf(x), leaf(w)] + ([leaf(b)] if bias else [])
+    assert_gradients_match(
+        lambda *t: F.conv2d(t[0], t[1], t[2] if len(t) > 2 else None, **kwargs), *args, seed=seed
+    )
+
+
+def test_conv2d_padding_same_keeps_the_size_and_valid_pads_nothing():
+    x = leaf(np.random.default_rng(0).standard_normal((1, 2, 6, 5)))
+    for kernel, dilation in [((3, 3), (1, 1)), ((2, 4), (1, 1)), ((3, 2), (2, 3))]:
+        w = leaf(np.random.default_rng(1).standard_normal((3, 2, *kernel)))
+        assert F.conv2d(x, w, padding="same", dilation=dilation).shape == (1, 3, 6, 5)
+        assert_gradients_match(
+            lambda a, b, d=dilation: F.conv2d(a, b, padding="same", dilation=d), x, w
+        )
+    w = leaf(np.ones((1, 2, 3, 3)))
+    assert F.conv2d(x, w, padding="valid").shape == (1, 1, 4, 3)
+
+
+@st.composite
+def pool_cases(draw):
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2)))
+    h = draw(st.integers(kernel[0], kernel[0] + 4))
+    w = draw(st.integers(kernel[1], kernel[1] + 4))
+    return (draw(st.integers(1, 2)), 2, h, w), kernel, stride, padding, draw(st.booleans())
+
+
+@settings(max_examples=20)
+@given(case=pool_cases(), seed=st.integers(0, 2**16))
+def test_max_pool2d_values_and_gradients(case, seed):
+    shape, kernel, stride, padding, ceil_mode = case
+    x = distinct(shape, seed)
+    out = F.max_pool2d(leaf(x), kernel, stride, padding, ceil_mode=ceil_mode)
+    padded = np.pad(
+        x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2), constant_values=-np.inf
+    )
+    for i in range(out.shape[2]):
+        for j in range(out.shape[3]):
+            window = padded[
+                :,
+                :,
+                i * stride[0] : i * stride[0] + kernel[0],
+                j * stride[1] : j * stride[1] + kernel[1],
+            ]
+            np.testing.assert_array_equal(out.data[:, :, i, j], window.max(axis=(2, 3)))
+    assert_gradients_match(
+        lambda t: F.max_pool2d(t, kernel, stride, padding, ceil_mode=ceil_mode), leaf(x), seed=seed
+    )
+
+
+@settings(max_examples=20)
+@given(case=pool_cases(), include=st.booleans(), seed=st.integers(0, 2**16))
+def test_avg_pool2d_values_and_gradients(case, include, seed):
+    shape, kernel, stride, padding, ceil_mode = case
+    x = np.random.default_rng(seed).standard_normal(shape)
+    out = F.avg_pool2d(leaf(x), kernel, stride, padding, ceil_mode, include)
+    if not ceil_mode:
+        padded = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+        ones = np.pad(np.ones(shape[2:]), ((padding[0],) * 2, (padding[1],) * 2))
+        for i in range(out.shape[2]):
+            for j in range(out.shape[3]):
+                rows = slice(i * stride[0], i * stride[0] + kernel[0])
+                cols = slice(j * stride[1], j * stride[1] + kernel[1])
+                count = kernel[0] * kernel[1] if include else ones[rows, cols].sum()
+                np.testing.assert_allclose(
+                    out.data[:, :, i, j], padded[:, :, rows, cols].sum(axis=(2, 3)) / count
+                )
+    assert_gradients_match(
+        lambda t: F.avg_pool2d(t, kernel, stride, padding, ceil_mode, include), leaf(x), seed=seed
+    )
+
+
+@settings(max_examples=15)
+@given(
+    h=st.integers(1, 7),
+    w=st.integers(1, 7),
+    oh=st.integers(1, 5),
+    ow=st.integers(1, 5),
+    seed=st.integers(0, 99),
+)
+def test_adaptive_avg_pool2d_values_and_gradients(h, w, oh, ow, seed):
+    x = np.random.default_rng(seed).standard_normal((1, 2, h, w))
+    out = F.adaptive_avg_pool2d(leaf(x), (oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            rows = slice(i * h // oh, -(-(i + 1) * h // oh))
+            cols = slice(j * w // ow, -(-(j + 1) * w // ow))
+            np.testing.assert_allclose(out.data[:, :, i, j], x[:, :, rows, cols].mean(axis=(2, 3)))
+    assert_gradients_match(lambda t: F.adaptive_avg_pool2d(t, (oh, ow)), leaf(x), seed=seed)
+
+
+def test_unfold_is_im2col_and_conv_is_unfold_times_weight():
+    rng = np.random.default_rng(2)
+    x, w = leaf(rng.standard_normal((2, 3, 5, 4))), leaf(rng.standard_normal((4, 3, 2, 3)))
+    cols = F.unfold(x, (2, 3), padding=1, stride=(2, 1))  # (N, C*kh*kw, L)
+    via_unfold = (w.reshape(4, -1) @ cols).reshape(2, 4, 3, 4)
+    np.testing.assert_allclose(via_unfold.data, F.conv2d(x, w, padding=1, stride=(2, 1)).data)
+    assert_gradients_match(lambda t: F.unfold(t, 2, dilation=(1, 2), padding=1), x)
+
+
+# -- linear, activations, softmax --------------------------------------------------------------
+
+shapes_2d = st.tuples(st.integers(1, 4), st.integers(1, 5))
+
+
+@settings(max_examples=15)
+@given(shape=shapes_2d, out=st.integers(1, 4), bias=st.booleans(), seed=st.integers(0, 99))
+def test_linear_gradients(shape, out, bias, seed):
+    rng = np.random.default_rng(seed)
+    args = [leaf(rng.standard_normal(shape)), leaf(rng.standard_normal((out, shape[1])))]
+    if bias:
+        args.append(leaf(rng.standard_normal(out)))
+    y = F.linear(*args)
+    expected = args[0].data @ args[1].data.T + (args[2].data if bias else 0)
+    np.testing.assert_allclose(y.data, expected)
+    assert_gradients_match(F.linear, *args, seed=seed)
+
+
+ELEMENTWISE = [
+    ("relu", F.relu, lambda x: np.maximum(x, 0)),
+    ("leaky_relu", lambda t: F.leaky_relu(t, 0.2), lambda x: np.where(x > 0, x, 0.2 * x)),
+    ("elu", F.elu, lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0)))),
+    ("sigmoid", F.sigmoid, lambda x: 1 / (1 + np.exp(-x))),
+    ("tanh", F.tanh, np.tanh),
+    ("silu", F.silu, lambda x: x / (1 + np.exp(-x))),
+    ("softplus", F.softplus, lambda x: np.logaddexp(0, x)),
+    ("gelu", F.gelu, lambda x: x * 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))),
+    (
+        "gelu_tanh",
+        lambda t: F.gelu(t, approximate="tanh"),
+        lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
+    ),
+    ("erf", F.erf, np.vectorize(math.erf)),
+]
+
+
+@pytest.mark.parametrize(("name", "fn", "reference"), ELEMENTWISE, ids=[e[0] for e in ELEMENTWISE])
+@settings(max_examples=10)
+@given(shape=shapes_2d, seed=st.integers(0, 999))
+def test_activation_values_and_gradients(name, fn, reference, shape, seed):
+    x = np.random.default_rng(seed).uniform(-4, 4, shape)
+    x[np.abs(x) < 1e-3] = 0.5  # keep away from the kink of relu-like functions
+    np.testing.assert_allclose(fn(leaf(x)).data, reference(x), rtol=1e-12, atol=1e-14)
+    assert_gradients_match(fn, leaf(x), seed=seed)
+
+
+def test_softplus_primitive_agrees_with_the_composed_formula_and_is_stable():
+    x = leaf(np.linspace(-30, 30, 61))
+    composed = (1 + x.exp()).log()
+    fused = F.Softplus.apply(x)
+    # composed and fused agree; the fused one keeps full relative accuracy for tiny values
+    np.testing.assert_allclose(fused.data, composed.data, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(fused.data, np.log1p(np.exp(x.data)), rtol=1e-13)
+    (g1,) = autodiff.grad(F.Softplus.apply(x).sum(), [x])
+    (g2,) = autodiff.grad(composed.sum(), [x])
+    np.testing.assert_allclose(g1.data, g2.data, rtol=1e-12)
+    huge = F.Softplus.apply(autodiff.tensor([1000.0, -1000.0]))
+    np.testing.assert_allclose(huge.data, [1000.0, 0.0])
+
+
+def test_erf_gradient_of_gradient():
+    x = leaf([-1.0, 0.3, 2.0])
+    (g,) = autodiff.grad(F.erf(x).sum(), [x], create_graph=True)
+    np.testing.assert_allclose(g.data, 2 / math.sqrt(math.pi) * np.exp(-(x.data**2)))
+    (gg,) = autodiff.grad(g.sum(), [x])
+    np.testing.assert_allclose(gg.data, -4 * x.data / math.sqrt(math.pi) * np.exp(-(x.data**2)))
+
+
+@settings(max_examples=15)
+@given(
+    shape=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+    data=st.data(),
+    seed=st.integers(0, 999),
+)
+def test_softmax_and_log_softmax_values_and_gradients(shape, data, seed):
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = np.random.default_rng(seed).standard_normal(shape) * 3
+    e = np.exp(x - x.max(axis=dim, keepdims=True))
+    s = e / e.sum(axis=dim, keepdims=True)
+    np.testing.assert_allclose(F.softmax(leaf(x), dim).data, s, rtol=1e-12)
+    np.testing.assert_allclose(F.log_softmax(leaf(x), dim).data, np.log(s), rtol=1e-10, atol=1e-12)
+    assert_gradients_match(lambda t: F.softmax(t, dim), leaf(x), seed=seed)
+    assert_gradients_match(lambda t: F.log_softmax(t, dim), leaf(x), seed=seed)
+
+
+def test_softmax_jacobian_is_the_lectures_matrix():
+    functional = pytest.importorskip("autodiff.functional")
+    y = leaf([1.0, 2.0, 0.5, -1.0])
+    s = F.softmax(y, dim=0).data
+    jac = functional.jacobian(lambda t: F.softmax(t, dim=0), y)
+    np.testing.assert_allclose(jac.data, np.diag(s) - np.outer(s, s), atol=1e-15)
+
+
+def test_log_softmax_is_stable_for_logits_of_1e4():
+    for dtype in (np.float32, np.float64):
+        x = autodiff.tensor(
+            np.array([[1e4, 0.0, -1e4], [1e4, 1e4, 1e4]], dtype=dtype), requires_grad=True
+        )
+        out = F.log_softmax(x, dim=1)
+        np.testing.assert_allclose(out.data[0], [0.0, -1e4, -2e4])
+        np.testing.assert_allclose(out.data[1], [-math.log(3)] * 3, rtol=1e-6)
+        out.sum().backward()
+        assert np.isfinite(x.grad.data).all()
+        np.testing.assert_allclose(F.softmax(x, dim=1).data.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_softmax_without_dim_warns_like_pytorch():
+    with pytest.warns(UserWarning, match="Implicit dimension"):
+        F.softmax(autodiff.tensor([[1.0, 2.0]]))
+
+
+# -- losses ------------------------------------------------------------------------------------
+
+
+def test_cross_entropy_lecture_number():
+    logits = autodiff.tensor([[2.0, 1.0, 0.1]])
+    loss = F.cross_entropy(logits, autodiff.tensor([0]))
+    expected = -math.log(math.exp(2.0) / (math.exp(2.0) + math.exp(1.0) + math.exp(0.1)))
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert loss.dtype == np.float32
+
+
+def test_cross_entropy_gradient_is_softmax_minus_one_hot_over_n():
+    rng = np.random.default_rng(3)
+    x, y = leaf(rng.standard_normal((4, 5))), np.array([0, 4, 2, 2])
+    F.cross_entropy(x, autodiff.tensor(y)).backward()
+    s = np.exp(x.data) / np.exp(x.data).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(x.grad.data, (s - np.eye(5)[y]) / 4)
+
+
+def cross_entropy_reference(x, y, weight, ignore_index, reduction, eps):
+    """PyTorch's documented formula, over (N, C) logits and class indices, with loops."""
+    n, c = x.shape
+    logp = x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+    w = np.ones(c) if weight is None else weight
+    losses, weights = [], []
+    for i in range(n):
+        if y[i] == ignore_index:
+            losses.append(0.0)
+            weights.append(0.0)
+            continue
+        nll = -w[y[i]] * logp[i, y[i]]
+        smooth = -(w * logp[i]).sum() / c
+        losses.append((1 - eps) * nll + eps * smooth)
+        weights.append(w[y[i]])
+    losses = np.array(losses)
+    if reduction == "none":
+        return losses
+    if reduction == "sum":
+        return losses.sum()
+    return losses.sum() / sum(weights)
+
+
+@settings(max_examples=25)
+@given(
+    n=st.integers(1, 4),
+    c=st.integers(2, 4),
+    weighted=st.booleans(),
+    ignore=st.booleans(),
+    reduction=st.sampled_from(["mean", "sum", "none"]),
+    eps=st.sampled_from([0.0, 0.2]),
+    seed=st.integers(0, 999),
+)
+def test_cross_entropy_values_and_gradients(n, c, weighted, ignore, reduction, eps, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c))
+    y = rng.integers(0, c, n)
+    if ignore and n > 1:
+        y[0] = -100
+    weight = rng.uniform(0.5, 2, c) if weighted else None
+    w_t = None if weight is None else autodiff.tensor(weight)
+    kwargs = {"weight": w_t, "reduction": reduction, "label_smoothing": eps}
+    out = F.cross_entropy(leaf(x), autodiff.tensor(y), **kwargs)
+    np.testing.assert_allclose(
+        out.data, cross_entropy_reference(x, y, weight, -100, reduction, eps), rtol=1e-10
+    )
+    assert_gradients_match(
+        lambda t: F.cross_entropy(t, autodiff.tensor(y), **kwargs), leaf(x), seed=seed
+    )
+
+
+@settings(max_examples=15)
+@given(c=st.integers(2, 4), extra=st.lists(st.integers(1, 3), max_size=2), seed=st.integers(0, 999))
+def test_cross_entropy_with_spatial_dims_and_probability_targets(c, extra, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, c, *extra))
+    y = rng.integers(0, c, (2, *extra))
+    moved = np.moveaxis(x, 1, -1).reshape(-1, c)  # (N * d1 ..., C)
+    flat = F.cross_entropy(autodiff.tensor(moved), autodiff.tensor(y.reshape(-1)))
+    np.testing.assert_allclose(F.cross_entropy(leaf(x), autodiff.tensor(y)).data, flat.data)
+    p = rng.dirichlet(np.ones(c), size=(2, *extra))  # (N, d..., C)
+    p = np.ascontiguousarray(np.moveaxis(p, -1, 1))  # (N, C, d...)
+    logp = x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+    expected = -(p * logp).sum(axis=1).mean()
+    np.testing.assert_allclose(F.cross_entropy(leaf(x), autodiff.tensor(p)).data, expected)
+    assert_gradients_match(
+        lambda t, q: F.cross_entropy(t, q, label_smoothing=0.1), leaf(x), leaf(p), seed=seed
+    )
+
+
+def test_nll_loss_picks_and_weights():
+    logp = leaf(np.log([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]))
+    y = autodiff.tensor([0, 2])
+    assert F.nll_loss(logp, y).item() == pytest.approx(-(math.log(0.7) + math.log(0.8)) / 2)
+    w = autodiff.tensor([1.0, 1.0, 3.0], dtype=autodiff.float64)
+    expected = -(math.log(0.7) + 3 * math.log(0.8)) / 4
+    assert F.nll_loss(logp, y, weight=w).item() == pytest.approx(expected)
+    assert_gradients_match(lambda t: F.nll_loss(t, y, weight=w, reduction="sum"), logp)
+
+
+def test_nll_loss_all_targets_ignored_gives_nan_like_pytorch():
+    out = F.nll_loss(leaf([[0.1, 0.2]]), autodiff.tensor([-100]))
+    assert math.isnan(out.item())
+
+
+@settings(max_examples=10)
+@given(
+    shape=shapes_2d, reduction=st.sampled_from(["mean", "sum", "none"]), seed=st.integers(0, 999)
+)
+def test_regression_and_binary_losses_values_and_gradients(shape, reduction, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal(shape), rng.standard_normal(shape)
+    reduce = {"mean": np.mean, "sum": np.sum, "none": lambda v: v}[reduction]
+    np.testing.assert_allclose(
+        F.mse_loss(leaf(a), leaf(b), reduction=reduction).data, reduce((a - b) ** 2)
+    )
+    np.testing.assert_allclose(
+        F.l1_loss(leaf(a), leaf(b), reduction=reduction).data, reduce(np.abs(a - b))
+    )
+    assert_gradients_match(
+        lambda s, t: F.mse_loss(s, t, reduction=reduction), leaf(a), leaf(b), seed=seed
+    )
+    assert_gradients_match(
+        lambda s, t: F.l1_loss(s, t, reduction=reduction), leaf(a), leaf(b), seed=seed
+    )
+    p, t = rng.uniform(0.05, 0.95, shape), rng.random(shape)
+    bce = -(t * np.log(p) + (1 - t) * np.log(1 - p))
+    np.testing.assert_allclose(
+        F.binary_cross_entropy(leaf(p), leaf(t), reduction=reduction).data, reduce(bce)
+    )
+    assert_gradients_match(
+        lambda s, u: F.binary_cross_entropy(s, u, reduction=reduction), leaf(p), leaf(t), seed=seed
+    )
+    z = rng.standard_normal(shape) * 3
+    sig = 1 / (1 + np.exp(-z))
+    ref = -(t * np.log(sig) + (1 - t) * np.log(1 - sig))
+    out = F.binary_cross_entropy_with_logits(leaf(z), leaf(t), reduction=reduction)
+    np.testing.assert_allclose(out.data, reduce(ref), rtol=1e-10)
+    pos = leaf(rng.uniform(0.5, 2, shape[-1]))
+    assert_gradients_match(
+        lambda s, u, pw: F.binary_cross_entropy_with_logits(
+            s, u, reduction=reduction, pos_weight=pw
+        ),
+        leaf(z),
+        leaf(t),
+        pos,
+        seed=seed,
+    )
+
+
+def test_bce_with_logits_is_stable_for_large_logits():
+    z = leaf([100.0, -100.0, 800.0])
+    t = autodiff.tensor([0.0, 1.0, 1.0], dtype=autodiff.float64)
+    out = F.binary_cross_entropy_with_logits(z, t, reduction="none")
+    np.testing.assert_allclose(out.data, [100.0, 100.0, 0.0])
+    out.sum().backward()
+    np.testing.assert_allclose(z.grad.data, [1.0, -1.0, 0.0])
+
+
+# -- batch norm, dropout, embedding, one_hot ----------------------------------------------------
+
+
+@settings(max_examples=10)
+@given(shape=st.sampled_from([(4, 3), (3, 2, 4), (2, 3, 2, 2)]), seed=st.integers(0, 999))
+def test_batch_norm_training_values_and_gradients(shape, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) * 2 + 1
+    c = shape[1]
+    w, b = leaf(rng.uniform(0.5, 1.5, c)), leaf(rng.standard_normal(c))
+    dims = (0, *range(2, len(shape)))
+    bshape = (1, c) + (1,) * (len(shape) - 2)
+    mean, var = x.mean(axis=dims, keepdims=True), x.var(axis=dims, keepdims=True)
+    expected = (x - mean) / np.sqrt(var + 1e-5) * w.data.reshape(bshape) + b.data.reshape(bshape)
+    rm, rv = autodiff.zeros(c, dtype=autodiff.float64), autodiff.ones(c, dtype=autodiff.float64)
+    out = F.batch_norm(leaf(x), rm, rv, w, b, training=True, momentum=0.3)
+    np.testing.assert_allclose(out.data, expected, rtol=1e-10)
+    count = x.size // c
+    np.testing.assert_allclose(rm.data, 0.3 * mean.reshape(-1))
+    np.testing.assert_allclose(rv.data, 0.7 + 0.3 * var.reshape(-1) * count / (count - 1))
+    assert_gradients_match(
+        lambda t, s, u: F.batch_norm(t, None, None, s, u, training=True), leaf(x), w, b, seed=seed
+    )
+    assert_gradients_match(lambda t, s, u: F.batch_norm(t, rm, rv, s, u), leaf(x), w, b, seed=seed)
+
+
+def test_dropout_keeps_the_expectation_and_its_gradient_is_the_mask():
+    x = autodiff.ones(200, 100, requires_grad=True)
+    y = F.dropout(x, p=0.3)
+    kept = y.data != 0
+    assert abs(kept.mean() - 0.7) < 0.02
+    np.testing.assert_allclose(y.data[kept], 1 / 0.7, rtol=1e-6)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.data, kept / 0.7, rtol=1e-6)
+    assert F.dropout(x, 0.3, training=False) is x
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        F.dropout(x, 1.5)
+
+
+def test_embedding_gradient_adds_into_rows_and_skips_padding():
+    weight = leaf(np.arange(12.0).reshape(4, 3))
+    idx = autodiff.tensor([[1, 1], [3, 0]])
+    out = F.embedding(idx, weight, padding_idx=0)
+    np.testing.assert_array_equal(out.data[0, 0], [3.0, 4.0, 5.0])
+    g = np.random.default_rng(0).standard_normal(out.shape)
+    out.backward(autodiff.tensor(g))
+    np.testing.assert_allclose(weight.grad.data[1], g[0, 0] + g[0, 1])
+    np.testing.assert_allclose(weight.grad.data[0], 0.0)
+    np.testing.assert_allclose(weight.grad.data[2], 0.0)
+    with pytest.raises(IndexError, match="out of range"):
+        F.embedding(autodiff.tensor([4]), weight)
+    with pytest.raises(RuntimeError, match="integer"):
+        F.embedding(autodiff.tensor([1.0]), weight)
+
+
+def test_one_hot():
+    out = F.one_hot(autodiff.tensor([2, 0]), 3)
+    np.testing.assert_array_equal(out.data, [[0, 0, 1], [1, 0, 0]])
+    assert out.dtype == np.int64
+    with pytest.raises(RuntimeError, match="class values"):
+        F.one_hot(autodiff.tensor([3]), 3)
+
+
+# -- bad input: clear errors naming the shapes ---------------------------------------------------
+
+
+def test_loss_errors_name_the_problem():
+    logits = autodiff.randn(4, 3)
+    with pytest.raises(RuntimeError, match=r"integer dtype \(long\) and shape \(4,\)"):
+        F.cross_entropy(logits, autodiff.tensor([0.0, 1.0, 2.0, 1.0]))
+    with pytest.raises(
+        RuntimeError, match=r"expected target of shape \(4,\).*got target of shape \(3,\)"
+    ):
+        F.cross_entropy(logits, autodiff.tensor([0, 1, 2]))
+    with pytest.raises(IndexError, match=r"Target 3 is out of bounds.*\[0, 3\)"):
+        F.cross_entropy(logits, autodiff.tensor([0, 1, 3, 1]))
+    with pytest.raises(IndexError, match="Target -2"):
+        F.nll_loss(logits, autodiff.tensor([0, -2, 1, 1]))
+    with pytest.raises(RuntimeError, match=r"probability targets need the input's shape \(4, 3\)"):
+        F.cross_entropy(logits, autodiff.rand(4, 2))
+    with pytest.raises(RuntimeError, match="weight tensor should be defined"):
+        F.cross_entropy(logits, autodiff.tensor([0, 1, 2, 1]), weight=autodiff.ones(2))
+    with pytest.raises(ValueError, match="reduction"):
+        F.cross_entropy(logits, autodiff.tensor([0, 1, 2, 1]), reduction="avg")
+    with pytest.raises(ValueError, match=r"target size \(\(4,\)\).*input size \(\(4, 1\)\)"):
+        F.binary_cross_entropy(autodiff.rand(4, 1), autodiff.rand(4))
+    with pytest.raises(RuntimeError, match="between 0 and 1"):
+        F.binary_cross_entropy(autodiff.tensor([1.5]), autodiff.tensor([1.0]))
+    with pytest.warns(UserWarning, match="different to the input size"):
+        F.mse_loss(autodiff.rand(4, 1), autodiff.rand(4))
+
+
+def test_conv_and_pool_errors_name_the_shapes():
+    w = autodiff.randn(4, 3, 3, 3)
+    with pytest.raises(RuntimeError, match=r"4-D input.*\(3, 8, 8\).*unsqueeze"):
+        F.conv2d(autodiff.randn(3, 8, 8), w)
+    with pytest.raises(RuntimeError, match=r"3 channels.*got 2 channels"):
+        F.conv2d(autodiff.randn(1, 2, 8, 8), w)
+    with pytest.raises(
+        RuntimeError, match=r"kernel size \(3, 3\).*larger than the padded input of size 2x5"
+    ):
+        F.conv2d(autodiff.randn(1, 3, 2, 5), w)
+    with pytest.raises(RuntimeError, match="larger than the padded"):
+        F.max_pool2d(autodiff.randn(1, 1, 2, 2), 3)
+    with pytest.raises(RuntimeError, match="pad should be at most half"):
+        F.max_pool2d(autodiff.randn(1, 1, 4, 4), 2, padding=2)
+    with pytest.raises(ValueError, match="strided"):
+        F.conv2d(autodiff.randn(1, 3, 8, 8), w, stride=2, padding="same")
