@@ -8,6 +8,7 @@
   back-propagation with Next/Previous buttons;
 * :func:`track_modules` records which ``nn.Module`` ran each op, for clusters;
 * :func:`retain_grads` keeps every intermediate gradient of the next ``backward()``;
+* :func:`keep_values` keeps every intermediate value computed inside a ``with`` block;
 * :func:`graph_command` draws the lecture's MLP or CNN (the ``autodiff graph`` command).
 
 Example (the lecture's chain-rule diagram)::
@@ -37,6 +38,7 @@ from .trace import (
     ModuleTracker,
     OpNode,
     TensorNode,
+    keep_values,
     retain_grads,
     summarize,
     trace_graph,
@@ -60,6 +62,7 @@ __all__ = [
     "build_model",
     "draw_graph",
     "graph_command",
+    "keep_values",
     "retain_grads",
     "summarize",
     "to_digraph",
@@ -95,7 +98,8 @@ def draw_graph(
     ``params``: ``dict(model.named_parameters())`` or the model, to name parameters.
     ``modules``: draw ``nn.Module`` clusters (None: when the forward pass ran inside
     ``with visualize.track_modules(model):``); ``collapse=True`` draws each innermost
-    module as one node, ``collapse=1`` each child of the model.  ``max_nodes``
+    module as one node, ``collapse=1`` each child of the model, a path or list of
+    paths those modules (``collapse="CrossEntropyLoss"``).  ``max_nodes``
     guards against unreadable pictures (``GraphTooLargeError``; None: no limit).
     ``rankdir``: "LR" (left to right, like the lecture's diagrams) or "TB".
 

@@ -16,7 +16,7 @@ import numpy as np
 
 import autodiff
 
-from .trace import DEFAULT_MAX_NODES, retain_grads, track_modules
+from .trace import DEFAULT_MAX_NODES, keep_values, retain_grads, track_modules
 
 MODELS = ("mlp", "cnn")
 FORMATS = ("svg", "png", "pdf", "dot", "gv")
@@ -45,7 +45,7 @@ def training_step_loss(model_name: str = "mlp", batch_size: int = 4, seed: int =
     images = autodiff.tensor(rng.random((batch_size, 1, 28, 28), dtype=np.float32))
     y = autodiff.tensor(rng.integers(0, 10, size=batch_size))
     loss_fn = nn.CrossEntropyLoss()
-    with track_modules(model, loss_fn):
+    with track_modules(model, loss_fn), keep_values():
         loss = loss_fn(model(images), y)
     loss.name = "loss"
     return model, loss

@@ -72,7 +72,7 @@ class Digraph(graphviz.Digraph):
     def render(self, filename=None, directory=None, view=False, cleanup=False, format=None, **kw):
         try:
             return super().render(
-                filename, directory, view=view, cleanup=cleanup, format=format, **kw
+                filename, directory=directory, view=view, cleanup=cleanup, format=format, **kw
             )
         except graphviz.ExecutableNotFound as error:
             raise GraphvizNotInstalledError() from error
@@ -157,9 +157,16 @@ def _group_of(path: str | None, collapse, modules) -> str | None:
     """The module path an op with innermost module ``path`` collapses into (or None).
 
     ``collapse=True``: the innermost modules (those with no submodule in the graph);
-    an int ``d``: the modules at depth ``d`` (1 = the model's direct children).
+    an int ``d``: the modules at depth ``d`` (1 = the model's direct children);
+    a path or a list of paths: those modules.
     """
     if path is None or path == "":
+        return None
+    if isinstance(collapse, (str, list, tuple, set, frozenset)):
+        chosen = [collapse] if isinstance(collapse, str) else list(collapse)
+        for outer in chosen:
+            if path == outer or path.startswith(outer + "."):
+                return outer
         return None
     if collapse is True:
         prefix = path + "."
@@ -223,7 +230,8 @@ def to_digraph(
 
     ``modules``: draw module clusters (None: when the graph has module information).
     ``collapse``: True draws each innermost module as one node; an int ``d`` collapses
-    the modules at depth ``d`` (1 = the model's direct children).
+    the modules at depth ``d`` (1 = the model's direct children); a module path or a
+    list of paths (``"CrossEntropyLoss"``, ``["linear_relu_stack.0"]``) collapses those.
     """
     draw_clusters = bool(graph.modules) if modules is None else bool(modules)
     if collapse and not graph.modules:

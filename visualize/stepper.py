@@ -180,7 +180,15 @@ def backward_stepper(
     )
     svg = dot.pipe(format="svg").decode("utf-8")
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and doctype
-    names = {t.id: t.label for t in graph.tensors}
+    op_names = {op.id: op.name for op in graph.ops}
+    names = {}
+    for t in graph.tensors:
+        if t.label:
+            names[t.id] = t.label
+        elif t.producer:
+            names[t.id] = f"output of {op_names[t.producer]}"
+        else:
+            names[t.id] = "leaf"
     total = len(trace.steps)
     data = {
         "steps": [

@@ -37,6 +37,7 @@ from autodiff.tensor import Tensor
 # The attribute names used on Node.__dict__ (nodes have a __dict__ for tools like this).
 _MODULE_TAG = "_visualize_module"
 _GRAD_TAG = "_visualize_grad"
+_VALUE_TAG = "_visualize_value"
 
 DEFAULT_MAX_NODES = 600
 
@@ -408,6 +409,54 @@ def _store_grad_hook(node):
     return hook
 
 
+class keep_values:
+    """Keep the value of every op's output computed inside the ``with`` block.
+
+    The engine keeps only a weak reference to an op's output, so the value of a
+    temporary such as ``a * b`` in ``(a * b + c).tanh()`` is gone once the
+    expression is evaluated, and ``draw_graph`` can show only its shape.  Inside
+    ``with visualize.keep_values():`` each recorded node also keeps its output
+    array (memory: one array per op; the arrays are released with the graph).
+    It works by wrapping ``autodiff.Function.apply`` for the duration of the block.
+
+    Example::
+
+        with visualize.keep_values():
+            L = (a * b + c).tanh()
+        visualize.draw_graph(L)          # every box shows its value
+    """
+
+    _depth = 0
+    _saved = []  # the original classmethod (in a list: a class attribute would bind it)
+
+    def __enter__(self):
+        from autodiff.function import Function
+
+        if keep_values._depth == 0:
+            original = Function.__dict__["apply"]
+            function = original.__func__
+
+            def apply(cls, *inputs):
+                result = function(cls, *inputs)
+                node = result.grad_fn
+                if type(node) is Node and _VALUE_TAG not in node.__dict__:
+                    node.__dict__[_VALUE_TAG] = result.data
+                return result
+
+            apply.__doc__ = function.__doc__
+            keep_values._saved.append(original)
+            Function.apply = classmethod(apply)
+        keep_values._depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        from autodiff.function import Function
+
+        keep_values._depth -= 1
+        if keep_values._depth == 0:
+            Function.apply = keep_values._saved.pop()
+
+
 # -- building the graph -----------------------------------------------------------------
 
 
@@ -459,7 +508,9 @@ def _node_value(node: Node):
     tensor = ref() if ref is not None else None
     if tensor is not None:
         return tensor, tensor.data
-    data = getattr(node, "_out_data", None)
+    data = node.__dict__.get(_VALUE_TAG)
+    if data is None:
+        data = getattr(node, "_out_data", None)
     return None, data
 
 
