@@ -234,8 +234,8 @@ a1, u1, L1 = expression(1.0)
 naive_backward(L1)
 a2, u2, L2 = expression(1.0)
 topological_backward(L2)
-print(f"naive walk:        dL/du = {u1.grad:4.0f}   dL/da = {a1.grad:4.0f}   (wrong)")
-print(f"topological order: dL/du = {u2.grad:4.0f}   dL/da = {a2.grad:4.0f}   (right: 13 and 26)")
+print(f"naive walk:        dL/da = {a1.grad:3.0f}   (wrong, although dL/du = {u1.grad:.0f} in the end)")
+print(f"topological order: dL/da = {a2.grad:3.0f}   (right: 2 * 13)")
 """,
     ),
     (
@@ -263,6 +263,7 @@ t = u * u
 L = u + 3 * t
 print([node.name() for node in topological_order(L.grad_fn)])
 
+visualize.retain_grads(L)  # keep dL/du and dL/dt too, for the picture
 L.backward()
 print("dL/da =", a.grad.item())
 visualize.draw_graph(L, params={"a": a}, show_values=True, show_grads=True, show_order=True)
@@ -363,6 +364,7 @@ b = autodiff.zeros(n_out, requires_grad=True)
 Y = X @ W.T + b  # (4, 3) @ (3, 2) + (2,) -> (4, 2)
 Y.retain_grad()
 loss = (Y**2).mean()
+visualize.retain_grads(loss)  # every intermediate gradient, for the picture below
 loss.backward()
 
 print("shapes: W", W.shape, "W.grad", W.grad.shape, "| b", b.shape, "b.grad", b.grad.shape)
@@ -374,7 +376,7 @@ print("dL/dW == dL/dY^T X:", np.allclose(W.grad.numpy(), Y.grad.numpy().T @ X.nu
     (
         "code",
         r"""
-visualize.draw_graph(loss, params={"W": W, "b": b}, show_values=True, show_grads=True)
+visualize.draw_graph(loss, params={"W": W, "b": b}, show_values=True, show_grads=True, rankdir="TB")
 """,
     ),
     (
