@@ -34,13 +34,14 @@ from .transforms import Compose, Normalize, ToTensor
 DATASETS = ("fashion-mnist", "mnist", "digits")
 MODELS = ("mlp", "cnn")
 
-# The lecture's hyper-parameters for the 28x28 data sets; on the 1,437 small
-# Digits images the same SGD needs a larger step and more epochs to learn.
+# The lecture's hyper-parameters for the 28x28 data sets.  The 1,437 Digits images
+# give only 23 steps per epoch, far too few for SGD at lr=1e-3 (about 20% accuracy
+# after 5 epochs); Adam at 2e-3 reaches 96-98% in 8 epochs (a few seconds).
 LECTURE = {"optimizer": "sgd", "lr": 1e-3, "epochs": 5, "batch_size": 64}
 DEFAULTS = {
     "fashion-mnist": LECTURE,
     "mnist": LECTURE,
-    "digits": {"optimizer": "sgd", "lr": 0.1, "epochs": 10, "batch_size": 64},
+    "digits": {"optimizer": "adam", "lr": 2e-3, "epochs": 8, "batch_size": 64},
 }
 
 
@@ -132,8 +133,9 @@ def load_data(args, *, train_split: bool = True) -> Data:
             raise UsageError(
                 f"{cls.__name__} is not available in {args.data_dir}{hint}: {reason}"
             ) from None
+        why = "could not be downloaded" if args.download else "downloading is off"
         print(
-            f"FashionMNIST is not in {args.data_dir} and could not be downloaded ({reason}); "
+            f"FashionMNIST is not in {args.data_dir} and {why} ({reason}); "
             "training on the bundled Digits (8x8) instead.",
             flush=True,
         )
@@ -260,7 +262,7 @@ def command_train(args) -> int:
     epochs = args.epochs if args.epochs is not None else defaults["epochs"]
     lr = args.lr if args.lr is not None else defaults["lr"]
     optimizer_name = args.optimizer or defaults["optimizer"]
-    batch_size = args.batch_size or defaults["batch_size"]
+    batch_size = args.batch_size if args.batch_size is not None else defaults["batch_size"]
     if epochs < 0 or batch_size <= 0 or lr <= 0:
         raise UsageError(
             f"--epochs must be >= 0, --batch-size and --lr > 0 (got {epochs}, {batch_size}, {lr})"
@@ -373,7 +375,10 @@ def command_evaluate(args) -> int:
         model.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError) as error:
         raise UsageError(f"{args.model_path}: {error}") from None
-    loader = DataLoader(data.test, batch_size=args.batch_size or 256)
+    batch_size = args.batch_size if args.batch_size is not None else 256
+    if batch_size <= 0:
+        raise UsageError(f"--batch-size must be > 0, got {batch_size}")
+    loader = DataLoader(data.test, batch_size=batch_size)
     test_loss, accuracy, confusion = evaluate_model(
         loader, model, nn.CrossEntropyLoss(), len(data.classes)
     )
@@ -424,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
         "model with its train/test loops and log lines, print a per-epoch table, save the "
         "state dict. Defaults: FashionMNIST (falling back to the bundled Digits when it is "
         "missing and cannot be downloaded), the MLP, SGD lr=1e-3, batch size 64, 5 epochs "
-        "(on Digits: SGD lr=0.1, 10 epochs).",
+        "(on Digits: Adam lr=2e-3, 8 epochs).",
     )
     _data_options(train)
     train.add_argument("--model", choices=MODELS, default="mlp", help="the network (default mlp)")

@@ -1,0 +1,254 @@
+"""The ``autodiff`` command: train (digits, synthetic FashionMNIST, the fallback, errors),
+evaluate, graph, and argparse's handling of unknown options."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import types
+
+import numpy as np
+import pytest
+from synthetic_mnist import write_dataset
+
+import autodiff
+from nn import cli
+
+UNREACHABLE = "http://127.0.0.1:9/"  # the discard port: connection refused, at once
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Never reach the real mirrors from a test (CI may have network access)."""
+    monkeypatch.setenv("AUTODIFF_FASHION_MNIST_MIRRORS", UNREACHABLE)
+    monkeypatch.setenv("AUTODIFF_MNIST_MIRRORS", UNREACHABLE)
+
+
+def run(capsys, *argv):
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_train_on_digits_one_epoch(tmp_path, capsys):
+    model_path = tmp_path / "digits.pth"
+    status, out, err = run(
+        capsys, "train", "--dataset", "digits", "--epochs", 1, "--save", model_path, "--no-progress"
+    )
+    assert status == 0, err
+    assert "Shape of X [N, C, H, W]: (64, 1, 8, 8)" in out
+    assert "Shape of y: (64,) int64" in out
+    assert "Using cpu device" in out
+    assert "Linear(in_features=64, out_features=512, bias=True)" in out
+    assert "loss: " in out and "[   64/ 1437]" in out
+    assert "Test Error: \n Accuracy: " in out and "Avg loss: " in out
+    assert " epoch | train loss | test loss | test accuracy" in out
+    assert f"Saved model state to {model_path}" in out
+    assert err == ""
+    state = autodiff.load(str(model_path), weights_only=True)
+    assert np.shape(state["linear_relu_stack.0.weight"]) == (512, 64)
+    model = cli.NeuralNetwork(in_features=64)
+    model.load_state_dict(state)
+
+
+def test_the_closing_table_repeats_the_epoch_results(tmp_path, capsys):
+    status, out, _ = run(
+        capsys, "train", "--dataset", "digits", "--epochs", 2, "--save", "", "--no-progress"
+    )
+    assert status == 0
+    accuracies = [
+        line.split("Accuracy: ")[1].split("%")[0]
+        for line in out.splitlines()
+        if "Accuracy: " in line
+    ]
+    table = [line for line in out.splitlines() if line.strip()[:1].isdigit() and "|" in line]
+    assert len(accuracies) == len(table) == 2
+    for accuracy, row in zip(accuracies, table):
+        assert row.split("|")[3].strip() == accuracy + "%"
+    assert not (tmp_path / "model.pth").exists()
+
+
+def test_train_is_reproducible_with_a_seed(capsys):
+    args = ("train", "--dataset", "digits", "--epochs", 1, "--save", "", "--seed", 3)
+    first = run(capsys, *args)[1]
+    second = run(capsys, *args)[1]
+    strip = lambda text: [line.split("|")[:4] for line in text.splitlines()]  # noqa: E731
+    assert strip(first) == strip(second)
+
+
+def test_fallback_to_digits_in_one_line(tmp_path, capsys):
+    status, out, err = run(
+        capsys,
+        "train",
+        "--data-dir",
+        tmp_path / "data",
+        "--epochs",
+        1,
+        "--save",
+        tmp_path / "m.pth",
+        "--no-progress",
+    )
+    assert status == 0
+    mentions = [line for line in out.splitlines() if "FashionMNIST" in line]
+    assert len(mentions) == 1
+    assert "could not be downloaded" in mentions[0] and "bundled Digits" in mentions[0]
+    assert out.splitlines()[0] == mentions[0]
+    assert "Shape of X [N, C, H, W]: (64, 1, 8, 8)" in out
+    assert err == "", "an unreachable mirror is skipped quietly"
+    assert (tmp_path / "m.pth").exists()
+
+
+def test_fallback_without_downloading(tmp_path, capsys):
+    status, out, _ = run(
+        capsys, "train", "--data-dir", tmp_path, "--no-download", "--epochs", 0, "--save", ""
+    )
+    assert status == 0
+    first = out.splitlines()[0]
+    assert "FashionMNIST is not in" in first and "downloading is off" in first
+
+
+@pytest.mark.parametrize("extra", [[], ["--no-download"]])
+def test_explicit_fashion_mnist_missing_is_exit_2(tmp_path, capsys, extra):
+    status, out, err = run(
+        capsys, "train", "--dataset", "fashion-mnist", "--data-dir", tmp_path, *extra
+    )
+    assert status == 2
+    assert err.startswith("autodiff train: error: FashionMNIST is not available in")
+    assert len(err.strip().splitlines()) == 1
+    if extra:
+        assert "drop --no-download" in err
+    else:
+        assert UNREACHABLE in err
+    assert "Epoch" not in out
+
+
+def test_train_on_synthetic_fashion_mnist_files(tmp_path, capsys):
+    write_dataset(tmp_path, n_train=130, n_test=70, gz=False)
+    status, out, err = run(
+        capsys,
+        "train",
+        "--data-dir",
+        tmp_path,
+        "--model",
+        "cnn",
+        "--epochs",
+        1,
+        "--save",
+        tmp_path / "cnn.pth",
+        "--no-progress",
+    )
+    assert status == 0, err
+    assert "FashionMNIST is not" not in out
+    assert "Shape of X [N, C, H, W]: (64, 1, 28, 28)" in out
+    assert "Conv2d(1, 16, kernel_size=(3, 3)" in out
+    assert "Training on fashion-mnist (130 train / 70 test images): cnn, sgd lr=0.001" in out
+    assert "loss: " in out and "[   64/  130]" in out
+    state = autodiff.load(str(tmp_path / "cnn.pth"), weights_only=True)
+    assert np.shape(state["classifier.weight"]) == (10, 32 * 7 * 7)
+
+
+def test_corrupt_files_are_an_error_not_a_fallback(tmp_path, capsys):
+    raw = write_dataset(tmp_path, n_train=8, n_test=8, gz=True)
+    data = (raw / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(data[: len(data) // 2])
+    status, out, err = run(capsys, "train", "--data-dir", tmp_path, "--epochs", 0)
+    assert status == 2
+    assert "corrupt or truncated gzip" in err and "t10k-labels-idx1-ubyte.gz" in err
+    assert "Digits" not in out
+
+
+def test_unknown_option_is_argparse_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--bogus"])
+    assert info.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--model", "resnet"])
+    assert info.value.code == 2
+    assert "invalid choice: 'resnet'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main([])
+
+
+def test_bad_numbers_are_exit_2(capsys):
+    status, _, err = run(capsys, "train", "--dataset", "digits", "--batch-size", 0, "--save", "")
+    assert status == 2 and "--batch-size" in err
+
+
+def test_progress_bar_with_and_without_tqdm(capsys, monkeypatch):
+    args = ("train", "--dataset", "digits", "--epochs", 1, "--save", "", "--progress")
+    status, out, err = run(capsys, *args)
+    assert status == 0 and "loss: " in out
+    if "tqdm" in sys.modules:
+        assert "Epoch 1/1" in err
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now fails
+    status, out, err = run(capsys, *args)
+    assert status == 0 and "loss: " in out
+    assert "Epoch 1/1: |#########################| 23/23" in err
+
+
+# -- evaluate ------------------------------------------------------------------------------
+def test_evaluate_a_trained_model(tmp_path, capsys):
+    path = tmp_path / "model.pth"
+    status, out, _ = run(
+        capsys, "train", "--dataset", "digits", "--epochs", 1, "--save", path, "--no-progress"
+    )
+    assert status == 0
+    trained = out.split("Accuracy: ")[-1].split("%")[0]
+    status, out, err = run(capsys, "evaluate", "--model-path", path)
+    assert status == 0, err
+    assert "Model: mlp" in out and "test set: digits (360 images)" in out
+    assert f"Accuracy: {trained}%" in out
+    assert "Per-class accuracy:" in out and "9 - nine" in out
+    lines = out.splitlines()
+    start = lines.index("Confusion matrix (rows: true class, columns: predicted class):")
+    matrix = np.array(
+        [[int(v) for v in line.split()[1:]] for line in lines[start + 2 : start + 12]]
+    )
+    test = __import__("nn.datasets", fromlist=["Digits"]).Digits(train=False)
+    assert matrix.sum(axis=1).tolist() == np.bincount(test.targets.numpy(), minlength=10).tolist()
+    assert np.trace(matrix) / matrix.sum() == pytest.approx(float(trained) / 100, abs=6e-4)
+
+
+def test_evaluate_the_lectures_file_layout_and_bad_files(tmp_path, capsys):
+    model = cli.ConvNet(image_size=8)
+    autodiff.save(model.state_dict(), str(tmp_path / "cnn.pth"))
+    status, out, _ = run(capsys, "evaluate", "--model-path", tmp_path / "cnn.pth")
+    assert status == 0 and "Model: cnn" in out
+    status, _, err = run(capsys, "evaluate", "--model-path", tmp_path / "missing.pth")
+    assert status == 2 and "no saved model at" in err
+    autodiff.save({"w": np.zeros(3)}, str(tmp_path / "other.pth"))
+    status, _, err = run(capsys, "evaluate", "--model-path", tmp_path / "other.pth")
+    assert status == 2 and "does not hold the state dict" in err and "w" in err
+    (tmp_path / "junk.pth").write_bytes(b"not a state dict")
+    status, _, err = run(capsys, "evaluate", "--model-path", tmp_path / "junk.pth")
+    assert status == 2 and "cannot read the saved model" in err
+
+
+# -- graph ---------------------------------------------------------------------------------
+def test_graph_calls_visualize_graph_command(tmp_path, capsys, monkeypatch):
+    calls = []
+
+    def graph_command(**kwargs):
+        calls.append(kwargs)
+        return str(tmp_path / "g.png")
+
+    monkeypatch.setitem(
+        sys.modules, "visualize", types.SimpleNamespace(graph_command=graph_command)
+    )
+    status, out, _ = run(
+        capsys, "graph", "--model", "cnn", "--out", tmp_path / "g", "--format", "png", "--collapse"
+    )
+    assert status == 0
+    assert calls == [{"model": "cnn", "out": str(tmp_path / "g"), "fmt": "png", "collapse": True}]
+    assert f"Wrote {tmp_path / 'g.png'}" in out
+
+
+def test_graph_renders_an_svg(tmp_path, capsys):
+    pytest.importorskip("graphviz")
+    pytest.importorskip("visualize")
+    if shutil.which("dot") is None:
+        pytest.skip("graphviz's dot is not installed")
+    status, _, err = run(capsys, "graph", "--model", "mlp", "--out", tmp_path / "mlp.svg")
+    assert status == 0, err
+    assert "<svg" in (tmp_path / "mlp.svg").read_text()
