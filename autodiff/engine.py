@@ -107,6 +107,10 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, na
     handed_out = set()
     for grad in pending.values():
         handed_out.add(id(_owner(grad.data)))
+    # Gradients for .grad (leaves, retain_grad tensors) are stored only once the
+    # whole pass has succeeded: an error in some op's backward leaves every .grad
+    # as it was, never half-updated.
+    finished = []
     try:
         for node in order:
             grad = pending.pop(node, None)
@@ -118,13 +122,18 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, na
                 captured[node] = grad
             if type(node) is AccumulateGrad:
                 if captured is None:
-                    _accumulate(node.variable, grad, create_graph, handed_out)
+                    finished.append((node, grad))
                 continue
             if node.retained is not None:
-                _retain(node, grad, handed_out)
+                finished.append((node, grad))
             _propagate(node, grad, pending)
             if not retain_graph:
                 node._release()
+        for node, grad in finished:
+            if type(node) is AccumulateGrad:
+                _accumulate(node.variable, grad, create_graph, handed_out)
+            else:
+                _retain(node, grad, handed_out)
     finally:
         _grad_enabled[0] = previous_mode
     return captured

@@ -39,6 +39,7 @@ import weakref
 
 import numpy as np
 
+from .errors import ShapeError
 from .grad_mode import _grad_enabled
 from .tensor import Tensor
 
@@ -313,11 +314,14 @@ def _forward_error(cls, inputs, error):
     """Re-raise an error from forward with the op's name and its inputs described."""
     op = getattr(cls, "op_name", cls.__name__.lower())
     if str(error).startswith(f"{op}:"):
-        return error  # the op already wrote a complete message
-    tensors = [_describe(t) for t in inputs if isinstance(t, (Tensor, np.ndarray))]
-    described = "; ".join(tensors) if tensors else "no tensor inputs"
-    message = f"{op}: {error} (inputs: {described})"
-    for kind in (IndexError, TypeError, ValueError):  # AxisError is both; PyTorch says IndexError
+        message = str(error)  # the op already wrote a complete message
+    else:
+        tensors = [_describe(t) for t in inputs if isinstance(t, (Tensor, np.ndarray))]
+        described = "; ".join(tensors) if tensors else "no tensor inputs"
+        message = f"{op}: {error} (inputs: {described})"
+    for kind in (IndexError, TypeError):  # AxisError is both; PyTorch says IndexError
         if isinstance(error, kind):
-            return kind(message)
+            return error if message == str(error) else kind(message)
+    if isinstance(error, ValueError):
+        return ShapeError(message)
     return RuntimeError(message)

@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from .errors import ShapeError
 from .grad_mode import _grad_enabled
 
 
@@ -950,7 +951,7 @@ def _compare(ufunc, x, other):
     try:
         return Tensor._make(np.asarray(ufunc(x.data, _data(other))), None, None)
     except ValueError as error:
-        raise ValueError(
+        raise ShapeError(
             f"{ufunc.__name__}: cannot compare tensors of shapes {x.shape} and "
             f"{np.shape(_data(other))}: {error}"
         ) from None
@@ -1008,7 +1009,9 @@ def _in_place(tensor: Tensor, op: str, out_of_place, update, other):
                 f"to the tensor's dtype {tensor.dtype} in place ({error})"
             ) from None
         except ValueError as error:
-            raise RuntimeError(
+            if str(error).startswith(f"{op}:"):  # already a complete message (setitem)
+                raise ShapeError(str(error)) from None
+            raise ShapeError(
                 f"{op}: can't update a tensor of shape {tensor.shape} in place with a value "
                 f"of shape {np.shape(other_data)}: {error}"
             ) from None

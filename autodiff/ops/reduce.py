@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ..function import Function
+from ..function import Function, ShapeError
 from ..tensor import Tensor
 
 
@@ -31,7 +31,7 @@ def normalize_dims(dim, ndim: int, op: str):
     if ndim == 0:
         return ()
     if len(set(normalized)) != len(normalized):
-        raise ValueError(f"{op}: dim {dims} names a dimension more than once")
+        raise ShapeError(f"{op}: dim {dims} names a dimension more than once")
     return tuple(sorted(normalized))
 
 
@@ -140,7 +140,7 @@ def gather(x: Tensor, dim: int, index) -> Tensor:
         raise TypeError(f"gather: index must be an integer tensor, got dtype {index.dtype}")
     (dim,) = normalize_dims(dim, x.ndim, "gather") or (0,)
     if index.ndim != x.ndim:
-        raise ValueError(
+        raise ShapeError(
             f"gather: index has {index.ndim} dims but the input of shape {x.shape} has {x.ndim}"
         )
     return Gather.apply(x, dim, index)

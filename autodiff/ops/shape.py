@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..function import Function
+from ..function import Function, ShapeError
 from ..tensor import Tensor
 
 
@@ -49,7 +49,7 @@ class Reshape(Function):
         try:
             return np.reshape(x, shape)
         except ValueError:
-            raise ValueError(
+            raise ShapeError(
                 f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) "
                 f"into shape {tuple(shape)}"
             ) from None
@@ -236,7 +236,7 @@ def flatten(x: Tensor, start_dim=0, end_dim=-1) -> Tensor:
     start = normalize_dim(start_dim, x.ndim, "flatten")
     end = normalize_dim(end_dim, x.ndim, "flatten")
     if start > end:
-        raise ValueError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
+        raise ShapeError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
     shape = x.shape[:start] + (math.prod(x.shape[start : end + 1]),) + x.shape[end + 1 :]
     return Reshape.apply(x, shape)
 
@@ -249,7 +249,7 @@ def unflatten(x: Tensor, dim, sizes) -> Tensor:
 def permute(x: Tensor, *dims) -> Tensor:
     dims = parse_shape(dims, "permute")
     if len(dims) != x.ndim or sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
-        raise ValueError(
+        raise ShapeError(
             f"permute: dims {dims} are not a permutation of the {x.ndim} dims of a tensor "
             f"of shape {x.shape}"
         )
@@ -315,7 +315,7 @@ def cat(tensors, dim=0) -> Tensor:
     """Join tensors along an existing dim."""
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
-        raise ValueError("cat: expected a non-empty list of tensors")
+        raise ShapeError("cat: expected a non-empty list of tensors")
     ndim = tensors[0].ndim
     d = normalize_dim(dim, ndim, "cat")
     for t in tensors:
@@ -324,7 +324,7 @@ def cat(tensors, dim=0) -> Tensor:
             or t.shape[:d] + t.shape[d + 1 :] != tensors[0].shape[:d] + tensors[0].shape[d + 1 :]
         ):
             shapes = ", ".join(str(t.shape) for t in tensors)
-            raise ValueError(
+            raise ShapeError(
                 f"cat: tensors must have the same shape except in dim {dim}; got shapes {shapes}"
             )
     return Cat.apply(d, *tensors)
@@ -334,10 +334,10 @@ def stack(tensors, dim=0) -> Tensor:
     """Join tensors along a new dim."""
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
-        raise ValueError("stack: expected a non-empty list of tensors")
+        raise ShapeError("stack: expected a non-empty list of tensors")
     shapes = {t.shape for t in tensors}
     if len(shapes) != 1:
-        raise ValueError(
+        raise ShapeError(
             f"stack: expects each tensor to be equal size, got shapes {[t.shape for t in tensors]}"
         )
     d = normalize_dim(dim, tensors[0].ndim + 1, "stack")
@@ -354,11 +354,11 @@ def pad(x: Tensor, pad, mode="constant", value=None) -> Tensor:
         raise NotImplementedError(f"pad: only mode='constant' is implemented, got {mode!r}")
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
-        raise ValueError(
+        raise ShapeError(
             f"pad: padding length must be even and at most 2 * ndim ({2 * x.ndim}), got {len(pad)}"
         )
     if any(p < 0 for p in pad):
-        raise ValueError(f"pad: negative padding {pad} is not supported")
+        raise ShapeError(f"pad: negative padding {pad} is not supported")
     widths = [(0, 0)] * x.ndim
     for i in range(len(pad) // 2):
         widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
@@ -375,7 +375,7 @@ def split(x: Tensor, split_size_or_sections, dim=0):
     else:
         sizes = list(split_size_or_sections)
         if sum(sizes) != length:
-            raise ValueError(
+            raise ShapeError(
                 f"split: sizes {sizes} do not add up to {length} (dim {dim} of {x.shape})"
             )
     pieces, start = [], 0
