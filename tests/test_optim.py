@@ -1,0 +1,305 @@
+"""Optimizers and schedulers: PyTorch's trajectories step for step (when installed),
+hand-computed updates, parameter groups, state dicts and errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import autodiff
+import nn
+from autodiff import optim
+from autodiff.optim import lr_scheduler
+
+CONFIGS = [
+    ("SGD", {"lr": 0.1}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.3, "weight_decay": 0.01}),
+    ("SGD", {"lr": 0.05, "momentum": 0.8, "nesterov": True, "weight_decay": 0.1}),
+    ("SGD", {"lr": 0.05, "momentum": 0.5, "maximize": True}),
+    ("Adam", {}),
+    ("Adam", {"lr": 0.01, "betas": (0.8, 0.9), "weight_decay": 0.1}),
+    ("Adam", {"lr": 0.01, "amsgrad": True}),
+    ("Adam", {"lr": 0.01, "maximize": True, "eps": 1e-6}),
+    ("AdamW", {"lr": 0.01}),
+    ("AdamW", {"lr": 0.01, "weight_decay": 0.5, "amsgrad": True}),
+    ("RMSprop", {}),
+    ("RMSprop", {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.1}),
+    ("RMSprop", {"lr": 0.01, "centered": True, "alpha": 0.9}),
+    ("RMSprop", {"lr": 0.01, "centered": True, "momentum": 0.5}),
+]
+
+
+def quadratic_problem(seed=0):
+    """Fixed A, b and starting points: loss = |A w - b|^2 + sum(v^4 / 4 - v^2) over two parameters."""
+    rng = np.random.default_rng(seed)
+    return (
+        rng.standard_normal((5, 3)),
+        rng.standard_normal(5),
+        rng.standard_normal(3),
+        rng.standard_normal((2, 2)),
+    )
+
+
+def run_ours(name, kwargs, steps=8, groups=False):
+    A, b, w0, v0 = quadratic_problem()
+    w = nn.Parameter(autodiff.tensor(w0))
+    v = nn.Parameter(autodiff.tensor(v0))
+    params = [{"params": [w]}, {"params": [v], "lr": 0.02}] if groups else [w, v]
+    opt = getattr(optim, name)(params, **kwargs)
+    trajectory = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = (
+            ((autodiff.tensor(A) @ w - autodiff.tensor(b)) ** 2).sum()
+            + (v**4).sum() / 4
+            - (v**2).sum()
+        )
+        loss.backward()
+        opt.step()
+        trajectory.append((w.data.copy(), v.data.copy()))
+    return trajectory, opt, (w, v)
+
+
+def run_theirs(torch, name, kwargs, steps=8, groups=False):
+    A, b, w0, v0 = quadratic_problem()
+    w = torch.nn.Parameter(torch.tensor(w0))
+    v = torch.nn.Parameter(torch.tensor(v0))
+    params = [{"params": [w]}, {"params": [v], "lr": 0.02}] if groups else [w, v]
+    opt = getattr(torch.optim, name)(params, **kwargs)
+    trajectory = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = (
+            ((torch.tensor(A) @ w - torch.tensor(b)) ** 2).sum() + (v**4).sum() / 4 - (v**2).sum()
+        )
+        loss.backward()
+        opt.step()
+        trajectory.append((w.detach().numpy().copy(), v.detach().numpy().copy()))
+    return trajectory, opt
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    ("name", "kwargs"), CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)]
+)
+@pytest.mark.parametrize("groups", [False, True])
+def test_trajectory_matches_pytorch_step_for_step(torch, name, kwargs, groups):
+    ours, opt, _ = run_ours(name, kwargs, groups=groups)
+    theirs, topt = run_theirs(torch, name, kwargs, groups=groups)
+    for step, ((w1, v1), (w2, v2)) in enumerate(zip(ours, theirs, strict=True)):
+        np.testing.assert_allclose(w1, w2, rtol=1e-10, atol=1e-12, err_msg=f"w at step {step}")
+        np.testing.assert_allclose(v1, v2, rtol=1e-10, atol=1e-12, err_msg=f"v at step {step}")
+    sd, tsd = opt.state_dict(), topt.state_dict()
+    assert sorted(sd["state"]) == sorted(tsd["state"])
+    for key, state in tsd["state"].items():
+        assert sorted(sd["state"][key]) == sorted(state)
+        for field, value in state.items():
+            ours_value = sd["state"][key][field]
+            ours_value = ours_value.data if isinstance(ours_value, autodiff.Tensor) else ours_value
+            np.testing.assert_allclose(ours_value, value.numpy(), rtol=1e-10, err_msg=field)
+    for group, tgroup in zip(sd["param_groups"], tsd["param_groups"], strict=True):
+        assert group["params"] == tgroup["params"]
+        for key in ("lr", "weight_decay"):
+            assert group[key] == tgroup[key]
+
+
+@pytest.mark.torch
+def test_defaults_match_pytorch(torch):
+    p = [nn.Parameter(autodiff.zeros(1))]
+    tp = [torch.nn.Parameter(torch.zeros(1))]
+    for name in ("SGD", "Adam", "AdamW", "RMSprop"):
+        ours, theirs = getattr(optim, name)(p).defaults, getattr(torch.optim, name)(tp).defaults
+        for key, value in ours.items():
+            if key in theirs:
+                assert value == theirs[key], (name, key)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("StepLR", {"step_size": 3, "gamma": 0.5}),
+        ("CosineAnnealingLR", {"T_max": 4, "eta_min": 0.01}),
+    ],
+)
+def test_schedulers_match_pytorch(torch, name, kwargs):
+    opt = optim.SGD([nn.Parameter(autodiff.zeros(1))], lr=0.1)
+    topt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    ours = getattr(lr_scheduler, name)(opt, **kwargs)
+    theirs = getattr(torch.optim.lr_scheduler, name)(topt, **kwargs)
+    for _ in range(13):
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12)
+        assert opt.param_groups[0]["lr"] == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12)
+        opt.step()
+        topt.step()
+        ours.step()
+        theirs.step()
+
+
+# -- without PyTorch ----------------------------------------------------------------------------
+
+
+def test_sgd_step_is_p_minus_lr_grad_and_leaves_no_graph():
+    w = nn.Parameter(autodiff.tensor([1.0, -2.0]))
+    opt = optim.SGD([w], lr=0.5)
+    (w * w).sum().backward()  # grad = 2 w
+    opt.step()
+    np.testing.assert_allclose(w.data, [0.0, 0.0])
+    assert w.grad_fn is None and w.is_leaf and w.requires_grad
+
+
+def test_sgd_momentum_by_hand():
+    w = nn.Parameter(autodiff.tensor([1.0], dtype=autodiff.float64))
+    opt = optim.SGD([w], lr=0.1, momentum=0.9)
+    expected, buf = 1.0, None
+    for _ in range(4):
+        opt.zero_grad()
+        (w * w).sum().backward()
+        g = 2 * expected
+        buf = g if buf is None else 0.9 * buf + g
+        expected -= 0.1 * buf
+        opt.step()
+        assert w.item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_adam_first_step_moves_every_coordinate_by_lr():
+    w = nn.Parameter(autodiff.tensor([3.0, -1e-3, 100.0], dtype=autodiff.float64))
+    opt = optim.Adam([w], lr=0.01)
+    (w * w).sum().backward()
+    opt.step()
+    # m_hat = g and v_hat = g^2 after one step: the move is lr * g / (|g| + eps)
+    g = 2 * np.array([3.0, -1e-3, 100.0])
+    expected = np.array([3.0, -1e-3, 100.0]) - 0.01 * g / (np.abs(g) + 1e-8)
+    np.testing.assert_allclose(w.data, expected, rtol=1e-12)
+    assert np.abs(w.data - [2.99, 0.009, 99.99]).max() < 1e-7  # about lr per coordinate
+
+
+def test_every_optimizer_decreases_the_loss():
+    A, b, w0, v0 = quadratic_problem()
+
+    def loss(w, v):
+        return ((A @ w - b) ** 2).sum() + (v**4).sum() / 4 - (v**2).sum()
+
+    for name, kwargs in CONFIGS:
+        if kwargs.get("maximize"):
+            continue
+        trajectory, _, _ = run_ours(name, kwargs, steps=30)
+        assert loss(*trajectory[-1]) < loss(w0, v0), (name, kwargs)
+
+
+def test_parameter_groups_have_their_own_options():
+    a, b = nn.Parameter(autodiff.ones(1)), nn.Parameter(autodiff.ones(1))
+    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 1.0}], lr=0.1, momentum=0.5)
+    assert opt.param_groups[0]["lr"] == 0.1 and opt.param_groups[1]["lr"] == 1.0
+    assert opt.param_groups[1]["momentum"] == 0.5
+    (a + b).sum().backward()
+    opt.step()
+    assert a.item() == pytest.approx(0.9) and b.item() == pytest.approx(0.0)
+    c = nn.Parameter(autodiff.ones(1))
+    opt.add_param_group({"params": c, "lr": 2.0})
+    assert opt.param_groups[2]["params"] == [c]
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        opt.add_param_group({"params": [a]})
+
+
+def test_zero_grad_none_by_default_or_zeros():
+    w = nn.Parameter(autodiff.ones(2))
+    opt = optim.Adam([w])
+    w.sum().backward()
+    opt.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(w.grad.data, 0)
+    opt.zero_grad()
+    assert w.grad is None
+
+
+def test_parameters_without_gradient_are_skipped():
+    a, b = nn.Parameter(autodiff.ones(1)), nn.Parameter(autodiff.ones(1))
+    opt = optim.Adam([a, b], lr=0.1)
+    a.sum().backward()
+    opt.step()
+    assert b.item() == 1.0 and a.item() != 1.0
+    assert list(opt.state_dict()["state"]) == [0]
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        optim.SGD([nn.Parameter(autodiff.ones(1))], lr=-1)
+    with pytest.raises(ValueError, match="Nesterov"):
+        optim.SGD([nn.Parameter(autodiff.ones(1))], lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="Invalid beta"):
+        optim.Adam([nn.Parameter(autodiff.ones(1))], betas=(1.0, 0.9))
+    with pytest.raises(TypeError, match="iterable of Tensors"):
+        optim.SGD(nn.Parameter(autodiff.ones(1)), lr=0.1)
+    with pytest.raises(ValueError, match="non-leaf"):
+        optim.SGD([autodiff.ones(1, requires_grad=True) * 2], lr=0.1)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"), CONFIGS[1:], ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS[1:])]
+)
+def test_state_dict_round_trip_continues_the_same_trajectory(name, kwargs, tmp_path):
+    full, _, _ = run_ours(name, kwargs, steps=6)
+    _, opt, (w, v) = run_ours(name, kwargs, steps=3)
+    path = tmp_path / "opt.pt"
+    autodiff.save(opt.state_dict(), path)
+    # a fresh optimizer over the same parameters, loaded from the file
+    fresh = getattr(optim, name)([w, v], **kwargs)
+    fresh.load_state_dict(autodiff.load(path))
+    A, b, _, _ = quadratic_problem()
+    for step in range(3, 6):
+        fresh.zero_grad()
+        loss = (
+            ((autodiff.tensor(A) @ w - autodiff.tensor(b)) ** 2).sum()
+            + (v**4).sum() / 4
+            - (v**2).sum()
+        )
+        loss.backward()
+        fresh.step()
+        np.testing.assert_allclose(w.data, full[step][0], rtol=1e-12, err_msg=f"step {step}")
+        np.testing.assert_allclose(v.data, full[step][1], rtol=1e-12, err_msg=f"step {step}")
+
+
+def test_load_state_dict_checks_the_groups():
+    opt = optim.SGD([nn.Parameter(autodiff.ones(1))], lr=0.1)
+    other = optim.SGD([nn.Parameter(autodiff.ones(1)), nn.Parameter(autodiff.ones(1))], lr=0.1)
+    with pytest.raises(ValueError, match="doesn't match the size"):
+        opt.load_state_dict(other.state_dict())
+
+
+def test_optimizer_repr_lists_the_groups():
+    opt = optim.SGD([nn.Parameter(autodiff.ones(1))], lr=0.1, momentum=0.9)
+    text = repr(opt)
+    assert (
+        text.startswith("SGD (\nParameter Group 0")
+        and "momentum: 0.9" in text
+        and "lr: 0.1" in text
+    )
+
+
+def test_nn_optim_is_autodiff_optim():
+    assert nn.optim.SGD is optim.SGD and nn.optim.lr_scheduler.StepLR is lr_scheduler.StepLR
+
+
+def test_step_lr_and_cosine_by_formula():
+    opt = optim.SGD([nn.Parameter(autodiff.ones(1))], lr=1.0)
+    sched = lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
+    lrs = []
+    for _ in range(6):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    np.testing.assert_allclose(lrs, [1, 1, 0.1, 0.1, 0.01, 0.01])
+    opt = optim.SGD([nn.Parameter(autodiff.ones(1))], lr=1.0)
+    sched = lr_scheduler.CosineAnnealingLR(opt, T_max=5, eta_min=0.1)
+    for epoch in range(1, 6):
+        opt.step()
+        sched.step()
+        expected = 0.1 + 0.9 * (1 + math.cos(math.pi * epoch / 5)) / 2
+        assert sched.get_last_lr()[0] == pytest.approx(expected)
+    state = sched.state_dict()
+    assert "optimizer" not in state and state["last_epoch"] == 5
