@@ -480,7 +480,7 @@ def test_rendered_svg_has_the_labels(tmp_path):
         "dL/dx = dL/dz * y",
     ):
         assert label in texts, label
-    assert _svg_nodes(svg) == 5 + 2 + 4  # tensors + ops + legend (leaf, intermediate, root, op)
+    assert _svg_nodes(svg) == 5 + 2 + 1  # tensors + ops + the legend
     path = dot.save_as(tmp_path / "graph.png")
     assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pdf = dot.save_as(tmp_path / "graph.pdf")

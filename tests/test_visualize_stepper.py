@@ -89,12 +89,22 @@ def test_stepper_in_headless_chromium(tmp_path):
         )
         assert browser.evaluate("document.body.dataset.step") == "0"
         assert browser.evaluate(CURRENT) is None
-        assert set(browser.evaluate(GRAD_TEXTS)) == {"grad ?"}  # nothing computed yet
-        seen = []
+        # Only the seed dL/dL = 1 is known before the first step.
+        assert sorted(browser.evaluate(GRAD_TEXTS)) == ["grad 1"] + ["grad ?"] * 4
+        a_id = visualize.trace_graph(loss).tensor("a").id
+        a_grad = f"(function(){{var t=document.querySelectorAll('#{a_id} text');"
+        a_grad += "for(var i=0;i<t.length;i++){if(t[i].textContent.indexOf('grad ')===0)"
+        a_grad += "return t[i].textContent;}})()"
+        g = 1 - np.tanh(np.float32(-4.0)) ** 2  # dL/d(a*b + a)
+        seen, a_texts = [], []
         for expected in range(1, 6):
             browser.evaluate("document.getElementById('next').click()")
             assert browser.evaluate("document.body.dataset.step") == str(expected)
             seen.append(browser.evaluate(CURRENT))
+            a_texts.append(browser.evaluate(a_grad))
+        # a is used twice: after Add its gradient is Add's share, after Mul the full sum.
+        partial, total = visualize.summarize(np.array(g)), visualize.summarize(np.array(-2 * g))
+        assert a_texts[:3] == ["grad ?", f"grad {partial}", f"grad {total}"]
         # Each step highlights the node the engine processes: Tanh, Add, Mul, then the leaves.
         expected_ids = [s.node_id for s in visualize.trace_backward(loss).steps]
         assert seen == expected_ids and len(set(seen)) == 5

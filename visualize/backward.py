@@ -54,6 +54,8 @@ class BackwardStep:
     grad_input_values: list = field(default_factory=list)
     input_ids: list = field(default_factory=list)
     grad_output_summary: str = ""
+    # (input node id, summary of the gradient accumulated for it so far) after this step
+    updates: list = field(default_factory=list)
 
     @property
     def is_accumulate(self) -> bool:
@@ -74,6 +76,7 @@ class BackwardTrace:
     """The steps of one backward pass; ``str()`` is a text table, Jupyter shows HTML."""
 
     def __init__(self, steps, grads, graph):
+        self.seed = "1"  # the summary of dL/d(root) that backward starts from
         self.steps = steps
         self.grads = grads
         self.graph = graph
@@ -177,7 +180,8 @@ def trace_backward(loss, gradient=None, params=None, small: int = SMALL) -> Back
     def value(array):
         return summarize(array, small) if array.size <= small else None
 
-    pending = {root: _root_gradient(loss, gradient, "trace_backward")}
+    seed = _root_gradient(loss, gradient, "trace_backward")
+    pending = {root: seed}
     steps, grads = [], {}
     count = 0
     with no_grad():
@@ -236,5 +240,8 @@ def trace_backward(loss, gradient=None, params=None, small: int = SMALL) -> Back
                 step.grad_input_values.append(value(g.data))
                 step.input_ids.append(f"t{position[child]}")
                 pending[child] = pending[child] + g if child in pending else g
+                step.updates.append((f"t{position[child]}", summarize(pending[child].data)))
             steps.append(step)
-    return BackwardTrace(steps, grads, graph)
+    trace = BackwardTrace(steps, grads, graph)
+    trace.seed = summarize(seed.data)
+    return trace

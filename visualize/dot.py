@@ -18,7 +18,6 @@ when it is missing.
 from __future__ import annotations
 
 import html
-import itertools
 import os
 
 import graphviz
@@ -126,6 +125,8 @@ def tensor_label(node, show_values=True, show_grads=True, show_order=False) -> s
         rows.append(head)
     elif kind:
         rows.append(f"<B>{kind}</B>")
+    if show_order and node.producer is None and node.step is not None:
+        rows.append(f'<FONT COLOR="#1155cc" POINT-SIZE="9">step {node.step}: .grad</FONT>')
     rows.append(f'<FONT POINT-SIZE="10">{_e(_shape_text(node.shape, node.dtype))}</FONT>')
     if show_values and node.value is not None:
         rows.append(f"data {_e(node.value)}")
@@ -379,48 +380,27 @@ def to_digraph(
             target.subgraph(clusters[path])
 
     if legend:
-        _add_legend(dot, graph, show_order, bool(groups))
+        _add_legend(dot, graph, show_order, bool(groups), rep, rankdir)
     return dot
 
 
-def _add_legend(dot, graph: Graph, show_order: bool, collapsed: bool) -> None:
-    kinds = ["leaf", "parameter", "intermediate", "root"]
-    present = {t.kind for t in graph.tensors}
-    with dot.subgraph(name="cluster_legend") as legend:
-        legend.attr(label="legend", style="rounded", color="#bbbbbb", fontsize="10")
-        legend.attr("node", fontsize="9", margin="0.05,0.02", height="0.2")
-        names = []
-        for kind in kinds:
-            if kind not in present and kind in ("leaf", "parameter"):
-                continue
-            name = f"legend_{kind}"
-            names.append(name)
-            legend.node(
-                name,
-                KIND_TITLES[kind],
-                shape="box",
-                style="filled,rounded" + (",bold" if kind == "root" else ""),
-                fillcolor=COLORS[kind],
-                color="#666666",
-            )
-        names.append("legend_op")
-        legend.node(
-            "legend_op",
-            "op (step = backward order)" if show_order else "op",
-            shape="ellipse",
-            style="filled",
-            fillcolor=COLORS["op"],
-            color="#888888",
-        )
-        if collapsed:
-            names.append("legend_module")
-            legend.node(
-                "legend_module",
-                "module (collapsed)",
-                shape="box3d",
-                style="filled",
-                fillcolor=COLORS["module"],
-                color="#674ea7",
-            )
-        for a, b in itertools.pairwise(names):
-            legend.edge(a, b, style="invis")
+def _add_legend(dot, graph: Graph, show_order: bool, collapsed: bool, rep, rankdir) -> None:
+    """One node holding a row of colour swatches (the same in any layout direction)."""
+    present = {t.kind for t in graph.tensors if rep[t.id] == t.id}
+    cells = []
+    for kind in ("leaf", "parameter", "intermediate", "root"):
+        if kind in present or kind in ("intermediate", "root"):
+            cells.append((KIND_TITLES[kind], COLORS[kind], "box"))
+    cells.append(("op (step = backward order)" if show_order else "op", COLORS["op"], "op"))
+    if collapsed:
+        cells.append(("module (collapsed)", COLORS["module"], "box"))
+    row = "".join(
+        f'<TD BGCOLOR="{color}" BORDER="1" COLOR="#666666" STYLE="{"rounded" if shape == "op" else ""}"'
+        f' CELLPADDING="3"><FONT POINT-SIZE="9">{_e(text)}</FONT></TD>'
+        for text, color, shape in cells
+    )
+    label = (
+        '<<TABLE BORDER="0" CELLSPACING="4" CELLPADDING="0"><TR><TD><FONT POINT-SIZE="9">'
+        f"legend</FONT></TD>{row}</TR></TABLE>>"
+    )
+    dot.node("legend", label, shape="plaintext")

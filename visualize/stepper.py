@@ -4,8 +4,9 @@
 pass step by step as :func:`visualize.trace_backward` does, and writes ONE HTML
 file: the SVG picture, the steps as JSON and a few lines of inline JavaScript.  No
 network, no server: open the file in a browser.  "Next" highlights the op the
-engine processes at that step, fills in the gradient it received (dL/d(output))
-and lists what it sends to each input; "Previous" goes back; the arrow keys do
+engine processes at that step, lists the gradient it receives (dL/d(output)) and
+what it sends to each input, and fills in the inputs' gradients (a tensor used
+several times shows the running sum of its contributions); "Previous" goes back; the arrow keys do
 the same, and ``#step=N`` in the address opens step N.
 
 Like ``trace_backward`` it changes no ``.grad`` and does not free the graph.
@@ -32,7 +33,9 @@ button { font-size: 15px; padding: 4px 14px; margin-right: 6px; }
 #explain { font-family: monospace; white-space: pre-wrap; margin-top: 6px; font-size: 13px;
            min-height: 4.5em; }
 #graph { padding: 10px; overflow: auto; }
-#graph svg { max-width: none; height: auto; }
+#graph svg { height: auto; }
+#graph.fit svg { max-width: 100%; }
+label { font-size: 13px; margin-left: 10px; }
 g.node.current ellipse, g.node.current polygon, g.node.current path {
   stroke: #e69138; stroke-width: 4px; fill: #fce5cd; }
 g.node.receives ellipse, g.node.receives polygon, g.node.receives path {
@@ -60,10 +63,10 @@ _JS = """
       g.classList.remove('current'); g.classList.remove('receives'); g.classList.remove('done');
     });
     Object.keys(gradTexts).forEach(function (id) {
-      var entry = gradTexts[id], filled = data.filled_at[id];
-      var on = filled !== undefined && filled <= current;
-      entry[0].textContent = on ? entry[1] : 'grad ?';
-      if (on) { entry[0].classList.remove('pending'); } else { entry[0].classList.add('pending'); }
+      var entry = gradTexts[id], history = data.filled[id] || [], text = null;
+      history.forEach(function (h) { if (h[0] <= current) { text = h[1]; } });
+      entry[0].textContent = text === null ? 'grad ?' : 'grad ' + text;
+      if (text !== null) { entry[0].classList.remove('pending'); } else { entry[0].classList.add('pending'); }
     });
     for (var i = 0; i < current - 1; i++) {
       var done = node(steps[i].node); if (done) { done.classList.add('done'); }
@@ -87,6 +90,9 @@ _JS = """
   document.getElementById('next').addEventListener('click', function () { show(current + 1); });
   document.getElementById('prev').addEventListener('click', function () { show(current - 1); });
   document.getElementById('reset').addEventListener('click', function () { show(0); });
+  document.getElementById('fit').addEventListener('change', function (e) {
+    document.getElementById('graph').classList.toggle('fit', e.target.checked);
+  });
   document.addEventListener('keydown', function (e) {
     if (e.key === 'ArrowRight') { show(current + 1); }
     if (e.key === 'ArrowLeft') { show(current - 1); }
@@ -153,16 +159,17 @@ def backward_stepper(
             f"{max_nodes}; step through a smaller graph (e.g. one batch of a few samples, "
             "or one layer), or raise max_nodes"
         )
-    filled_at = {}
-    by_id = {t.id: t for t in graph.tensors}
-    producer_of = {t.producer: t.id for t in graph.tensors if t.producer}
+    # The gradient of each tensor as it builds up: the seed dL/dL at step 0, then
+    # each consumer's contribution added when that consumer is processed.
+    filled = {graph.roots[0]: [[0, trace.seed]]}
     for step in trace.steps:
-        tensor_id = step.node_id if step.is_accumulate else producer_of.get(step.node_id)
-        if tensor_id in by_id:
-            by_id[tensor_id] = dataclasses.replace(
-                by_id[tensor_id], grad=step.grad_output_summary, grad_note=None
-            )
-            filled_at[tensor_id] = step.step
+        for tensor_id, text in step.updates:
+            filled.setdefault(tensor_id, []).append([step.step, text])
+    by_id = {t.id: t for t in graph.tensors}
+    for tensor_id, history in filled.items():
+        by_id[tensor_id] = dataclasses.replace(
+            by_id[tensor_id], grad=history[-1][1], grad_note=None
+        )
     graph = dataclasses.replace(
         graph,
         tensors=[by_id[t.id] for t in graph.tensors],
@@ -199,11 +206,11 @@ def backward_stepper(
             }
             for s in trace.steps
         ],
-        "filled_at": filled_at,
+        "filled": filled,
         "intro": (
-            f"Forward pass done: every value is known, no gradient yet. Backward takes "
-            f"{total} steps, from the root (dL/dL = 1) to the leaves. Press Next (or the "
-            "right arrow key)."
+            f"Forward pass done: every value is known; the only gradient is the root's "
+            f"(dL/dL = {trace.seed}). Backward takes {total} steps, from the root to the "
+            "leaves. Press Next (or the right arrow key)."
         ),
     }
     payload = json.dumps(data).replace("</", "<\\/")
@@ -222,9 +229,10 @@ def backward_stepper(
 <button id="next" type="button">Next &#8594;</button>
 <button id="reset" type="button">Reset</button>
 <span id="counter"></span>
+<label><input type="checkbox" id="fit" checked> fit to window</label>
 <div id="explain"></div>
 </header>
-<div id="graph">
+<div id="graph" class="fit">
 {svg}
 </div>
 <script type="application/json" id="steps-data">{payload}</script>
