@@ -24,6 +24,7 @@ import numpy as np
 import autodiff
 from autodiff import Function, Tensor
 from autodiff.ops import Windows2d
+from autodiff.ops.window import window_max
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -504,17 +505,16 @@ def max_pool2d(
     widths = (pad_[1], pad_[1] + extra_w, pad_[0], pad_[0] + extra_h)
     if any(widths):
         x = autodiff.pad(x, widths, value=-np.inf)  # (N, C, H', W') with -inf borders
-    cols = _windows(x, kernel, stride, dilation, "max_pool2d")[
-        :, :, :oh, :ow
-    ]  # (N, C, oh, ow, kh, kw)
-    n, c = cols.shape[:2]
-    flat = cols.reshape(n, c, oh, ow, kernel[0] * kernel[1])  # (N, C, oh, ow, kh*kw)
-    values, where = flat.max(dim=-1)  # (N, C, oh, ow): the max and its tap
+    # (N, C, oh, ow): the maximum of each window and its tap p * kw + q.  The same
+    # values and gradients as windows(x).reshape(N, C, oh, ow, kh * kw).max(dim=-1),
+    # from a fused primitive: the reshape copy and the argmax along a 4-element
+    # axis took 20 ms per 64x16x28x28 batch, the primitive 4 ms (benchmarks/).
+    values, taps = window_max(x, kernel, stride, dilation, (oh, ow))
     out = values[0] if unbatched else values
     if not return_indices:
         return out
     # the flat index (row * W + col) in the unpadded input of every maximum
-    p, q = where.data // kernel[1], where.data % kernel[1]
+    p, q = taps // kernel[1], taps % kernel[1]
     rows = np.arange(oh)[:, None] * stride[0] + p * dilation[0] - pad_[0]
     cols_ = np.arange(ow)[None, :] * stride[1] + q * dilation[1] - pad_[1]
     indices = Tensor._make((rows * w + cols_).astype(np.int64), None, None)

@@ -105,3 +105,76 @@ def test_sigmoid_of_a_scalar_second_derivative(value):
     s = 1 / (1 + np.exp(-value))
     np.testing.assert_allclose(first.item(), s * (1 - s), rtol=1e-12, atol=1e-300)
     np.testing.assert_allclose(second.item(), s * (1 - s) * (1 - 2 * s), rtol=1e-9, atol=1e-15)
+
+
+# -- max pooling: the fused primitive equals the composed form -------------------
+def _composed_window_max(x, kernel, stride, dilation, out_hw):
+    from autodiff.ops import Windows2d
+
+    oh, ow = out_hw
+    cols = Windows2d.apply(x, kernel, stride, dilation)[:, :, :oh, :ow]
+    n, c = cols.shape[:2]
+    return cols.reshape(n, c, oh, ow, kernel[0] * kernel[1]).max(dim=-1)
+
+
+@st.composite
+def pooling_cases(draw):
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]
+    shape = (
+        draw(st.integers(1, 2)),
+        draw(st.integers(1, 3)),
+        draw(st.integers(span[0], span[0] + 4)),
+        draw(st.integers(span[1], span[1] + 4)),
+    )
+    out_hw = tuple(
+        (size - s) // st_ + 1 for size, s, st_ in zip(shape[2:], span, stride, strict=True)
+    )
+    seed = draw(st.integers(0, 2**32 - 1))
+    special = draw(st.sampled_from(["none", "nan", "inf"]))
+    return shape, kernel, stride, dilation, out_hw, seed, special
+
+
+@given(case=pooling_cases())
+def test_window_max_equals_composed_max(case):
+    """Values, chosen taps (ties, NaN), gradients and second order: all identical."""
+    from autodiff.ops.window import window_max
+
+    shape, kernel, stride, dilation, out_hw, seed, special = case
+    rng = np.random.default_rng(seed)
+    x0 = rng.integers(-2, 3, shape).astype(np.float64)  # small integers: many ties
+    if special != "none":
+        flat = x0.reshape(-1)
+        flat[rng.integers(0, flat.size, 2)] = np.nan if special == "nan" else -np.inf
+    upstream = rng.standard_normal((shape[0], shape[1], *out_hw))
+    v = autodiff.tensor(rng.standard_normal(shape))
+    results = []
+    for pool in (window_max, _composed_window_max):
+        x = autodiff.tensor(x0, requires_grad=True)
+        g = autodiff.tensor(upstream, requires_grad=True)
+        values, taps = pool(x, kernel, stride, dilation, out_hw)
+        (grad_x,) = autodiff.grad(values, x, g, create_graph=True)
+        (grad_g,) = autodiff.grad((grad_x * v).sum(), g)
+        taps = taps.data if isinstance(taps, autodiff.Tensor) else taps
+        results.append((values.data, taps, grad_x.data, grad_g.data))
+    for fused, composed in zip(*results, strict=True):
+        np.testing.assert_array_equal(fused, composed)
+
+
+def test_max_pool2d_matches_pytorch_with_ties(torch):
+    from nn import functional
+
+    rng = np.random.default_rng(1)
+    x0 = rng.integers(-2, 3, (2, 3, 9, 8)).astype(np.float32)
+    upstream = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    ours = autodiff.tensor(x0, requires_grad=True)
+    theirs = torch.tensor(x0, requires_grad=True)
+    out, idx = functional.max_pool2d(ours, 2, return_indices=True)
+    out_t, idx_t = torch.nn.functional.max_pool2d(theirs, 2, return_indices=True)
+    out.backward(autodiff.tensor(upstream))
+    out_t.backward(torch.tensor(upstream))
+    np.testing.assert_array_equal(out.data, out_t.detach().numpy())
+    np.testing.assert_array_equal(idx.data, idx_t.numpy())
+    np.testing.assert_array_equal(ours.grad.data, theirs.grad.numpy())
