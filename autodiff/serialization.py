@@ -23,7 +23,6 @@ import io
 import json
 import os
 import tempfile
-import zipfile
 
 import numpy as np
 
@@ -33,6 +32,11 @@ __all__ = ["load", "save"]
 
 _STRUCTURE_KEY = "__autodiff_structure__"
 _FORMAT = "autodiff.save/1"
+_PYTORCH_CHECKPOINT = (
+    "load: {name} is a PyTorch checkpoint (a pickle inside a zip); autodiff.load never "
+    "unpickles. Convert it once with PyTorch: numpy.savez(out, **{{k: v.numpy() for k, v in "
+    "torch.load(path).items()}}), then autodiff.load(out)."
+)
 
 
 def _encode(obj, path: str, arrays: dict, where: str):
@@ -159,7 +163,12 @@ def load(
     """Read what ``save`` wrote; tensors come back as Tensors, the structure as saved.
 
     Never unpickles, whatever ``weights_only`` says: a file holding Python
-    objects (a pickle, or an ``.npz`` with object arrays) raises an error.
+    objects (a pickle, a PyTorch checkpoint, or an ``.npz`` with object arrays)
+    raises an error.  A plain ``.npz`` from ``numpy.savez`` loads as a dict of
+    tensors, which is how weights come over from PyTorch::
+
+        numpy.savez("weights.npz", **{k: v.numpy() for k, v in torch_model.state_dict().items()})
+        model.load_state_dict(autodiff.load("weights.npz"))
     ``map_location`` may be None or "cpu" (the only device).
     """
     if (
@@ -183,6 +192,14 @@ def load(
             raise RuntimeError(f"load: {name} holds an array of dtype {archive.dtype}, not numbers")
         return Tensor(archive)
     with archive:
+        members = archive.zip.namelist()
+        if any(member.endswith("data.pkl") for member in members):
+            raise RuntimeError(_PYTORCH_CHECKPOINT.format(name=name))
+        if not all(member.endswith(".npy") for member in members):
+            raise RuntimeError(
+                f"load: {name} is a zip archive but not an .npz written by autodiff.save or "
+                f"numpy.savez (members: {members[:5]})"
+            )
         try:
             arrays = {key: archive[key] for key in archive.files}
         except ValueError as error:
@@ -200,21 +217,11 @@ def load(
 
 def _not_ours(name, error):
     message = str(error)
-    try:
-        if zipfile.is_zipfile(name) if isinstance(name, (str, os.PathLike)) else False:
-            with zipfile.ZipFile(name) as z:
-                if any(n.endswith("data.pkl") for n in z.namelist()):
-                    return RuntimeError(
-                        f"load: {name} is a PyTorch (pickle) checkpoint; autodiff.load never "
-                        "unpickles. Convert it with PyTorch: torch.save is not readable here, but "
-                        "numpy.savez(path, **{k: v.numpy() for k, v in torch.load(path).items()}) is."
-                    )
-    except OSError:
-        pass
     if "pickle" in message.lower():
         return RuntimeError(
             f"load: {name} holds pickled Python objects, which autodiff.load never unpickles "
-            f"for safety ({message}). Save only tensors, arrays and numbers."
+            f"for safety ({message}). Save only tensors, arrays and numbers (a PyTorch "
+            "checkpoint can be converted with numpy.savez, see autodiff.load's docstring)."
         )
     return RuntimeError(
         f"load: {name} is not a file written by autodiff.save (an .npz archive): {message}"
