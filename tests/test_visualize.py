@@ -534,3 +534,17 @@ def test_graph_command_rejects_unknown_names(tmp_path):
         visualize.graph_command("resnet", tmp_path / "x.svg")
     with pytest.raises(ValueError, match="unknown format"):
         visualize.graph_command("mlp", tmp_path / "x.svg", fmt="jpeg")
+
+
+def test_make_dot_has_torchvizs_signature():
+    a, b = leaf(2.0, "a"), leaf(-3.0, "b")
+    plain = visualize.make_dot(a * b, params={"a": a, "b": b}).source
+    assert "<B>a</B>" in plain and "data " not in plain and "grad " not in plain
+    assert "dL/dx" in visualize.make_dot(a * b, show_attrs=True).source
+
+
+@needs_dot
+def test_digraph_displays_inline_in_jupyter():
+    a = leaf([1.0, 2.0], "a")
+    bundle = visualize.draw_graph(a.exp().sum())._repr_mimebundle_()
+    assert "<svg" in bundle["image/svg+xml"] and "exp" in bundle["image/svg+xml"].lower()

@@ -63,6 +63,7 @@ __all__ = [
     "draw_graph",
     "graph_command",
     "keep_values",
+    "make_dot",
     "retain_grads",
     "summarize",
     "to_digraph",
@@ -118,4 +119,21 @@ def draw_graph(
         legend=legend,
         rankdir=rankdir,
         max_nodes=max_nodes,
+    )
+
+
+def make_dot(var, params=None, show_attrs=False, show_saved=False, max_attr_chars=50) -> Digraph:
+    """torchviz's ``make_dot`` signature: the graph with names, shapes and dtypes only.
+
+    ``show_attrs`` shows each op's formula and derivative rule (torchviz shows the
+    node's attributes); ``show_saved`` shows values (torchviz shows saved tensors);
+    ``max_attr_chars`` is accepted for compatibility.  See :func:`draw_graph` for more.
+    """
+    return draw_graph(
+        var,
+        params=params,
+        show_values=bool(show_saved),
+        show_grads=False,
+        show_rules=bool(show_attrs),
+        max_nodes=None,
     )

@@ -241,6 +241,7 @@ def to_digraph(
             "pass inside 'with visualize.track_modules(model):' to record which module ran "
             "each op"
         )
+    by_id = {n.id: n for n in graph.nodes}
     rep = collapse_modules(graph, collapse) if collapse else {n.id: n.id for n in graph.nodes}
     groups = {}
     for node_id, target in rep.items():
@@ -328,9 +329,9 @@ def to_digraph(
         info = graph.modules.get(path) or ModuleInfo(path, "Module", None)
         n_ops = sum(1 for m in members if m.startswith("op"))
         params = [
-            graph.node(m).label
+            by_id[m].label
             for m in members
-            if getattr(graph.node(m), "kind", None) == "parameter"
+            if getattr(by_id[m], "kind", None) == "parameter"
         ]
         rows = [f"<B>{_e(path)}</B>"]
         if info.type_name != path:
@@ -340,7 +341,7 @@ def to_digraph(
             short = [p.rsplit(".", 1)[-1] for p in params]
             rows.append(f'<FONT POINT-SIZE="9">params: {_e(", ".join(short))}</FONT>')
         if show_order:
-            steps = [graph.node(m).step for m in members if m.startswith("op")]
+            steps = [by_id[m].step for m in members if m.startswith("op")]
             rows.append(
                 f'<FONT COLOR="#1155cc" POINT-SIZE="9">steps {min(steps)}-{max(steps)}</FONT>'
             )
