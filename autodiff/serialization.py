@@ -220,7 +220,7 @@ def _not_ours(name, error):
     if "pickle" in message.lower():
         return RuntimeError(
             f"load: {name} holds pickled Python objects, which autodiff.load never unpickles "
-            f"for safety ({message}). Save only tensors, arrays and numbers (a PyTorch "
+            "for safety. Save only tensors, arrays and numbers (a PyTorch "
             "checkpoint can be converted with numpy.savez, see autodiff.load's docstring)."
         )
     return RuntimeError(
