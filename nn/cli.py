@@ -157,8 +157,8 @@ def _one_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
     if not text:
         return type(error).__name__
-    if len(text) > 1 and text[0].endswith(":"):
-        return f"{text[0]} {text[1].strip()}"
+    if len(text) > 1 and text[0].endswith(":"):  # "could not download X from any mirror:"
+        return text[1].strip()
     return text[0]
 
 
