@@ -258,9 +258,10 @@ the same expression, and the graph with the step numbers:
 from autodiff.engine import topological_order
 
 a = autodiff.tensor(1.0, requires_grad=True)
-u = 2 * a
-t = u * u
-L = u + 3 * t
+with visualize.keep_values():  # keep the value of the temporary 3 * t, for the picture
+    u = 2 * a
+    t = u * u
+    L = u + 3 * t
 print([node.name() for node in topological_order(L.grad_fn)])
 
 visualize.retain_grads(L)  # keep dL/du and dL/dt too, for the picture

@@ -338,15 +338,18 @@ plt.show()
         r"""
 ### The graph of one training step
 
-`visualize.track_modules(model)` notes which module ran each operation during
-the forward pass, and `visualize.draw_graph` draws one cluster per module, with
-the parameters named as in `model.state_dict()`.  A small batch of 4 images keeps
+`visualize.track_modules(model, loss_fn)` notes which module ran each operation
+during the forward pass, and `visualize.draw_graph` draws one cluster per module,
+with the parameters named as in `model.state_dict()` (`keep_values` keeps the
+values of temporary results, and `retain_grads` their gradients, for the picture).  A small batch of 4 images keeps
 the values readable.  Read it from left to right for the forward pass, and from
 the loss back for the backward pass: each `Linear` is a matrix product plus a
 broadcast bias, and the gradient of every parameter arrives through exactly these
-operations.  The operations below the clusters are the loss, `nn.CrossEntropyLoss`,
-composed from primitives: a log-softmax (subtract the row maximum, `Exp`, `Sum`,
-`Log`) and the pick of each image's true class (`Gather`), averaged over the batch.
+operations.  The loss, `nn.CrossEntropyLoss`, is drawn collapsed into one box
+(`collapse="CrossEntropyLoss"`): inside, it is composed from 11 primitive
+operations, a log-softmax (subtract the row maximum, `Exp`, `Sum`, `Log`) and the
+pick of each image's true class (`Gather`), averaged over the batch.  Draw it
+without `collapse` to see them.
 """,
     ),
     (
@@ -355,11 +358,11 @@ composed from primitives: a log-softmax (subtract the row maximum, `Exp`, `Sum`,
 X, y = next(iter(DataLoader(test_data, batch_size=4)))
 model.train()
 optimizer.zero_grad()
-with visualize.track_modules(model):
+with visualize.track_modules(model, loss_fn), visualize.keep_values():
     loss = loss_fn(model(X), y)
 visualize.retain_grads(loss)  # keep the gradient of every intermediate result, to draw it
 loss.backward()
-visualize.draw_graph(loss, params=model, show_values=True, show_grads=True, rankdir="TB")
+visualize.draw_graph(loss, params=model, collapse="CrossEntropyLoss", rankdir="TB")
 """,
     ),
     (

@@ -275,17 +275,30 @@ small_cnn = nn.Sequential(
     nn.Flatten(),  # -> (N, 32)
     nn.Linear(2 * 4 * 4, 10),  # -> (N, 10)
 )
+loss_fn = nn.CrossEntropyLoss()
 X, y = next(iter(DataLoader(train_set, batch_size=3)))
-with visualize.track_modules(small_cnn):
-    loss = F.cross_entropy(small_cnn(X), y)
+with visualize.track_modules(small_cnn, loss_fn):
+    loss = loss_fn(small_cnn(X), y)
 visualize.trace_backward(loss, params=small_cnn)  # a table; print() it for plain text
+""",
+    ),
+    (
+        "markdown",
+        r"""
+The same graph drawn, with the step numbers of the table and the loss collapsed
+into one box.  Inside the `Conv2d` cluster, the convolution is reshapes,
+permutes and one matrix product (the input does not require a gradient, so its
+unfold is not recorded: only the weight's path is); inside `MaxPool2d`, the
+`Windows2d` view is followed by the operations that pick each window's maximum.
 """,
     ),
     (
         "code",
         r"""
 loss.backward()
-visualize.draw_graph(loss, params=small_cnn, show_values=False, show_grads=True, show_order=True, rankdir="TB")
+visualize.draw_graph(
+    loss, params=small_cnn, show_values=False, show_order=True, collapse="CrossEntropyLoss", rankdir="TB"
+)
 """,
     ),
     (
