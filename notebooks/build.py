@@ -171,6 +171,9 @@ def write(notebook, path: Path) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             file.write(text if text.endswith("\n") else text + "\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it private; a notebook is not
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
