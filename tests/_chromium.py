@@ -101,7 +101,7 @@ class Browser:
             self.errors.append(params["entry"].get("text", "")[:500])
 
     # -- conveniences ----------------------------------------------------------------
-    def open(self, url):
+    def open(self, url, width=1100, height=700):
         target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)
         attached = self.send(
             "Target.attachToTarget",
@@ -111,6 +111,10 @@ class Browser:
         self.session = attached["sessionId"]
         for domain in ("Page", "Runtime", "Log"):
             self.send(f"{domain}.enable")
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
         self.send("Page.navigate", {"url": url})
         deadline = time.monotonic() + self.timeout
         while self.evaluate("document.readyState") != "complete":

@@ -83,10 +83,6 @@ def test_stepper_in_headless_chromium(tmp_path):
     path = visualize.backward_stepper(loss, tmp_path / "steps.html")
     with Browser(executable) as browser:
         browser.open(f"file://{path}")
-        browser.send(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": 1100, "height": 700, "deviceScaleFactor": 1, "mobile": False},
-        )
         assert browser.evaluate("document.body.dataset.step") == "0"
         assert browser.evaluate(CURRENT) is None
         # Only the seed dL/dL = 1 is known before the first step.

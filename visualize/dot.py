@@ -328,11 +328,7 @@ def to_digraph(
         path = group[4:]
         info = graph.modules.get(path) or ModuleInfo(path, "Module", None)
         n_ops = sum(1 for m in members if m.startswith("op"))
-        params = [
-            by_id[m].label
-            for m in members
-            if getattr(by_id[m], "kind", None) == "parameter"
-        ]
+        params = [by_id[m].label for m in members if getattr(by_id[m], "kind", None) == "parameter"]
         rows = [f"<B>{_e(path)}</B>"]
         if info.type_name != path:
             rows.append(_e(info.type_name))

@@ -24,15 +24,16 @@ from .dot import to_digraph
 from .trace import GraphTooLargeError
 
 _CSS = """
-body { font-family: Helvetica, Arial, sans-serif; margin: 0; color: #222; }
-header { padding: 10px 16px; background: #f3f3f3; border-bottom: 1px solid #ccc;
-         position: sticky; top: 0; z-index: 1; }
+html, body { height: 100%; }
+body { font-family: Helvetica, Arial, sans-serif; margin: 0; color: #222;
+       display: flex; flex-direction: column; }
+header { flex: none; padding: 10px 16px; background: #f3f3f3; border-bottom: 1px solid #ccc; }
 header h1 { font-size: 17px; margin: 0 0 6px 0; }
 button { font-size: 15px; padding: 4px 14px; margin-right: 6px; }
 #counter { font-weight: bold; margin: 0 10px; }
 #explain { font-family: monospace; white-space: pre-wrap; margin-top: 6px; font-size: 13px;
            min-height: 4.5em; }
-#graph { padding: 10px; overflow: auto; }
+#graph { flex: 1; padding: 10px; overflow: auto; min-height: 0; }
 #graph svg { height: auto; }
 #graph.fit svg { max-width: 100%; }
 label { font-size: 13px; margin-left: 10px; }
@@ -79,7 +80,9 @@ _JS = """
       var here = node(s.node); if (here) { here.classList.add('current'); }
       s.inputs.forEach(function (id) { var n = node(id); if (n) { n.classList.add('receives'); } });
       text = s.text;
-      if (here && here.scrollIntoView) { here.scrollIntoView({block: 'nearest', inline: 'nearest'}); }
+      if (here && here.scrollIntoView) {
+        here.scrollIntoView({block: 'center', inline: 'center', behavior: 'instant'});
+      }
     }
     document.getElementById('counter').textContent = 'step ' + current + ' / ' + steps.length;
     document.getElementById('explain').textContent = text;
@@ -97,6 +100,12 @@ _JS = """
     if (e.key === 'ArrowRight') { show(current + 1); }
     if (e.key === 'ArrowLeft') { show(current - 1); }
   });
+  // Fit the picture to the window unless that would make its text too small to read.
+  var box = document.getElementById('graph');
+  var natural = svg.getBoundingClientRect().width;
+  var fit = natural <= 1.6 * box.clientWidth;
+  document.getElementById('fit').checked = fit;
+  box.classList.toggle('fit', fit);
   var match = /step=(\\d+)/.exec(window.location.hash);
   show(match ? parseInt(match[1], 10) : 0);
 })();
@@ -232,7 +241,7 @@ def backward_stepper(
 <label><input type="checkbox" id="fit" checked> fit to window</label>
 <div id="explain"></div>
 </header>
-<div id="graph" class="fit">
+<div id="graph">
 {svg}
 </div>
 <script type="application/json" id="steps-data">{payload}</script>

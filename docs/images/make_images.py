@@ -70,11 +70,7 @@ def stepper_screenshot():
     with tempfile.TemporaryDirectory() as tmp:
         page = visualize.backward_stepper(loss, os.path.join(tmp, "steps.html"))
         with Browser(executable) as browser:
-            browser.open(f"file://{page}")
-            browser.send(
-                "Emulation.setDeviceMetricsOverride",
-                {"width": 1100, "height": 560, "deviceScaleFactor": 1, "mobile": False},
-            )
+            browser.open(f"file://{page}", width=1100, height=560)
             for _ in range(4):
                 browser.evaluate("document.getElementById('next').click()")
             browser.evaluate("window.scrollTo(0, 0)")
