@@ -295,7 +295,7 @@ class _ArrayImages(Dataset):
     def __getitem__(self, index):
         """``(image, target)``: the image is a uint8 (H, W) array passed through ``transform``."""
         index = _check_index(index, len(self), f"{type(self).__name__} ({self._split})")
-        image = self.data.data[index]
+        image = self.data.data[index].copy()  # the caller may change it; the data set stays
         target = int(self.targets.data[index])
         if self.transform is not None:
             image = self.transform(image)

@@ -412,3 +412,48 @@ def test_compose_and_lambda():
     assert "ToTensor()" in repr(t)
     with pytest.raises(TypeError, match="callable"):
         Lambda(3)
+
+
+# -- against PyTorch ----------------------------------------------------------------------
+def test_default_collate_matches_pytorch(torch):
+    from torch.utils.data import default_collate as torch_collate
+
+    samples = [(np.arange(3, dtype=np.float32) * i, i, i / 2, {"k": np.int32(i)}) for i in range(4)]
+    ours, theirs = default_collate(samples), torch_collate(samples)
+    assert isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs)
+    for mine, reference in zip(ours[:3], theirs[:3]):
+        assert str(mine.dtype) == str(reference.dtype).removeprefix("torch.")
+        np.testing.assert_array_equal(mine.numpy(), reference.numpy())
+    assert str(ours[3]["k"].dtype) == str(theirs[3]["k"].dtype).removeprefix("torch.")
+
+
+@settings(max_examples=15)
+@given(n=st.integers(1, 30), batch_size=st.integers(1, 8), drop_last=st.booleans())
+def test_batches_and_len_match_pytorch(n, batch_size, drop_last):
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader as TorchLoader
+    from torch.utils.data import TensorDataset as TorchTensorDataset
+
+    ours = DataLoader(rows_dataset(n), batch_size=batch_size, drop_last=drop_last)
+    theirs = TorchLoader(
+        TorchTensorDataset(torch.arange(n * 3.0).reshape(n, 3), torch.arange(n)),
+        batch_size=batch_size,
+        drop_last=drop_last,
+    )
+    assert len(ours) == len(theirs)
+    for (X, y), (TX, Ty) in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(X.numpy(), TX.numpy())
+        np.testing.assert_array_equal(y.numpy(), Ty.numpy())
+
+
+@settings(max_examples=15)
+@given(
+    n=st.integers(10, 200),
+    fractions=st.sampled_from([[0.8, 0.2], [0.5, 0.3, 0.2], [0.1] * 10, [0.7, 0.15, 0.15]]),
+)
+def test_random_split_sizes_match_pytorch(n, fractions):
+    torch = pytest.importorskip("torch")
+
+    ours = [len(s) for s in random_split(rows_dataset(n), fractions)]
+    theirs = [len(s) for s in torch.utils.data.random_split(range(n), fractions)]
+    assert ours == theirs
