@@ -177,6 +177,7 @@ def set_printoptions(precision=None, threshold=None, linewidth=None, **_ignored)
     _np.set_printoptions(**options)
 
 
-# Optimizers, as torch.optim: autodiff.optim.SGD (imported last: it needs Tensor).
-from . import optim  # noqa: E402
+# Imported last, since they need the engine: autodiff.optim.SGD (as torch.optim),
+# autodiff.functional.jacobian (as torch.autograd.functional), save/load.
+from . import functional, optim  # noqa: E402
 from .serialization import load, save  # noqa: E402

@@ -235,6 +235,8 @@ class Function:
         ctx = Node(cls)
         ctx.needs_input_grad = needs
         arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
+        if record and len(arrays) > 1:
+            _distinguish(inputs, arrays)
         try:
             out = cls.forward(ctx, *arrays)
         except (ValueError, TypeError, IndexError) as error:
@@ -266,6 +268,22 @@ class Function:
             result._version = base._version
             result._base = base._base if base._base is not None else base
         return result
+
+
+def _distinguish(inputs, arrays):
+    """Give different tensors that share one array object (x and x.detach()) distinct views.
+
+    Saved values are matched to inputs by identity; without this, saving the
+    array of ``x.detach()`` in ``x * x.detach()`` would save ``x`` (with its graph)
+    and second derivatives would be wrong.
+    """
+    owners = {}
+    for i, (tensor, array) in enumerate(zip(inputs, arrays, strict=True)):
+        if not isinstance(tensor, Tensor):
+            continue
+        owner = owners.setdefault(id(array), tensor)
+        if owner is not tensor:
+            arrays[i] = array.view()
 
 
 def _pack_saved(ctx, inputs, arrays, out, result, raw=None):

@@ -279,8 +279,19 @@ def test_second_derivative_of_a_0d_op_that_saves_its_output():
     assert d2y.item() == pytest.approx(math.exp(0.5), rel=1e-12)
     y = x.tanh()
     y.add_(1)  # the in-place check now covers 0-d saved outputs too
-    with pytest.raises(RuntimeError, match="TanhBackward.*modified by an in-place"):
+    with pytest.raises(RuntimeError, match=r"TanhBackward.*modified by an in-place"):
         y.backward()
+
+
+def test_a_detached_copy_is_a_constant_for_second_derivatives():
+    # Regression: x and x.detach() share one array, and saved values were matched to
+    # inputs by array identity, so Mul saved x (with its graph) for the detached operand.
+    x = leaf([0.5, 2.0])
+    y = (x * x.detach() * x).sum()  # d/dx = 2 x c (c = x held constant); d2/dx2 = 2 c
+    (g,) = autodiff.grad(y, x, create_graph=True)
+    np.testing.assert_allclose(g.data, 2 * x.data**2)
+    (h,) = autodiff.grad(g.sum(), x)
+    np.testing.assert_allclose(h.data, 2 * x.data)
 
 
 def test_second_derivative_through_backward_create_graph():
