@@ -115,7 +115,7 @@ limit = np.abs(J_formula).max()
 panels = [
     (J_engine.numpy(), "jacobian(softmax, y)"),
     (J_formula, "diag(s) - s s$^T$"),
-    (J_engine.numpy() - J_formula, "difference"),
+    (J_engine.numpy() - J_formula, "difference (same colour scale)"),
 ]
 for ax, (matrix, title) in zip(axes, panels):
     image = ax.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit)
@@ -258,11 +258,11 @@ for step in range(steps):
         S = F.softmax(X_train @ W.T, dim=1)  # forward
         grad = (S - T_train).T @ X_train / N  # dL/dW by hand
         worst_disagreement = max(worst_disagreement, (grad - W.grad).abs().max().item())
-        W -= lr * grad  # the update
         history["train loss"].append(loss.item())
         history["test loss"].append(F.cross_entropy(X_test @ W.T, t_test).item())
-    history["train accuracy"].append(accuracy(W, X_train, t_train))
-    history["test accuracy"].append(accuracy(W, X_test, t_test))
+        history["train accuracy"].append(accuracy(W, X_train, t_train))
+        history["test accuracy"].append(accuracy(W, X_test, t_test))
+        W -= lr * grad  # the update
 
 print(f"after {steps} steps: test accuracy {history['test accuracy'][-1]:.1%}")
 print(f"largest disagreement between the hand-written and the engine's gradient: {worst_disagreement:.2e}")
