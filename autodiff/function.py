@@ -236,7 +236,11 @@ class Function:
         ctx.needs_input_grad = needs
         arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
         if record and len(arrays) > 1:
-            _distinguish(inputs, arrays)
+            if len(arrays) == 2:  # the common case, kept cheap
+                if arrays[0] is arrays[1] and inputs[0] is not inputs[1]:
+                    arrays[1] = arrays[1].view()
+            else:
+                _distinguish(inputs, arrays)
         try:
             out = cls.forward(ctx, *arrays)
         except (ValueError, TypeError, IndexError) as error:
@@ -271,18 +275,18 @@ class Function:
 
 
 def _distinguish(inputs, arrays):
-    """Give different tensors that share one array object (x and x.detach()) distinct views.
+    """Give different inputs that share one array object (x, x.detach()) distinct views.
 
     Saved values are matched to inputs by identity; without this, saving the
     array of ``x.detach()`` in ``x * x.detach()`` would save ``x`` (with its graph)
     and second derivatives would be wrong.
     """
     owners = {}
-    for i, (tensor, array) in enumerate(zip(inputs, arrays, strict=True)):
-        if not isinstance(tensor, Tensor):
+    for i, (given, array) in enumerate(zip(inputs, arrays, strict=True)):
+        if not isinstance(array, np.ndarray):
             continue
-        owner = owners.setdefault(id(array), tensor)
-        if owner is not tensor:
+        owner = owners.setdefault(id(array), given)
+        if owner is not given:
             arrays[i] = array.view()
 
 
