@@ -619,7 +619,8 @@ class Module:
                 keep_vars = args[2]
         if destination is None:
             destination = OrderedDict()
-        for name, module in self.named_modules(prefix=prefix.rstrip(".")):
+        # every path to a shared module gets its keys, as in PyTorch
+        for name, module in self.named_modules(prefix=prefix.rstrip("."), remove_duplicate=False):
             for key, param in module._parameters.items():
                 if param is not None:
                     destination[_join(name, key)] = param if keep_vars else param.detach()

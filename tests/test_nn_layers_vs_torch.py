@@ -208,6 +208,19 @@ def test_containers_repr_match_pytorch():
     assert list(ours.state_dict()) == list(theirs.state_dict())
 
 
+def test_shared_modules_state_dict_and_parameters_match_pytorch():
+    shared, tshared = nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    ours, theirs = (
+        nn.Sequential(shared, nn.ReLU(), shared),
+        torch.nn.Sequential(tshared, torch.nn.ReLU(), tshared),
+    )
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules()]
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    np.testing.assert_array_equal(shared.weight.data, tshared.weight.detach().numpy())
+
+
 # -- convolution and pooling ---------------------------------------------------------------
 
 
