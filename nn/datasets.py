@@ -142,7 +142,8 @@ def read_idx(path, expected_ndim: int | None = None, expected_dtype=None) -> np.
         what = "truncated" if actual < expected else "longer than its header says"
         raise RuntimeError(
             f"data file {path} is {what}: its header announces dimensions {dims} "
-            f"({expected} bytes of data), the file holds {actual} bytes of data"
+            f"({expected} bytes of data), the file holds {actual} bytes of data; delete it "
+            "and download it again"
         )
     array = np.frombuffer(content, dtype=dtype, offset=header).reshape(dims)
     return array.astype(dtype.newbyteorder("="), copy=True)
