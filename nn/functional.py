@@ -24,7 +24,7 @@ import numpy as np
 import autodiff
 from autodiff import Function, Tensor
 from autodiff.ops import Windows2d
-from autodiff.ops.window import window_max
+from autodiff.ops.window import Im2col, window_max
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -413,11 +413,13 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     else:
         x = input
     g = groups
-    cols = _windows(x, (kh, kw), stride, dilation, "conv2d")  # (N, C, oh, ow, kh, kw)
-    oh, ow = cols.shape[2], cols.shape[3]
-    cols = cols.reshape(n, g, c_per_group, oh, ow, kh, kw)  # (N, g, C/g, oh, ow, kh, kw)
-    cols = cols.permute(1, 0, 3, 4, 2, 5, 6)  # (g, N, oh, ow, C/g, kh, kw)
-    cols = cols.reshape(g, n * oh * ow, c_per_group * kh * kw)  # (g, N*oh*ow, K): im2col
+    windows = _windows(x, (kh, kw), stride, dilation, "conv2d")  # (N, C, oh, ow, kh, kw)
+    oh, ow = windows.shape[2], windows.shape[3]
+    # im2col, (g, N*oh*ow, K): the windows reshaped to (N, g, C/g, oh, ow, kh, kw),
+    # permuted to (g, N, oh, ow, C/g, kh, kw) and flattened.  Im2col builds the
+    # same matrix (and its backward the same fold) as one primitive, copying tap
+    # by tap: 1 ms instead of 10 ms per 64x16x14x14 batch (benchmarks/).
+    cols = Im2col.apply(x, (kh, kw), stride, dilation, g)
     kernel = weight.reshape(g, c_out // g, c_per_group * kh * kw)  # (g, O/g, K)
     out = cols @ kernel.transpose(1, 2)  # (g, N*oh*ow, K) @ (g, K, O/g) -> (g, N*oh*ow, O/g)
     out = out.reshape(g, n, oh, ow, c_out // g)  # (g, N, oh, ow, O/g)

@@ -178,3 +178,73 @@ def test_max_pool2d_matches_pytorch_with_ties(torch):
     np.testing.assert_array_equal(out.data, out_t.detach().numpy())
     np.testing.assert_array_equal(idx.data, idx_t.numpy())
     np.testing.assert_array_equal(ours.grad.data, theirs.grad.numpy())
+
+
+# -- im2col: the fused primitive equals windows + reshape + permute + reshape ----
+def _composed_im2col(x, kernel, stride, dilation, groups):
+    from autodiff.ops import Windows2d
+
+    cols = Windows2d.apply(x, kernel, stride, dilation)  # (N, C, oh, ow, kh, kw)
+    n, c, oh, ow, kh, kw = cols.shape
+    cols = cols.reshape(n, groups, c // groups, oh, ow, kh, kw).permute(1, 0, 3, 4, 2, 5, 6)
+    return cols.reshape(groups, n * oh * ow, c // groups * kh * kw)
+
+
+@st.composite
+def im2col_cases(draw):
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    groups = draw(st.integers(1, 3))
+    span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]
+    shape = (
+        draw(st.integers(1, 2)),
+        groups * draw(st.integers(1, 2)),
+        draw(st.integers(span[0], span[0] + 4)),
+        draw(st.integers(span[1], span[1] + 4)),
+    )
+    return shape, kernel, stride, dilation, groups, draw(st.integers(0, 2**32 - 1))
+
+
+@given(case=im2col_cases())
+def test_im2col_equals_composed_windows(case):
+    """Matrix, gradient (the fold) and second order: identical to the composed form."""
+    from autodiff.ops.window import Im2col
+
+    shape, kernel, stride, dilation, groups, seed = case
+    rng = np.random.default_rng(seed)
+    x0 = rng.standard_normal(shape)
+    v = autodiff.tensor(rng.standard_normal(shape))
+    results = []
+    for im2col in (Im2col.apply, _composed_im2col):
+        x = autodiff.tensor(x0, requires_grad=True)
+        cols = im2col(x, kernel, stride, dilation, groups)
+        upstream = autodiff.tensor(
+            np.random.default_rng(seed + 1).standard_normal(cols.shape), requires_grad=True
+        )
+        (grad_x,) = autodiff.grad(cols, x, upstream, create_graph=True)
+        (grad_up,) = autodiff.grad((grad_x * v).sum(), upstream)
+        results.append((cols.data, grad_x.data, grad_up.data))
+    for fused, composed in zip(*results, strict=True):
+        assert fused.shape == composed.shape
+        np.testing.assert_array_equal(fused, composed)
+
+
+def test_conv2d_matches_pytorch_groups_stride_dilation(torch):
+    from nn import functional
+
+    rng = np.random.default_rng(2)
+    x0 = rng.standard_normal((2, 4, 9, 8))
+    w0 = rng.standard_normal((6, 2, 3, 2))
+    b0 = rng.standard_normal(6)
+    kwargs = {"stride": (2, 1), "padding": 1, "dilation": (1, 2), "groups": 2}
+    ours = [autodiff.tensor(a, requires_grad=True) for a in (x0, w0, b0)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x0, w0, b0)]
+    out = functional.conv2d(*ours, **kwargs)
+    out_t = torch.nn.functional.conv2d(*theirs, **kwargs)
+    upstream = rng.standard_normal(out.shape)
+    out.backward(autodiff.tensor(upstream))
+    out_t.backward(torch.tensor(upstream))
+    np.testing.assert_allclose(out.data, out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=1e-10, atol=1e-12)

@@ -183,3 +183,72 @@ def window_max(x, kernel_size, stride, dilation, out_hw):
     """
     taps = window_argmax(x.data, kernel_size, stride, dilation, out_hw)
     return GatherTaps.apply(x, taps, kernel_size, stride, dilation), taps
+
+
+# -- im2col: the matrix of windows that convolution multiplies ------------------
+#
+# Convolution composed as windows(x).reshape(N, g, C/g, ...).permute(...).reshape(
+# g, N*oh*ow, K) makes NumPy copy the strided window view with an inner loop of
+# kw = 3 elements: 9 ms per 64x16x14x14 batch with a 3x3 kernel; its backward
+# folded a transposed gradient (8 ms).  Copied tap by tap (kh*kw slices of the
+# input) the same matrix takes 1.5 ms, and the fold into a channels-last buffer
+# 2.2 ms (measured).  Im2col and Col2im are each other's VJP.
+
+
+def _im2col_geometry(input_shape, kernel_size, stride, dilation, groups):
+    n, c, h, w = input_shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
+    oh = (h - dh * (kh - 1) - 1) // sh + 1
+    ow = (w - dw * (kw - 1) - 1) // sw + 1
+    return n, c // groups, oh, ow, _tap_slices((h, w), (oh, ow), kernel_size, stride, dilation)
+
+
+class Im2col(Function):
+    """cols[g, (n, i, j), (c, p, q)] = x[n, g C/g + c, i sh + p dh, j sw + q dw]
+    dL/dx = Col2im(dL/dcols): each window's gradient added back where it was read
+
+    (g, N*oh*ow, C/g*kh*kw), the matrix ``conv2d`` multiplies by the kernel;
+    equal to ``Windows2d`` reshaped and permuted into that matrix.
+    """
+
+    op_name = "conv2d"
+
+    @staticmethod
+    def forward(ctx, x, kernel_size, stride, dilation, groups):
+        ctx.params = (x.shape, kernel_size, stride, dilation, groups)
+        n, cg, oh, ow, slices = _im2col_geometry(x.shape, kernel_size, stride, dilation, groups)
+        kh, kw = kernel_size
+        cols = np.empty((groups, n, oh, ow, cg, kh * kw), dtype=x.dtype)
+        grouped = x.reshape(n, groups, cg, *x.shape[2:])  # (N, g, C/g, H, W)
+        for tap, (rows, columns) in enumerate(slices):
+            # (N, g, C/g, oh, ow) -> (g, N, oh, ow, C/g)
+            cols[..., tap] = grouped[:, :, :, rows, columns].transpose(1, 0, 3, 4, 2)
+        return cols.reshape(groups, n * oh * ow, cg * kh * kw)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Col2im.apply(grad, *ctx.params), None, None, None, None
+
+
+class Col2im(Function):
+    """x = zeros(input shape); x[window taps] += cols        dL/dcols = Im2col(dL/dx)"""
+
+    op_name = "conv2d backward"
+
+    @staticmethod
+    def forward(ctx, cols, input_shape, kernel_size, stride, dilation, groups):
+        ctx.params = (kernel_size, stride, dilation, groups)
+        n, cg, oh, ow, slices = _im2col_geometry(input_shape, kernel_size, stride, dilation, groups)
+        h, w = input_shape[2:]
+        kh, kw = kernel_size
+        taps = cols.reshape(groups, n, oh, ow, cg, kh * kw)
+        # channels-last accumulation: each tap's slice of cols then reads with
+        # a short stride (kh*kw) in its innermost dim, C/g
+        out = np.zeros((n, h, w, groups, cg), dtype=cols.dtype)
+        for tap, (rows, columns) in enumerate(slices):
+            out[:, rows, columns] += taps[..., tap].transpose(1, 2, 3, 0, 4)
+        return np.ascontiguousarray(out.reshape(n, h, w, groups * cg).transpose(0, 3, 1, 2))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Im2col.apply(grad, *ctx.params), None, None, None, None, None
