@@ -110,6 +110,8 @@ class TensorDataset(Dataset):
     def _fetch_batch(self, indices):
         if any(t.requires_grad for t in self.tensors) and autodiff.is_grad_enabled():
             return None  # the per-sample path keeps the graph to the tensors
+        if type(self).__getitem__ is not TensorDataset.__getitem__:
+            return None  # a subclass that changes __getitem__ is asked sample by sample
         return [Tensor._make(t.data[indices], None, None) for t in self.tensors]
 
 
@@ -130,7 +132,7 @@ class Subset(Dataset):
 
     def _fetch_batch(self, indices):
         fetch = getattr(self.dataset, "_fetch_batch", None)
-        if fetch is None:
+        if fetch is None or type(self).__getitem__ is not Subset.__getitem__:
             return None
         return fetch(np.asarray(self.indices, dtype=np.int64)[indices])
 

@@ -308,6 +308,8 @@ class _ArrayImages(Dataset):
         """The fast path: one fancy index, then the transform on the whole batch."""
         if not is_batchable(self.transform) or self.target_transform is not None:
             return None
+        if type(self).__getitem__ is not _ArrayImages.__getitem__:
+            return None  # a subclass that changes __getitem__ is asked sample by sample
         images = self.data.data[indices]
         if self.transform is not None:
             images = self.transform.batch(images)

@@ -205,33 +205,37 @@ def test_fast_path_gives_the_slow_path_numbers_for_tensor_datasets(n, batch_size
         np.testing.assert_array_equal(yf.numpy(), ys.numpy())
 
 
-class CountingDigits(datasets.Digits):
-    calls = 0
+class CountingToTensor(ToTensor):
+    """ToTensor that counts per-image calls and batch calls."""
 
-    def __getitem__(self, index):
-        type(self).calls += 1
-        return super().__getitem__(index)
+    def __init__(self):
+        self.calls = self.batches = 0
+
+    def __call__(self, pic):
+        self.calls += 1
+        return super().__call__(pic)
+
+    def batch(self, images):
+        self.batches += 1
+        return super().batch(images)
 
 
 @pytest.mark.parametrize(
-    "transform",
-    [
-        None,
-        ToTensor(),
-        Compose([ToTensor(), Normalize((0.0,), (16 / 255,))]),
-        Compose([ToTensor(), Normalize((0.3,), (0.7,))]),
-    ],
+    "extra",
+    [None, [], [Normalize((0.0,), (16 / 255,))], [Normalize((0.3,), (0.7,))]],
     ids=["raw", "ToTensor", "rescale", "normalize"],
 )
-def test_fast_path_on_image_datasets_equals_per_sample_numbers(transform):
-    ds = CountingDigits(train=False, transform=transform)
+def test_fast_path_on_image_datasets_equals_per_sample_numbers(extra):
+    to_tensor = CountingToTensor()
+    transform = None if extra is None else Compose([to_tensor, *extra])
+    ds = datasets.Digits(train=False, transform=transform)
     gen_seed = 5
     fast = DataLoader(
         ds, batch_size=64, shuffle=True, generator=autodiff.Generator().manual_seed(gen_seed)
     )
-    CountingDigits.calls = 0
     fast_batches = list(fast)
-    assert CountingDigits.calls == 0, "the fast path must not call __getitem__ per sample"
+    if transform is not None:
+        assert to_tensor.calls == 0 and to_tensor.batches == 6, "one batched call per batch"
     slow = DataLoader(
         ds,
         batch_size=64,
@@ -240,7 +244,8 @@ def test_fast_path_on_image_datasets_equals_per_sample_numbers(transform):
         generator=autodiff.Generator().manual_seed(gen_seed),
     )
     slow_batches = list(slow)
-    assert CountingDigits.calls == len(ds)
+    if transform is not None:
+        assert to_tensor.calls == len(ds)
     assert len(fast_batches) == len(slow_batches) == 6
     for (Xf, yf), (Xs, ys) in zip(fast_batches, slow_batches):
         assert Xf.shape == Xs.shape and Xf.dtype == Xs.dtype
@@ -250,20 +255,40 @@ def test_fast_path_on_image_datasets_equals_per_sample_numbers(transform):
 
 
 def test_unbatchable_transform_takes_the_per_sample_path():
-    CountingDigits.calls = 0
-    ds = CountingDigits(train=False, transform=Compose([ToTensor(), Lambda(lambda x: x * 2)]))
+    to_tensor = CountingToTensor()
+    ds = datasets.Digits(train=False, transform=Compose([to_tensor, Lambda(lambda x: x * 2)]))
     X, _ = next(iter(DataLoader(ds, batch_size=10)))
-    assert CountingDigits.calls == 10
+    assert to_tensor.calls == 10 and to_tensor.batches == 0
     expected = ds.data.numpy()[:10, None].astype(np.float32) / np.float32(255) * 2
     np.testing.assert_array_equal(X.numpy(), expected)
 
 
+def test_subclasses_that_change_getitem_are_asked_sample_by_sample():
+    class Flipped(datasets.Digits):
+        def __getitem__(self, index):
+            image, target = super().__getitem__(index)
+            return image[:, ::-1], 9 - target
+
+    class Doubled(TensorDataset):
+        def __getitem__(self, index):
+            return tuple(t[index] * 2 for t in self.tensors)
+
+    ds = Flipped(train=False)
+    X, y = next(iter(DataLoader(ds, batch_size=4)))
+    assert y.tolist() == [9 - int(t) for t in ds.targets.tolist()[:4]]
+    np.testing.assert_array_equal(X.numpy(), ds.data.numpy()[:4, :, ::-1])
+    (X,) = next(iter(DataLoader(Doubled(autodiff.arange(4)), batch_size=4)))
+    assert X.tolist() == [0, 2, 4, 6]
+    _, y = next(iter(DataLoader(Subset(ds, [0, 1]), batch_size=2)))
+    assert y.tolist() == [9 - int(t) for t in ds.targets.tolist()[:2]]
+
+
 def test_subset_of_an_array_dataset_uses_the_fast_path():
-    CountingDigits.calls = 0
-    ds = CountingDigits(train=False, transform=ToTensor())
+    to_tensor = CountingToTensor()
+    ds = datasets.Digits(train=False, transform=to_tensor)
     subset = Subset(ds, [5, 3, 1])
     X, y = next(iter(DataLoader(subset, batch_size=3)))
-    assert CountingDigits.calls == 0
+    assert to_tensor.calls == 0 and to_tensor.batches == 1
     assert y.tolist() == [int(ds.targets[i].item()) for i in (5, 3, 1)]
     np.testing.assert_array_equal(X.numpy()[1], ds[3][0].numpy())
 
