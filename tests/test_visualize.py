@@ -293,6 +293,21 @@ def test_keep_values_keeps_temporaries_and_restores_apply():
     assert values == {"-6", "-4"}
 
 
+def test_constant_inputs_are_drawn_inside_keep_values():
+    a = leaf(2.0, "a")
+    three = autodiff.tensor(3.0, dtype=autodiff.float64)
+    three.name = "three"
+    with visualize.keep_values():
+        y = (a * three).exp() + three
+    graph = visualize.trace_graph(y)
+    (const,) = [t for t in graph.tensors if t.kind == "constant"]  # one node, used twice
+    assert (const.label, const.value) == ("three", "3")
+    uses = sorted((graph.node(e.dst).name, e.index) for e in graph.edges if e.src == const.id)
+    assert uses == [("Add", 1), ("Mul", 1)]
+    assert counts(graph) == (5, 3, 3 + 2 + 3)  # leaf, constant, 3 outputs; Mul, Exp, Add edges
+    assert "constant (no grad)" in visualize.to_digraph(graph).source
+
+
 def test_summaries():
     assert visualize.summarize(np.array(2.5)) == "2.5"
     assert visualize.summarize(np.array([1.0, -2.0])) == "[1, -2]"
@@ -387,8 +402,16 @@ def test_lecture_mlp_loss_graph():
     assert graph.modules[""].type_name == "NeuralNetwork"
     assert graph.modules["CrossEntropyLoss"].parent is None
     assert graph.node(graph.roots[0]).label == "loss"
-    # Ops plus their outputs, plus 6 parameter leaves.
-    assert len(graph.tensors) == len(graph.ops) + 6
+    # Ops plus their outputs, plus 6 parameter leaves, plus constants (keep_values).
+    constants = [t for t in graph.tensors if t.kind == "constant"]
+    assert len(graph.tensors) == len(graph.ops) + 6 + len(constants)
+    # The flattened input batch enters the first Linear, drawn inside the model only.
+    (batch,) = [t for t in constants if t.shape == (3, 784)]
+    assert [graph.node(c).name for c in graph.consumers_of(batch.id)] == ["MatMul"]
+    assert batch.module == "" and batch.value.startswith("min ")
+    assert batch.label == "input to linear_relu_stack"
+    # The loss's own constants (e.g. the targets' index) stay inside the loss.
+    assert {t.module for t in constants if t is not batch} == {"CrossEntropyLoss"}
 
 
 def test_module_tracking_hooks_are_removed():
@@ -501,11 +524,12 @@ def test_module_clusters_and_collapse_in_svg():
     coarse = visualize.draw_graph(loss, collapse=1).pipe(format="svg")
     n_full, n_layers, n_coarse = _svg_nodes(full), _svg_nodes(layers), _svg_nodes(coarse)
     assert n_full > n_layers > n_coarse
-    # collapse=True: 5 layers + the loss, 6 boxes, their 6 outputs except the root, the root.
+    # collapse=True: 5 layers + the loss, 6 boxes, their 6 outputs except the root, the
+    # root, and the input batch.
     graph = visualize.trace_graph(loss)
     rep = visualize.dot.collapse_modules(graph, True)
     assert len({r for r in rep.values() if r.startswith("mod@")}) == 6
-    assert len(set(rep.values())) == 6 + 5 + 1
+    assert len(set(rep.values())) == 6 + 5 + 1 + 1
     only_loss = visualize.dot.collapse_modules(graph, "CrossEntropyLoss")
     assert {r for r in only_loss.values() if r.startswith("mod@")} == {"mod@CrossEntropyLoss"}
     with pytest.raises(ValueError, match="track_modules"):

@@ -29,6 +29,7 @@ COLORS = {
     "parameter": "#d9ead3",
     "intermediate": "#ffffff",
     "root": "#ffe599",
+    "constant": "#f3f3f3",
     "op": "#eeeeee",
     "module": "#e6dcf0",
 }
@@ -39,6 +40,7 @@ KIND_TITLES = {
     "parameter": "parameter",
     "intermediate": "intermediate",
     "root": "root (output)",
+    "constant": "constant (no grad)",
 }
 
 INSTALL_HINT = (
@@ -116,7 +118,9 @@ def _shape_text(shape, dtype) -> str:
 def tensor_label(node, show_values=True, show_grads=True, show_order=False) -> str:
     """The HTML-like label of a tensor node (a small table of lines)."""
     title = node.label if node.label else ""
-    kind = {"leaf": "leaf", "parameter": "parameter", "root": "root"}.get(node.kind, "")
+    kind = {"leaf": "leaf", "parameter": "parameter", "root": "root", "constant": "constant"}.get(
+        node.kind, ""
+    )
     rows = []
     if title:
         head = f"<B>{_e(title)}</B>"
@@ -188,7 +192,8 @@ def collapse_modules(graph: Graph, collapse) -> dict:
 
     A module's ops and the tensors they produce become one node, except tensors
     used outside the module (its outputs) and the root; a leaf used only inside
-    one module (its parameters) is folded into that module's node.
+    one module (its parameters, and constants the module made itself) is folded
+    into that module's node.
     """
     rep = {}
     for op in graph.ops:
@@ -208,6 +213,13 @@ def collapse_modules(graph: Graph, collapse) -> dict:
             (only,) = users
             if only.startswith("mod@") and tensor.kind == "parameter":
                 rep[tensor.id] = only
+            elif (
+                only.startswith("mod@")
+                and tensor.kind == "constant"
+                and tensor.module
+                and _inside_group(tensor.module, {only[4:]})
+            ):
+                rep[tensor.id] = only  # made inside the module: part of it
     return rep
 
 
@@ -302,7 +314,9 @@ def to_digraph(
     for tensor in graph.tensors:
         if rep[tensor.id] != tensor.id:
             continue
-        style = "filled,rounded" if tensor.kind != "root" else "filled,rounded,bold"
+        style = {"root": "filled,rounded,bold", "constant": "filled,rounded,dashed"}.get(
+            tensor.kind, "filled,rounded"
+        )
         place(tensor.module).node(
             tensor.id,
             tensor_label(tensor, show_values, show_grads, show_order),
@@ -385,7 +399,7 @@ def _add_legend(dot, graph: Graph, show_order: bool, collapsed: bool, rep, rankd
     """One node holding a row of colour swatches (the same in any layout direction)."""
     present = {t.kind for t in graph.tensors if rep[t.id] == t.id}
     cells = []
-    for kind in ("leaf", "parameter", "intermediate", "root"):
+    for kind in ("constant", "leaf", "parameter", "intermediate", "root"):
         if kind in present or kind in ("intermediate", "root"):
             cells.append((KIND_TITLES[kind], COLORS[kind], "box"))
     cells.append(("op (step = backward order)" if show_order else "op", COLORS["op"], "op"))

@@ -38,6 +38,7 @@ from autodiff.tensor import Tensor
 _MODULE_TAG = "_visualize_module"
 _GRAD_TAG = "_visualize_grad"
 _VALUE_TAG = "_visualize_value"
+_CONSTANTS_TAG = "_visualize_constants"
 
 DEFAULT_MAX_NODES = 600
 
@@ -54,7 +55,9 @@ class TensorNode:
     """A tensor in the graph.
 
     ``kind`` is "leaf" (a user tensor with requires_grad=True), "parameter" (a leaf
-    named by ``params``), "intermediate" (an op's output) or "root".  ``value`` and
+    named by ``params``), "intermediate" (an op's output), "root", or "constant" (an
+    input that takes no gradient, such as the input images; only known for ops run
+    inside ``keep_values()``).  ``value`` and
     ``grad`` are short text summaries (None when unknown); ``grad_note`` says why
     a gradient is missing.  ``step`` is the backward step at which the tensor's
     gradient is complete.
@@ -296,6 +299,7 @@ def _tag_forward(path: str, info: _ModelInfo, inputs, output) -> None:
     that this module itself ran.
     """
     stop = {t.grad_fn for t in _tensors_in(inputs) if t.grad_fn is not None}
+    constant_inputs = {id(t) for t in _tensors_in(inputs) if not t.requires_grad}
     stack = [t.grad_fn for t in _tensors_in(output) if t.grad_fn is not None]
     seen = set()
     while stack:
@@ -303,6 +307,12 @@ def _tag_forward(path: str, info: _ModelInfo, inputs, output) -> None:
         if node in seen or node in stop or type(node) is not Node:
             continue
         seen.add(node)
+        if constant_inputs:
+            # A constant that entered this module as an input belongs outside it
+            # (the outermost module's hook runs last and has the final word).
+            for entry in node.__dict__.get(_CONSTANTS_TAG, {}).values():
+                if entry[2] in constant_inputs:
+                    entry[3] = (path, info)
         tag = node.__dict__.get(_MODULE_TAG)
         if tag is None:
             node.__dict__[_MODULE_TAG] = (path, info)
@@ -417,7 +427,9 @@ class keep_values:
     expression is evaluated, and ``draw_graph`` can show only its shape.  Inside
     ``with visualize.keep_values():`` each recorded node also keeps its output
     array (memory: one array per op; the arrays are released with the graph).
-    It works by wrapping ``autodiff.Function.apply`` for the duration of the block.
+    Tensor inputs that take no gradient (the input batch, the targets) are kept too,
+    and drawn as "constant" nodes.  It works by wrapping ``autodiff.Function.apply``
+    for the duration of the block.
 
     Example::
 
@@ -441,6 +453,15 @@ class keep_values:
                 node = result.grad_fn
                 if type(node) is Node and _VALUE_TAG not in node.__dict__:
                     node.__dict__[_VALUE_TAG] = result.data
+                    constants = {}
+                    for slot, (value, child) in enumerate(zip(inputs, node.next_functions)):
+                        if child is None and isinstance(value, (Tensor, np.ndarray)):
+                            name = value.name if isinstance(value, Tensor) else None
+                            data = value.data if isinstance(value, Tensor) else value
+                            # [value, name, identity, (module it was an input of, info)]
+                            constants[slot] = [data, name, id(value), None]
+                    if constants:
+                        node.__dict__[_CONSTANTS_TAG] = constants
                 return result
 
             apply.__doc__ = function.__doc__
@@ -582,6 +603,7 @@ def trace_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) ->
             graph.modules[path] = ModuleInfo(path, info.types.get(path, "Module"), parent)
             path = parent
 
+    constant_ids = {}
     for position, node in enumerate(order):
         step = position + 1
         if type(node) is AccumulateGrad:
@@ -667,6 +689,31 @@ def trace_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) ->
         for slot, child in enumerate(node.next_functions):
             if child is not None:
                 graph.edges.append(Edge(f"t{index[child]}", op_id, slot))
+        for slot, (data, name, key, boundary) in node.__dict__.get(_CONSTANTS_TAG, {}).items():
+            # An input that takes no gradient (recorded by keep_values): one node per
+            # tensor object, however many ops use it; drawn in the module whose forward
+            # made it, or outside the module it was passed to.
+            const_id = constant_ids.get(key)
+            if const_id is None:
+                const_id = constant_ids[key] = f"c{len(constant_ids)}"
+                const_module = module
+                if boundary is not None:
+                    add_module(boundary[0], boundary[1])
+                    const_module = graph.modules[boundary[0]].parent
+                    if name is None:
+                        name = f"input to {boundary[0] or graph.modules[boundary[0]].type_name}"
+                graph.tensors.append(
+                    TensorNode(
+                        id=const_id,
+                        kind="constant",
+                        label=name,
+                        shape=tuple(data.shape),
+                        dtype=str(data.dtype),
+                        value=summarize(data),
+                        module=const_module,
+                    )
+                )
+            graph.edges.append(Edge(const_id, op_id, slot))
 
     graph.roots = [f"t{index[node]}" for node in roots]
     return graph
