@@ -400,13 +400,22 @@ def gradgradcheck(
             for g, x in zip(grads, differentiable, strict=True)
         )
 
-    return gradcheck(
-        first_derivatives,
-        inputs + grad_outputs,
-        eps=eps,
-        atol=atol,
-        rtol=rtol,
-        raise_exception=raise_exception,
-        check_grad_dtypes=check_grad_dtypes,
-        fast_mode=fast_mode,
-    )
+    try:
+        return gradcheck(
+            first_derivatives,
+            inputs + grad_outputs,
+            eps=eps,
+            atol=atol,
+            rtol=rtol,
+            raise_exception=raise_exception,
+            check_grad_dtypes=check_grad_dtypes,
+            fast_mode=fast_mode,
+        )
+    except GradcheckError as error:
+        message = str(error).replace("gradcheck", name, 1)
+        raise GradcheckError(
+            f"{message}\n(gradgradcheck checks the first derivatives as a function of the "
+            f"inputs and the upstream gradients: output i is the gradient of the i-th input "
+            f"that requires grad; inputs 0..{n_inputs - 1} are the function's inputs and inputs "
+            f"{n_inputs}.. its grad_outputs.)"
+        ) from None

@@ -295,6 +295,24 @@ def test_a_detached_copy_is_a_constant_for_second_derivatives():
         np.testing.assert_allclose(h.data, 2 * x.data)
 
 
+def test_mixed_second_derivative_of_pow_in_the_exponent():
+    # Regression: dL/dp = dL/dz z log x used log x as a constant, losing d/dx of it.
+    x, p = leaf(1.7), leaf(0.6)
+    (dp,) = autodiff.grad(x**p, p, create_graph=True)  # x^p log x
+    (dpdx,) = autodiff.grad(dp, x)  # x^(p-1) (1 + p log x)
+    assert dpdx.item() == pytest.approx(1.7 ** (0.6 - 1) * (1 + 0.6 * math.log(1.7)), rel=1e-12)
+
+
+def test_second_derivatives_of_prod():
+    # Regression: Prod saved its keepdim output, not the returned one, so the output's
+    # graph was lost and d/dx of the gradient missed the dy/dx term.
+    x = leaf([1.5, -2.0, 0.5])
+    (g,) = autodiff.grad(x.prod(0), x, create_graph=True)
+    rows = [autodiff.grad(g[i], x, retain_graph=True)[0].data for i in range(3)]
+    expected = np.array([[0.0, 0.5, -2.0], [0.5, 0.0, 1.5], [-2.0, 1.5, 0.0]])  # prod of the others
+    np.testing.assert_allclose(np.stack(rows), expected, atol=1e-12)
+
+
 def test_second_derivative_through_backward_create_graph():
     x = leaf(1.5)
     (x**4).backward(create_graph=True)

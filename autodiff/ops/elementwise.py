@@ -105,8 +105,11 @@ class Pow(Function):
             x_data = x.data if isinstance(x, Tensor) else np.asarray(x)
             p_data = p.data if isinstance(p, Tensor) else np.asarray(p)
             safe = (x_data != 0) | (p_data < 0)
-            log_x = Tensor._make(np.where(safe, x_data, 1).astype(z.dtype), None, None)
-            grad_p = where(safe, grad * z * log_x.log(), 0.0)
+            if isinstance(x, Tensor):  # where() keeps x's graph: create_graph needs it
+                log_x = where(safe, x, 1.0).log()
+            else:
+                log_x = Tensor._make(np.log(np.where(safe, x_data, 1)).astype(z.dtype), None, None)
+            grad_p = where(safe, grad * z * log_x, 0.0)
         return grad_x, grad_p
 
 

@@ -172,12 +172,14 @@ class Prod(Function):
         y = np.prod(x, axis=dims, keepdims=True)
         ctx.kept = y.shape
         ctx.dims = dims
-        ctx.save_for_backward(x, y)
-        return y if keepdim else drop_dims(y, dims)
+        out = y if keepdim else drop_dims(y, dims)
+        ctx.save_for_backward(x, out)  # the output itself, so create_graph sees its graph
+        return out
 
     @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
+        y = y.reshape(ctx.kept)
         grad = grad.reshape(ctx.kept)
         if np.all(x.data != 0):
             return grad * y / x, None, None
