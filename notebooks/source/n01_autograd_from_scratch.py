@@ -16,9 +16,9 @@ CELLS = [
 4. the same with tensors: a linear layer, broadcasting, and why the bias
    gradient is a sum over the batch.
 
-`autodiff` has PyTorch's API: every cell below runs with `import torch` in place
-of `import autodiff as torch`.  Run the cells top to bottom; the exercises are at
-the end.
+`autodiff` has PyTorch's API: apart from the drawings (`visualize`) and the look
+at the engine's order (`autodiff.engine`), each line below is PyTorch code with
+`torch` renamed `autodiff`.  Run the cells top to bottom; the exercises are at the end.
 """,
     ),
     (

@@ -147,6 +147,8 @@ try:
     autodiff.gradcheck(SoftplusForgetsGrad.apply, (x,))
 except autodiff.GradcheckError as error:
     print(error)
+else:
+    raise AssertionError("gradcheck should have caught bug 1")
 """,
     ),
     (
@@ -209,6 +211,8 @@ try:
     assert_gradients_match(SoftplusForgetsGrad.apply, x)
 except AssertionError as error:
     print(str(error).splitlines()[0])
+else:
+    raise AssertionError("assert_gradients_match should have caught bug 1")
 """,
     ),
     (
@@ -264,13 +268,15 @@ except AssertionError as error:
     print(str(error).splitlines()[0])
     print()
     print(error.__notes__[0])  # the shrunk input that Hypothesis reports
+else:
+    raise AssertionError("the property test should have caught bug 2")
 """,
     ),
     (
         "markdown",
         r"""
-Hypothesis found a failure and shrank it to a **scalar** $x = -1$: no shape,
-no large numbers, just the sign.  That points straight at the bug.  Plotting the
+Hypothesis found a failure and shrank it to a **single negative number** (a 0-d
+tensor): no shape, no large values, just the sign.  That points straight at the bug.  Plotting the
 three derivatives makes it plain too:
 """,
     ),
