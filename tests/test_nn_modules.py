@@ -550,3 +550,32 @@ def test_module_without_forward_says_so():
         NotImplementedError, match=r'Module \[Empty\] is missing the required "forward"'
     ):
         Empty()(1)
+
+
+def test_full_backward_pre_hook_can_scale_the_output_gradient():
+    layer = nn.Linear(3, 2)
+    seen = []
+    layer.register_full_backward_pre_hook(lambda m, grad_output: (grad_output[0] * 2,))
+    layer.register_full_backward_hook(lambda m, gi, go: seen.append(go[0].data.copy()))
+    x = autodiff.randn(4, 3, requires_grad=True)
+    layer(x).sum().backward()
+    np.testing.assert_allclose(seen[0], 2.0)  # the backward hook sees the replaced gradient
+    np.testing.assert_allclose(x.grad.data, 2 * np.ones((4, 2)) @ layer.weight.data, rtol=1e-6)
+    np.testing.assert_allclose(layer.bias.grad.data, [8.0, 8.0])
+
+
+def test_forward_hooks_with_kwargs():
+    class Scale(nn.Module):
+        def forward(self, x, factor=1.0):
+            return x * factor
+
+    module = Scale()
+    module.register_forward_pre_hook(
+        lambda m, args, kwargs: (args, {"factor": 3.0}), with_kwargs=True
+    )
+    calls = []
+    module.register_forward_hook(
+        lambda m, args, kwargs, out: calls.append(kwargs), with_kwargs=True
+    )
+    assert module(autodiff.ones(1)).item() == 3.0
+    assert calls == [{"factor": 3.0}]
