@@ -831,3 +831,29 @@ def test_matches_pytorch(op, data, seed):
         g = np.zeros(arrays_[i].shape) if g is None else g.data
         h = np.zeros(arrays_[i].shape) if h is None else h.numpy()
         np.testing.assert_allclose(g, h, rtol=1e-9, atol=1e-12, err_msg=f"{op.name}: input {i}")
+
+
+# Rows whose constant operand is a float64 NumPy array: NumPy 2 promotes to float64.
+_FLOAT64_CONSTANTS = {
+    "radd_array",
+    "rsub_array",
+    "rmul_array",
+    "rdiv_array",
+    "div_by_array",
+    "rmatmul_array",
+}
+
+
+@pytest.mark.parametrize("op", [op for op in OPS if op.name not in _FLOAT64_CONSTANTS], ids=repr)
+@settings(max_examples=5)
+@given(data=st.data())
+def test_float32_stays_float32(op, data):
+    arrays_, params = data.draw(op.inputs)
+    xs = [autodiff.tensor(a.astype(np.float32), requires_grad=op.grad) for a in arrays_]
+    outs = [o for o in _as_list(op.fn(autodiff, *xs, **params)) if o.dtype.kind == "f"]
+    for out in outs:
+        assert out.dtype == np.float32, f"{op.name}: float32 inputs give {out.dtype}"
+    if op.grad and outs:
+        grads = autodiff.grad(outs, xs, [autodiff.ones_like(o) for o in outs], allow_unused=True)
+        for g in grads:
+            assert g is None or g.dtype == np.float32
