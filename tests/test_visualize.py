@@ -222,8 +222,9 @@ def test_trace_backward_table_text_and_html():
         "d(out)/d(in)",
         "dL/d(inputs)",
     ]
-    assert "SumBackward" in text and "() = 1" in text and "(2) = [1, 1]" in text
-    assert "AccumulateGrad -> x.grad" in text and "(2) = [2, 4]" in text
+    assert "SumBackward" in text and "() = 1" in text and "(2,) = [1, 1]" in text
+    assert "x: (2,) = [1, 2]; y: (2,) = [1, 2]" in text  # named by Mul's rule
+    assert "AccumulateGrad -> x.grad" in text and "(2,) = [2, 4]" in text
     assert [s.op for s in trace] == ["SumBackward", "MulBackward", "AccumulateGrad"]
     html = trace._repr_html_()
     assert html.startswith("<table>") and html.count("<tr") == 4

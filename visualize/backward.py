@@ -25,7 +25,7 @@ from autodiff.grad_mode import no_grad
 from autodiff.ops.shape import sum_to_shape
 from autodiff.tensor import Tensor
 
-from .trace import _root_nodes, op_rule, summarize, trace_graph
+from .trace import _root_nodes, input_names, op_rule, summarize, trace_graph
 
 SMALL = 6  # tensors with at most this many elements show their values
 
@@ -54,6 +54,7 @@ class BackwardStep:
     grad_input_values: list = field(default_factory=list)
     input_ids: list = field(default_factory=list)
     grad_output_summary: str = ""
+    input_names: list = field(default_factory=list)  # the rule's names, e.g. ["X", "W"]
     # (input node id, summary of the gradient accumulated for it so far) after this step
     updates: list = field(default_factory=list)
 
@@ -63,7 +64,7 @@ class BackwardStep:
 
 
 def _shape(shape) -> str:
-    return "()" if len(shape) == 0 else "(" + ", ".join(str(s) for s in shape) + ")"
+    return str(tuple(int(n) for n in shape))
 
 
 def _jacobian(out_shape, in_shape) -> str:
@@ -100,14 +101,20 @@ class BackwardTrace:
             if s.is_accumulate:
                 rows.append([str(s.step), f"AccumulateGrad -> {s.target}.grad", grad_out, "", ""])
                 continue
-            jac = "; ".join(j if j else "-" for j in s.jacobians)
-            grads = []
-            for shape, value in zip(s.grad_inputs, s.grad_input_values):
-                if shape is None:
-                    grads.append("None")
-                else:
-                    grads.append(_shape(shape) + (f" = {value}" if value is not None else ""))
-            rows.append([str(s.step), s.op, grad_out, jac, "; ".join(grads)])
+            # Inputs named by the rule ("X: ...; W: ...") when it names them all;
+            # otherwise only the inputs that receive a gradient.
+            names = s.input_names or [None] * len(s.grad_inputs)
+            jacs, grads = [], []
+            for name, jac, shape, value in zip(
+                names, s.jacobians, s.grad_inputs, s.grad_input_values
+            ):
+                if shape is None and name is None:
+                    continue
+                prefix = f"{name}: " if name else ""
+                jacs.append(prefix + (jac or "-"))
+                text = "no grad" if shape is None else _shape(shape)
+                grads.append(prefix + text + (f" = {value}" if value is not None else ""))
+            rows.append([str(s.step), s.op, grad_out, "; ".join(jacs), "; ".join(grads)])
         return rows
 
     HEADER = ("step", "op", "dL/d(output)", "local Jacobian d(out)/d(in)", "dL/d(inputs)")
@@ -157,10 +164,11 @@ def trace_backward(loss, gradient=None, params=None, small: int = SMALL) -> Back
 
         x = autodiff.tensor([1.0, 2.0], requires_grad=True); x.name = "x"
         print(trace_backward((x * x).sum()))
-        # step  op              dL/d(output)  local Jacobian d(out)/d(in)  dL/d(inputs)
-        # 1     SumBackward     () = 1        ()x(2) = 1x2                 (2) = [1, 1]
-        # 2     MulBackward     (2) = [1, 1]  (2)x(2) = 2x2; (2)x(2) = 2x2 (2) = [1, 2]; (2) = [1, 2]
-        # 3     AccumulateGrad -> x.grad  (2) = [2, 4]
+        # step  op                        dL/d(output)   local Jacobian d(out)/d(in)             dL/d(inputs)
+        # ----  ------------------------  -------------  --------------------------------------  ----------------------------------
+        # 1     SumBackward               () = 1         ()x(2,) = 1x2                           (2,) = [1, 1]
+        # 2     MulBackward               (2,) = [1, 1]  x: (2,)x(2,) = 2x2; y: (2,)x(2,) = 2x2  x: (2,) = [1, 2]; y: (2,) = [1, 2]
+        # 3     AccumulateGrad -> x.grad  (2,) = [2, 4]
     """
     if not isinstance(loss, Tensor):
         raise TypeError(f"trace_backward: expected a Tensor, got {type(loss).__name__}")
@@ -221,6 +229,7 @@ def trace_backward(loss, gradient=None, params=None, small: int = SMALL) -> Back
                 tuple(grad.shape),
                 value(grad.data),
                 grad_output_summary=summarize(grad.data),
+                input_names=input_names(op_rule(node.function)[1], len(node.next_functions)),
             )
             for child, g in zip(node.next_functions, input_grads, strict=False):
                 if child is None or g is None:

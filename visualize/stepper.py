@@ -125,16 +125,19 @@ def _step_text(step, total, names) -> str:
     ]
     if step.rule:
         lines.append("rule: " + "   ".join(step.rule.splitlines()))
+    rule_names = step.input_names or [None] * len(step.input_ids)
     for index, (target, shape, jac, value) in enumerate(
         zip(step.input_ids, step.grad_inputs, step.jacobians, step.grad_input_values)
     ):
+        which = f"input {rule_names[index]}" if rule_names[index] else f"input {index}"
         if target is None:
-            lines.append(f"input {index}: no gradient")
+            if rule_names[index]:  # a tensor input that takes no gradient
+                lines.append(f"{which}: no gradient (a constant)")
             continue
         shown = f" = {value}" if value is not None else ""
         lines.append(
-            f"input {index} ({names.get(target) or target}): sends a gradient of shape "
-            f"{shape}{shown}   (Jacobian {jac})"
+            f"{which} ({names.get(target) or target}): gets dL/d{rule_names[index] or 'x'} of "
+            f"shape {shape}{shown}   (Jacobian {jac})"
         )
     return "\n".join(lines)
 
