@@ -303,3 +303,30 @@ def test_step_lr_and_cosine_by_formula():
         assert sched.get_last_lr()[0] == pytest.approx(expected)
     state = sched.state_dict()
     assert "optimizer" not in state and state["last_epoch"] == 5
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    ("name", "kwargs"), [("Adam", {"lr": 0.01}), ("SGD", {"lr": 0.05, "momentum": 0.9})]
+)
+def test_pytorch_optimizer_state_dict_loads_and_continues_its_trajectory(torch, name, kwargs):
+    A, b, _, _ = quadratic_problem()
+    theirs_traj, _ = run_theirs(torch, name, kwargs, steps=6)
+    _, _, (w, v) = run_ours(name, kwargs, steps=0)
+    # start ours where PyTorch was after 3 steps, with PyTorch's optimizer state
+    _, topt3 = run_theirs(torch, name, kwargs, steps=3)
+    w3, v3 = (p.detach().numpy() for p in topt3.param_groups[0]["params"])
+    w.data[...], v.data[...] = w3, v3
+    ours = getattr(optim, name)([w, v], **kwargs)
+    ours.load_state_dict(topt3.state_dict())
+    for step in range(3, 6):
+        ours.zero_grad()
+        loss = (
+            ((autodiff.tensor(A) @ w - autodiff.tensor(b)) ** 2).sum()
+            + (v**4).sum() / 4
+            - (v**2).sum()
+        )
+        loss.backward()
+        ours.step()
+        np.testing.assert_allclose(w.data, theirs_traj[step][0], rtol=1e-10, err_msg=f"step {step}")
+        np.testing.assert_allclose(v.data, theirs_traj[step][1], rtol=1e-10, err_msg=f"step {step}")
