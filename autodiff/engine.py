@@ -118,12 +118,16 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, na
                 continue
             if node.pre_hooks:
                 grad = _run_hooks(node.pre_hooks, grad)
-            if captured is not None and node in captured:
-                captured[node] = grad
             if type(node) is AccumulateGrad:
+                if node.variable._hooks:  # a leaf's hooks, for backward and grad alike
+                    grad = _run_hooks(node.variable._hooks, grad)
                 if captured is None:
                     finished.append((node, grad))
+                elif node in captured:
+                    captured[node] = grad
                 continue
+            if captured is not None and node in captured:
+                captured[node] = grad
             if node.retained is not None:
                 finished.append((node, grad))
             _propagate(node, grad, pending)
@@ -206,8 +210,7 @@ def _store(grad: Tensor, create_graph: bool, handed_out: set) -> Tensor:
 
 
 def _accumulate(leaf: Tensor, grad: Tensor, create_graph: bool, handed_out: set) -> None:
-    if leaf._hooks:
-        grad = _run_hooks(leaf._hooks, grad)
+    """Add ``grad`` (the leaf's hooks already applied) into ``leaf.grad``."""
     if leaf._grad is None:
         leaf._grad = _store(grad, create_graph, handed_out)
     elif create_graph or leaf._grad._requires_grad:

@@ -202,6 +202,17 @@ def test_leaf_hook_sees_and_replaces_the_gradient():
     np.testing.assert_allclose(x.grad.data, [2.0, 2.0])
 
 
+def test_leaf_hook_runs_for_autodiff_grad_too():
+    # Regression: leaf hooks ran only when accumulating into .grad; PyTorch runs them
+    # for torch.autograd.grad as well, and returns the hook's gradient.
+    x = leaf([1.0, 2.0])
+    x.register_hook(lambda g: g * 10)
+    (g,) = autodiff.grad((x * 2).sum(), x)
+    np.testing.assert_allclose(g.data, [20.0, 20.0])
+    (x * 2).sum().backward(inputs=[x])
+    np.testing.assert_allclose(x.grad.data, [20.0, 20.0])  # hooked once, not twice
+
+
 def test_non_leaf_hook_changes_what_flows_upstream():
     x = leaf([1.0, 2.0])
     y = x * 3
