@@ -173,6 +173,35 @@ def test_step_numbers_equal_the_engine_order(program):
     assert [s.step for s in trace.steps] == list(range(1, len(names) + 1))
 
 
+def test_nodes_that_receive_no_gradient_are_skipped_like_the_engine(tmp_path):
+    class StopGradient(autodiff.Function):
+        """y = x        dL/dx = 0 (returned as None)"""
+
+        @staticmethod
+        def forward(ctx, x):
+            return x.copy()
+
+        @staticmethod
+        def backward(ctx, grad):
+            return None
+
+    a, b = leaf([1.0, 2.0], "a"), leaf([3.0, -1.0], "b")
+    loss = (StopGradient.apply(a.exp()) * b).sum()
+    trace = visualize.trace_backward(loss)
+    engine = _engine_order(loss)
+    assert [s.op for s in trace.steps] == [n.name() for n in engine]
+    assert sorted(s.op for s in trace.steps) == [
+        "AccumulateGrad",
+        "MulBackward",
+        "StopGradientBackward",
+        "SumBackward",
+    ]  # fmt: skip  (Exp and a's AccumulateGrad are never reached)
+    assert a.grad is None and list(trace.grads) == ["b"]
+    if HAS_DOT:
+        page = Path(visualize.backward_stepper(loss, tmp_path / "s.html")).read_text()
+        assert "not reached" in page and "Exp" in page  # drawn, but never processed
+
+
 # -- trace_backward -------------------------------------------------------------------------
 
 

@@ -144,7 +144,8 @@ def op_label(op, show_rules=False, show_order=False) -> str:
     rows = []
     head = f"<B>{_e(op.name)}</B>"
     if show_order:
-        head = f'<FONT COLOR="#1155cc" POINT-SIZE="10">step {op.step}</FONT>  ' + head
+        step = f"step {op.step}" if op.step else "not reached"
+        head = f'<FONT COLOR="#1155cc" POINT-SIZE="10">{step}</FONT>  ' + head
     rows.append(head)
     if show_rules:
         if op.formula:

@@ -182,9 +182,16 @@ def backward_stepper(
         by_id[tensor_id] = dataclasses.replace(
             by_id[tensor_id], grad=history[-1][1], grad_note=None
         )
+    # Number the picture like the steps (they differ only if some node receives no
+    # gradient, e.g. from a custom backward returning None, and is skipped).
+    step_of = {s.node_id: s.step for s in trace.steps}
+    for tensor_id, tensor in by_id.items():
+        if tensor.producer is None:
+            by_id[tensor_id] = dataclasses.replace(tensor, step=step_of.get(tensor_id))
     graph = dataclasses.replace(
         graph,
         tensors=[by_id[t.id] for t in graph.tensors],
+        ops=[dataclasses.replace(op, step=step_of.get(op.id, 0)) for op in graph.ops],
         backward_done=True,
         note="backward step by step: grad = dL/d(tensor)",
     )
