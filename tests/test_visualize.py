@@ -195,7 +195,7 @@ def test_nodes_that_receive_no_gradient_are_skipped_like_the_engine(tmp_path):
         "MulBackward",
         "StopGradientBackward",
         "SumBackward",
-    ]  # fmt: skip  (Exp and a's AccumulateGrad are never reached)
+    ]  # Exp and the AccumulateGrad of a are never reached
     assert a.grad is None and list(trace.grads) == ["b"]
     if HAS_DOT:
         page = Path(visualize.backward_stepper(loss, tmp_path / "s.html")).read_text()
