@@ -94,7 +94,10 @@ def draw_graph(
     ellipse per op (with ``show_rules`` its forward formula and local derivative
     rule, e.g. ``dL/dx = dL/dz * y``; with ``show_order`` its step in the order
     ``backward()`` processes the graph).  Before ``backward()`` the picture says
-    that there are no gradients yet instead of showing zeros.
+    that there are no gradients yet instead of showing zeros.  Gradients shown are
+    what the engine stored: the leaves' ``.grad`` (which accumulates over backward
+    calls until zeroed) and intermediate gradients kept by ``retain_grad()`` or
+    :func:`retain_grads`; values of temporaries need :func:`keep_values`.
 
     ``params``: ``dict(model.named_parameters())`` or the model, to name parameters.
     ``modules``: draw ``nn.Module`` clusters (None: when the forward pass ran inside
