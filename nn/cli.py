@@ -285,7 +285,8 @@ def command_train(args) -> int:
     print(model)
     print(
         f"Training on {data.name} ({len(data.train)} train / {len(data.test)} test images): "
-        f"{args.model}, {optimizer_name} lr={lr:g}, batch size {batch_size}, {epochs} epochs"
+        f"{args.model}, {optimizer_name} lr={lr:g}, batch size {batch_size}, "
+        f"{epochs} epoch{'' if epochs == 1 else 's'}"
         + (f", seed {args.seed}" if args.seed is not None else "")
     )
     loss_fn = nn.CrossEntropyLoss()

@@ -252,3 +252,18 @@ def test_graph_renders_an_svg(tmp_path, capsys):
     status, _, err = run(capsys, "graph", "--model", "mlp", "--out", tmp_path / "mlp.svg")
     assert status == 0, err
     assert "<svg" in (tmp_path / "mlp.svg").read_text()
+
+
+def test_runs_as_a_module_with_argparse_errors():
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-m", "nn.cli", "train", "--bogus"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "autodiff: error: unrecognized arguments: --bogus" in result.stderr
+    assert result.stdout == ""
