@@ -603,3 +603,16 @@ def test_default_initialisation_has_pytorch_bounds(shape):
         # both spread over the whole interval: the largest values are near the bound
         assert np.abs(a).max() > 0.8 * bound
         assert a.std() == pytest.approx(bound / np.sqrt(3), rel=0.25)
+
+
+def test_load_state_dict_accepts_pytorch_tensors_directly():
+    ours, theirs = _lecture_models()
+    result = ours.load_state_dict(theirs.state_dict())  # torch tensors, not NumPy arrays
+    assert repr(result) == "<All keys matched successfully>"
+    x = np.random.default_rng(11).random((2, 1, 28, 28), dtype=np.float32)
+    np.testing.assert_allclose(
+        ours(autodiff.tensor(x)).data,
+        theirs(torch.tensor(x)).detach().numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
