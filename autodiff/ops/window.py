@@ -111,16 +111,17 @@ def window_argmax(x: np.ndarray, kernel_size, stride, dilation, out_hw) -> np.nd
     return taps
 
 
-def _flat_positions(taps, input_hw, kernel_size, stride, dilation):
-    """Index into the flattened (H * W) plane of the input read by each window's tap."""
+def _flat_index(taps, input_shape, kernel_size, stride, dilation):
+    """Index into the flattened input (N*C*H*W) of the element each window's tap reads."""
     (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
+    n, c, h, w = input_shape
     oh, ow = taps.shape[2:]
-    width = input_hw[1]
-    # offset of tap p * kw + q from its window's corner (a lookup: divmod of every
-    # tap was slower than the gather itself, measured)
-    offsets = (np.arange(kh)[:, None] * dh * width + np.arange(kw)[None, :] * dw).ravel()
-    corners = np.arange(oh)[:, None] * sh * width + np.arange(ow)[None, :] * sw
-    return (offsets[taps] + corners).reshape(*taps.shape[:2], oh * ow)
+    # offset of tap p * kw + q from its window's corner: a lookup table (divmod
+    # of every tap was slower than the gather itself, measured)
+    offsets = (np.arange(kh)[:, None] * dh * w + np.arange(kw)[None, :] * dw).ravel()
+    corners = np.arange(oh)[:, None] * sh * w + np.arange(ow)[None, :] * sw  # (oh, ow)
+    planes = (np.arange(n * c) * (h * w)).reshape(n, c, 1, 1)  # start of each (n, c) plane
+    return offsets[taps] + (corners + planes)
 
 
 def _overlapping(kernel_size, stride, dilation) -> bool:
@@ -130,22 +131,23 @@ def _overlapping(kernel_size, stride, dilation) -> bool:
 class GatherTaps(Function):
     """y[n, c, i, j] = x[n, c, i sh + p dh, j sw + q dw] at the tap (p, q) = taps[n, c, i, j]
     dL/dx = dL/dy added back at those taps (ScatterTaps)
+
+    ``index`` is the same choice as positions in the flattened input (one
+    1-D ``take``: np.take_along_axis and put_along_axis build an index grid
+    per call and were 3x slower, measured).
     """
 
     op_name = "max_pool2d"
 
     @staticmethod
-    def forward(ctx, x, taps, kernel_size, stride, dilation):
+    def forward(ctx, x, taps, index, kernel_size, stride, dilation):
         ctx.input_shape = x.shape
-        ctx.params = (taps, kernel_size, stride, dilation)
-        n, c, h, w = x.shape
-        positions = _flat_positions(taps, (h, w), kernel_size, stride, dilation)
-        values = np.take_along_axis(x.reshape(n, c, h * w), positions, axis=2)
-        return values.reshape(taps.shape)
+        ctx.params = (taps, index, kernel_size, stride, dilation)
+        return np.take(x.reshape(-1), index)
 
     @staticmethod
     def backward(ctx, grad):
-        return ScatterTaps.apply(grad, ctx.input_shape, *ctx.params), None, None, None, None
+        return ScatterTaps.apply(grad, ctx.input_shape, *ctx.params), None, None, None, None, None
 
 
 class ScatterTaps(Function):
@@ -154,24 +156,22 @@ class ScatterTaps(Function):
     op_name = "max_pool2d backward"
 
     @staticmethod
-    def forward(ctx, g, input_shape, taps, kernel_size, stride, dilation):
-        ctx.params = (taps, kernel_size, stride, dilation)
-        n, c, h, w = input_shape
+    def forward(ctx, g, input_shape, taps, index, kernel_size, stride, dilation):
+        ctx.params = (taps, index, kernel_size, stride, dilation)
         out = np.zeros(input_shape, dtype=g.dtype)
         if not _overlapping(kernel_size, stride, dilation):
             # each input position is in at most one window: a plain scatter
-            positions = _flat_positions(taps, (h, w), kernel_size, stride, dilation)
-            flat = out.reshape(n, c, h * w)
-            np.put_along_axis(flat, positions, g.reshape(positions.shape), axis=2)
+            out.reshape(-1)[index.reshape(-1)] = g.reshape(-1)
             return out
-        slices = _tap_slices((h, w), taps.shape[2:], kernel_size, stride, dilation)
+        # overlapping windows: add tap by tap, in the fold's order
+        slices = _tap_slices(input_shape[2:], taps.shape[2:], kernel_size, stride, dilation)
         for tap, (rows, cols) in enumerate(slices):
             out[:, :, rows, cols] += np.where(taps == tap, g, 0)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        return GatherTaps.apply(grad, *ctx.params), None, None, None, None, None
+        return GatherTaps.apply(grad, *ctx.params), None, None, None, None, None, None
 
 
 def window_max(x, kernel_size, stride, dilation, out_hw):
@@ -182,7 +182,8 @@ def window_max(x, kernel_size, stride, dilation, out_hw):
     Equal, values and gradients, to ``windows(x).reshape(..., kh*kw).max(dim=-1)``.
     """
     taps = window_argmax(x.data, kernel_size, stride, dilation, out_hw)
-    return GatherTaps.apply(x, taps, kernel_size, stride, dilation), taps
+    index = _flat_index(taps, x.shape, kernel_size, stride, dilation)
+    return GatherTaps.apply(x, taps, index, kernel_size, stride, dilation), taps
 
 
 # -- im2col: the matrix of windows that convolution multiplies ------------------
