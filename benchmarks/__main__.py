@@ -7,6 +7,7 @@ Workloads (all of them when none is named):
   scaling   the MLP with batch sizes 16, 64 and 256
   lecture   the lecture's code end to end (DataLoader + FashionMNIST + ToTensor)
   cnn       the small CNN's training epoch
+  layers    Conv2d and MaxPool2d forward + backward (benchmarks/bench_layers.py)
   memory    peak memory growth of the MLP epoch (one subprocess per engine)
 
 ``--profile WORKLOAD`` runs one workload of this engine alone under cProfile
@@ -22,7 +23,7 @@ from __future__ import annotations
 import argparse
 import time
 
-WORKLOADS = ("ops", "mlp", "scaling", "lecture", "cnn", "memory")
+WORKLOADS = ("ops", "mlp", "scaling", "lecture", "cnn", "layers", "memory")
 
 
 def parse(argv=None):
@@ -36,7 +37,18 @@ def parse(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer batches, scaled to an epoch")
     parser.add_argument("--threads", type=int, default=1, help="threads per engine (default 1)")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds per workload")
-    parser.add_argument("--profile", choices=WORKLOADS[:5], help="cProfile one workload instead")
+    parser.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="cpu: the process's CPU time (default; robust on a shared machine, used "
+        "only with --threads 1), wall: perf_counter",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("ops", "mlp", "scaling", "lecture", "cnn"),
+        help="cProfile one workload instead",
+    )
     parser.add_argument(
         "--keep-openblas-env",
         action="store_true",
@@ -56,7 +68,7 @@ def main(argv=None) -> None:
     # Threads must be fixed before NumPy is imported (below, by the workloads).
     from .common import Table, configure_threads, machine_description
 
-    notes = configure_threads(args.threads, args.keep_openblas_env)
+    notes = configure_threads(args.threads, args.keep_openblas_env, args.clock)
     if args.profile:
         from .profile import profile
 
@@ -84,6 +96,10 @@ def main(argv=None) -> None:
             bench_lecture.run(table, repeats=repeats, quick=args.quick)
         elif workload == "cnn":
             bench_cnn.run(table, repeats=repeats, quick=args.quick)
+        elif workload == "layers":
+            from . import bench_layers
+
+            bench_layers.run(table, repeats=repeats, quick=args.quick)
         elif workload == "memory":
             bench_memory.run(table, quick=args.quick, threads=args.threads)
     print(f"\n({time.perf_counter() - start:.0f} s; medians of {repeats} interleaved rounds)")

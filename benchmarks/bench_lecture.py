@@ -14,13 +14,12 @@ round trip (torchvision is not a dependency here), so it is a slightly
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from . import bench_mlp
-from .common import import_torch, interleaved
+from .common import import_torch, interleaved, now
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -42,7 +41,7 @@ def write_fashion_mnist(root: Path, n_train: int, n_test: int) -> None:
 
 def _lecture_loops(model, loss_fn, optimizer, train_loader, test_loader, no_grad):
     """The quickstart's train() and test() loops, for either engine."""
-    start = time.perf_counter()
+    start = now()
     model.train()
     for batch, (x, y) in enumerate(train_loader):
         pred = model(x)
@@ -59,7 +58,7 @@ def _lecture_loops(model, loss_fn, optimizer, train_loader, test_loader, no_grad
             pred = model(x)
             test_loss += loss_fn(pred, y).item()
             correct += (pred.argmax(1) == y).float().sum().item()
-    return time.perf_counter() - start
+    return now() - start
 
 
 def autodiff_case(root, state, batch_size):

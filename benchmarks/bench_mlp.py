@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 
 import numpy as np
 
-from .common import import_torch, interleaved
+from .common import import_torch, interleaved, now
 
 N_IMAGES = 60_000
 SIZES = (784, 512, 512, 10)
@@ -89,27 +88,27 @@ def autodiff_epoch(model, loss_fn, optimizer, data):
     import autodiff
 
     model.train()
-    start = time.perf_counter()
+    start = now()
     for x, y in data:
         loss = loss_fn(model(autodiff.tensor(x)), autodiff.tensor(y))
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    return time.perf_counter() - start
+    return now() - start
 
 
 def autodiff_test(model, loss_fn, data):
     import autodiff
 
     model.eval()
-    start = time.perf_counter()
+    start = now()
     correct = total = 0.0
     with autodiff.no_grad():
         for x, y in data:
             pred = model(autodiff.tensor(x))
             total += loss_fn(pred, autodiff.tensor(y)).item()
             correct += (pred.argmax(1) == autodiff.tensor(y)).float().sum().item()
-    return time.perf_counter() - start
+    return now() - start
 
 
 # -- PyTorch -----------------------------------------------------------------------
@@ -135,26 +134,26 @@ def torch_batches(data):
 
 def torch_epoch(model, loss_fn, optimizer, data):
     model.train()
-    start = time.perf_counter()
+    start = now()
     for x, y in data:
         loss = loss_fn(model(x), y)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    return time.perf_counter() - start
+    return now() - start
 
 
 def torch_test(model, loss_fn, data):
     torch = import_torch()
     model.eval()
-    start = time.perf_counter()
+    start = now()
     correct = total = 0.0
     with torch.no_grad():
         for x, y in data:
             pred = model(x)
             total += loss_fn(pred, y).item()
             correct += (pred.argmax(1) == y).type(torch.float).sum().item()
-    return time.perf_counter() - start
+    return now() - start
 
 
 # -- the NumPy floor ---------------------------------------------------------------
@@ -202,17 +201,17 @@ class NumpyMLP:
 
 
 def numpy_epoch(model, data):
-    start = time.perf_counter()
+    start = now()
     for x, y in data:
         model.step(x, y)
-    return time.perf_counter() - start
+    return now() - start
 
 
 def numpy_test(model, data):
-    start = time.perf_counter()
+    start = now()
     for x, y in data:
         model.test(x, y)
-    return time.perf_counter() - start
+    return now() - start
 
 
 def have_nn() -> bool:

@@ -10,11 +10,9 @@ the hand-written vector-Jacobian products, with no graph: the floor.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from .common import import_torch, interleaved
+from .common import import_torch, interleaved, now
 
 OPS = ("mul", "add", "tanh", "sub", "sigmoid", "exp")
 
@@ -41,7 +39,7 @@ def _chain(x, n_ops):
 
 def _numpy_case(x0, upstream, n_ops):
     def run():
-        start = time.perf_counter()
+        start = now()
         saved = []
         y = x0
         for i in range(n_ops):
@@ -59,7 +57,7 @@ def _numpy_case(x0, upstream, n_ops):
             else:
                 y = np.exp(y)
             saved.append(y)
-        middle = time.perf_counter()
+        middle = now()
         grad = upstream
         for i in reversed(range(n_ops)):
             op = OPS[i % len(OPS)]
@@ -73,7 +71,7 @@ def _numpy_case(x0, upstream, n_ops):
             elif op == "exp":
                 grad = grad * out
             # add and sub pass the gradient through unchanged
-        end = time.perf_counter()
+        end = now()
         return {"forward": (middle - start) / n_ops, "backward": (end - middle) / n_ops}
 
     return run
@@ -82,11 +80,11 @@ def _numpy_case(x0, upstream, n_ops):
 def _tensor_case(x, upstream, n_ops):
     def run():
         x.grad = None
-        start = time.perf_counter()
+        start = now()
         y = _chain(x, n_ops)
-        middle = time.perf_counter()
+        middle = now()
         y.backward(upstream)
-        end = time.perf_counter()
+        end = now()
         return {"forward": (middle - start) / n_ops, "backward": (end - middle) / n_ops}
 
     return run
