@@ -252,9 +252,33 @@ plt.show()
     (
         "markdown",
         r"""
-In the engine, `max_pool2d` is the unfold view followed by a maximum over the
-last two axes: no special backward is written for it.  The maximum's rule
-(the gradient goes to the argmax) and the fold do all the routing.
+Max pooling needs no rule of its own: it is the unfold view followed by a
+maximum over each window, and the maximum's rule (the gradient goes to the
+argmax) and the fold do all the routing.  Written with the engine's operations:
+""",
+    ),
+    (
+        "code",
+        r"""
+def max_pool2d_by_hand(x, k):
+    windows = Windows2d.apply(x, (k, k), (k, k), (1, 1))  # (N, C, oh, ow, k, k), stride k, a view
+    N, C, oh, ow = windows.shape[:4]
+    values, _ = windows.reshape(N, C, oh, ow, k * k).max(dim=-1)  # (N, C, oh, ow)
+    return values
+
+
+x.grad = None
+y_by_hand = max_pool2d_by_hand(x, 2)
+y_by_hand.backward(upstream)
+print("same output as F.max_pool2d:  ", np.array_equal(y_by_hand.detach().numpy(), y_max.detach().numpy()))
+print("same gradient as F.max_pool2d:", np.array_equal(x.grad.numpy(), grad_max.numpy()))
+""",
+    ),
+    (
+        "markdown",
+        r"""
+(`F.max_pool2d` computes exactly this, with the reshape and the maximum fused
+into one primitive for speed.)
 
 ## 4. A backward trace through a small CNN
 
@@ -289,7 +313,7 @@ The same graph drawn, with the step numbers of the table and the loss collapsed
 into one box.  Inside the `Conv2d` cluster, the convolution is reshapes,
 permutes and one matrix product (the input does not require a gradient, so its
 unfold is not recorded: only the weight's path is); inside `MaxPool2d`, the
-`Windows2d` view is followed by the operations that pick each window's maximum.
+operations that take each window's maximum.
 """,
     ),
     (
@@ -456,9 +480,10 @@ for name, model in (("CNN", cnn), ("MLP", mlp)):
         r"""
 ## Exercises
 
-1. Write `max_pool2d_by_hand(x, k)` with `Windows2d` and `amax` over the last two
-   axes, and check its output and gradient against `F.max_pool2d`.  What happens to
-   the gradient when two entries of a window tie for the maximum?
+1. Feed `max_pool2d_by_hand` and `F.max_pool2d` a window in which two entries tie
+   for the maximum.  Where does the gradient go?  Now use `amax` over the last two
+   axes instead of `max(dim=-1)`: what does `amax` do with ties, and which choice
+   does PyTorch make?
 2. Add stride to `conv2d_by_hand` (the second argument of `Windows2d.apply`).  For an
    8x8 input, a 3x3 kernel and stride 2, predict the output shape before you run it.
 3. In section 2, which pixels of `x` receive the largest gradient from
