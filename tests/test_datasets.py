@@ -7,10 +7,14 @@ import gzip
 import hashlib
 import http.server
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import autodiff
 from nn import datasets
@@ -58,6 +62,21 @@ def test_idx_round_trip(tmp_path, gz, dtype):
     path = write_idx(tmp_path / ("a-idx3-ubyte" + (".gz" if gz else "")), array)
     back = read_idx(path)
     assert back.dtype == np.dtype(dtype) and back.dtype.isnative
+    np.testing.assert_array_equal(back, array)
+
+
+@settings(max_examples=25)
+@given(
+    array=hnp.arrays(
+        dtype=st.sampled_from([np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]),
+        shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=5),
+    ),
+    gz=st.booleans(),
+)
+def test_idx_round_trip_any_shape(tmp_path_factory, array, gz):
+    folder = tmp_path_factory.mktemp("idx")
+    back = read_idx(write_idx(folder / ("x.gz" if gz else "x"), array))
+    assert back.shape == array.shape and back.dtype == array.dtype
     np.testing.assert_array_equal(back, array)
 
 
@@ -190,7 +209,7 @@ def test_unwritable_root_is_a_clear_error(tmp_path):
 # -- downloads from a local server ---------------------------------------------------------
 class Handler(http.server.BaseHTTPRequestHandler):
     """Routes: /good/<f> serves f; /wrong/<f> serves other bytes; /cut/<f> sends half and
-    hangs up; anything else is a 404."""
+    hangs up; /hang/<f> answers too late; anything else is a 404."""
 
     files: dict[str, bytes] = {}
     log: list[str] = []
@@ -199,6 +218,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         type(self).log.append(self.path)
         _, route, name = self.path.split("/", 2)
         body = self.files.get(name)
+        if route == "hang":  # answers too late, and with the wrong bytes
+            time.sleep(1.5)
+            route = "wrong"
         if body is None or route not in ("good", "wrong", "cut"):
             self.send_error(404)
             return
@@ -297,6 +319,36 @@ def test_cut_connection_leaves_no_partial_file(server, tmp_path):
         FashionMNIST(tmp_path)
     # a later run with a working mirror completes the data set
     assert len(FashionMNIST(tmp_path, download=True, mirrors=[server + "/good"])) == 8
+
+
+def test_a_mirror_that_does_not_answer_in_time_is_skipped(server, tmp_path, capsys):
+    mirrors = [server + "/hang", server + "/good"]
+    ds = FashionMNIST(tmp_path, train=False, download=True, mirrors=mirrors, timeout=0.3)
+    assert len(ds) == 4
+    # had the client waited, the late answer's wrong bytes would have been reported
+    assert "MD5 mismatch" not in capsys.readouterr().err
+    assert listing(tmp_path) == sorted(name for name, _ in FashionMNIST.resources)
+
+
+def test_an_interrupted_download_leaves_no_file(server, tmp_path, monkeypatch):
+    class Interrupting:
+        def update(self, n):
+            raise KeyboardInterrupt
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(datasets, "_progress_bar", lambda total, desc: Interrupting())
+    with pytest.raises(KeyboardInterrupt):
+        FashionMNIST(tmp_path, download=True, mirrors=[server + "/good"])
+    assert listing(tmp_path) == []
+
+
+def test_download_url_without_a_checksum(server, tmp_path):
+    path = datasets.download_url(
+        server + "/good/t10k-labels-idx1-ubyte.gz", tmp_path / "labels.gz", progress=False
+    )
+    assert read_idx(path).shape == (4,)
 
 
 def test_unreachable_mirrors_list_every_failure(tmp_path):
