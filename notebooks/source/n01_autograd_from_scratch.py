@@ -80,6 +80,8 @@ f = autodiff.tensor(-2.0, requires_grad=True)
 e = a * b
 d = e + c
 L = d * f
+for name, t in dict(a=a, b=b, c=c, f=f, e=e, d=d, L=L).items():
+    t.name = name  # only for the drawing below
 for t in (e, d, L):
     t.retain_grad()
 
@@ -92,9 +94,13 @@ for name, t in dict(a=a, b=b, c=c, f=f, e=e, d=d).items():
     (
         "markdown",
         r"""
-The graph the engine recorded, drawn with `visualize.draw_graph`: boxes are
-tensors (value and gradient), ellipses are operations with their local rule, and
-the numbers give the order in which backward visits the operations.
+The graph the engine recorded, drawn with `visualize.draw_graph`.  Blue boxes
+are the leaves, white ones the intermediate results, each with its value
+(`data`) and gradient (`grad`); the grey nodes are the operations, with their
+forward formula and local rule ($z = x y$: $\partial L/\partial x = \partial L/\partial z \cdot y$).
+The step numbers give the order in which backward visits the operations and
+writes each leaf's `.grad`.  (The names come from a `.name` attribute set on each
+tensor, only for the drawing.)
 """,
     ),
     (
@@ -102,7 +108,6 @@ the numbers give the order in which backward visits the operations.
         r"""
 visualize.draw_graph(
     L,
-    params={"a": a, "b": b, "c": c, "f": f},
     show_values=True,
     show_grads=True,
     show_rules=True,
@@ -267,7 +272,8 @@ print([node.name() for node in topological_order(L.grad_fn)])
 visualize.retain_grads(L)  # keep dL/du and dL/dt too, for the picture
 L.backward()
 print("dL/da =", a.grad.item())
-visualize.draw_graph(L, params={"a": a}, show_values=True, show_grads=True, show_order=True)
+a.name, u.name, t.name, L.name = "a", "u", "t", "L"
+visualize.draw_graph(L, show_values=True, show_grads=True, show_order=True)
 """,
     ),
     (
@@ -377,7 +383,8 @@ print("dL/dW == dL/dY^T X:", np.allclose(W.grad.numpy(), Y.grad.numpy().T @ X.nu
     (
         "code",
         r"""
-visualize.draw_graph(loss, params={"W": W, "b": b}, show_values=True, show_grads=True, rankdir="TB")
+W.name, b.name, Y.name, loss.name = "W", "b", "Y", "loss"
+visualize.draw_graph(loss, show_values=True, show_grads=True, rankdir="TB")
 """,
     ),
     (
