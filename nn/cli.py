@@ -321,6 +321,16 @@ def command_train(args) -> int:
     if args.save:
         _save(model, args.save)
         print(f"Saved model state to {args.save}")
+        # as the lecture does: a fresh model, the saved state loaded into it
+        model = build_model(args.model, data.image_size)
+        model.load_state_dict(autodiff.load(args.save, weights_only=True))
+
+    model.eval()
+    x, y = data.test[0][0], data.test[0][1]
+    with autodiff.no_grad():
+        pred = model(x.unsqueeze(0))
+        predicted, actual = data.classes[pred[0].argmax(0)], data.classes[y]
+        print(f'Predicted: "{predicted}", Actual: "{actual}"')
     return 0
 
 

@@ -13,6 +13,7 @@ from synthetic_mnist import write_dataset
 
 import autodiff
 from nn import cli
+from nn.datasets import Digits
 
 UNREACHABLE = "http://127.0.0.1:9/"  # the discard port: connection refused, at once
 
@@ -44,6 +45,11 @@ def test_train_on_digits_one_epoch(tmp_path, capsys):
     assert "Test Error: \n Accuracy: " in out and "Avg loss: " in out
     assert " epoch | train loss | test loss | test accuracy" in out
     assert f"Saved model state to {model_path}" in out
+    first = int(
+        __import__("nn.datasets", fromlist=["Digits"]).Digits(train=False).targets[0].item()
+    )
+    assert out.rstrip().splitlines()[-1].endswith(f'Actual: "{cli.datasets.Digits.classes[first]}"')
+    assert out.rstrip().splitlines()[-1].startswith('Predicted: "')
     assert err == ""
     state = autodiff.load(str(model_path), weights_only=True)
     assert np.shape(state["linear_relu_stack.0.weight"]) == (512, 64)
@@ -205,7 +211,7 @@ def test_evaluate_a_trained_model(tmp_path, capsys):
     matrix = np.array(
         [[int(v) for v in line.split()[1:]] for line in lines[start + 2 : start + 12]]
     )
-    test = __import__("nn.datasets", fromlist=["Digits"]).Digits(train=False)
+    test = Digits(train=False)
     assert matrix.sum(axis=1).tolist() == np.bincount(test.targets.numpy(), minlength=10).tolist()
     assert np.trace(matrix) / matrix.sum() == pytest.approx(float(trained) / 100, abs=6e-4)
 
