@@ -45,10 +45,8 @@ def test_train_on_digits_one_epoch(tmp_path, capsys):
     assert "Test Error: \n Accuracy: " in out and "Avg loss: " in out
     assert " epoch | train loss | test loss | test accuracy" in out
     assert f"Saved model state to {model_path}" in out
-    first = int(
-        __import__("nn.datasets", fromlist=["Digits"]).Digits(train=False).targets[0].item()
-    )
-    assert out.rstrip().splitlines()[-1].endswith(f'Actual: "{cli.datasets.Digits.classes[first]}"')
+    first = int(Digits(train=False).targets[0].item())
+    assert out.rstrip().splitlines()[-1].endswith(f'Actual: "{Digits.classes[first]}"')
     assert out.rstrip().splitlines()[-1].startswith('Predicted: "')
     assert err == ""
     state = autodiff.load(str(model_path), weights_only=True)
