@@ -19,6 +19,7 @@ import pytest
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 CELL_TIMEOUT = 120  # seconds; in fast mode no cell comes near it
+NOTEBOOK_BUDGET = 120  # seconds for a whole notebook in fast mode (it takes 3 to 25 here)
 
 
 def _load_build():
@@ -76,7 +77,10 @@ def test_opens_with_what_it_teaches_and_ends_with_exercises(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_committed_with_outputs_and_pictures(name):
     """So that they read well on the web: every code cell ran, none failed, pictures kept."""
+    import nbformat
+
     notebook = _read(name)
+    nbformat.validate(notebook)  # raises ValidationError for a malformed notebook
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     not_run = [i for i, cell in enumerate(code) if cell.execution_count is None]
     assert not not_run, f"{name}: code cells {not_run} have no outputs: run notebooks/build.py"
@@ -117,3 +121,4 @@ def test_notebook_runs_top_to_bottom(name):
                 # e.g. a figure or graph that failed to render is reported here, not raised
                 assert "Traceback" not in output.text, f"{name}:\n{cell.source}\n{output.text}"
     print(f"{name}: {seconds:.1f} s with AUTODIFF_NOTEBOOK_FAST=1 ({sys.executable})")
+    assert seconds < NOTEBOOK_BUDGET, f"{name} took {seconds:.0f} s in fast mode"
