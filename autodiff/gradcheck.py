@@ -123,7 +123,12 @@ def _perturbable_copies(inputs) -> list:
 def _numerical_jacobians(fn, inputs, wanted, eps) -> dict:
     """``{(i, j): J}`` with ``J[k, l] = d out_i[k] / d in_j[l]`` by central differences."""
     copies = _perturbable_copies(inputs)
-    jacobians = {}
+    jacobians = {
+        (i, j): np.zeros((out.size, copies[j].data.size))
+        for i, out in enumerate(_evaluate(fn, copies))
+        if out is not None
+        for j in wanted
+    }
     for j in wanted:
         data = copies[j].data
         flat = data.reshape(-1)  # a view: the copy is contiguous
@@ -141,8 +146,6 @@ def _numerical_jacobians(fn, inputs, wanted, eps) -> dict:
             for i, (p, m) in enumerate(zip(plus, minus, strict=True)):
                 if p is None:
                     continue
-                if (i, j) not in jacobians:
-                    jacobians[(i, j)] = np.zeros((p.size, data.size))
                 jacobians[(i, j)][:, l] = (p - m).reshape(-1) / step
     return jacobians
 

@@ -324,6 +324,24 @@ def test_second_derivatives_of_prod():
     np.testing.assert_allclose(np.stack(rows), expected, atol=1e-12)
 
 
+@pytest.mark.parametrize("dim", [None, 0, 1])
+def test_prod_with_zeros_first_and_second_derivatives(dim):
+    x = leaf([[0.0, 2.0, 3.0], [1.5, 0.0, 0.0]])
+
+    def f(t):
+        return t.prod() if dim is None else t.prod(dim)
+
+    assert autodiff.gradcheck(f, (x,))
+    assert autodiff.gradgradcheck(f, (x,))
+    (g,) = autodiff.grad(f(x).sum(), x)
+    others = {  # product of the other elements of each reduced slice
+        None: np.zeros((2, 3)),
+        0: np.array([[1.5, 0.0, 0.0], [0.0, 2.0, 3.0]]),
+        1: np.array([[6.0, 0.0, 0.0], [0.0, 0.0, 0.0]]),
+    }[dim]
+    np.testing.assert_allclose(g.data, others)
+
+
 def test_second_derivative_through_backward_create_graph():
     x = leaf(1.5)
     (x**4).backward(create_graph=True)

@@ -218,6 +218,13 @@ def test_gradcheck_accepts_a_single_tensor_and_non_tensor_arguments():
     np.testing.assert_array_equal(x.data, [0.3, 0.7])  # nor a perturbation
 
 
+def test_empty_outputs_check_trivially():
+    # Regression: an empty output (a mask selecting nothing) crashed the numerical Jacobian.
+    x = t64([0.5, -1.0])
+    assert autodiff.gradcheck(lambda t: t[t > 100], (x,))
+    assert autodiff.gradgradcheck(lambda t: t[t > 100] * 2, (x,))
+
+
 def test_gradcheck_with_a_non_leaf_input():
     x = t64([0.3, 0.7])
     h = x * 2  # a non-leaf requiring grad

@@ -611,7 +611,7 @@ OPS = [
         "prod",
         lambda lib, x, dim, keepdim: _maybe_dim(lib.prod, x, dim, keepdim),
         lambda x, dim, keepdim: np.prod(x, axis=dim, keepdims=keepdim and dim is not None),
-        reduction(allow_tuple=False),
+        reduction(elements=GRID, allow_tuple=False),  # zeros: see test_engine
     ),
     # shape operations
     Op(

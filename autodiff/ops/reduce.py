@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from ..function import Function, ShapeError
+from ..grad_mode import _grad_enabled
 from ..tensor import Tensor
 
 
@@ -181,12 +182,34 @@ class Prod(Function):
         x, y = ctx.saved_tensors
         y = y.reshape(ctx.kept)
         grad = grad.reshape(ctx.kept)
-        if np.all(x.data != 0):
+        if np.all(y.data != 0):  # then no x_i is 0 either
             return grad * y / x, None, None
-        # With zeros, y / x is undefined: take the product of the others directly
-        # (exclusive products from the left and from the right).
+        # With zeros (or a product that underflowed to 0), y / x is wrong: take the
+        # product of the others directly.
+        if _grad_enabled[0]:  # create_graph: a differentiable form (O(n^2), zeros only)
+            return grad * _differentiable_product_of_others(x, ctx.dims), None, None
+        # exclusive products from the left and from the right (O(n), a constant)
         others = _product_of_others(x.data, ctx.dims)
         return grad * Tensor._make(others, None, None), None, None
+
+
+def _differentiable_product_of_others(x: Tensor, dims) -> Tensor:
+    """prod_{j != i} x_j over ``dims`` for every i, with Tensor ops (so it has a graph).
+
+    The reduced dims are moved last and flattened to n; row i of an (n, n) matrix is
+    x with x_i replaced by 1, and the product along each row is the answer.
+    """
+    dims = tuple(range(x.ndim)) if dims is None else dims
+    kept = [d for d in range(x.ndim) if d not in dims]
+    moved = x.permute(kept + list(dims))
+    lead = moved.shape[: len(kept)]
+    n = math.prod(moved.shape[len(kept) :])
+    rows = moved.reshape(lead + (1, n))
+    from .elementwise import where
+
+    others = Prod.apply(where(np.eye(n, dtype=bool), 1.0, rows), (len(lead) + 1,), False)
+    others = others.reshape(moved.shape)
+    return others.permute(tuple(np.argsort(kept + list(dims)).tolist()))
 
 
 def _product_of_others(x, dims):
