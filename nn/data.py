@@ -430,6 +430,14 @@ class DataLoader:
             )
         if timeout < 0:
             raise ValueError("DataLoader: timeout option should be non-negative")
+        if num_workers == 0 and prefetch_factor is not None:
+            raise ValueError(
+                "DataLoader: prefetch_factor option could only be specified in multiprocessing; "
+                "let num_workers > 0 to enable multiprocessing, otherwise set prefetch_factor "
+                "to None"
+            )
+        if num_workers == 0 and persistent_workers:
+            raise ValueError("DataLoader: persistent_workers option needs num_workers > 0")
         self.dataset = dataset
         self.num_workers = num_workers
         self.pin_memory = pin_memory
@@ -516,10 +524,15 @@ class DataLoader:
             batches = self.batch_sampler._index_batches()
         else:
             batches = (np.asarray(list(b), dtype=np.int64) for b in self.batch_sampler)
+        getitems = getattr(self.dataset, "__getitems__", None)  # PyTorch's batch protocol
         for indices in batches:
             batch = fetch(indices) if fetch is not None and len(indices) else None
             if batch is None:
-                batch = self.collate_fn([self.dataset[i] for i in indices.tolist()])
+                if getitems is not None:
+                    samples = getitems(indices.tolist())
+                else:
+                    samples = [self.dataset[i] for i in indices.tolist()]
+                batch = self.collate_fn(samples)
             yield batch
 
     def _iter_stream(self):

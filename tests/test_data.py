@@ -127,6 +127,8 @@ def test_samplers_and_batch_sampler():
         ({"batch_size": 0}, "batch_size should be a positive integer"),
         ({"batch_size": None, "drop_last": True}, "disables auto-batching"),
         ({"num_workers": -1}, "num_workers option should be non-negative"),
+        ({"prefetch_factor": 2}, "prefetch_factor option could only be specified"),
+        ({"persistent_workers": True}, "persistent_workers option needs num_workers > 0"),
     ],
 )
 def test_bad_loader_options(kwargs, message):
@@ -347,6 +349,31 @@ def test_iterable_dataset_batches_a_stream():
         DataLoader(Stream(), shuffle=True)
     with pytest.raises(TypeError):
         len(loader)
+
+
+def test_getitems_protocol_fetches_a_batch_in_one_call():
+    class Batched(Dataset):
+        calls: list = []
+
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            raise AssertionError("__getitems__ should be used")
+
+        def __getitems__(self, indices):
+            self.calls.append(indices)
+            return [(float(i), i) for i in indices]
+
+    ds = Batched()
+    batches = list(DataLoader(ds, batch_size=2))
+    assert ds.calls == [[0, 1], [2, 3], [4]]
+    assert batches[0][0].tolist() == [0.0, 1.0] and batches[2][1].tolist() == [4]
+
+
+def test_workers_are_accepted_and_batches_load_in_process():
+    loader = DataLoader(rows_dataset(6), batch_size=4, num_workers=2, pin_memory=True)
+    assert seen_labels(loader) == list(range(6))
 
 
 def test_custom_map_dataset_with_python_samples():
