@@ -426,6 +426,14 @@ def test_normalize_per_channel_and_errors():
         Normalize((0.0,), (0.0,))
 
 
+def test_normalize_inplace_changes_and_returns_the_tensor():
+    x = autodiff.full((1, 2, 2), 3.0)
+    y = Normalize((1.0,), (2.0,), inplace=True)(x)
+    assert y is x and x.tolist() == [[[1.0, 1.0], [1.0, 1.0]]]
+    z = autodiff.full((1, 2, 2), 3.0)
+    assert Normalize((1.0,), (2.0,))(z) is not z and z.tolist()[0][0][0] == 3.0
+
+
 def test_normalize_is_differentiable_for_tensors_that_require_grad():
     x = autodiff.ones(2, 3, 3, dtype=autodiff.float64, requires_grad=True)
     upstream = np.random.default_rng(1).standard_normal((2, 3, 3))
