@@ -325,7 +325,7 @@ class Tensor:
         return self.data.flags.c_contiguous
 
     def contiguous(self) -> Tensor:
-        return self if self.data.flags.c_contiguous else self.clone()
+        return self if self.data.flags.c_contiguous else _ops.Contiguous.apply(self)
 
     @property
     def T(self) -> Tensor:

@@ -248,3 +248,19 @@ def test_conv2d_matches_pytorch_groups_stride_dilation(torch):
     np.testing.assert_allclose(out.data, out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
     for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_contiguous_lays_out_row_major_and_passes_the_gradient():
+    """Regression: contiguous() used clone(), which keeps a transposed layout."""
+    rng = np.random.default_rng(3)
+    x = autodiff.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    y = x.T.contiguous()
+    assert y.is_contiguous() and y.data.flags.c_contiguous
+    np.testing.assert_array_equal(y.data, x.data.T)
+    upstream = rng.standard_normal((4, 3))
+    y.backward(autodiff.tensor(upstream))
+    np.testing.assert_array_equal(x.grad.data, upstream.T)
+    z = autodiff.tensor(rng.standard_normal((2, 3)))
+    assert z.contiguous() is z  # already row-major: no copy, as in PyTorch
+    kept = autodiff.tensor(rng.standard_normal((3, 4))).T.clone()
+    assert kept.data.flags.f_contiguous  # clone keeps the layout (preserve_format)

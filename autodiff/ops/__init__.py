@@ -6,6 +6,7 @@ from .elementwise import (
     Cast,
     Clamp,
     Clone,
+    Contiguous,
     Cos,
     Div,
     Exp,

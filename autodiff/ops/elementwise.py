@@ -345,6 +345,23 @@ class Clone(Function):
         return grad
 
 
+class Contiguous(Function):
+    """y = x copied to row-major (C-contiguous) memory        dL/dx = dL/dy
+
+    ``clone`` keeps the memory layout (like PyTorch's preserve_format);
+    ``contiguous`` is the copy that lays a transposed or strided view out in
+    row-major order.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.ascontiguousarray(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
 def where(condition, x, y) -> Tensor:
     """``condition ? x : y`` elementwise, with NumPy broadcasting."""
     if isinstance(condition, Tensor):
