@@ -219,14 +219,20 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx, x):
-        # exp(min(x, 0)) / (1 + exp(-|x|)): 1 / (1 + e^-x) for x >= 0 and
-        # e^x / (1 + e^x) for x < 0, with exp of non-positive numbers only (no
-        # overflow).  Arithmetic, not np.where: on a random sign pattern
-        # np.where(x >= 0, ...) took 3.6 ms of the 4-13 ms for 10^6 floats;
-        # this form takes about 1.3 ms (measured) and gives the same bits.
-        denominator = np.exp(-np.abs(x))
-        denominator += 1
-        y = np.asarray(np.exp(np.minimum(x, 0)) / denominator)
+        # With e = exp(-|x|) (no overflow): 1 / (1 + e) for x >= 0 and e / (1 + e)
+        # for x < 0.  The numerator max(e, [x >= 0]) is 1 or e (as e <= 1, and
+        # NaN stays NaN).  Arithmetic, not np.where: on a random sign pattern
+        # np.where(x >= 0, ...) took 3.6 ms of the 4-13 ms for 10^6 floats; this
+        # form, one exp and cheap passes in place, gives the same bits (measured:
+        # 1.2 ms for 10^6 float32, NumPy's unguarded 1 / (1 + exp(-x)) 0.9 ms).
+        e = np.empty(np.shape(x), np.result_type(x.dtype, np.float16))  # exp's dtype
+        np.abs(x, out=e)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        y = np.empty_like(e)
+        np.maximum(e, x >= 0, out=y)
+        e += 1
+        np.divide(y, e, out=y)
         ctx.save_for_backward(y)
         return y
 
