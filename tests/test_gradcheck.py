@@ -33,6 +33,8 @@ def test_gradcheck_passes_for_every_built_in_op(op, data):
 
 # Ops whose second derivatives exist everywhere in their table domain (relu, abs, max,
 # clamp... are piecewise linear: their second derivative is 0 and checks trivially).
+# prod is checked in test_engine (with zeros): over the table's values its products reach
+# 1e60, where finite differences of the zero diagonal of its Hessian are noise.
 SMOOTH = {
     "add",
     "sub",
@@ -58,7 +60,6 @@ SMOOTH = {
     "var",
     "std",
     "logsumexp",
-    "prod",
     "mean",
     "sum",
     "getitem_int_array",
