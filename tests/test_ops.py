@@ -613,6 +613,19 @@ OPS = [
         lambda x, dim, keepdim: np.prod(x, axis=dim, keepdims=keepdim and dim is not None),
         reduction(elements=GRID, allow_tuple=False),  # zeros: see test_engine
     ),
+    # composed from the primitives
+    Op(
+        "softmax",
+        lambda lib, x, dim, keepdim: x.softmax(dim),
+        lambda x, dim, keepdim: np.exp(x - np_logsumexp(x, dim, True)),
+        reduction(allow_none=False, allow_tuple=False),
+    ),
+    Op(
+        "log_softmax",
+        lambda lib, x, dim, keepdim: x.log_softmax(dim),
+        lambda x, dim, keepdim: x - np_logsumexp(x, dim, True),
+        reduction(allow_none=False, allow_tuple=False),
+    ),
     # shape operations
     Op(
         "reshape",
