@@ -635,7 +635,7 @@ OPS = [
     ),
     Op(
         "view",
-        lambda lib, x, shape: x.view(*shape),
+        lambda lib, x, shape: x.view(*shape) if shape else x.view(shape),
         lambda x, shape: x.reshape(shape),
         reshape_inputs(),
     ),
