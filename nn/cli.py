@@ -115,7 +115,7 @@ class Data:
     classes: list
 
 
-def load_data(args, *, train_split: bool = True) -> Data:
+def load_data(args) -> Data:
     """The train and test sets for ``args.dataset`` (None: FashionMNIST, else Digits)."""
     name = args.dataset
     explicit = name is not None
