@@ -248,6 +248,7 @@ def gradcheck(
     check_undefined_grad: bool = True,
     check_grad_dtypes: bool = False,
     check_batched_grad: bool = False,
+    check_batched_forward_grad: bool = False,
     check_backward_ad: bool = True,
     check_forward_ad: bool = False,
     masked: bool | None = None,
@@ -274,7 +275,8 @@ def gradcheck(
         w = autodiff.randn(3, 4, dtype=autodiff.float64, requires_grad=True)
         assert autodiff.gradcheck(lambda a, b: (a @ b).tanh(), (x, w))
     """
-    del nondet_tol, check_undefined_grad, check_batched_grad, check_forward_ad, masked
+    del nondet_tol, check_undefined_grad, check_batched_grad, check_batched_forward_grad
+    del check_forward_ad, masked
     name = "gradcheck"
     inputs = _as_tuple(inputs)
     wanted = _check_inputs(name, inputs)

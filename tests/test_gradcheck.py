@@ -245,3 +245,27 @@ def test_check_grad_dtypes():
     x = t64([0.5])
     # the engine casts the gradient back to float64, so even this passes the dtype check
     assert autodiff.gradcheck(Float32Grad.apply, (x,), check_grad_dtypes=True, atol=1e-5)
+
+
+@pytest.mark.torch
+def test_signatures_match_pytorch():
+    torch = pytest.importorskip("torch")
+    import inspect
+
+    import autodiff.functional as functional
+
+    pairs = [
+        (autodiff.gradcheck, torch.autograd.gradcheck),
+        (autodiff.gradgradcheck, torch.autograd.gradgradcheck),
+    ] + [
+        (getattr(functional, name), getattr(torch.autograd.functional, name))
+        for name in ["jacobian", "hessian", "vjp", "jvp", "hvp", "vhp"]
+    ]
+    for ours, theirs in pairs:
+        ours_params = inspect.signature(ours).parameters
+        theirs_params = inspect.signature(theirs).parameters
+        assert list(ours_params) == list(theirs_params) or set(ours_params) == set(theirs_params), (
+            ours
+        )
+        for name, param in theirs_params.items():
+            assert ours_params[name].default == param.default, f"{ours.__name__}({name}=...)"
