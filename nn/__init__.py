@@ -23,9 +23,19 @@
     optimizer = nn.optim.SGD(model.parameters(), lr=1e-3)
 """
 
-from . import functional, init, optim
+from . import data, datasets, functional, init, optim, transforms
 from .module import Module, Parameter
 from .modules import *  # noqa: F403
 from .modules import __all__ as _modules_all
 
-__all__ = ["Module", "Parameter", "functional", "init", "optim", *_modules_all]
+__all__ = [
+    "Module",
+    "Parameter",
+    "data",
+    "datasets",
+    "functional",
+    "init",
+    "optim",
+    "transforms",
+    *_modules_all,
+]
