@@ -808,3 +808,89 @@ def test_detect_anomaly_points_at_the_forward_line():
         (x.log() * 1).sum().backward()
     assert "LogBackward" in str(info.value)
     assert "test_engine.py" in str(info.value)  # where the forward was called
+
+
+# -- random graphs: shared nodes, broadcasting, reductions --------------------------------------
+
+_UNARY = {
+    "tanh": lambda lib, a: a.tanh(),
+    "sigmoid": lambda lib, a: a.sigmoid(),
+    "sin": lambda lib, a: a.sin(),
+    "square": lambda lib, a: a * a,
+    "sum_keepdim": lambda lib, a: a.sum(-1, keepdim=True) if a.ndim else a,
+    "mean_keepdim": lambda lib, a: a.mean(0, keepdim=True) if a.ndim else a,
+    "exp_tanh": lambda lib, a: a.tanh().exp(),
+}
+_BINARY = {
+    "add": lambda lib, a, b: a + b,
+    "sub": lambda lib, a, b: a - b,
+    "mul": lambda lib, a, b: a * b,
+    "div": lambda lib, a, b: a / (b * b + 1),
+    "maximum": lambda lib, a, b: lib.maximum(a, b + 0.123),
+    "where": lambda lib, a, b: lib.where(a > b, a * 2, b),
+}
+
+
+_KINKED = {"maximum", "where"}  # not differentiable at ties: PyTorch comparison only
+
+
+@st.composite
+def random_graphs(draw, smooth=False):
+    """Leaves of mutually broadcastable shapes and a program of ops over a growing pool."""
+    from autodiff.testing import arrays, broadcastable_shapes
+
+    leaf_shapes = draw(broadcastable_shapes(3, max_dims=2, max_side=3))
+    leaves = [draw(arrays(np.float64, s, min_value=-2, max_value=2)) for s in leaf_shapes]
+    program = []
+    for step in range(draw(st.integers(1, 12))):
+        pool = len(leaves) + step
+        if draw(st.booleans()):
+            program.append((draw(st.sampled_from(sorted(_UNARY))), draw(st.integers(0, pool - 1))))
+        else:
+            program.append(
+                (
+                    draw(st.sampled_from(sorted(set(_BINARY) - (_KINKED if smooth else set())))),
+                    draw(st.integers(0, pool - 1)),
+                    draw(st.integers(0, pool - 1)),  # may equal the first: a reused node
+                )
+            )
+    return leaves, program
+
+
+def _run_program(lib, leaves, program):
+    pool = list(leaves)
+    for name, *args in program:
+        table = _UNARY if name in _UNARY else _BINARY
+        pool.append(table[name](lib, *[pool[i] for i in args]))
+    # every value in the pool feeds the output: shared nodes receive several gradients
+    return sum(((v * (k + 1)).sum() for k, v in enumerate(pool[len(leaves) :])), pool[0].sum())
+
+
+@given(graph=random_graphs(smooth=True))
+def test_random_graphs_match_finite_differences(graph):
+    from autodiff.testing import assert_gradients_match
+
+    leaves, program = graph
+    xs = [leaf(a) for a in leaves]
+    assert_gradients_match(lambda *ts: _run_program(autodiff, ts, program), *xs)
+
+
+@pytest.mark.torch
+@given(graph=random_graphs())
+def test_random_graphs_match_pytorch(graph):
+    torch = pytest.importorskip("torch")
+    leaves, program = graph
+    ours = [leaf(a) for a in leaves]
+    theirs = [torch.tensor(a, requires_grad=True) for a in leaves]
+    out_ours, out_theirs = (
+        _run_program(autodiff, ours, program),
+        _run_program(torch, theirs, program),
+    )
+    np.testing.assert_allclose(out_ours.item(), out_theirs.item(), rtol=1e-12)
+    out_ours.backward()
+    out_theirs.backward()
+    for a, b in zip(ours, theirs, strict=True):
+        if b.grad is None:  # a leaf the program never used
+            assert a.grad is None
+            continue
+        np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=1e-10, atol=1e-12)
