@@ -861,26 +861,26 @@ class Tensor:
                 ) from None
 
         _in_place(
-            self, "setitem", lambda: _ops.SetItem.apply(self, index, value), update_in_place, value
+            self, "setitem", lambda x: _ops.SetItem.apply(x, index, value), update_in_place, value
         )
 
     # -- in-place operations ----------------------------------------------------
     def add_(self, other, alpha=1):
         other = other if alpha == 1 else other * alpha
-        return _in_place(self, "add_", lambda: self + other, _ufunc_update(np.add), other)
+        return _in_place(self, "add_", lambda x: x + other, _ufunc_update(np.add), other)
 
     def sub_(self, other, alpha=1):
         other = other if alpha == 1 else other * alpha
-        return _in_place(self, "sub_", lambda: self - other, _ufunc_update(np.subtract), other)
+        return _in_place(self, "sub_", lambda x: x - other, _ufunc_update(np.subtract), other)
 
     def mul_(self, other):
-        return _in_place(self, "mul_", lambda: self * other, _ufunc_update(np.multiply), other)
+        return _in_place(self, "mul_", lambda x: x * other, _ufunc_update(np.multiply), other)
 
     def div_(self, other):
-        return _in_place(self, "div_", lambda: self / other, _ufunc_update(np.true_divide), other)
+        return _in_place(self, "div_", lambda x: x / other, _ufunc_update(np.true_divide), other)
 
     def pow_(self, exponent):
-        return _in_place(self, "pow_", lambda: self**exponent, _ufunc_update(np.power), exponent)
+        return _in_place(self, "pow_", lambda x: x**exponent, _ufunc_update(np.power), exponent)
 
     __iadd__ = add_
     __isub__ = sub_
@@ -893,20 +893,20 @@ class Tensor:
     def fill_(self, value):
         value = _data(value)
         return _in_place(
-            self, "fill_", lambda: _ops.where(True, value, self), lambda a, v: a.fill(v), value
+            self, "fill_", lambda x: _ops.where(True, value, x), lambda a, v: a.fill(v), value
         )
 
     def copy_(self, src):
         def copy_into(array, other):
             np.copyto(array, np.broadcast_to(other, array.shape), casting="unsafe")
 
-        return _in_place(self, "copy_", lambda: _ops.where(True, src, self), copy_into, src)
+        return _in_place(self, "copy_", lambda x: _ops.where(True, src, x), copy_into, src)
 
     def clamp_(self, min=None, max=None):
         return _in_place(
             self,
             "clamp_",
-            lambda: self.clamp(min, max),
+            lambda x: x.clamp(min, max),
             lambda a, _: np.clip(a, min, max, out=a),
             None,
         )
@@ -931,7 +931,7 @@ class Tensor:
 
     def relu_(self):
         return _in_place(
-            self, "relu_", lambda: self.relu(), lambda a, _: np.maximum(a, 0, out=a), None
+            self, "relu_", lambda x: x.relu(), lambda a, _: np.maximum(a, 0, out=a), None
         )
 
 
@@ -1017,7 +1017,13 @@ def _in_place(tensor: Tensor, op: str, out_of_place, update, other):
             ) from None
         tensor._version[0] += 1
         return tensor
-    result = out_of_place()
+    source = tensor
+    if tensor._requires_grad:
+        # The op may save its input for backward (pow_, mul_ by a tensor that requires
+        # grad): give it a snapshot of the value before the write, at the same place in
+        # the graph, so that backward uses the old value, as PyTorch does.
+        source = Tensor._make(tensor.data.copy(), tensor.grad_fn, None)
+    result = out_of_place(source)
     if result.shape != tensor.shape:
         raise RuntimeError(
             f"{op}: output with shape {tensor.shape} doesn't match the broadcast shape {result.shape}"

@@ -610,6 +610,38 @@ def test_in_place_on_a_non_leaf_that_nobody_saved_is_differentiated():
     np.testing.assert_allclose(x.grad.data, 162 * x.data)
 
 
+@pytest.mark.parametrize(
+    "update,expected_x,expected_w",
+    [
+        (lambda y, w: y.pow_(2), [2.0, 4.0], None),  # d(x^2)/dx with the old value
+        (lambda y, w: y.mul_(w), [3.0, 4.0], [1.0, 2.0]),
+        (lambda y, w: y.div_(w), [1 / 3, 1 / 4], [-1 / 9, -2 / 16]),
+        (lambda y, w: y.sub_(w, alpha=2), [1.0, 1.0], [-2.0, -2.0]),
+    ],
+)
+def test_in_place_ops_that_need_the_old_value_work_as_in_pytorch(update, expected_x, expected_w):
+    # Regression: pow_ and mul_ saved the tensor they then overwrote, so backward raised;
+    # PyTorch keeps the old value for them (the values below are PyTorch's).
+    x, w = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    y = x * 1
+    update(y, w)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.data, expected_x)
+    if expected_w is None:
+        assert w.grad is None
+    else:
+        np.testing.assert_allclose(w.grad.data, expected_w)
+
+
+def test_in_place_change_of_a_quotient_is_allowed():
+    # Div saves its inputs, not its output (as PyTorch): changing the output is fine.
+    x, w = leaf([1.0, 2.0]), leaf([4.0, 8.0])
+    z = x / w
+    z.add_(1)
+    (z * z).sum().backward()
+    np.testing.assert_allclose(x.grad.data, 2 * z.data / w.data)
+
+
 def test_in_place_square_of_itself_raises_as_in_pytorch():
     x = leaf([1.0, 2.0])
     y = x * 2

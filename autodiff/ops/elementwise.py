@@ -67,19 +67,21 @@ class Mul(Function):
 
 
 class Div(Function):
-    """z = x / y        dL/dx = dL/dz / y        dL/dy = -dL/dz * z / y"""
+    """z = x / y        dL/dx = dL/dz / y        dL/dy = -dL/dz * x / y^2"""
 
     @staticmethod
     def forward(ctx, x, y):
-        z = np.true_divide(x, y)
-        ctx.save_for_backward(y, z if ctx.needs_input_grad[1] else None)
-        return z
+        # Saves x and y (not z), as PyTorch does: an in-place change of the output
+        # z afterwards is then allowed, as it is there.
+        ctx.save_for_backward(y, x if ctx.needs_input_grad[1] else None)
+        return np.true_divide(x, y)
 
     @staticmethod
     def backward(ctx, grad):
-        y, z = ctx.saved_tensors
-        grad_x = grad / y if ctx.needs_input_grad[0] else None
-        grad_y = -grad * z / y if ctx.needs_input_grad[1] else None
+        y, x = ctx.saved_tensors
+        grad_over_y = grad / y
+        grad_x = grad_over_y if ctx.needs_input_grad[0] else None
+        grad_y = -grad_over_y * x / y if ctx.needs_input_grad[1] else None
         return grad_x, grad_y
 
 
