@@ -20,6 +20,7 @@ or tuples (over inputs, over outputs, or tuples of tuples ``[i][j]`` for output
 
 The lecture's softmax Jacobian, ``diag(s) - s s^T``::
 
+    >>> import numpy as np, autodiff
     >>> y = autodiff.tensor([1.0, 2.0, 0.5])
     >>> J = autodiff.functional.jacobian(lambda t: t.softmax(dim=0), y)
     >>> s = y.softmax(dim=0).numpy()

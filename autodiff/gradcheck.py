@@ -17,6 +17,7 @@ tolerances (a warning says so).
 
 Example::
 
+    >>> import autodiff
     >>> x = autodiff.randn(3, dtype=autodiff.float64, requires_grad=True)
     >>> autodiff.gradcheck(lambda t: (t * t).sin(), (x,))
     True
