@@ -345,5 +345,7 @@ def _forward_error(cls, inputs, error):
         if isinstance(error, kind):
             return error if message == str(error) else kind(message)
     if isinstance(error, ValueError):
-        return ShapeError(message)
+        if not cls.__module__.startswith("autodiff."):  # a user's op: keep its ValueError
+            return error if message == str(error) else ValueError(message)
+        return ShapeError(message)  # the built-ins' ValueErrors are all about shapes
     return RuntimeError(message)

@@ -352,6 +352,26 @@ def test_shape_errors_are_also_value_errors():
     assert issubclass(autodiff.errors.ShapeError, builtins.RuntimeError)
 
 
+def test_a_user_functions_value_error_stays_a_value_error_naming_the_op():
+    class Positive(autodiff.Function):
+        @staticmethod
+        def forward(ctx, x):
+            if (x <= 0).any():
+                raise ValueError("expected positive values")
+            return np.log(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    with pytest.raises(ValueError) as info:
+        Positive.apply(autodiff.tensor([-1.0, 2.0]))
+    assert type(info.value) is ValueError
+    assert str(info.value).startswith(
+        "positive: expected positive values (inputs: tensor of shape (2,)"
+    )
+
+
 def test_backward_through_a_freed_graph_names_the_op():
     x = autodiff.tensor([1.0, 2.0], requires_grad=True)
     y = x.tanh().sum()
