@@ -234,6 +234,14 @@ def test_assert_gradients_match_runs_in_float64():
     assert x.grad is None  # the user's tensor is untouched
 
 
+def test_assert_gradients_match_keeps_the_dtype_when_asked_and_copies_views():
+    base = autodiff.tensor(np.arange(6.0).reshape(2, 3))
+    x = base.T.detach().requires_grad_()  # a non-contiguous float64 view
+    (g,) = assert_gradients_match(lambda t: t * t, x, dtype=None, grad_outputs=np.ones((3, 2)))
+    np.testing.assert_allclose(g, 2 * x.data)
+    np.testing.assert_array_equal(base.data, np.arange(6.0).reshape(2, 3))  # untouched
+
+
 def test_assert_gradients_match_several_inputs_and_outputs():
     a = autodiff.tensor([1.0, 2.0], requires_grad=True)
     b = autodiff.tensor([[0.5], [1.5]], requires_grad=True)
