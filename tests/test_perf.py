@@ -264,3 +264,28 @@ def test_contiguous_lays_out_row_major_and_passes_the_gradient():
     assert z.contiguous() is z  # already row-major: no copy, as in PyTorch
     kept = autodiff.tensor(rng.standard_normal((3, 4))).T.clone()
     assert kept.data.flags.f_contiguous  # clone keeps the layout (preserve_format)
+
+
+@given(n=dims, k=dims, h=dims, m=dims, seed=st.integers(0, 2**32 - 1))
+def test_stacked_linear_layers_values_and_row_major_weight_gradients(n, k, h, m, seed):
+    """x @ W1.T -> relu -> @ W2.T: exact gradients, every weight's row-major.
+
+    Regression: a column-major forward result made the next layer's weight
+    gradient column-major (and the optimizer's update 10x slower).
+    """
+    rng = np.random.default_rng(seed)
+    x0, w1, w2 = _random(rng, n, k), _random(rng, h, k), _random(rng, m, h)
+    upstream = _random(rng, n, m)
+    W1 = autodiff.tensor(w1, requires_grad=True)
+    W2 = autodiff.tensor(w2, requires_grad=True)
+    hidden = (autodiff.tensor(x0) @ W1.T).relu()
+    out = hidden @ W2.T
+    np.testing.assert_allclose(out.data, np.maximum(x0 @ w1.T, 0) @ w2.T, rtol=1e-12, atol=1e-12)
+    out.backward(autodiff.tensor(upstream))
+    a = np.maximum(x0 @ w1.T, 0)
+    np.testing.assert_allclose(W2.grad.data, upstream.T @ a, rtol=1e-12, atol=1e-12)
+    grad_a = (upstream @ w2) * (a > 0)
+    np.testing.assert_allclose(W1.grad.data, grad_a.T @ x0, rtol=1e-12, atol=1e-12)
+    for weight in (W1, W2):
+        assert weight.grad.data.flags.c_contiguous
+    assert out.data.flags.c_contiguous

@@ -41,9 +41,10 @@ class MatMul(Function):
             # x @ W.T, the linear layer: OpenBLAS's no-transpose kernel on the
             # transposed problem, (W @ x.T).T, took 0.58 ms against 0.70 ms for
             # 64x784 @ 784x512 float32, 0.35 against 0.45 ms for 512x512, with x
-            # row- or column-major (medians of 200, CPU time); the result is
-            # column-major.
-            return np.matmul(w.T, np.asarray(x).T).T
+            # row- or column-major (medians of 200, CPU time).  Copied back to
+            # row-major (small: batch x out_features), so that results keep the
+            # layout the backward's formulas expect.
+            return np.ascontiguousarray(np.matmul(w.T, np.asarray(x).T).T)
         try:
             return np.matmul(x, w)
         except ValueError as error:  # batch dims that do not broadcast
