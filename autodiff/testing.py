@@ -240,6 +240,7 @@ def assert_gradients_match(
     seed=0,
     grad_outputs=None,
     dtype=np.float64,
+    order=1,
 ):
     """Assert that the engine's gradients of ``fn`` at ``tensors`` match finite differences.
 
@@ -255,7 +256,9 @@ def assert_gradients_match(
 
     Raises ``AssertionError`` naming the input, the worst entry, the numerical
     and the analytical value; returns the analytical gradients (a tuple) when
-    they match.
+    they match.  ``order=2`` also checks second derivatives: the backward pass,
+    recorded with ``create_graph=True``, is differentiated and checked the same
+    way (so ``backward`` must be written with Tensor operations).
 
     Example::
 
@@ -356,7 +359,47 @@ def assert_gradients_match(
                     message += f"\nnumerical:\n{numerical}\nanalytical:\n{expected}"
             raise AssertionError(message)
         results.append(expected)
+    if order >= 2:
+        _check_second_order(fn, inputs, wanted, vs, outputs, eps, atol, rtol, seed)
     return tuple(results)
+
+
+def _check_second_order(fn, inputs, wanted, vs, outputs, eps, atol, rtol, seed):
+    """The first-order VJP ``(x, v) -> v^T J(x)``, recorded with ``create_graph=True``,
+    checked like any function: its gradients in x (a Hessian-vector product) and in v."""
+    n = len(inputs)
+    upstream = [_leaf(np.array(v, dtype=o.dtype), True) for v, o in zip(vs, outputs, strict=True)]
+
+    def first_order(*args):
+        xs, us = list(args[:n]), args[n:]
+        outs = _outputs(fn(*xs))
+        pairs = [(o, u) for o, u in zip(outs, us, strict=True) if o.requires_grad]
+        if not pairs:  # no graph at all: every first derivative is 0
+            return tuple(
+                Tensor._make(np.zeros(xs[j].shape, xs[j].dtype), None, None) for j in wanted
+            )
+        grads = _grad(
+            [o for o, _ in pairs],
+            [xs[j] for j in wanted],
+            [u for _, u in pairs],
+            create_graph=True,
+            allow_unused=True,
+        )
+        return tuple(
+            g if g is not None else Tensor._make(np.zeros(xs[j].shape, xs[j].dtype), None, None)
+            for g, j in zip(grads, wanted, strict=True)
+        )
+
+    try:
+        assert_gradients_match(
+            first_order, *inputs, *upstream, eps=eps, atol=atol, rtol=rtol, seed=seed + 1
+        )
+    except AssertionError as error:
+        raise AssertionError(
+            f"second order: {error}\n(The checked function is (inputs, v) -> v^T J, the "
+            f"backward pass recorded with create_graph=True; inputs {n}.. are the upstream "
+            "gradients v.)"
+        ) from None
 
 
 # -- a ready property test ------------------------------------------------------------
@@ -384,6 +427,7 @@ def check_gradients(
     eps=1e-6,
     atol=1e-5,
     rtol=1e-3,
+    order=1,
 ):
     """A Hypothesis test checking ``fn``'s gradients on drawn shapes and values.
 
@@ -398,7 +442,8 @@ def check_gradients(
       away from;
     * a seed for the random upstream gradient,
 
-    and calls ``assert_gradients_match(fn, *inputs)``.  Example::
+    and calls ``assert_gradients_match(fn, *inputs, order=order)`` (``order=2``
+    checks second derivatives too).  Example::
 
         test_mul = check_gradients(lambda a, b: a * b, num_inputs=2)
         test_log = check_gradients(autodiff.log, elements=(0.1, 10))
@@ -438,7 +483,7 @@ def check_gradients(
 
     @hypothesis.given(inputs=drawn_inputs(), seed=st.integers(0, 2**32 - 1))
     def test_gradients(inputs, seed):
-        assert_gradients_match(fn, *inputs, eps=eps, atol=atol, rtol=rtol, seed=seed)
+        assert_gradients_match(fn, *inputs, eps=eps, atol=atol, rtol=rtol, seed=seed, order=order)
 
     if max_examples is not None:
         test_gradients = hypothesis.settings(max_examples=max_examples)(test_gradients)
