@@ -280,6 +280,18 @@ def matmul_inputs(draw):
 
 
 @st.composite
+def linear_inputs(draw):
+    """x (n, k), W (m, k), b (m,): the shapes of x @ W.T + b (a transposed operand)."""
+    n, k, m = (draw(st.integers(1, 4)) for _ in range(3))
+    batch = tuple(draw(st.lists(st.integers(1, 3), max_size=1)))
+    return [
+        draw(arrays(np.float64, batch + (n, k), min_value=-3, max_value=3)),
+        draw(arrays(np.float64, (m, k), min_value=-3, max_value=3)),
+        draw(arrays(np.float64, (m,), min_value=-3, max_value=3)),
+    ], {}
+
+
+@st.composite
 def index_inputs(draw, kind):
     """An array and an index of one kind: int, slice, None/..., int array, bool mask, mixed."""
     shape = draw(shapes(min_dims=1 if kind != "mixed" else 2))
@@ -740,6 +752,18 @@ OPS = [
     ],
     # matrix products: vectors, matrices, batches (with broadcast batch dims)
     Op("matmul", lambda lib, x, y: x @ y, np.matmul, matmul_inputs()),
+    Op(
+        "linear_x_wt_b",
+        lambda lib, x, w, b: x @ w.T + b,
+        lambda x, w, b: x @ w.T + b,
+        linear_inputs(),
+    ),
+    Op(
+        "matmul_both_transposed",
+        lambda lib, x, w, b: (w @ x.mT).mT,
+        lambda x, w, b: np.swapaxes(w @ np.swapaxes(x, -1, -2), -1, -2),
+        linear_inputs(),
+    ),
     Op(
         "rmatmul_array",
         lambda lib, x, c: const(lib, c) @ x,
