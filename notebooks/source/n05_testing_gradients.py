@@ -308,7 +308,9 @@ plt.show()
 ## 5. The fix, and a test to keep
 
 The correct `Softplus` passes the same property test, with inputs drawn from a
-wider range (and scalars, vectors, matrices and 3-d arrays of sides 1 to 4):
+wider range (and scalars, vectors, matrices and 3-d arrays of sides 1 to 4).
+With `order=2` the test also checks the backward pass itself against finite
+differences: the second derivatives, which `create_graph=True` relies on.
 """,
     ),
     (
@@ -316,7 +318,12 @@ wider range (and scalars, vectors, matrices and 3-d arrays of sides 1 to 4):
         r"""
 test_softplus = repeatable(check_gradients(Softplus.apply, elements=(-30, 30)))
 test_softplus()
-print("Softplus: 100 drawn examples passed")
+print("Softplus: the property held for every drawn example (max_examples=100)")
+
+# order=2 also checks the backward pass itself (second derivatives), as gradgradcheck does
+test_softplus_second_order = repeatable(check_gradients(Softplus.apply, elements=(-30, 30), order=2))
+test_softplus_second_order()
+print("Softplus, second derivatives: held for every drawn example too")
 
 # the finished op also matches the same formula composed from built-in ops
 x = autodiff.randn(4, 3, dtype=autodiff.float64)
@@ -335,6 +342,7 @@ from autodiff.testing import check_gradients
 from my_ops import Softplus
 
 test_softplus = check_gradients(Softplus.apply, elements=(-30, 30))
+test_softplus_second_order = check_gradients(Softplus.apply, elements=(-30, 30), order=2)
 test_softplus_with_broadcasting = check_gradients(
     lambda a, b: Softplus.apply(a * b), num_inputs=2
 )
@@ -363,8 +371,8 @@ picked by hand.
 4. Run `autodiff.gradcheck` on `Softplus.apply` with float32 inputs.  Read the
    warning, then explain why finite differences need float64.
 5. Write `backward` with NumPy instead of tensor operations
-   (`Tensor(grad.numpy() * ...)`).  Which of `gradcheck` and `gradgradcheck` still
-   passes, and why?
+   (`Tensor(grad.numpy() * ...)`).  Which of `gradcheck`, `gradgradcheck` and
+   `check_gradients(..., order=2)` still pass, and why?
 """,
     ),
 ]
