@@ -209,6 +209,7 @@ def im2col_cases(draw):
 @given(case=im2col_cases())
 def test_im2col_equals_composed_windows(case):
     """Matrix, gradient (the fold) and second order: identical to the composed form."""
+    from autodiff.ops import window
     from autodiff.ops.window import Im2col
 
     shape, kernel, stride, dilation, groups, seed = case
@@ -216,18 +217,26 @@ def test_im2col_equals_composed_windows(case):
     x0 = rng.standard_normal(shape)
     v = autodiff.tensor(rng.standard_normal(shape))
     results = []
-    for im2col in (Im2col.apply, _composed_im2col):
-        x = autodiff.tensor(x0, requires_grad=True)
-        cols = im2col(x, kernel, stride, dilation, groups)
-        upstream = autodiff.tensor(
-            np.random.default_rng(seed + 1).standard_normal(cols.shape), requires_grad=True
-        )
-        (grad_x,) = autodiff.grad(cols, x, upstream, create_graph=True)
-        (grad_up,) = autodiff.grad((grad_x * v).sum(), upstream)
+
+    default_chunk = window._CHUNK_BYTES
+    # chunk of 1 byte: one image per pass of the tap loops (forward and fold)
+    for im2col, chunk in ((Im2col.apply, None), (Im2col.apply, 1), (_composed_im2col, None)):
+        window._CHUNK_BYTES = chunk or default_chunk
+        try:
+            x = autodiff.tensor(x0, requires_grad=True)
+            cols = im2col(x, kernel, stride, dilation, groups)
+            upstream = autodiff.tensor(
+                np.random.default_rng(seed + 1).standard_normal(cols.shape), requires_grad=True
+            )
+            (grad_x,) = autodiff.grad(cols, x, upstream, create_graph=True)
+            (grad_up,) = autodiff.grad((grad_x * v).sum(), upstream)
+        finally:
+            window._CHUNK_BYTES = default_chunk
         results.append((cols.data, grad_x.data, grad_up.data))
-    for fused, composed in zip(*results, strict=True):
+    for fused, chunked, composed in zip(*results, strict=True):
         assert fused.shape == composed.shape
         np.testing.assert_array_equal(fused, composed)
+        np.testing.assert_array_equal(chunked, composed)
 
 
 def test_conv2d_matches_pytorch_groups_stride_dilation(torch):

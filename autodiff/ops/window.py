@@ -196,6 +196,19 @@ def window_max(x, kernel_size, stride, dilation, out_hw):
 # 2.2 ms (measured).  Im2col and Col2im are each other's VJP.
 
 
+# Images per pass of the tap loops: each tap writes (or reads) every kh*kw-th
+# element of the matrix, so the whole matrix crosses the cache kh*kw times.
+# In chunks of about 1 MiB it stays in cache: at batch 256 (a 29 MB matrix for
+# Conv 16->32) Im2col took 15.6 ms and Col2im 18.2 ms per batch unchunked.
+_CHUNK_BYTES = 1 << 20
+
+
+def _batch_chunks(n: int, bytes_per_image: int):
+    """Slices of the batch dim covering about ``_CHUNK_BYTES`` of the matrix each."""
+    step = max(1, _CHUNK_BYTES // max(1, bytes_per_image))
+    return [slice(start, min(start + step, n)) for start in range(0, n, step)]
+
+
 def _im2col_geometry(input_shape, kernel_size, stride, dilation, groups):
     n, c, h, w = input_shape
     (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
@@ -221,9 +234,12 @@ class Im2col(Function):
         kh, kw = kernel_size
         cols = np.empty((groups, n, oh, ow, cg, kh * kw), dtype=x.dtype)
         grouped = x.reshape(n, groups, cg, *x.shape[2:])  # (N, g, C/g, H, W)
-        for tap, (rows, columns) in enumerate(slices):
-            # (N, g, C/g, oh, ow) -> (g, N, oh, ow, C/g)
-            cols[..., tap] = grouped[:, :, :, rows, columns].transpose(1, 0, 3, 4, 2)
+        for batch in _batch_chunks(n, cols[:, :1].nbytes):
+            for tap, (rows, columns) in enumerate(slices):
+                # (N, g, C/g, oh, ow) -> (g, N, oh, ow, C/g)
+                cols[:, batch, ..., tap] = grouped[batch, :, :, rows, columns].transpose(
+                    1, 0, 3, 4, 2
+                )
         return cols.reshape(groups, n * oh * ow, cg * kh * kw)
 
     @staticmethod
@@ -246,8 +262,9 @@ class Col2im(Function):
         # channels-last accumulation: each tap's slice of cols then reads with
         # a short stride (kh*kw) in its innermost dim, C/g
         out = np.zeros((n, h, w, groups, cg), dtype=cols.dtype)
-        for tap, (rows, columns) in enumerate(slices):
-            out[:, rows, columns] += taps[..., tap].transpose(1, 2, 3, 0, 4)
+        for batch in _batch_chunks(n, taps[:, :1].nbytes):
+            for tap, (rows, columns) in enumerate(slices):
+                out[batch, rows, columns] += taps[:, batch, ..., tap].transpose(1, 2, 3, 0, 4)
         return np.ascontiguousarray(out.reshape(n, h, w, groups * cg).transpose(0, 3, 1, 2))
 
     @staticmethod
