@@ -403,6 +403,10 @@ visualize.draw_graph(loss, show_values=True, show_grads=True, rankdir="TB")
    `b.grad`?  Check your answer by summing `Y.grad` yourself.
 5. Time `autodiff.engine.topological_order` on a chain of 100,000 additions
    (`x = x + 1` in a loop).  Why would the recursive `build` above fail there?
+6. Step through a backward pass yourself: build the expression of section 1 again
+   (without calling `backward()`), write `visualize.backward_stepper(L, "steps.html")`
+   and open `steps.html` in a browser.  Before each click on *Next*, predict which
+   gradient appears.
 """,
     ),
 ]
