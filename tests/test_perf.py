@@ -298,3 +298,11 @@ def test_stacked_linear_layers_values_and_row_major_weight_gradients(n, k, h, m,
     for weight in (W1, W2):
         assert weight.grad.data.flags.c_contiguous
     assert out.data.flags.c_contiguous
+
+
+def test_sigmoid_of_python_and_numpy_scalars():
+    """Sigmoid.apply on a bare number (no Tensor) still works, as before."""
+    from autodiff.ops import Sigmoid
+
+    assert abs(Sigmoid.apply(2.0).item() - 1 / (1 + np.exp(-2.0))) < 1e-7
+    assert Sigmoid.apply(np.float32(-3)).dtype == np.float32
