@@ -4,7 +4,7 @@ Workloads (all of them when none is named):
 
   ops       per-op cost, forward and backward, 8 elements and 1000x1000
   mlp       the lecture's MLP: training epoch and test pass, batch 64
-  scaling   the MLP with batch sizes 16, 64 and 256
+  scaling   the MLP and the CNN with batches of 16 and 256 (64 is mlp / cnn)
   lecture   the lecture's code end to end (DataLoader + FashionMNIST + ToTensor)
   cnn       the small CNN's training epoch
   layers    Conv2d and MaxPool2d forward + backward (benchmarks/bench_layers.py)
@@ -36,7 +36,12 @@ def parse(argv=None):
     parser.add_argument("workloads", nargs="*", metavar="WORKLOAD", help=", ".join(WORKLOADS))
     parser.add_argument("--quick", action="store_true", help="fewer batches, scaled to an epoch")
     parser.add_argument("--threads", type=int, default=1, help="threads per engine (default 1)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed rounds per workload")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed rounds per workload (default 3, after one warm-up round)",
+    )
     parser.add_argument(
         "--clock",
         choices=("cpu", "wall"),
@@ -83,7 +88,7 @@ def main(argv=None) -> None:
     table = Table()
     print(table.header(), flush=True)
     start = time.perf_counter()
-    repeats = args.repeats or (3 if args.quick else 5)
+    repeats = args.repeats or 3
     for workload in workloads:
         if workload == "ops":
             bench_ops.run(table, repeats=repeats, quick=args.quick)
