@@ -86,8 +86,11 @@ def run(table, repeats=3, quick=False, batch_sizes=(64,)):
         data = bench_mlp.batches(images, labels, batch_size, max(1, full // 16) if quick else None)
         scale = full / len(data)
         ours = autodiff_model(state)
+        a_data = bench_mlp.autodiff_batches(data)
         cases = {
-            "autodiff": lambda ours=ours, data=data: _epoch(bench_mlp.autodiff_epoch, ours, data)
+            "autodiff": lambda ours=ours, a_data=a_data: _epoch(
+                bench_mlp.autodiff_epoch, ours, a_data
+            )
         }
         if torch is not None:
             theirs = torch_model(state)

@@ -49,6 +49,7 @@ def measure(engine: str, batch_size: int, n_batches: int | None, threads: int) -
     state = bench_mlp.initial_weights()
     if engine == "autodiff":
         model = bench_mlp.autodiff_model(state)
+        data = bench_mlp.autodiff_batches(data)
         epoch = bench_mlp.autodiff_epoch
     else:
         model = bench_mlp.torch_model(state)

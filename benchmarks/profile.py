@@ -25,10 +25,12 @@ def _workload(name: str, quick: bool):
     images, labels = bench_mlp.synthetic_fashion_mnist()
     if name in ("mlp", "scaling", "lecture"):
         n_batches = 938 // 8 if quick else None
-        data = bench_mlp.batches(images, labels, 64, n_batches)
+        data = bench_mlp.autodiff_batches(bench_mlp.batches(images, labels, 64, n_batches))
         model = bench_mlp.autodiff_model(bench_mlp.initial_weights())
         return lambda: bench_mlp.autodiff_epoch(*model, data)
-    data = bench_mlp.batches(images, labels, 64, math.ceil(938 / 16) if quick else None)
+    data = bench_mlp.autodiff_batches(
+        bench_mlp.batches(images, labels, 64, math.ceil(938 / 16) if quick else None)
+    )
     model = bench_cnn.autodiff_model(bench_cnn.initial_weights())
     return lambda: bench_mlp.autodiff_epoch(*model, data)
 
