@@ -22,10 +22,10 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 
 import numpy as np
 
+from .files import atomic_write
 from .tensor import Tensor
 
 __all__ = ["load", "save"]
@@ -142,19 +142,8 @@ def save(
     if hasattr(f, "write"):
         np.savez(f, **arrays)
         return
-    path = os.fspath(f)
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            np.savez(out, **arrays)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(f) as out:
+        np.savez(out, **arrays)
 
 
 def load(

@@ -26,7 +26,6 @@ variables ``AUTODIFF_FASHION_MNIST_MIRRORS`` / ``AUTODIFF_MNIST_MIRRORS``
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import os
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from autodiff import Tensor
+from autodiff.files import atomic_write
 
 from .data import Dataset, _check_index
 from .transforms import is_batchable
@@ -171,15 +171,8 @@ def write_idx(path, array) -> Path:
     content = header + big_endian.tobytes()
     if path.suffix == ".gz":
         content = gzip.compress(content, mtime=0)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    with atomic_write(path) as out:
+        out.write(content)
     return path
 
 
@@ -231,12 +224,11 @@ def download_url(
     renamed to ``path``.  Anything else raises ``DownloadError`` and leaves no file.
     """
     path = Path(path)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        digest = hashlib.md5()
-        received = 0
-        request = urllib.request.Request(url, headers={"User-Agent": "autodiff-datasets/0.1"})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as r:
+    digest = hashlib.md5()
+    received = 0
+    request = urllib.request.Request(url, headers={"User-Agent": "autodiff-datasets/0.1"})
+    with atomic_write(path) as out:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
             if progress:
                 print(f"Downloading {url}", file=sys.stderr, flush=True)
             length = r.headers.get("Content-Length")
@@ -252,19 +244,12 @@ def download_url(
             finally:
                 if bar is not None:
                     bar.close()
-            out.flush()
-            os.fsync(out.fileno())
         if total is not None and received != total:
             raise DownloadError(f"{url}: the connection was cut after {received} of {total} bytes")
         if md5 is not None and digest.hexdigest() != md5:
             raise DownloadError(
                 f"{url}: MD5 mismatch: got {digest.hexdigest()}, expected {md5} ({received} bytes)"
             )
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
     return path
 
 

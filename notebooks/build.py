@@ -166,18 +166,11 @@ def write(notebook, path: Path) -> None:
     """Write atomically: a temporary file in the same folder, then ``os.replace``."""
     import nbformat
 
+    from autodiff.files import atomic_write
+
     text = nbformat.writes(notebook)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text if text.endswith("\n") else text + "\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it private; a notebook is not
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w", encoding="utf-8") as file:
+        file.write(text if text.endswith("\n") else text + "\n")
 
 
 def check(names) -> list[str]:

@@ -22,6 +22,8 @@ import os
 
 import graphviz
 
+from autodiff.files import atomic_write
+
 from .trace import Graph, GraphTooLargeError, ModuleInfo
 
 COLORS = {
@@ -89,16 +91,9 @@ class Digraph(graphviz.Digraph):
             data = self.source.encode("utf-8")
         else:
             data = self.pipe(format=fmt)
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as file:
-                file.write(data)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with atomic_write(path) as file:
+            file.write(data)
         return path
 
 

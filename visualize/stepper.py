@@ -19,6 +19,8 @@ import html
 import json
 import os
 
+from autodiff.files import atomic_write
+
 from .backward import trace_backward
 from .dot import to_digraph
 from .trace import GraphTooLargeError
@@ -260,14 +262,7 @@ def backward_stepper(
 </html>
 """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as file:
-            file.write(page)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_write(path, "w", encoding="utf-8") as file:
+        file.write(page)
     return path
