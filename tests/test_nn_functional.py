@@ -368,6 +368,56 @@ def test_cross_entropy_values_and_gradients(n, c, weighted, ignore, reduction, e
     )
 
 
+@settings(max_examples=20)
+@given(
+    n=st.integers(1, 5),
+    c=st.integers(2, 5),
+    reduction=st.sampled_from(["mean", "sum", "none"]),
+    seed=st.integers(0, 999),
+)
+def test_fused_cross_entropy_agrees_with_the_composed_form(n, c, reduction, seed):
+    """The fused primitive (the common case) and log_softmax + nll_loss give the same
+    values, gradients and second derivatives; both are also checked numerically."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.standard_normal((n, c)) * 3, autodiff.tensor(rng.integers(0, c, n))
+    fused = F.cross_entropy(leaf(x), y, reduction=reduction)
+    assert fused.grad_fn.name() == "CrossEntropyBackward"
+    composed = F.nll_loss(F.log_softmax(leaf(x), 1), y, reduction=reduction)
+    np.testing.assert_allclose(fused.data, composed.data, rtol=1e-12, atol=1e-12)
+
+    v = rng.standard_normal(fused.shape)
+
+    def grad_and_hvp(loss_of):
+        t = leaf(x)
+        (g,) = autodiff.grad(loss_of(t), t, grad_outputs=autodiff.tensor(v), create_graph=True)
+        u = autodiff.tensor(rng_u.standard_normal(x.shape))
+        (h,) = autodiff.grad((g * u).sum(), t)
+        return g.data, h.data
+
+    rng_u = np.random.default_rng(seed)
+    g_fused, h_fused = grad_and_hvp(lambda t: F.cross_entropy(t, y, reduction=reduction))
+    rng_u = np.random.default_rng(seed)
+    g_comp, h_comp = grad_and_hvp(lambda t: F.nll_loss(F.log_softmax(t, 1), y, reduction=reduction))
+    np.testing.assert_allclose(g_fused, g_comp, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(h_fused, h_comp, rtol=1e-8, atol=1e-10)
+    assert_gradients_match(
+        lambda t: F.cross_entropy(t, y, reduction=reduction), leaf(x), seed=seed, order=2
+    )
+
+
+def test_fused_cross_entropy_keeps_float32_and_leaves_other_cases_composed():
+    x = autodiff.randn(8, 3, requires_grad=True)
+    y = autodiff.randint(0, 3, (8,))
+    loss = F.cross_entropy(x, y)
+    assert loss.dtype == np.float32 and loss.grad_fn.name() == "CrossEntropyBackward"
+    loss.backward()
+    assert x.grad.dtype == np.float32
+    for kwargs in ({"label_smoothing": 0.1}, {"weight": autodiff.ones(3)}):
+        assert F.cross_entropy(x, y, **kwargs).grad_fn.name() != "CrossEntropyBackward"
+    y_ignored = autodiff.tensor([-100, *y.tolist()[1:]])
+    assert F.cross_entropy(x, y_ignored).grad_fn.name() != "CrossEntropyBackward"
+
+
 @settings(max_examples=15)
 @given(c=st.integers(2, 4), extra=st.lists(st.integers(1, 3), max_size=2), seed=st.integers(0, 999))
 def test_cross_entropy_with_spatial_dims_and_probability_targets(c, extra, seed):
