@@ -126,10 +126,6 @@ class Node:
                 unpacked.append(value)
         return tuple(unpacked)
 
-    @property
-    def saved_values(self):  # alias used by visualize
-        return self.saved_tensors
-
     def _check_version(self, counter, version, index, kind):
         if counter[0] != version:
             raise RuntimeError(
