@@ -35,7 +35,10 @@ __all__ = [
     "datasets",
     "functional",
     "init",
+    "models",
     "optim",
     "transforms",
     *_modules_all,
 ]
+
+from . import models  # (the lecture's models are built from the layers above)

@@ -12,7 +12,8 @@ import pytest
 from synthetic_mnist import write_dataset
 
 import autodiff
-from nn import cli
+import nn
+from autodiff_cli import commands as cli
 from nn.datasets import Digits
 
 UNREACHABLE = "http://127.0.0.1:9/"  # the discard port: connection refused, at once
@@ -51,7 +52,7 @@ def test_train_on_digits_one_epoch(tmp_path, capsys):
     assert err == ""
     state = autodiff.load(str(model_path), weights_only=True)
     assert np.shape(state["linear_relu_stack.0.weight"]) == (512, 64)
-    model = cli.NeuralNetwork(in_features=64)
+    model = nn.models.NeuralNetwork(in_features=64)
     model.load_state_dict(state)
 
 
@@ -215,7 +216,7 @@ def test_evaluate_a_trained_model(tmp_path, capsys):
 
 
 def test_evaluate_the_lectures_file_layout_and_bad_files(tmp_path, capsys):
-    model = cli.ConvNet(image_size=8)
+    model = nn.models.ConvNet(image_size=8)
     autodiff.save(model.state_dict(), str(tmp_path / "cnn.pth"))
     status, out, _ = run(capsys, "evaluate", "--model-path", tmp_path / "cnn.pth")
     assert status == 0 and "Model: cnn" in out
@@ -262,7 +263,7 @@ def test_runs_as_a_module_with_argparse_errors():
     import subprocess
 
     result = subprocess.run(
-        [sys.executable, "-m", "nn.cli", "train", "--bogus"],
+        [sys.executable, "-m", "autodiff_cli", "train", "--bogus"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -12,7 +12,7 @@ import pytest
 from synthetic_mnist import learnable_images, write_dataset
 
 import autodiff
-from nn import cli
+from autodiff_cli import commands as cli
 
 # PyTorch's "Quickstart" tutorial (pytorch.org/tutorials/beginner/basics/quickstart_tutorial),
 # its code cells in order.  Only the import lines differ, as API.md says:

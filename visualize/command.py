@@ -1,7 +1,7 @@
 """``autodiff graph``: draw one training step of the lecture's MLP or the small CNN.
 
 ``graph_command(model="mlp", out="mlp.svg")`` builds the model (the lecture's
-``NeuralNetwork`` from ``nn.cli``, or its ``ConvNet``), runs one training step's
+``NeuralNetwork`` from ``nn.models``, or its ``ConvNet``), runs one training step's
 forward pass on a random batch of 28x28 images inside ``track_modules`` (so each
 layer, and the loss, is a labelled cluster), ``backward()`` (keeping every
 intermediate gradient with ``retain_grads``), and draws the loss graph with its
@@ -23,12 +23,12 @@ FORMATS = ("svg", "png", "pdf", "dot", "gv")
 
 
 def build_model(name: str = "mlp", image_size: int = 28):
-    """The lecture's MLP ("mlp") or the small CNN ("cnn") from ``nn.cli``, freshly initialised."""
+    """The lecture's MLP ("mlp") or the small CNN ("cnn") from ``nn.models``, freshly initialised."""
     if name not in MODELS:
         raise ValueError(f"graph: unknown model {name!r}; expected one of {', '.join(MODELS)}")
-    from nn.cli import build_model as _build
+    import nn
 
-    return _build(name, image_size)
+    return nn.models.build_model(name, image_size)
 
 
 def training_step_loss(model_name: str = "mlp", batch_size: int = 4, seed: int = 0):
