@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as _np
 
 from . import accelerator, ops
-from .anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .creation import (
     arange,
     as_tensor,
@@ -43,7 +42,18 @@ from .creation import (
 from .engine import grad
 from .function import Function
 from .function import Node as FunctionCtx
-from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .grad_mode import (
+    detect_anomaly,
+    enable_grad,
+    inference_mode,
+    is_anomaly_check_nan_enabled,
+    is_anomaly_enabled,
+    is_grad_enabled,
+    is_inference_mode_enabled,
+    no_grad,
+    set_detect_anomaly,
+    set_grad_enabled,
+)
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .ops import broadcast_to, cat, chunk, gather, logsumexp, pad, split, stack, where
 from .random import Generator, initial_seed, manual_seed, seed

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import function as _function
 from .function import AccumulateGrad, Node
-from .grad_mode import _grad_enabled
+from .grad_mode import modes
 from .ops.shape import sum_to_shape
 from .tensor import Tensor
 
@@ -100,8 +100,10 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, na
             captured.setdefault(tensor.grad_fn or _function._accumulator_of(tensor), None)
 
     order = _ordered_from(roots)
-    previous_mode = _grad_enabled[0]
-    _grad_enabled[0] = create_graph
+    # The formulas run recorded only for create_graph; the mode is this thread's,
+    # so another thread's forward pass keeps recording meanwhile.
+    previous_mode = modes.grad_enabled
+    modes.grad_enabled = create_graph
     # Arrays already stored as some tensor's .grad in this pass: never store the
     # same memory twice, since later in-place accumulation would change both.
     handed_out = set()
@@ -139,7 +141,7 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, na
             else:
                 _retain(node, grad, handed_out)
     finally:
-        _grad_enabled[0] = previous_mode
+        modes.grad_enabled = previous_mode
     return captured
 
 
@@ -173,7 +175,7 @@ def _propagate(node: Node, grad: Tensor, pending: dict) -> None:
             input_grad = sum_to_shape(input_grad, next_node.shape, node.name())
         if input_grad.dtype != next_node.dtype:
             input_grad = input_grad.to(next_node.dtype)
-        if _function._anomaly_enabled[0]:
+        if modes.anomaly_enabled and modes.anomaly_check_nan:
             _check_finite(node, input_grad)
         if next_node in pending:
             pending[next_node] = pending[next_node] + input_grad

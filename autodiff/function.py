@@ -40,12 +40,8 @@ import weakref
 import numpy as np
 
 from .errors import ShapeError
-from .grad_mode import _grad_enabled
+from .grad_mode import modes
 from .tensor import Tensor
-
-# Anomaly mode (see ``autodiff.detect_anomaly``): a shared flag read by apply and
-# by the engine.
-_anomaly_enabled = [False]
 
 _OUTPUT = object()  # marks "the output of this node" among saved values
 
@@ -223,7 +219,7 @@ class Function:
     def apply(cls, *inputs):
         """Run ``forward`` on the inputs' arrays and record the node if needed."""
         record = False
-        if _grad_enabled[0]:
+        if modes.grad_enabled:
             needs = tuple([isinstance(t, Tensor) and t._requires_grad for t in inputs])
             record = True in needs
         else:
@@ -261,7 +257,7 @@ class Function:
             ctx._output_ref = weakref.ref(result)
             if ctx.to_save:
                 _pack_saved(ctx, inputs, arrays, out, result, raw)
-            if _anomaly_enabled[0]:
+            if modes.anomaly_enabled:
                 ctx.creation_trace = "".join(traceback.format_stack()[:-2])
         if cls.returns_view and isinstance(inputs[0], Tensor) and out.base is not None:
             base = inputs[0]

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from .errors import ShapeError
-from .grad_mode import _grad_enabled
+from .grad_mode import modes
 
 
 class Device:
@@ -974,11 +974,11 @@ def _in_place(tensor: Tensor, op: str, out_of_place, update, other):
     version change at backward time.
     """
     recording = (
-        _grad_enabled[0]
+        modes.grad_enabled
         and out_of_place is not None  # random fills are never differentiated
         and (tensor._requires_grad or (isinstance(other, Tensor) and other._requires_grad))
     )
-    if _grad_enabled[0] and tensor._requires_grad and tensor.grad_fn is None:
+    if modes.grad_enabled and tensor._requires_grad and tensor.grad_fn is None:
         raise RuntimeError(
             f"{op}: a leaf tensor that requires grad is being used in an in-place operation. "
             "Wrap the update in `with autodiff.no_grad():` (as an optimizer step does)."

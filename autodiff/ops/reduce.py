@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from ..function import Function, ShapeError
-from ..grad_mode import _grad_enabled
+from ..grad_mode import modes
 from ..tensor import Tensor
 
 
@@ -186,7 +186,7 @@ class Prod(Function):
             return grad * y / x, None, None
         # With zeros (or a product that underflowed to 0), y / x is wrong: take the
         # product of the others directly.
-        if _grad_enabled[0]:  # create_graph: a differentiable form (O(n^2), zeros only)
+        if modes.grad_enabled:  # create_graph: a differentiable form (O(n^2), zeros only)
             return grad * _differentiable_product_of_others(x, ctx.dims), None, None
         # exclusive products from the left and from the right (O(n), a constant)
         others = _product_of_others(x.data, ctx.dims)
