@@ -8,8 +8,22 @@ or the complete new one, never half of it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import signal
 import tempfile
+import threading
+import time
+
+__all__ = ["atomic_write"]
+
+# Errors of the disk rather than of a path: they carry no file name, so the user's
+# path is added to them.  Network errors raised inside the block are left alone.
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
+# Temporary files written before they carried their writer's process id; one left for
+# longer than this was abandoned by a killed process.
+_LEGACY_STALE_SECONDS = 3600
 
 
 def _umask() -> int:
@@ -18,13 +32,93 @@ def _umask() -> int:
     return mask
 
 
+def _pid_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, but belongs to someone else
+        return True
+    return True
+
+
+def _remove_stale_temporaries(directory: str, name: str) -> None:
+    """Remove ``.NAME.<pid>-xxxxxxxx.part`` files whose writer no longer runs.
+
+    A process killed with SIGKILL (or a power cut) cannot clean up after itself; the
+    next write to the same target does it.  Temporaries of live writers are kept.
+    """
+    if os.name != "posix":  # os.kill(pid, 0) would not be a harmless probe there
+        return
+    ours = re.compile(rf"\.{re.escape(name)}\.(\d+)-[a-z0-9_]{{8}}\.part")
+    legacy = re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.part")
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        match = ours.fullmatch(entry.name)
+        try:
+            if match:
+                stale = not _pid_is_alive(int(match.group(1)))
+            elif legacy.fullmatch(entry.name):
+                stale = now - entry.stat(follow_symlinks=False).st_mtime > _LEGACY_STALE_SECONDS
+            else:
+                continue
+            if stale and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+        except OSError:  # removed meanwhile, or not ours to remove
+            continue
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """While writing, SIGTERM unwinds like Ctrl-C does (so the temporary file is removed)
+    and then exits with status 143, as the default action would.  Only in the main
+    thread, and only when nobody installed their own SIGTERM handler."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _naming(error: OSError, path: str, name: str) -> OSError:
+    """``error`` about the temporary file, retold about ``path`` (the name the user gave)."""
+    if type(error).__module__ != "builtins" or error.errno is None:
+        return error
+    if error.filename is None:
+        if error.errno not in _DISK_ERRNOS:
+            return error
+    else:
+        temp = os.path.basename(os.fspath(error.filename))
+        if not (temp.startswith(f".{name}.") and temp.endswith(".part")):
+            return error
+    return OSError(error.errno, error.strerror, path)
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "wb", encoding: str | None = None):
     """Write to a temporary file beside ``path``, then rename it over ``path``.
 
-    If the ``with`` block raises (a failed download, an interrupt, a full disk), the
-    temporary file is removed and ``path`` is left as it was.  The new file gets the
-    permissions a plain ``open`` would give it (``mkstemp`` makes them private).
+    If the ``with`` block raises (a failed download, an interrupt, SIGTERM, a full
+    disk), the temporary file is removed and ``path`` is left as it was; temporary
+    files of writers that were killed outright (SIGKILL) are removed by the next
+    write to the same ``path``.  A symlink is written through (its target is
+    replaced, the link stays); an existing file keeps its permissions, a new one
+    gets those a plain ``open`` would give it.  Errors name ``path``, not the
+    temporary file.
 
     Example::
 
@@ -32,18 +126,31 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = None):
             np.savez(file, w=w)
     """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temp = tempfile.mkstemp(
-        dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".part"
-    )
+    target = os.path.realpath(path)  # through symlinks: the link stays a link
+    directory, name = os.path.split(target)
     try:
-        with os.fdopen(handle, mode, encoding=encoding) as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temp, 0o666 & ~_umask())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+        mode_bits = os.stat(target).st_mode & 0o7777
+    except OSError:
+        mode_bits = 0o666 & ~_umask()
+    _remove_stale_temporaries(directory, name)
+    try:
+        with _sigterm_raises():
+            handle, temp = tempfile.mkstemp(
+                dir=directory, prefix=f".{name}.{os.getpid()}-", suffix=".part"
+            )
+            try:
+                with os.fdopen(handle, mode, encoding=encoding) as file:
+                    yield file
+                    file.flush()
+                    os.fsync(file.fileno())
+                os.chmod(temp, mode_bits)
+                os.replace(temp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                raise
+    except OSError as error:
+        renamed = _naming(error, path, name)
+        if renamed is error:
+            raise
+        raise renamed from None

@@ -17,7 +17,9 @@ class Generator:
         self.numpy_generator = np.random.default_rng()
 
     def manual_seed(self, seed: int) -> Generator:
-        self._seed = int(seed)
+        """Seed with any 64-bit integer, as PyTorch: -2**63 .. 2**64 - 1 (a negative seed
+        is read as its unsigned 64-bit pattern, so ``initial_seed()`` of -1 is 2**64 - 1)."""
+        self._seed = _as_seed(seed)
         self.numpy_generator = np.random.default_rng(self._seed)
         return self
 
@@ -35,6 +37,15 @@ class Generator:
     def set_state(self, state):
         self.numpy_generator.bit_generator.state = state
         return self
+
+
+def _as_seed(seed) -> int:
+    value = int(seed)  # as torch.manual_seed: 1.7 -> 1, "x" -> ValueError
+    if not -(2**63) <= value < 2**64:
+        raise ValueError(
+            f"manual_seed: the seed must be a 64-bit integer (-2**63 .. 2**64 - 1), got {value}"
+        )
+    return value % 2**64
 
 
 _default = Generator()

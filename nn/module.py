@@ -148,6 +148,14 @@ def _as_array(value, key: str) -> np.ndarray:
     return array
 
 
+def _castable(source: np.dtype, target: np.dtype) -> bool:
+    """Numbers into numbers, as ``Tensor.copy_`` does; text, objects, dates never;
+    complex only into complex (a real tensor would lose the imaginary part)."""
+    if source.kind not in "biufc" or target.kind not in "biufc":
+        return False
+    return source.kind != "c" or target.kind == "c"
+
+
 class Module:
     """Base class for all neural network layers and models (``torch.nn.Module``).
 
@@ -646,9 +654,9 @@ class Module:
         """Copy parameters and buffers from ``state_dict`` (Tensors or NumPy arrays).
 
         Every key is checked before anything is copied: missing keys and
-        unexpected keys (when ``strict``) and shape mismatches (always) are
-        reported together, by name, and the module is left unchanged.  Values are
-        cast to each parameter's dtype.  Returns ``(missing_keys, unexpected_keys)``.
+        unexpected keys (when ``strict``), shape mismatches and values that are not
+        numbers (always) are reported together, by name, and the module is left
+        unchanged.  Values are cast to each parameter's dtype.  Returns ``(missing_keys, unexpected_keys)``.
 
         Example (weights from PyTorch)::
 
@@ -668,15 +676,19 @@ class Module:
         for key, tensor in entries:
             if key not in state_dict:
                 continue
-            array = _as_array(state_dict[key], key)
+            array = _as_array(state_dict[key], key)  # TypeError naming the key; nothing copied yet
             if array.shape != tensor.data.shape:
                 errors.append(
                     f"size mismatch for {key}: copying a param with shape {tuple(array.shape)} "
                     f"from checkpoint, the shape in current model is {tuple(tensor.data.shape)}."
                 )
                 continue
-            if tensor.data.dtype.kind in "fc" and array.dtype.kind not in "biufc":
-                errors.append(f"dtype mismatch for {key}: got {array.dtype}")
+            if not _castable(array.dtype, tensor.data.dtype):
+                errors.append(
+                    f"dtype mismatch for {key}: cannot copy values of dtype {array.dtype} into "
+                    f"the {tensor.data.dtype} tensor of the current model (numbers only; "
+                    "complex only into complex)"
+                )
                 continue
             updates.append((tensor, array))
         if strict:

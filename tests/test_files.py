@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -37,3 +42,121 @@ def test_text_mode(tmp_path):
     with atomic_write(path, "w", encoding="utf-8") as file:
         file.write("<p>é</p>")
     assert path.read_text(encoding="utf-8") == "<p>é</p>"
+
+
+# -- what the next write, a signal and the file system see -----------------------------------
+def temporaries(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
+
+
+def test_a_stale_temporary_of_a_dead_writer_is_removed_by_the_next_write(tmp_path):
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(dead.stdout)
+    stale = tmp_path / f".weights.bin.{pid}-abcdefgh.part"
+    stale.write_bytes(b"left by a killed process")
+    legacy = tmp_path / ".weights.bin.9qfqxxnr.part"  # the naming before pids were added
+    legacy.write_bytes(b"old")
+    os.utime(legacy, (time.time() - 7200, time.time() - 7200))
+    live = tmp_path / f".weights.bin.{os.getpid()}-zzzzzzzz.part"  # a writer still at work
+    live.write_bytes(b"in progress")
+    other = tmp_path / f".other.bin.{pid}-abcdefgh.part"  # another target's: not ours
+    other.write_bytes(b"x")
+    with atomic_write(tmp_path / "weights.bin") as file:
+        file.write(b"new")
+    assert temporaries(tmp_path) == sorted([live.name, other.name])
+
+
+def test_writes_go_through_a_symlink_and_keep_the_files_mode(tmp_path):
+    real = tmp_path / "store" / "model.pth"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    real.chmod(0o600)
+    link = tmp_path / "model.pth"
+    link.symlink_to(real)
+    with atomic_write(link) as file:
+        file.write(b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
+    assert stat.S_IMODE(real.stat().st_mode) == 0o600
+    assert temporaries(real.parent) == [] and temporaries(tmp_path) == []
+
+
+def test_errors_name_the_users_path_not_the_temporary(tmp_path):
+    with pytest.raises(FileNotFoundError) as info, atomic_write(tmp_path / "no" / "m.pth"):
+        pass
+    assert info.value.filename == str(tmp_path / "no" / "m.pth")
+
+    def full_disk(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left") as info, atomic_write(tmp_path / "m.pth"):
+        full_disk()
+    assert info.value.filename == str(tmp_path / "m.pth") and temporaries(tmp_path) == []
+
+
+CHILD = """
+import sys, numpy as np, autodiff
+weights = {"w": autodiff.tensor(np.full((int(sys.argv[2]),), float(sys.argv[3]), np.float32))}
+while True:
+    autodiff.save(weights, sys.argv[1])
+"""
+
+
+def kill_mid_save(tmp_path, signum, value=1.0):
+    target = tmp_path / "model.pth"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(target), str(8_000_000), str(value)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # a complete file, then a save under way
+            if target.exists() and temporaries(tmp_path):
+                break
+            time.sleep(0.001)
+        else:
+            pytest.fail("the child never started a second save")
+        child.send_signal(signum)
+        status = child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return target, status
+
+
+def test_sigkill_mid_save_keeps_the_old_file_and_the_next_save_cleans_up(tmp_path):
+    import autodiff
+
+    target, status = kill_mid_save(tmp_path, signal.SIGKILL)
+    assert status == -signal.SIGKILL
+    assert autodiff.load(target)["w"].shape == (8_000_000,)  # the previous save, whole
+    assert len(temporaries(tmp_path)) == 1  # what the killed writer left
+    autodiff.save({"w": autodiff.zeros(2)}, target)
+    assert temporaries(tmp_path) == []
+
+
+def test_sigterm_mid_save_cleans_up_like_ctrl_c(tmp_path):
+    import autodiff
+
+    target, status = kill_mid_save(tmp_path, signal.SIGTERM)
+    assert status == 128 + signal.SIGTERM
+    assert temporaries(tmp_path) == []
+    assert autodiff.load(target)["w"].shape == (8_000_000,)
+
+
+def test_a_user_sigterm_handler_is_left_alone(tmp_path):
+    calls = []
+    previous = signal.signal(signal.SIGTERM, lambda *args: calls.append(args))
+    try:
+        with atomic_write(tmp_path / "x") as file:
+            os.kill(os.getpid(), signal.SIGTERM)
+            file.write(b"done")
+        assert calls and (tmp_path / "x").read_bytes() == b"done"
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
