@@ -34,6 +34,14 @@ import warnings
 import numpy as np
 
 from .engine import grad as _grad
+from .finite_differences import (
+    as_tuple,
+    directional_difference,
+    evaluate,
+    jacobian_columns,
+    perturbable_copies,
+    worst_entry,
+)
 from .grad_mode import enable_grad
 from .tensor import Tensor
 
@@ -42,14 +50,6 @@ __all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
 
 class GradcheckError(RuntimeError):
     """Raised by ``gradcheck`` / ``gradgradcheck`` when the gradients do not match."""
-
-
-def _as_tuple(value) -> tuple:
-    if isinstance(value, tuple):
-        return value
-    if isinstance(value, list):
-        return tuple(value)
-    return (value,)
 
 
 def _differentiable_outputs(outputs) -> list:
@@ -93,68 +93,27 @@ def _check_inputs(name: str, inputs: tuple) -> list:
     return wanted
 
 
-def _evaluate(fn, inputs) -> list:
-    """Outputs of ``fn`` as float64 NumPy copies (None for non-float outputs).
-
-    Grad mode stays on: ``gradgradcheck`` evaluates a function that runs backward.
-    """
-    with enable_grad():
-        outputs = _as_tuple(fn(*inputs))
-    return [
-        np.array(out.data, dtype=np.float64, copy=True)
-        if isinstance(out, Tensor) and out.dtype.kind == "f"
-        else None
-        for out in outputs
-    ]
-
-
-def _perturbable_copies(inputs) -> list:
-    """Detached, writable copies of the tensor inputs (same dtype and requires_grad)."""
-    copies = []
-    for x in inputs:
-        if isinstance(x, Tensor):
-            copy = Tensor._make(np.array(x.data, copy=True), None, None)
-            copy._requires_grad = x.requires_grad
-            copies.append(copy)
-        else:
-            copies.append(x)
-    return copies
-
-
 def _numerical_jacobians(fn, inputs, wanted, eps) -> dict:
     """``{(i, j): J}`` with ``J[k, l] = d out_i[k] / d in_j[l]`` by central differences."""
-    copies = _perturbable_copies(inputs)
+    copies = perturbable_copies(inputs)
     jacobians = {
         (i, j): np.zeros((out.size, copies[j].data.size))
-        for i, out in enumerate(_evaluate(fn, copies))
+        for i, out in enumerate(evaluate(fn, copies))
         if out is not None
         for j in wanted
     }
     for j in wanted:
-        data = copies[j].data
-        flat = data.reshape(-1)  # a view: the copy is contiguous
-        for l in range(data.size):  # noqa: E741 (the column index of the Jacobian)
-            original = flat[l].item()
-            flat[l] = original + eps
-            plus = _evaluate(fn, copies)
-            flat[l] = original - eps
-            minus = _evaluate(fn, copies)
-            flat[l] = original
-            # The step that was actually taken, once rounded to the input's dtype.
-            step = float(np.float64(np.asarray(original + eps, data.dtype))) - float(
-                np.float64(np.asarray(original - eps, data.dtype))
-            )
-            for i, (p, m) in enumerate(zip(plus, minus, strict=True)):
-                if p is None:
-                    continue
-                jacobians[(i, j)][:, l] = (p - m).reshape(-1) / step
+        for l, columns in jacobian_columns(fn, copies, j, eps):  # noqa: E741
+            for i, column in enumerate(columns):
+                if column is not None:
+                    jacobians[(i, j)][:, l] = column
     return jacobians
 
 
 def _analytical_jacobians(fn, inputs, wanted, name) -> tuple:
     """``({(i, j): J}, outputs)`` from one-hot vector-Jacobian products."""
     with enable_grad():
-        outputs = _as_tuple(fn(*inputs))
+        outputs = as_tuple(fn(*inputs))
     differentiable = [inputs[j] for j in wanted]
     jacobians = {}
     for i, out in _differentiable_outputs(outputs):
@@ -181,11 +140,10 @@ def _analytical_jacobians(fn, inputs, wanted, name) -> tuple:
 
 def _compare(name, i, j, out_shape, in_shape, analytical, numerical, atol, rtol) -> str | None:
     """None when the Jacobians match, else a message naming the worst entry."""
-    if np.allclose(analytical, numerical, rtol=rtol, atol=atol, equal_nan=False):
+    worst = worst_entry(analytical, numerical, atol, rtol)
+    if worst is None:
         return None
-    excess = np.abs(analytical - numerical) - (atol + rtol * np.abs(numerical))
-    excess = np.where(np.isnan(excess), np.inf, excess)
-    row, col = np.unravel_index(int(np.argmax(excess)), excess.shape)
+    row, col = np.unravel_index(worst, analytical.shape)
     a, n = float(analytical[row, col]), float(numerical[row, col])
     message = (
         f"{name}: Jacobian mismatch for output {i} with respect to input {j}.\n"
@@ -204,21 +162,15 @@ def _fast_check(fn, inputs, wanted, eps, atol, rtol, name, raise_exception) -> b
     """Compare u^T J v (random u, v) instead of whole Jacobians: one backward pass."""
     rng = np.random.default_rng(0)
     with enable_grad():
-        outputs = _as_tuple(fn(*inputs))
+        outputs = as_tuple(fn(*inputs))
     outs = _differentiable_outputs(outputs)
-    copies = _perturbable_copies(inputs)
+    copies = perturbable_copies(inputs)
     directions = {j: rng.standard_normal(inputs[j].shape) for j in wanted}
     for j in wanted:
-        original = copies[j].data.copy()
-        step = directions[j] * eps
-        copies[j].data[...] = original + step
-        plus = _evaluate(fn, copies)
-        copies[j].data[...] = original - step
-        minus = _evaluate(fn, copies)
-        copies[j].data[...] = original
+        along = directional_difference(fn, copies, j, directions[j], eps)
         for i, out in outs:
             u = rng.standard_normal(out.shape)
-            numerical = float(np.sum(u * (plus[i] - minus[i]) / (2 * eps)))
+            numerical = float(np.sum(u * along[i]))
             analytical = 0.0
             if out.requires_grad:
                 upstream = Tensor._make(u.astype(out.dtype), None, None)
@@ -279,7 +231,7 @@ def gradcheck(
     del nondet_tol, check_undefined_grad, check_batched_grad, check_batched_forward_grad
     del check_forward_ad, masked
     name = "gradcheck"
-    inputs = _as_tuple(inputs)
+    inputs = as_tuple(inputs)
     wanted = _check_inputs(name, inputs)
     if not check_backward_ad:
         return True
@@ -293,7 +245,7 @@ def gradcheck(
         )
     if check_grad_dtypes:
         with enable_grad():
-            out = _differentiable_outputs(_as_tuple(func(*inputs)))[0][1]
+            out = _differentiable_outputs(as_tuple(func(*inputs)))[0][1]
         if out.requires_grad:
             grads = _grad(
                 out,
@@ -365,10 +317,10 @@ def gradgradcheck(
     if not check_rev_over_rev:
         return True
     name = "gradgradcheck"
-    inputs = _as_tuple(inputs)
+    inputs = as_tuple(inputs)
     _check_inputs(name, inputs)
     with enable_grad():
-        outputs = _as_tuple(func(*inputs))
+        outputs = as_tuple(func(*inputs))
     outs = [out for _, out in _differentiable_outputs(outputs)]
     if grad_outputs is None:
         rng = np.random.default_rng(0)
@@ -378,7 +330,7 @@ def gradgradcheck(
         )
         for g in grad_outputs:
             g._requires_grad = True
-    grad_outputs = _as_tuple(grad_outputs)
+    grad_outputs = as_tuple(grad_outputs)
     if len(grad_outputs) != len(outs):
         raise ValueError(
             f"{name}: got {len(grad_outputs)} grad_outputs for {len(outs)} differentiable outputs"
@@ -387,7 +339,7 @@ def gradgradcheck(
 
     def first_derivatives(*args):
         xs, vs = args[:n_inputs], args[n_inputs:]
-        ys = [out for _, out in _differentiable_outputs(_as_tuple(func(*xs)))]
+        ys = [out for _, out in _differentiable_outputs(as_tuple(func(*xs)))]
         pairs = [(y, v) for y, v in zip(ys, vs, strict=True) if y.requires_grad]
         differentiable = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
         if not pairs:

@@ -50,9 +50,15 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
         'extra: pip install "autodiff[test]" (or pip install hypothesis)'
     ) from error
 
+import inspect
+import os
+import traceback
+
 import numpy as np
 
 from .engine import grad as _grad
+from .finite_differences import jacobian_columns, perturbable_copies, worst_entry
+from .function import Function
 from .grad_mode import enable_grad
 from .tensor import Tensor
 
@@ -189,7 +195,7 @@ def tensors(
         raise ValueError(
             f"tensors: only floating point tensors can require grad, got dtype {dtype}"
         )
-    return arrays(
+    values = arrays(
         dtype,
         shape,
         min_value=min_value,
@@ -198,7 +204,15 @@ def tensors(
         avoid=avoid,
         margin=margin,
         unique=unique,
-    ).map(lambda array: _leaf(array, requires_grad))
+    )
+    return _leaves(values, bool(requires_grad))
+
+
+@st.composite
+def _leaves(draw, values, requires_grad):
+    # A composite rather than .map(): a failing example then prints as the tensor's
+    # repr (tensor([...], dtype=float64, requires_grad=True)), not as a lambda call.
+    return _leaf(draw(values), requires_grad)
 
 
 def _leaf(array: np.ndarray, requires_grad: bool) -> Tensor:
@@ -231,6 +245,64 @@ def _describe_entry(index: int, shape: tuple) -> str:
     return str([int(i) for i in np.unravel_index(index, shape)]) if shape else "[]"
 
 
+def _number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+class _Checked:
+    """What a report says about the function under test: its name and its inputs' names.
+
+    ``Cube.apply`` is reported as ``Cube.forward`` / ``Cube.backward`` with the
+    parameter names of ``forward`` (``x``); any other function by its own name,
+    its gradient being the engine's backward through what it computes.
+    """
+
+    def __init__(self, fn, count):
+        owner = getattr(fn, "__self__", None)  # Function.apply is bound to the Function class
+        if isinstance(owner, type) and issubclass(owner, Function):
+            self.name = owner.__name__
+            self.forward, self.backward = f"{owner.__name__}.forward", f"{owner.__name__}.backward"
+            signature_of, skip = owner.forward, 1  # forward(ctx, x, ...)
+        else:
+            self.name = getattr(fn, "__name__", type(fn).__name__)
+            self.forward = self.name
+            self.backward = f"the backward pass of {self.name}"
+            signature_of, skip = fn, 0
+        self.input_names = [f"input {j}" for j in range(count)]
+        try:
+            parameters = list(inspect.signature(signature_of).parameters.values())[skip:]
+        except (TypeError, ValueError):  # builtins without a signature
+            return
+        if len(parameters) >= count and all(
+            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters[:count]
+        ):
+            self.input_names = [p.name for p in parameters[:count]]
+
+    def input(self, j) -> str:
+        name = self.input_names[j]
+        return f"input {j}" if name == f"input {j}" else f"input {j} ({name})"
+
+
+def _where_user_code_failed(error: BaseException) -> str:
+    """``file:line in function: code`` of the innermost frame outside autodiff and NumPy."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    library = (here + os.sep, os.path.dirname(np.__file__) + os.sep)
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename]
+    for frame in reversed(frames):
+        if not os.path.abspath(frame.filename).startswith(library):
+            code = f": {frame.line.strip()}" if frame.line else ""
+            return f"\n  at {frame.filename}:{frame.lineno}, in {frame.name}{code}"
+    return ""
+
+
+def _shapes_of(inputs) -> str:
+    return ", ".join(str(t.shape) for t in inputs if isinstance(t, Tensor))
+
+
+class _ForwardError(AssertionError):
+    """The function under test raised before any gradient was compared."""
+
+
 def assert_gradients_match(
     fn,
     *tensors,
@@ -254,9 +326,21 @@ def assert_gradients_match(
     (such as the indices of ``max(dim)``) are ignored, and ``grad_outputs``
     lists one upstream gradient per floating point output.
 
-    Raises ``AssertionError`` naming the input, the worst entry, the numerical
-    and the analytical value; returns the analytical gradients (a tuple) when
-    they match.  ``order=2`` also checks second derivatives: the backward pass,
+    Returns the analytical gradients (a tuple) when they match.  Otherwise it
+    raises ``AssertionError`` with a report that names the ``Function`` and its
+    backward (``Cube.backward``), the input, its worst entry with the expected
+    (finite differences) and computed values, and, when the op is element-wise
+    (each output entry depends on the same entry of the input only), the local
+    derivative itself, free of the random upstream gradient::
+
+        Cube.backward: the gradient of input 0 (x), shape (3,), float64, does not match
+        finite differences.
+          Cube is element-wise, so dy/dx is its local derivative, one number per entry:
+            at x[2] = 3: expected 27 (finite differences), got 18 (Cube.backward)
+          ...
+
+    When ``backward`` (or ``forward``) raises, the report says so and points at
+    the line.  ``order=2`` also checks second derivatives: the backward pass,
     recorded with ``create_graph=True``, is differentiated and checked the same
     way (so ``backward`` must be written with Tensor operations).
 
@@ -265,21 +349,34 @@ def assert_gradients_match(
         x = autodiff.randn(3, 4, dtype=autodiff.float64, requires_grad=True)
         assert_gradients_match(lambda t: t.softmax(dim=1), x)
     """
-    inputs = []
-    for t in tensors:
-        if isinstance(t, Tensor) and t.dtype.kind == "f":  # a fresh contiguous leaf
-            copy = np.array(t.data, dtype=dtype or t.dtype, copy=True, order="C")
-            inputs.append(_leaf(copy, t.requires_grad))
-        else:
-            inputs.append(t)
+    __tracebackhide__ = True  # pytest shows the report, not this function's source
+    checked = _Checked(fn, len(tensors))
+    return _assert_match(fn, tensors, checked, eps, atol, rtol, seed, grad_outputs, dtype, order)
+
+
+def _assert_match(fn, tensors, checked, eps, atol, rtol, seed, grad_outputs, dtype, order):
+    __tracebackhide__ = True
+    inputs = perturbable_copies(tensors, dtype)
     wanted = [j for j, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     if not wanted:
         raise ValueError(
             "assert_gradients_match: no input requires grad; pass tensors created with "
             "requires_grad=True (for example tensors(requires_grad=True))"
         )
-    with enable_grad():
-        outputs = _outputs(fn(*inputs))
+    try:
+        with enable_grad():
+            result = fn(*inputs)
+    except Exception as error:
+        raise _ForwardError(
+            f"{checked.forward} raised {type(error).__name__} on inputs of shapes "
+            f"{_shapes_of(inputs)}: {error}{_where_user_code_failed(error)}"
+        ) from None
+    outputs = _outputs(result)
+    float_positions = [
+        i
+        for i, out in enumerate(result if isinstance(result, (tuple, list)) else [result])
+        if out.dtype.kind == "f"
+    ]
     if grad_outputs is None:
         rng = np.random.default_rng(seed)
         vs = [rng.standard_normal(out.shape) for out in outputs]
@@ -296,75 +393,141 @@ def assert_gradients_match(
                 f"assert_gradients_match: grad_outputs[{i}] has shape {v.shape} but output "
                 f"{i} has shape {out.shape}"
             )
+    analytical = _engine_gradients(checked, inputs, wanted, outputs, vs)
+    results = []
+    for position, j in enumerate(wanted):
+        # numerical dL/dx_j[l] = sum_i <v_i, column l of d y_i / d x_j>
+        numerical = np.zeros(inputs[j].data.size)
+        # Element-wise: one output of the input's shape whose Jacobian is diagonal.
+        diagonal = len(outputs) == 1 and outputs[0].shape == inputs[j].shape
+        local = np.zeros(numerical.size) if diagonal else None
+        for l, columns in jacobian_columns(fn, inputs, j, eps):  # noqa: E741
+            numerical[l] = sum(
+                float(v.reshape(-1) @ columns[i]) for i, v in zip(float_positions, vs, strict=True)
+            )
+            if diagonal:
+                column = columns[float_positions[0]]
+                local[l] = column[l]
+                off_diagonal = np.delete(column, l)
+                diagonal = not np.any(np.abs(off_diagonal) > atol)
+        numerical = numerical.reshape(inputs[j].shape)
+        expected = analytical[position]
+        worst = worst_entry(expected, numerical, atol, rtol)
+        if worst is not None:
+            local_check = (
+                _local_derivative(checked, inputs, j, wanted, outputs[0], worst, local[worst])
+                if diagonal
+                else None
+            )
+            raise AssertionError(
+                _mismatch_report(
+                    checked,
+                    inputs[j],
+                    j,
+                    worst,
+                    numerical,
+                    expected,
+                    local_check,
+                    seed,
+                    grad_outputs is None,
+                    atol,
+                    rtol,
+                )
+            )
+        results.append(expected)
+    if order >= 2:
+        _check_second_order(fn, checked, inputs, wanted, vs, outputs, eps, atol, rtol, seed)
+    return tuple(results)
+
+
+def _engine_gradients(checked, inputs, wanted, outputs, vs) -> list:
+    """The engine's ``dL/dx_j`` for ``L = sum_i <v_i, y_i>``, as float64 arrays."""
+    __tracebackhide__ = True
     differentiable = [(out, v) for out, v in zip(outputs, vs, strict=True) if out.requires_grad]
     analytical = [np.zeros(inputs[j].shape) for j in wanted]
-    if differentiable:
+    if not differentiable:
+        return analytical
+    try:
         grads = _grad(
             [out for out, _ in differentiable],
             [inputs[j] for j in wanted],
             [Tensor._make(v.astype(out.dtype), None, None) for out, v in differentiable],
+            retain_graph=True,  # the local derivative may need a second pass
             allow_unused=True,
         )
-        for position, (j, g) in enumerate(zip(wanted, grads, strict=True)):
-            if g is None:
-                continue
-            if g.shape != inputs[j].shape:
-                raise AssertionError(
-                    f"assert_gradients_match: the gradient of input {j} has shape {g.shape}, "
-                    f"but the input has shape {inputs[j].shape}"
-                )
-            if g.dtype != inputs[j].dtype:
-                raise AssertionError(
-                    f"assert_gradients_match: the gradient of input {j} has dtype {g.dtype}, "
-                    f"but the input has dtype {inputs[j].dtype}"
-                )
-            analytical[position] = np.asarray(g.data, dtype=np.float64)
-
-    def objective():  # L = sum_i <v_i, y_i(x)>
-        with enable_grad():
-            outs = _outputs(fn(*inputs))
-        return sum(
-            float(np.sum(v * np.asarray(o.data, np.float64))) for o, v in zip(outs, vs, strict=True)
-        )
-
-    results = []
-    for position, j in enumerate(wanted):
-        flat = inputs[j].data.reshape(-1)  # a view: the copies are contiguous
-        numerical = np.zeros(flat.size)
-        for k in range(flat.size):
-            original = flat[k].item()
-            flat[k] = original + eps
-            plus = objective()
-            flat[k] = original - eps
-            minus = objective()
-            flat[k] = original
-            numerical[k] = (plus - minus) / (2 * eps)
-        numerical = numerical.reshape(inputs[j].shape)
-        expected = analytical[position]
-        if not np.allclose(expected, numerical, rtol=rtol, atol=atol):
-            excess = np.abs(expected - numerical) - (atol + rtol * np.abs(numerical))
-            excess = np.where(np.isnan(excess), np.inf, excess)
-            worst = int(np.argmax(excess))
-            a, n = float(expected.reshape(-1)[worst]), float(numerical.reshape(-1)[worst])
-            shape = inputs[j].shape
-            message = (
-                f"assert_gradients_match: the gradient of input {j} (shape {shape}) does not "
-                f"match finite differences. Worst entry {_describe_entry(worst, shape)}: "
-                f"numerical {n!r}, analytical {a!r} (|difference| {abs(a - n):.3g} > atol + "
-                f"rtol * |numerical| = {atol + rtol * abs(n):.3g}). Upstream gradient: random "
-                f"normal, seed {seed}; output shapes {[o.shape for o in outputs]}."
+    except Exception as error:
+        raise AssertionError(
+            f"{checked.backward} raised {type(error).__name__} (inputs of shapes "
+            f"{_shapes_of(inputs)}): {error}{_where_user_code_failed(error)}"
+        ) from None
+    for position, (j, g) in enumerate(zip(wanted, grads, strict=True)):
+        if g is None:
+            continue
+        if g.shape != inputs[j].shape:
+            raise AssertionError(
+                f"assert_gradients_match: the gradient of input {j} has shape {g.shape}, "
+                f"but the input has shape {inputs[j].shape}"
             )
-            if expected.size <= 24:
-                with np.printoptions(precision=6, suppress=True):
-                    message += f"\nnumerical:\n{numerical}\nanalytical:\n{expected}"
-            raise AssertionError(message)
-        results.append(expected)
-    if order >= 2:
-        _check_second_order(fn, inputs, wanted, vs, outputs, eps, atol, rtol, seed)
-    return tuple(results)
+        if g.dtype != inputs[j].dtype:
+            raise AssertionError(
+                f"assert_gradients_match: the gradient of input {j} has dtype {g.dtype}, "
+                f"but the input has dtype {inputs[j].dtype}"
+            )
+        analytical[position] = np.asarray(g.data, dtype=np.float64)
+    return analytical
 
 
-def _check_second_order(fn, inputs, wanted, vs, outputs, eps, atol, rtol, seed):
+def _local_derivative(checked, inputs, j, wanted, output, entry, numerical) -> tuple:
+    """``(numerical, analytical)`` dy[entry]/dx[entry], the analytical one from a one-hot
+    upstream gradient: the element-wise op's own derivative at that entry."""
+    __tracebackhide__ = True
+    one_hot = np.zeros(output.data.size)
+    one_hot[entry] = 1.0
+    (g,) = _engine_gradients(checked, inputs, [j], [output], [one_hot.reshape(output.shape)])
+    return numerical, float(g.reshape(-1)[entry])
+
+
+def _mismatch_report(
+    checked, x, j, worst, numerical, analytical, local, seed, random_upstream, atol, rtol
+) -> str:
+    name = checked.input_names[j] if not checked.input_names[j].startswith("input") else "x"
+    entry = _describe_entry(worst, x.shape)
+    at = f"{name}{entry}" if x.shape else name
+    value = float(x.data.reshape(-1)[worst])
+    n, a = float(numerical.reshape(-1)[worst]), float(analytical.reshape(-1)[worst])
+    lines = [
+        f"{checked.backward}: the gradient of {checked.input(j)}, shape {x.shape}, "
+        f"{x.dtype}, does not match finite differences."
+    ]
+    if local is not None:
+        lines += [
+            f"  {checked.name} is element-wise, so dy/d{name} is its local derivative, one "
+            "number per entry:",
+            f"    at {at} = {_number(value)}: expected {_number(local[0])} (finite "
+            f"differences), got {_number(local[1])} ({checked.backward})",
+        ]
+    upstream = (
+        f"a random upstream gradient dL/dy (seed {seed})"
+        if random_upstream
+        else "the given upstream gradient dL/dy"
+    )
+    where = f", worst entry {entry}" if x.shape else ""
+    lines += [
+        f"  dL/d{name} with {upstream}{where}:",
+        f"    expected {_number(n)} (finite differences), got {_number(a)} "
+        f"(|difference| {abs(a - n):.3g} > atol + rtol * |expected| = "
+        f"{atol + rtol * abs(n):.3g})",
+    ]
+    if 1 < x.data.size <= 8:
+        labels = [name, f"expected dL/d{name}", f"got dL/d{name}"]
+        width = max(len(label) for label in labels) + 1
+        with np.printoptions(precision=6, suppress=True, linewidth=1000):
+            for label, values in zip(labels, (x.data, numerical, analytical), strict=True):
+                lines.append(f"  {label + ':':<{width}} {np.asarray(values).reshape(-1)}")
+    return "\n".join(lines)
+
+
+def _check_second_order(fn, checked, inputs, wanted, vs, outputs, eps, atol, rtol, seed):
     """The first-order VJP ``(x, v) -> v^T J(x)``, recorded with ``create_graph=True``,
     checked like any function: its gradients in x (a Hessian-vector product) and in v."""
     n = len(inputs)
@@ -390,15 +553,29 @@ def _check_second_order(fn, inputs, wanted, vs, outputs, eps, atol, rtol, seed):
             for g, j in zip(grads, wanted, strict=True)
         )
 
+    __tracebackhide__ = True
+    differentiated = _Checked(first_order, 0)
+    differentiated.name = differentiated.forward = checked.backward
+    differentiated.backward = f"the derivative of {checked.backward}"
+    differentiated.input_names = checked.input_names + ["v"] * len(upstream)
     try:
-        assert_gradients_match(
-            first_order, *inputs, *upstream, eps=eps, atol=atol, rtol=rtol, seed=seed + 1
+        _assert_match(
+            first_order,
+            (*inputs, *upstream),
+            differentiated,
+            eps,
+            atol,
+            rtol,
+            seed + 1,
+            None,
+            np.float64,
+            1,
         )
     except AssertionError as error:
         raise AssertionError(
-            f"second order: {error}\n(The checked function is (inputs, v) -> v^T J, the "
-            f"backward pass recorded with create_graph=True; inputs {n}.. are the upstream "
-            "gradients v.)"
+            f"second order: {error}\n(The checked function is (inputs, v) -> v^T J, "
+            f"{checked.backward} recorded with create_graph=True; inputs {n}.. are the "
+            "upstream gradients v.)"
         ) from None
 
 
@@ -481,12 +658,32 @@ def check_gradients(
             )
         return [draw(value_strategy(b, s)) for b, s in zip(bounds, drawn_shapes, strict=True)]
 
+    shapes_given = shapes is not None
+
     @hypothesis.given(inputs=drawn_inputs(), seed=st.integers(0, 2**32 - 1))
     def test_gradients(inputs, seed):
-        assert_gradients_match(fn, *inputs, eps=eps, atol=atol, rtol=rtol, seed=seed, order=order)
+        __tracebackhide__ = True  # the report is the message, not this wrapper
+        try:
+            assert_gradients_match(
+                fn, *inputs, eps=eps, atol=atol, rtol=rtol, seed=seed, order=order
+            )
+        except _ForwardError as error:
+            if shapes_given:
+                raise
+            raise _ForwardError(
+                f"{error}\nThe inputs were drawn with shapes that broadcast together (as for "
+                "+ or *). If the function needs particular shapes, say so: for a matrix "
+                "product, check_gradients(fn, shapes=[(2, 3), (3, 4)])."
+            ) from None
 
+    # One failure, reported once: a bug that fails in several ways (say a forward that
+    # rejects several shape pairs) would otherwise be an ExceptionGroup of all of them;
+    # and no "explain" phase, whose list of library lines is noise to a student.
+    phases = [phase for phase in hypothesis.Phase if phase is not hypothesis.Phase.explain]
+    overrides = {"report_multiple_bugs": False, "phases": phases}
     if max_examples is not None:
-        test_gradients = hypothesis.settings(max_examples=max_examples)(test_gradients)
+        overrides["max_examples"] = max_examples
+    test_gradients = hypothesis.settings(**overrides)(test_gradients)
     owner = getattr(fn, "__self__", None)  # Function.apply is bound to the Function class
     name = owner.__name__ if isinstance(owner, type) else getattr(fn, "__name__", "fn")
     test_gradients.__name__ = (
