@@ -77,33 +77,49 @@ def perturbable_copies(inputs, dtype=None) -> list:
     return copies
 
 
-def jacobian_columns(fn, copies, j, eps=1e-6):
+def jacobian_columns(fn, copies, j, eps=1e-6, one_sided=False):
     """Yield ``(l, columns)`` for each entry ``l`` of input ``j``, in flat order.
 
     ``columns[i]`` is ``d out_i / d in_j[l]`` as a flat float64 array (None for a
     non-float output).  ``copies`` come from ``perturbable_copies``; entry ``l`` of
     ``copies[j]`` is moved by ``+- eps`` and put back before the next one.
+
+    With ``one_sided=True`` it yields ``(l, columns, right, left)``: also the
+    one-sided differences ``(f(x + eps e_l) - f(x)) / eps`` and
+    ``(f(x) - f(x - eps e_l)) / eps``.  At a kink (relu at 0, a tie in a max) the
+    central difference is the mean of the two slopes, while a backward pass
+    rightly returns one of them.
     """
+    center = evaluate(fn, copies) if one_sided else None
     data = copies[j].data
     flat = data.reshape(-1)  # a view: the copies are contiguous
     for l in range(data.size):  # noqa: E741 (the column index of the Jacobian)
         original = flat[l].item()
         flat[l] = original + eps
+        above = float(np.float64(flat[l]))
         plus = evaluate(fn, copies)
         flat[l] = original - eps
+        below = float(np.float64(flat[l]))
         minus = evaluate(fn, copies)
         flat[l] = original
-        # The step that was actually taken, once rounded to the input's dtype.
-        step = float(np.float64(np.asarray(original + eps, data.dtype))) - float(
-            np.float64(np.asarray(original - eps, data.dtype))
-        )
-        yield (
-            l,
-            [
-                None if p is None else (p - m).reshape(-1) / step
-                for p, m in zip(plus, minus, strict=True)
-            ],
-        )
+        # The steps actually taken, once rounded to the input's dtype.
+        step = above - below
+        columns = [
+            None if p is None else (p - m).reshape(-1) / step
+            for p, m in zip(plus, minus, strict=True)
+        ]
+        if not one_sided:
+            yield l, columns
+            continue
+        right = [
+            None if p is None else (p - c).reshape(-1) / (above - original)
+            for p, c in zip(plus, center, strict=True)
+        ]
+        left = [
+            None if m is None else (c - m).reshape(-1) / (original - below)
+            for m, c in zip(minus, center, strict=True)
+        ]
+        yield l, columns, right, left
 
 
 def directional_difference(fn, copies, j, direction, eps=1e-6) -> list:

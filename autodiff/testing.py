@@ -9,7 +9,9 @@ This module needs Hypothesis (``pip install "autodiff[test]"``).  It offers
   (an all-ones ``v``, i.e. ``fn(x).sum()``, hides transposed or swapped
   gradients);
 * ``check_gradients(fn, ...)``: a ready Hypothesis test that draws shapes and
-  values and calls ``assert_gradients_match`` on each draw.
+  values and calls ``assert_gradients_match`` on each draw;
+* ``check_graph(loss)``: every op of a recorded network checked on its own, on the
+  inputs it saw, naming the first one (in backward order) whose gradient is wrong.
 
 Testing a user-defined op takes a few lines::
 
@@ -50,23 +52,36 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
         'extra: pip install "autodiff[test]" (or pip install hypothesis)'
     ) from error
 
+import dataclasses
 import inspect
 import os
 import traceback
+import weakref
 
 import numpy as np
 
+from . import function as _function
 from .engine import grad as _grad
-from .finite_differences import jacobian_columns, perturbable_copies, worst_entry
-from .function import Function
+from .engine import topological_order
+from .finite_differences import (
+    directional_difference,
+    jacobian_columns,
+    perturbable_copies,
+    worst_entry,
+)
+from .function import Function, Node
 from .grad_mode import enable_grad
 from .tensor import Tensor
 
 __all__ = [
+    "GraphCheck",
+    "OpCheck",
     "arrays",
     "assert_gradients_match",
     "broadcastable_shapes",
     "check_gradients",
+    "check_graph",
+    "record_inputs",
     "shapes",
     "tensors",
 ]
@@ -354,7 +369,12 @@ def assert_gradients_match(
     return _assert_match(fn, tensors, checked, eps, atol, rtol, seed, grad_outputs, dtype, order)
 
 
-def _assert_match(fn, tensors, checked, eps, atol, rtol, seed, grad_outputs, dtype, order):
+def _assert_match(
+    fn, tensors, checked, eps, atol, rtol, seed, grad_outputs, dtype, order, kinks=False
+):
+    """``assert_gradients_match`` with the report's names given; ``kinks=True`` also
+    accepts an entry whose gradient equals a one-sided difference (relu at 0, a tie in
+    a max), as ``check_graph`` needs on the values a network really produced."""
     __tracebackhide__ = True
     inputs = perturbable_copies(tensors, dtype)
     wanted = [j for j, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
@@ -401,10 +421,16 @@ def _assert_match(fn, tensors, checked, eps, atol, rtol, seed, grad_outputs, dty
         # Element-wise: one output of the input's shape whose Jacobian is diagonal.
         diagonal = len(outputs) == 1 and outputs[0].shape == inputs[j].shape
         local = np.zeros(numerical.size) if diagonal else None
-        for l, columns in jacobian_columns(fn, inputs, j, eps):  # noqa: E741
+        sides = np.zeros((2, numerical.size)) if kinks else None
+        for l, columns, *one_sided in jacobian_columns(fn, inputs, j, eps, one_sided=kinks):  # noqa: E741
             numerical[l] = sum(
                 float(v.reshape(-1) @ columns[i]) for i, v in zip(float_positions, vs, strict=True)
             )
+            for side, side_columns in enumerate(one_sided):
+                sides[side, l] = sum(
+                    float(v.reshape(-1) @ side_columns[i])
+                    for i, v in zip(float_positions, vs, strict=True)
+                )
             if diagonal:
                 column = columns[float_positions[0]]
                 local[l] = column[l]
@@ -412,7 +438,14 @@ def _assert_match(fn, tensors, checked, eps, atol, rtol, seed, grad_outputs, dty
                 diagonal = not np.any(np.abs(off_diagonal) > atol)
         numerical = numerical.reshape(inputs[j].shape)
         expected = analytical[position]
-        worst = worst_entry(expected, numerical, atol, rtol)
+        compared = numerical
+        if kinks:  # an entry that matches the slope on one side is at a kink, and right
+            flat = expected.reshape(-1)
+            at_kink = np.isclose(flat, sides[0], rtol=rtol, atol=atol) | np.isclose(
+                flat, sides[1], rtol=rtol, atol=atol
+            )
+            compared = np.where(at_kink, flat, numerical.reshape(-1)).reshape(expected.shape)
+        worst = worst_entry(expected, compared, atol, rtol)
         if worst is not None:
             local_check = (
                 _local_derivative(checked, inputs, j, wanted, outputs[0], worst, local[worst])
@@ -690,3 +723,236 @@ def check_gradients(
         f"test_gradients_of_{name}".replace(".", "_").replace("<", "").replace(">", "")
     )
     return test_gradients
+
+
+# -- the first wrong op in a whole graph ------------------------------------------------
+
+
+class _Recorded:
+    """A tensor input as an op saw it: a copy of its value, its dtype and its name."""
+
+    __slots__ = ("data", "name")
+
+    def __init__(self, tensor: Tensor):
+        self.data = np.array(tensor.data, copy=True)
+        self.name = tensor.name
+
+
+class record_inputs:
+    """Keep, for every op recorded inside the block, a copy of the inputs it saw.
+
+    ``check_graph`` needs them to re-run each op on its own::
+
+        with autodiff.testing.record_inputs():
+            loss = F.cross_entropy(model(X), y)
+        report = autodiff.testing.check_graph(loss)
+
+    ``check_graph(lambda: F.cross_entropy(model(X), y))`` does the same in one
+    call.  Memory: one copy of each op's inputs, until the graph is freed.
+    """
+
+    _inputs = weakref.WeakKeyDictionary()  # node -> the inputs given to Function.apply
+
+    def __enter__(self):
+        self._handle = _observe(self._keep)
+        return self
+
+    def __exit__(self, *exc_info):
+        self._handle.remove()
+
+    @staticmethod
+    def _keep(node, inputs, output):
+        record_inputs._inputs[node] = tuple(
+            _Recorded(value)
+            if isinstance(value, Tensor)
+            else np.array(value, copy=True)
+            if isinstance(value, np.ndarray)
+            else value
+            for value in inputs
+        )
+
+
+def _observe(callback):
+    """``autodiff.observe(callback)``; until the engine has it, a wrapped ``Function.apply``."""
+    observe = getattr(_function, "observe", None)
+    if observe is not None:
+        return observe(callback)
+    return _WrappedApply(callback)
+
+
+class _WrappedApply:
+    """Stand-in for ``autodiff.observe`` on an engine without observers (to be removed)."""
+
+    def __init__(self, callback):
+        self._original = Function.__dict__["apply"]
+        original = self._original.__func__
+
+        def apply(cls, *inputs):
+            result = original(cls, *inputs)
+            if type(result.grad_fn) is _function.Node and result.grad_fn.function is cls:
+                callback(result.grad_fn, inputs, result)
+            return result
+
+        Function.apply = classmethod(apply)
+
+    def remove(self):
+        Function.apply = self._original
+
+
+@dataclasses.dataclass
+class OpCheck:
+    """One op of the graph, checked: ``status`` is "right", "wrong" or "not checked"."""
+
+    step: int  # 1 for the first op that backward() runs (the one that made the loss)
+    name: str  # the Function's name, as in a traceback or a picture: "MatMul"
+    node: object = dataclasses.field(repr=False)  # the graph's Node (PyTorch's grad_fn)
+    status: str
+    message: str = ""  # why: the gradient report for a wrong op
+
+
+@dataclasses.dataclass
+class GraphCheck:
+    """What ``check_graph`` found: every op in backward order, and the first wrong one.
+
+    ``bool(report)`` is True when every op's gradient is right, so
+    ``assert check_graph(...)`` works in a test; ``report.wrong`` is the first
+    wrong :class:`OpCheck` (or None); ``str(report)`` explains it.
+    """
+
+    ops: list
+
+    @property
+    def wrong(self):
+        return next((op for op in self.ops if op.status == "wrong"), None)
+
+    def __bool__(self):
+        return self.wrong is None
+
+    def __str__(self):
+        counts = {status: sum(op.status == status for op in self.ops) for status in _STATUSES}
+        summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+        lines = [f"check_graph: {len(self.ops)} ops in backward order ({summary})."]
+        wrong = self.wrong
+        if wrong is None:
+            lines.append("Every op's backward matches finite differences of its own forward.")
+        else:
+            lines.append(
+                f"The first wrong op is step {wrong.step} of backward, {wrong.name} "
+                f"({wrong.node.name()}):"
+            )
+            lines += ["  " + line for line in wrong.message.splitlines()]
+        width = max((len(op.name) for op in self.ops), default=0)
+        for op in self.ops:
+            mark = {"right": "ok", "wrong": "WRONG", "not checked": "--"}[op.status]
+            note = f"  {op.message.splitlines()[0]}" if op.status == "not checked" else ""
+            lines.append(f"  {op.step:>3}  {op.name:<{width}}  {mark}{note}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+_STATUSES = ("right", "wrong", "not checked")
+
+
+def check_graph(loss, *, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0) -> GraphCheck:
+    """Check every op of a recorded graph on its own, and find the first wrong one.
+
+    For each op, in the order ``backward()`` runs them (the loss's own op first),
+    the op's ``forward`` is run again on copies (in float64) of the very inputs it
+    saw, and its ``backward`` is compared with finite differences of that forward,
+    through a random upstream gradient.  A hand-written ``Function`` with a wrong
+    backward inside a network is then named, with the input, the entry and the
+    expected and computed values, instead of only "the gradient of the loss is
+    wrong".  ``visualize.draw_graph(loss, highlight=report)`` marks it on the picture.
+
+    ``loss`` is a function of no arguments that computes the loss (it is run with
+    the inputs of every op recorded), or a tensor computed inside
+    ``with record_inputs():``.  Returns a :class:`GraphCheck`; nothing is changed
+    (no ``.grad``, the graph is not freed).
+
+    Each op costs two evaluations of its forward while it is right (a random
+    projection ``u^T J v``); only an op that fails is checked entry by entry, and an
+    entry that matches a one-sided difference counts as right (relu at 0, ties in
+    max pooling: the backward pass may take either side of a kink).
+
+    Example::
+
+        report = check_graph(lambda: F.cross_entropy(model(X), y))
+        print(report)            # the first wrong op, then every op: ok / WRONG
+        assert report, report    # in a test
+    """
+    if callable(loss) and not isinstance(loss, Tensor):
+        with record_inputs():
+            loss = loss()
+    if not isinstance(loss, Tensor):
+        raise TypeError(
+            "check_graph: expected a function that computes the loss, or a Tensor, got "
+            f"{type(loss).__name__}"
+        )
+    if loss.grad_fn is None:
+        raise ValueError(
+            "check_graph: the loss has no recorded graph (no input requires grad, or it "
+            "was computed under no_grad)"
+        )
+    order = [node for node in topological_order(loss.grad_fn) if type(node) is Node]
+    missing = [node for node in order if node not in record_inputs._inputs]
+    if missing:
+        raise ValueError(
+            f"check_graph: the inputs of {len(missing)} of the {len(order)} ops were not "
+            "recorded (first: " + missing[0].name() + "). Pass a function that computes "
+            "the loss, check_graph(lambda: loss_fn(model(X), y)), or compute the loss "
+            "inside 'with autodiff.testing.record_inputs():'."
+        )
+    rng = np.random.default_rng(seed)
+    return GraphCheck(
+        [
+            _check_op(step, node, record_inputs._inputs[node], rng, eps, atol, rtol)
+            for step, node in enumerate(order, start=1)
+        ]
+    )
+
+
+def _check_op(step, node, recorded, rng, eps, atol, rtol) -> OpCheck:
+    function = node.function
+    name = function.__name__
+    inputs = []
+    for value, needs_grad in zip(recorded, node.needs_input_grad, strict=True):
+        if isinstance(value, _Recorded):
+            floating = value.data.dtype.kind == "f"
+            data = value.data.astype(np.float64) if floating else value.data
+            leaf = _leaf(np.array(data, copy=True), needs_grad and floating)
+            leaf.name = value.name
+            inputs.append(leaf)
+        else:
+            inputs.append(value)
+    wanted = [j for j, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    if not wanted:
+        return OpCheck(step, name, node, "not checked", "no input takes a gradient")
+    try:
+        with enable_grad():
+            out = function.apply(*inputs)
+    except Exception as error:  # a forward that cannot run in float64, say
+        return OpCheck(
+            step, name, node, "not checked", f"forward raised {type(error).__name__}: {error}"
+        )
+    upstream = rng.standard_normal(out.shape)
+    checked = _Checked(function.apply, len(inputs))
+    try:
+        grads = _engine_gradients(checked, inputs, wanted, [out], [upstream])
+    except AssertionError as error:  # backward raised, or returned a wrong shape
+        return OpCheck(step, name, node, "wrong", str(error))
+    for j, analytical in zip(wanted, grads, strict=True):
+        direction = rng.standard_normal(inputs[j].shape)
+        copies = perturbable_copies(inputs)
+        (along,) = directional_difference(function.apply, copies, j, direction, eps)
+        numerical = float(np.sum(upstream * along))
+        computed = float(np.sum(analytical * direction))
+        if abs(numerical - computed) <= atol + rtol * max(abs(numerical), abs(computed)):
+            continue
+        try:  # the projection disagrees: entry by entry, kinks allowed
+            _assert_match(
+                function.apply, inputs, checked, eps, atol, rtol, step, None, None, 1, True
+            )
+        except AssertionError as error:
+            return OpCheck(step, name, node, "wrong", str(error))
+    return OpCheck(step, name, node, "right")

@@ -15,11 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import autodiff
+import nn
+import nn.functional as F  # noqa: N812
 from autodiff.testing import (
     arrays,
     assert_gradients_match,
     broadcastable_shapes,
     check_gradients,
+    check_graph,
+    record_inputs,
     shapes,
     tensors,
 )
@@ -464,3 +468,99 @@ def test_only_element_wise_ops_report_a_local_derivative():
     message = str(info.value)
     assert "WrongSoftmax.backward: the gradient of input 0 (z)" in message
     assert "element-wise" not in message
+
+
+# -- check_graph: the first wrong op of a whole network ---------------------------------
+
+
+class _ReLU(autodiff.Function):
+    """y = max(x, 0)        dL/dx = dL/dy * [x > 0]"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.maximum(x, 0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (x > 0)
+
+
+class _ReLUTimesTwo(_ReLU):
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (x > 0) * 2.0  # the planted bug
+
+
+def _small_cnn_loss(relu):
+    autodiff.manual_seed(0)
+    conv1, conv2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 6, 3, padding=1)
+    fc = nn.Linear(6 * 2 * 2, 10)
+    X, y = autodiff.randn(3, 1, 8, 8), autodiff.tensor([3, 7, 0])
+
+    def loss():
+        h = F.max_pool2d(F.relu(conv1(X)), 2)
+        h = F.max_pool2d(relu(conv2(h)), 2)
+        return F.cross_entropy(fc(h.flatten(1)), y)
+
+    return loss
+
+
+def test_check_graph_passes_a_right_cnn():
+    report = check_graph(_small_cnn_loss(F.relu))
+    assert report, report
+    assert report.wrong is None
+    assert report.ops[0].name == "CrossEntropy"  # backward order: the loss's op first
+    assert all(op.status == "right" for op in report.ops)
+    assert "Every op's backward matches finite differences" in str(report)
+
+
+def test_check_graph_finds_a_planted_bug_inside_a_cnn():
+    loss = _small_cnn_loss(lambda t: _ReLUTimesTwo.apply(t))
+    report = check_graph(loss)
+    assert not report
+    wrong = report.wrong
+    assert wrong.name == "_ReLUTimesTwo" and wrong.status == "wrong"
+    assert [op.status for op in report.ops].count("wrong") == 1
+    assert all(op.status == "right" for op in report.ops[: wrong.step - 1])
+    assert "expected 1 (finite differences), got 2 (_ReLUTimesTwo.backward)" in wrong.message
+    text = str(report)
+    assert f"The first wrong op is step {wrong.step} of backward, _ReLUTimesTwo" in text
+    # the right hand-written ReLU passes in the same place
+    assert check_graph(_small_cnn_loss(lambda t: _ReLU.apply(t)))
+
+
+def test_check_graph_allows_kinks_where_the_network_really_has_them():
+    x = autodiff.zeros(1, 2, 4, 4, requires_grad=True)  # relu at 0, all-tied pooling windows
+    w = autodiff.tensor([[0.0, 1.0, -1.0]], requires_grad=True)
+    v = autodiff.randn(1, 2, 2, 2)
+    report = check_graph(lambda: (F.max_pool2d(F.relu(x), 2) * v).sum() + F.relu(w).sum())
+    assert report, report
+
+
+def test_check_graph_names_a_backward_that_raises_and_leaves_the_graph_alone():
+    class Broken(_ReLU):
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return grad @ x  # (2, 3) @ (2, 3)
+
+    x = autodiff.randn(2, 3, requires_grad=True)
+    with record_inputs():
+        loss = (Broken.apply(x) * 3).sum()
+    report = check_graph(loss)
+    assert report.wrong.name == "Broken"
+    assert "Broken.backward raised" in report.wrong.message
+    assert x.grad is None and report.ops[0].status == "right"
+
+
+def test_check_graph_needs_the_inputs_each_op_saw():
+    x = autodiff.randn(3, requires_grad=True)
+    with pytest.raises(ValueError, match=r"inputs of 2 of the 2 ops were not recorded"):
+        check_graph((x * 2).sum())
+    with pytest.raises(ValueError, match="no recorded graph"):
+        check_graph(autodiff.tensor(1.0))
+    with pytest.raises(TypeError, match="expected a function that computes the loss"):
+        check_graph(3.0)

@@ -602,3 +602,28 @@ def test_digraph_displays_inline_in_jupyter():
     a = leaf([1.0, 2.0], "a")
     bundle = visualize.draw_graph(a.exp().sum())._repr_mimebundle_()
     assert "<svg" in bundle["image/svg+xml"] and "exp" in bundle["image/svg+xml"].lower()
+
+
+def test_draw_graph_highlights_the_first_wrong_op_that_check_graph_found():
+    from autodiff.testing import check_graph, record_inputs
+
+    class DoubledExp(autodiff.ops.Exp):  # the engine's exp with a planted bug
+        @staticmethod
+        def backward(ctx, grad):
+            (y,) = ctx.saved_tensors
+            return grad * y * 2
+
+    x = leaf([0.5, -1.0], "x")
+    with record_inputs():
+        loss = (DoubledExp.apply(x * 3) + 1).sum()
+    report = check_graph(loss)
+    assert report.wrong.name == "DoubledExp"
+    source = visualize.draw_graph(loss, highlight=report).source
+    (wrong_line,) = [line for line in source.splitlines() if "DoubledExp" in line]
+    assert 'color="#cc0000"' in wrong_line and "penwidth=3" in wrong_line
+    assert source.count("#cc0000") == 1  # only that op
+    same = visualize.draw_graph(loss, highlight=report.wrong.node).source
+    assert same == source
+    assert "#cc0000" not in visualize.draw_graph(loss).source
+    with pytest.raises(ValueError, match="is not an op of this graph"):
+        visualize.draw_graph(loss, highlight=(x * 2).grad_fn)

@@ -85,6 +85,7 @@ def draw_graph(
     max_nodes: int | None = DEFAULT_MAX_NODES,
     legend: bool = True,
     rankdir: str = "LR",
+    highlight=None,
 ) -> Digraph:
     """Draw the computation graph behind ``root`` (a tensor, or a list of tensors).
 
@@ -106,11 +107,14 @@ def draw_graph(
     paths those modules (``collapse="CrossEntropyLoss"``).  ``max_nodes``
     guards against unreadable pictures (``GraphTooLargeError``; None: no limit).
     ``rankdir``: "LR" (left to right, like the lecture's diagrams) or "TB".
+    ``highlight``: an op to mark in red: what ``autodiff.testing.check_graph``
+    returned (its first wrong op), one of its entries, or a node (``tensor.grad_fn``).
 
     Returns a :class:`Digraph` (a ``graphviz.Digraph``): displayed inline in
     Jupyter; ``g.render("graph", format="png")`` or ``g.save_as("graph.svg")``.
     """
     graph = trace_graph(root, params=params, max_nodes=None if collapse else max_nodes)
+    highlighted = _op_to_highlight(graph, highlight)
     return to_digraph(
         graph,
         show_values=show_values,
@@ -122,7 +126,22 @@ def draw_graph(
         legend=legend,
         rankdir=rankdir,
         max_nodes=max_nodes,
+        highlight=highlighted,
     )
+
+
+def _op_to_highlight(graph, highlight) -> str | None:
+    """The id, in ``graph``, of the op that ``highlight`` names (see ``draw_graph``)."""
+    if highlight is None:
+        return None
+    node = getattr(highlight, "wrong", highlight)  # a check_graph report: its first wrong op
+    if node is None:
+        return None  # every op was right: nothing to mark
+    node = getattr(node, "node", node)  # one op of the report
+    for op in graph.ops:
+        if op.node is node:
+            return op.id
+    raise ValueError(f"draw_graph: highlight={highlight!r} is not an op of this graph")
 
 
 def make_dot(var, params=None, show_attrs=False, show_saved=False, max_attr_chars=50) -> Digraph:

@@ -37,6 +37,7 @@ COLORS = {
 }
 GRAD_COLOR = "#b00020"
 RULE_COLOR = "#444444"
+WRONG_COLOR = "#f4cccc"  # fill of the op highlighted as wrong (autodiff.testing.check_graph)
 KIND_TITLES = {
     "leaf": "leaf (requires_grad)",
     "parameter": "parameter",
@@ -330,8 +331,9 @@ def to_digraph(
             op_label(op, show_rules, show_order),
             shape="ellipse" if not show_rules else "box",
             style="filled" if not show_rules else "filled,rounded",
-            fillcolor=COLORS["op"],
-            color="#888888",
+            fillcolor=COLORS["op"] if op.id not in emphasised else WRONG_COLOR,
+            color="#888888" if op.id not in emphasised else "#cc0000",
+            penwidth="1" if op.id not in emphasised else "3",
             id=op.id,
         )
     for group, members in groups.items():

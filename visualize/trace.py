@@ -91,6 +91,7 @@ class OpNode:
     module: str | None = None
     output: str | None = None  # id of the output tensor node
     input_names: list = field(default_factory=list)  # the rule's names of the inputs ("x", "y")
+    node: object = field(default=None, repr=False, compare=False)  # the engine's node (grad_fn)
 
 
 @dataclass
@@ -657,6 +658,7 @@ def trace_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) ->
                 module=module,
                 output=out_id,
                 input_names=input_names(rule, len(node.next_functions)),
+                node=node,
             )
         )
         tensor, data = _node_value(node)
