@@ -199,6 +199,10 @@ def make_optimizer(name: str, parameters, lr: float):
 
 
 def command_train(args) -> int:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be >= 1 (got {args.threads})")
+        autodiff.set_num_threads(args.threads)
     if args.seed is not None:
         autodiff.manual_seed(args.seed)
     data = load_data(args)
@@ -393,6 +397,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
     train.add_argument("--optimizer", choices=("sgd", "adam"), help="the optimizer (default sgd)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument(
+        "--threads",
+        type=int,
+        help="threads for the matrix products (default: one per core; 1 is faster when "
+        "the cores are shared with other busy processes)",
+    )
     train.add_argument(
         "--shuffle",
         action=argparse.BooleanOptionalAction,

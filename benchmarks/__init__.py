@@ -6,9 +6,9 @@ interleaved (engine A, engine B, NumPy, engine A, ...), and the table shows the
 medians of the repeats and the ratios.  Nothing here is a test: no timing is
 asserted anywhere in the test suite.
 
-Threads: every engine runs with the same thread count (``--threads``, 1 by
-default, the steadier reference on a shared machine): PyTorch through
-``torch.set_num_threads``, NumPy's BLAS through ``OMP_NUM_THREADS`` /
-``OPENBLAS_NUM_THREADS`` set before NumPy is imported (and ``threadpoolctl``
-when it is installed).
+Threads: every workload runs at one thread per engine and again at each
+engine's default thread count (``--threads``): PyTorch through
+``torch.set_num_threads``, this engine through ``autodiff.set_num_threads``
+(NumPy's BLAS, via ``threadpoolctl``; without it only one setting runs, fixed
+through ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` before NumPy loads).
 """

@@ -1,4 +1,4 @@
-"""``python -m benchmarks [WORKLOAD ...] [--quick] [--threads N] [--repeats R]``.
+"""``python -m benchmarks [WORKLOAD ...] [--quick] [--threads LIST] [--repeats R]``.
 
 Workloads (all of them when none is named):
 
@@ -9,6 +9,10 @@ Workloads (all of them when none is named):
   cnn       the small CNN's training epoch
   layers    Conv2d and MaxPool2d forward + backward (benchmarks/bench_layers.py)
   memory    peak memory growth of the MLP epoch (one subprocess per engine)
+
+Every workload runs at one thread per engine and again at each engine's
+default thread count (``--threads 1,default``; ``--threads 2`` or ``1,2`` to
+choose), and the summary at the end puts the two side by side.
 
 ``--profile WORKLOAD`` runs one workload of this engine alone under cProfile
 and prints the top entries instead.  Examples::
@@ -21,9 +25,26 @@ and prints the top entries instead.  Examples::
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 WORKLOADS = ("ops", "mlp", "scaling", "lecture", "cnn", "layers", "memory")
+
+
+def thread_settings(text: str) -> list:
+    """'1,default' -> [1, None] (None: each engine's default)."""
+    settings = []
+    for item in text.split(","):
+        item = item.strip()
+        if item == "default":
+            settings.append(None)
+        elif item.isdigit() and int(item) > 0:
+            settings.append(int(item))
+        else:
+            raise argparse.ArgumentTypeError(
+                f"expected positive thread counts or 'default', separated by commas, got {text!r}"
+            )
+    return settings
 
 
 def parse(argv=None):
@@ -35,7 +56,13 @@ def parse(argv=None):
     )
     parser.add_argument("workloads", nargs="*", metavar="WORKLOAD", help=", ".join(WORKLOADS))
     parser.add_argument("--quick", action="store_true", help="fewer batches, scaled to an epoch")
-    parser.add_argument("--threads", type=int, default=1, help="threads per engine (default 1)")
+    parser.add_argument(
+        "--threads",
+        type=thread_settings,
+        default="1,default",
+        help="comma-separated thread counts per engine, or 'default' for each engine's own "
+        "(default: 1,default)",
+    )
     parser.add_argument(
         "--repeats",
         type=int,
@@ -47,7 +74,7 @@ def parse(argv=None):
         choices=("cpu", "wall"),
         default="cpu",
         help="cpu: the process's CPU time (default; robust on a shared machine, used "
-        "only with --threads 1), wall: perf_counter",
+        "only at one thread), wall: perf_counter",
     )
     parser.add_argument(
         "--profile",
@@ -70,18 +97,38 @@ def parse(argv=None):
 
 def main(argv=None) -> None:
     args = parse(argv)
-    # Threads must be fixed before NumPy is imported (below, by the workloads).
-    from .common import Table, configure_threads, machine_description
+    if isinstance(args.threads, str):
+        args.threads = thread_settings(args.threads)
+    # Before NumPy is imported (below, by the workloads).
+    from .common import (
+        THREAD_VARIABLES,
+        Table,
+        can_switch_threads,
+        clock_name,
+        default_threads,
+        machine_description,
+        prepare_environment,
+        use_threads,
+    )
 
-    notes = configure_threads(args.threads, args.keep_openblas_env, args.clock)
+    notes = prepare_environment(args.keep_openblas_env)
+    settings = args.threads
+    if not can_switch_threads():
+        # BLAS keeps the thread count it starts with: fix it now, run that one.
+        first = settings[0]
+        if first is not None:
+            for name in THREAD_VARIABLES:
+                os.environ[name] = str(first)
+        notes.append("threadpoolctl is not installed: one thread setting only")
+        settings = [first]
+    defaults = default_threads()
     if args.profile:
         from .profile import profile
 
+        use_threads(dict.fromkeys(defaults, 1), args.clock)
         profile(args.profile, quick=args.quick)
         return
-    from . import bench_cnn, bench_lecture, bench_memory, bench_mlp, bench_ops
-
-    print(machine_description(args.threads))
+    print(machine_description(defaults))
     for note in notes:
         print(note)
     workloads = args.workloads or list(WORKLOADS)
@@ -89,25 +136,43 @@ def main(argv=None) -> None:
     print(table.header(), flush=True)
     start = time.perf_counter()
     repeats = args.repeats or 3
-    for workload in workloads:
-        if workload == "ops":
-            bench_ops.run(table, repeats=repeats, quick=args.quick)
-        elif workload == "mlp":
-            bench_mlp.run(table, repeats=repeats, quick=args.quick)
-        elif workload == "scaling":
-            bench_mlp.run(table, repeats=repeats, quick=args.quick, batch_sizes=(16, 256))
-            bench_cnn.run(table, repeats=repeats, quick=args.quick, batch_sizes=(16, 256))
-        elif workload == "lecture":
-            bench_lecture.run(table, repeats=repeats, quick=args.quick)
-        elif workload == "cnn":
-            bench_cnn.run(table, repeats=repeats, quick=args.quick)
-        elif workload == "layers":
-            from . import bench_layers
-
-            bench_layers.run(table, repeats=repeats, quick=args.quick)
-        elif workload == "memory":
-            bench_memory.run(table, quick=args.quick, threads=args.threads)
+    for setting in settings:
+        counts = dict.fromkeys(defaults, setting) if setting is not None else dict(defaults)
+        use_threads(counts, args.clock)
+        if setting is None:
+            table.threads = (
+                "default (" + ", ".join(f"{engine} {n}" for engine, n in counts.items()) + ")"
+            )
+        else:
+            table.threads = str(setting)
+        print(f"<!-- {table.threads} thread(s); clock: {clock_name()} -->", flush=True)
+        for workload in workloads:
+            run_workload(workload, table, repeats, args.quick, max(counts.values()))
+    print()
+    print(table.summary())
     print(f"\n({time.perf_counter() - start:.0f} s; medians of {repeats} interleaved rounds)")
+
+
+def run_workload(workload, table, repeats, quick, threads):
+    from . import bench_cnn, bench_lecture, bench_memory, bench_mlp, bench_ops
+
+    if workload == "ops":
+        bench_ops.run(table, repeats=repeats, quick=quick)
+    elif workload == "mlp":
+        bench_mlp.run(table, repeats=repeats, quick=quick)
+    elif workload == "scaling":
+        bench_mlp.run(table, repeats=repeats, quick=quick, batch_sizes=(16, 256))
+        bench_cnn.run(table, repeats=repeats, quick=quick, batch_sizes=(16, 256))
+    elif workload == "lecture":
+        bench_lecture.run(table, repeats=repeats, quick=quick)
+    elif workload == "cnn":
+        bench_cnn.run(table, repeats=repeats, quick=quick)
+    elif workload == "layers":
+        from . import bench_layers
+
+        bench_layers.run(table, repeats=repeats, quick=quick)
+    elif workload == "memory":
+        bench_memory.run(table, quick=quick, threads=threads)
 
 
 if __name__ == "__main__":

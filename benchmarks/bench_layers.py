@@ -12,9 +12,7 @@ prints medians and the ratio to PyTorch (when installed).  Run it alone with
 
 from __future__ import annotations
 
-import time
-
-from .common import Table, import_torch, interleaved
+from .common import Table, import_torch, interleaved, now
 
 BATCH = 64
 
@@ -38,22 +36,22 @@ def _cases():
 
 def _time_ours(autodiff, layer, x, upstream):
     inp = autodiff.tensor(x, requires_grad=True)
-    start = time.perf_counter()
+    start = now()
     out = layer(inp)
-    middle = time.perf_counter()
+    middle = now()
     out.backward(autodiff.tensor(upstream))
-    end = time.perf_counter()
+    end = now()
     layer.zero_grad()
     return {"forward": middle - start, "backward": end - middle, "total": end - start}
 
 
 def _time_theirs(torch, layer, x, upstream):
     inp = torch.tensor(x, requires_grad=True)
-    start = time.perf_counter()
+    start = now()
     out = layer(inp)
-    middle = time.perf_counter()
+    middle = now()
     out.backward(torch.tensor(upstream))
-    end = time.perf_counter()
+    end = now()
     layer.zero_grad()
     return {"forward": middle - start, "backward": end - middle, "total": end - start}
 

@@ -16,12 +16,12 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
-# The clock every workload reads: CPU time of this process by default (set by
-# configure_threads).  On a machine shared with other jobs the wall clock also
-# counts the time spent waiting for a core, which swung single-threaded epochs
-# by 2x between runs here; with one thread per engine the process's CPU time is
-# the work itself.  With more threads it would add the threads up, so the wall
-# clock is used then.
+# The clock every workload reads: CPU time of this process at one thread (set by
+# use_threads).  On a machine shared with other jobs the wall clock also counts
+# the time spent waiting for a core, which swung single-threaded epochs by 2x
+# between runs here; with one thread per engine the process's CPU time is the
+# work itself.  With more threads it would add the threads up (and count their
+# spinning), so the wall clock is used then.
 _clock = [time.perf_counter]
 
 
@@ -30,33 +30,70 @@ def now() -> float:
     return _clock[0]()
 
 
-def configure_threads(threads: int, keep_openblas_env: bool = False, clock="cpu") -> list[str]:
-    """Set the thread count of every engine; call before NumPy is imported.
-
-    Returns notes for the report (what was changed).
-    """
+def prepare_environment(keep_openblas_env: bool = False) -> list[str]:
+    """Call before NumPy is imported.  Returns notes for the report (what was changed)."""
     notes = []
-    _clock[0] = time.process_time if threads == 1 and clock == "cpu" else time.perf_counter
-    notes.append(
-        "clock: CPU time of the process"
-        if _clock[0] is time.process_time
-        else "clock: wall time (perf_counter)"
-    )
-    for name in THREAD_VARIABLES:
-        os.environ[name] = str(threads)
     if not keep_openblas_env:
         removed = [name for name in OPENBLAS_OVERRIDES if os.environ.pop(name, None) is not None]
         if removed:
             notes.append(f"unset {' and '.join(removed)} for this run")
-    try:
-        import threadpoolctl
+    return notes
 
-        threadpoolctl.threadpool_limits(threads)
+
+def can_switch_threads() -> bool:
+    """True when NumPy's BLAS threads can change at run time (threadpoolctl is installed)."""
+    try:
+        import threadpoolctl  # noqa: F401
     except ImportError:
-        pass
+        return False
+    return True
+
+
+def default_threads() -> dict:
+    """Each engine's own default thread count (call before any change)."""
+    import autodiff
+
+    counts = {"autodiff": autodiff.get_num_threads()}
     torch = import_torch()
     if torch is not None:
-        torch.set_num_threads(threads)
+        counts["torch"] = torch.get_num_threads()
+    return counts
+
+
+def use_threads(counts: dict, clock: str = "cpu") -> None:
+    """Give each engine its thread count (``{"autodiff": n, "torch": m}``) and pick the clock.
+
+    This engine's count goes through ``autodiff.set_num_threads`` (NumPy's BLAS,
+    via threadpoolctl), PyTorch's through ``torch.set_num_threads``.
+    """
+    import autodiff
+
+    if autodiff.get_num_threads() != counts["autodiff"]:
+        autodiff.set_num_threads(counts["autodiff"])
+    torch = import_torch()
+    if torch is not None and "torch" in counts:
+        torch.set_num_threads(counts["torch"])
+    single = max(counts.values()) == 1
+    _clock[0] = time.process_time if single and clock == "cpu" else time.perf_counter
+
+
+def clock_name() -> str:
+    if _clock[0] is time.process_time:
+        return "CPU time of the process"
+    return "wall time (perf_counter)"
+
+
+def configure_threads(threads: int, keep_openblas_env: bool = False, clock="cpu") -> list[str]:
+    """Fix every engine's thread count before NumPy is imported (for child processes).
+
+    Sets the thread variables so that BLAS starts with ``threads`` threads even
+    without threadpoolctl.  Returns notes for the report.
+    """
+    notes = prepare_environment(keep_openblas_env)
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    use_threads({"autodiff": threads, "torch": threads}, clock)
+    notes.append(f"clock: {clock_name()}")
     return notes
 
 
@@ -109,18 +146,35 @@ def format_ratio(ours, theirs) -> str:
 
 
 class Table:
-    """Rows of (workload, autodiff, PyTorch, NumPy, ratios, target), printed as Markdown."""
+    """Rows of (threads, workload, autodiff, PyTorch, NumPy, ratios, target), printed as Markdown.
 
-    HEADER = ("work", "autodiff", "PyTorch", "NumPy", "vs PyTorch", "vs NumPy", "target")
+    ``threads`` (a label such as "1" or "default (2)") is set before each pass
+    over the workloads; ``summary()`` puts the passes side by side, one row per
+    workload.
+    """
+
+    HEADER = ("threads", "work", "autodiff", "PyTorch", "NumPy", "vs PyTorch", "vs NumPy", "target")
 
     def __init__(self):
         self.rows = []
         self.records = []
+        self.threads = "1"
 
     def add(self, work, ours, torch=None, numpy=None, target="", unit=format_seconds):
-        self.records.append({"work": work, "autodiff": ours, "torch": torch, "numpy": numpy})
+        self.records.append(
+            {
+                "threads": self.threads,
+                "work": work,
+                "autodiff": ours,
+                "torch": torch,
+                "numpy": numpy,
+                "target": target,
+                "unit": unit,
+            }
+        )
         self.rows.append(
             (
+                self.threads,
                 work,
                 unit(ours),
                 unit(torch) if torch is not None else "—",
@@ -144,8 +198,38 @@ class Table:
     def __str__(self):
         return "\n".join([self.header()] + [self.format_row(row) for row in self.rows])
 
+    def summary(self) -> str:
+        """One row per workload, each thread setting's times and ratios side by side."""
+        settings = list(dict.fromkeys(record["threads"] for record in self.records))
+        works = {}
+        for record in self.records:
+            works.setdefault(record["work"], {})[record["threads"]] = record
+        header = ["work"]
+        for setting in settings:
+            label = f"{setting} thread" + ("" if setting == "1" else "s")
+            header += [f"autodiff, {label}", "PyTorch", "vs PyTorch", "vs NumPy"]
+        header.append("target")
+        lines = [self.format_row(header), self.format_row(tuple("---" for _ in header))]
+        for work, by_setting in works.items():
+            row = [work]
+            for setting in settings:
+                record = by_setting.get(setting)
+                if record is None:
+                    row += ["—"] * 4
+                    continue
+                unit = record["unit"]
+                row += [
+                    unit(record["autodiff"]),
+                    unit(record["torch"]) if record["torch"] is not None else "—",
+                    format_ratio(record["autodiff"], record["torch"]),
+                    format_ratio(record["autodiff"], record["numpy"]),
+                ]
+            row.append(next(iter(by_setting.values()))["target"])
+            lines.append(self.format_row(row))
+        return "\n".join(lines)
 
-def machine_description(threads: int) -> str:
+
+def machine_description(default_threads: dict) -> str:
     """CPU model, core count and versions, for the report."""
     import numpy as np
 
@@ -161,7 +245,24 @@ def machine_description(threads: int) -> str:
     torch = import_torch()
     versions = f"Python {platform.python_version()}, NumPy {np.__version__}"
     versions += f", PyTorch {torch.__version__}" if torch is not None else ", PyTorch not installed"
-    return f"{model}, {os.cpu_count()} cores, {threads} thread(s) per engine; {versions}"
+    defaults = ", ".join(f"{engine} {n}" for engine, n in default_threads.items())
+    return (
+        f"{model}, {os.cpu_count()} cores; default threads: {defaults}; {versions}; "
+        f"BLAS: {_blas_name()}"
+    )
+
+
+def _blas_name() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (threadpoolctl not installed)"
+    names = [
+        f"{info['internal_api']} {info['version']} ({info.get('threading_layer', '?')})"
+        for info in threadpool_info()
+        if info["user_api"] == "blas"
+    ]
+    return ", ".join(names) or "none found"
 
 
 def mebibytes(n_bytes) -> str:

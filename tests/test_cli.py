@@ -272,3 +272,21 @@ def test_runs_as_a_module_with_argparse_errors():
     assert result.returncode == 2
     assert "autodiff: error: unrecognized arguments: --bogus" in result.stderr
     assert result.stdout == ""
+
+
+def test_train_threads_sets_the_matrix_product_threads(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(autodiff, "set_num_threads", calls.append)
+    args = ("train", "--dataset", "digits", "--epochs", 0, "--save", "", "--no-progress")
+    status, _, err = run(capsys, *args, "--threads", 1)
+    assert status == 0, err
+    assert calls == [1]
+    run(capsys, *args)
+    assert calls == [1]  # without --threads the default stays
+
+
+def test_train_threads_must_be_positive(monkeypatch, capsys):
+    monkeypatch.setattr(autodiff, "set_num_threads", pytest.fail)
+    status, _, err = run(capsys, "train", "--dataset", "digits", "--threads", 0, "--save", "")
+    assert status == 2
+    assert err == "autodiff train: error: --threads must be >= 1 (got 0)\n"
