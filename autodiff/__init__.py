@@ -39,8 +39,8 @@ from .creation import (
     zeros,
     zeros_like,
 )
-from .engine import grad
-from .function import Function
+from .engine import backward_steps, grad
+from .function import Function, RemovableHandle, observe
 from .function import Node as FunctionCtx
 from .grad_mode import (
     detect_anomaly,

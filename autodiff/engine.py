@@ -9,6 +9,8 @@ one gradient to each of its inputs' nodes.  Leaves add what reaches them into
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import function as _function
@@ -18,12 +20,21 @@ from .ops.shape import sum_to_shape
 from .tensor import Tensor
 
 
-def topological_order(root) -> list:
-    """Nodes reachable from ``root``, each before the nodes it depends on.
+def topological_order(roots) -> list:
+    """Nodes reachable from ``roots`` (one node or a list), each before the nodes it depends on.
 
     Iterative depth-first search with an explicit stack, so that a chain of
-    100,000 operations needs no recursion.  ``root`` comes first, leaves last.
+    100,000 operations needs no recursion.  The roots come first, leaves last:
+    the order in which ``backward()`` visits the nodes.
     """
+    if isinstance(roots, (list, tuple)):
+        if len(roots) != 1:
+            return _depth_first(_Join(roots))[1:]
+        roots = roots[0]
+    return _depth_first(roots)
+
+
+def _depth_first(root) -> list:
     order = []
     visited = {root}
     stack = [(root, iter(root.next_functions))]
@@ -41,19 +52,22 @@ def topological_order(root) -> list:
     return order
 
 
-def _ordered_from(roots) -> list:
-    """Topological order over several roots (a virtual root joining them)."""
-    if len(roots) == 1:
-        return topological_order(roots[0])
-    joined = _Join(roots)
-    return topological_order(joined)[1:]
-
-
 class _Join:
+    """A virtual root whose inputs are the real roots."""
+
     __slots__ = ("next_functions",)
 
     def __init__(self, roots):
         self.next_functions = tuple(roots)
+
+
+def gradient_node(tensor: Tensor):
+    """The node that receives ``tensor``'s gradient.
+
+    Its ``grad_fn`` for a computed tensor; for a leaf that requires grad, its
+    ``AccumulateGrad`` node (created once and shared while the leaf lives).
+    """
+    return tensor.grad_fn or _function._accumulator_of(tensor)
 
 
 def _root_gradient(output: Tensor, gradient, name: str) -> Tensor:
@@ -74,68 +88,166 @@ def _root_gradient(output: Tensor, gradient, name: str) -> Tensor:
     return gradient
 
 
+def _seeds(outputs, gradients, name: str) -> list:
+    """The (node, dL/d(output)) pairs that backward starts from, checked."""
+    seeds = []
+    for output, gradient in zip(outputs, gradients, strict=True):
+        if not output._requires_grad:
+            raise RuntimeError(
+                f"{name}: element {len(seeds)} of tensors does not require grad and does not "
+                "have a grad_fn (was it computed under no_grad, or from tensors without "
+                "requires_grad=True?)"
+            )
+        seeds.append((gradient_node(output), _root_gradient(output, gradient, name)))
+    return seeds
+
+
+class BackwardStep(NamedTuple):
+    """One step of the backward pass, as ``backward_steps`` yields it.
+
+    ``node`` is the node processed; ``grad_output`` the gradient it received
+    (dL/d(its output): the sum of what every consumer passed on, after its
+    hooks); ``grad_inputs`` one entry per ``node.next_functions``: the gradient
+    passed on to that input (un-broadcast to the input's shape, in its dtype,
+    checked), or None where the input takes none.  A leaf's ``AccumulateGrad``
+    step passes nothing on (``grad_inputs == ()``).
+    """
+
+    node: object
+    grad_output: Tensor
+    grad_inputs: tuple
+
+
+_new_step = tuple.__new__  # BackwardStep(...) without the Python-level __new__: per node
+
+
+def backward_steps(
+    tensors, grad_tensors=None, retain_graph=False, create_graph=False, *, name="backward_steps"
+):
+    """The backward pass, one node at a time: the engine's only backward loop.
+
+    ``tensors`` (a Tensor or a list) are the outputs to differentiate and
+    ``grad_tensors`` their upstream gradients (None for a scalar: 1).  Nodes are
+    visited in reverse topological order; each receives the sum of the
+    gradients its consumers passed on, runs its hooks, calls its Function's
+    ``backward`` (recorded when ``create_graph``), un-broadcasts and checks each
+    input's gradient (arity, type, shape; NaN/inf under ``detect_anomaly``),
+    frees its saved values unless ``retain_graph``, and yields a
+    :class:`BackwardStep`.  It writes no ``.grad``: ``backward()`` stores the
+    leaves' gradients once every step has succeeded, ``autodiff.grad`` returns
+    them, and visualize's tables print the steps.  Example::
+
+        x = autodiff.tensor([1.0, 2.0], requires_grad=True)
+        for step in autodiff.backward_steps((x * x).sum()):
+            print(step.node.name(), step.grad_output)
+        # SumBackward tensor(1.)
+        # MulBackward tensor([1., 1.])
+        # AccumulateGrad tensor([2., 4.])
+    """
+    if isinstance(tensors, Tensor):
+        tensors = [tensors]
+        grad_tensors = [grad_tensors]
+    elif grad_tensors is None:
+        grad_tensors = [None] * len(tensors)
+    elif isinstance(grad_tensors, Tensor):
+        grad_tensors = [grad_tensors]
+    pending = {}
+    roots = []
+    for node, grad in _seeds(tensors, grad_tensors, name):
+        pending[node] = pending[node] + grad if node in pending else grad
+        roots.append(node)
+    check_finite = modes.anomaly_enabled and modes.anomaly_check_nan
+    # Backward formulas run in the mode create_graph asks for; the caller's code
+    # between two steps runs in its own mode.  The mode is this thread's, so
+    # another thread's forward pass keeps recording meanwhile.
+    outer_mode = modes.grad_enabled
+    modes.grad_enabled = create_graph
+    suspended = False
+    try:
+        for node in topological_order(roots):
+            grad = pending.pop(node, None)
+            if grad is None:
+                continue  # nothing flows into it (e.g. only through inputs that take no grad)
+            if node.pre_hooks:
+                grad = _run_hooks(node.pre_hooks, grad)
+            if type(node) is AccumulateGrad:
+                if node.variable._hooks:  # a leaf's hooks, for backward and grad alike
+                    grad = _run_hooks(node.variable._hooks, grad)
+                step = _new_step(BackwardStep, (node, grad, ()))
+            else:
+                # The vector-Jacobian product, then one checked gradient per input,
+                # added into what that input's node has received so far.
+                input_grads = node.function.backward(node, grad)
+                if type(input_grads) is not tuple:
+                    input_grads = (input_grads,)
+                if len(input_grads) != len(node.next_functions):
+                    raise _arity_error(node, input_grads)
+                passed = []
+                for next_node, input_grad in zip(node.next_functions, input_grads):
+                    if next_node is None or input_grad is None:
+                        passed.append(None)
+                        continue
+                    if (  # the common case inline: a Tensor of the right shape and dtype
+                        type(input_grad) is not Tensor
+                        or input_grad.data.shape != next_node.shape
+                        or input_grad.data.dtype != next_node.dtype
+                        or check_finite
+                    ):
+                        input_grad = _checked(node, next_node, input_grad, check_finite)
+                    if next_node in pending:
+                        pending[next_node] = pending[next_node] + input_grad
+                    else:
+                        pending[next_node] = input_grad
+                    passed.append(input_grad)
+                step = _new_step(BackwardStep, (node, grad, tuple(passed)))
+                if not retain_graph:
+                    node._release()
+            modes.grad_enabled = outer_mode
+            suspended = True
+            yield step
+            suspended = False
+            outer_mode = modes.grad_enabled
+            modes.grad_enabled = create_graph
+    finally:
+        if not suspended:  # closed while the caller held a step: its mode stands
+            modes.grad_enabled = outer_mode
+
+
 def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, name="backward"):
     """Back-propagate from ``outputs``; accumulate into leaves or return input grads.
 
     With ``inputs`` (as ``autodiff.grad`` calls it), the gradients reaching those
     tensors are returned and no ``.grad`` is changed.
     """
-    roots, pending = [], {}
-    for output, gradient in zip(outputs, gradients, strict=True):
-        if not output._requires_grad:
-            raise RuntimeError(
-                f"{name}: element {len(roots)} of tensors does not require grad and does not "
-                "have a grad_fn (was it computed under no_grad, or from tensors without "
-                "requires_grad=True?)"
-            )
-        grad = _root_gradient(output, gradient, name)
-        node = output.grad_fn or _function._accumulator_of(output)
-        pending[node] = pending[node] + grad if node in pending else grad
-        roots.append(node)
-
+    seeds = [grad for _, grad in _seeds(outputs, gradients, name)]
     captured = None
     if inputs is not None:
-        captured = {}
-        for tensor in inputs:
-            captured.setdefault(tensor.grad_fn or _function._accumulator_of(tensor), None)
-
-    order = _ordered_from(roots)
-    # The formulas run recorded only for create_graph; the mode is this thread's,
-    # so another thread's forward pass keeps recording meanwhile.
-    previous_mode = modes.grad_enabled
-    modes.grad_enabled = create_graph
+        captured = dict.fromkeys(gradient_node(tensor) for tensor in inputs)
     # Arrays already stored as some tensor's .grad in this pass: never store the
     # same memory twice, since later in-place accumulation would change both.
-    handed_out = set()
-    for grad in pending.values():
-        handed_out.add(id(_owner(grad.data)))
+    handed_out = {id(_owner(grad.data)) for grad in seeds}
     # Gradients for .grad (leaves, retain_grad tensors) are stored only once the
     # whole pass has succeeded: an error in some op's backward leaves every .grad
     # as it was, never half-updated.
+    # (autodiff.grad stores retain_grad tensors' .grad too, as PyTorch does.)
     finished = []
+    steps = backward_steps(outputs, seeds, retain_graph, create_graph, name=name)
+    if captured is None:
+        for step in steps:
+            node = step[0]
+            if type(node) is AccumulateGrad or node.retained is not None:
+                finished.append(step)
+    else:
+        for step in steps:
+            node = step[0]
+            if node in captured:
+                captured[node] = step[1]
+            if type(node) is not AccumulateGrad and node.retained is not None:
+                finished.append(step)
+    previous_mode = modes.grad_enabled
+    modes.grad_enabled = create_graph
     try:
-        for node in order:
-            grad = pending.pop(node, None)
-            if grad is None:
-                continue
-            if node.pre_hooks:
-                grad = _run_hooks(node.pre_hooks, grad)
-            if type(node) is AccumulateGrad:
-                if node.variable._hooks:  # a leaf's hooks, for backward and grad alike
-                    grad = _run_hooks(node.variable._hooks, grad)
-                if captured is None:
-                    finished.append((node, grad))
-                elif node in captured:
-                    captured[node] = grad
-                continue
-            if captured is not None and node in captured:
-                captured[node] = grad
-            if node.retained is not None:
-                finished.append((node, grad))
-            _propagate(node, grad, pending)
-            if not retain_graph:
-                node._release()
-        for node, grad in finished:
+        for node, grad, _ in finished:
             if type(node) is AccumulateGrad:
                 _accumulate(node.variable, grad, create_graph, handed_out)
             else:
@@ -145,46 +257,37 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, na
     return captured
 
 
-def _propagate(node: Node, grad: Tensor, pending: dict) -> None:
-    """Call the node's VJP and hand each input's gradient to the input's node."""
-    input_grads = node.function.backward(node, grad)
-    if type(input_grads) is not tuple:
-        input_grads = (input_grads,)
-    next_functions = node.next_functions
-    if len(input_grads) != len(next_functions):
-        raise RuntimeError(
-            f"{node.name()}: backward returned {len(input_grads)} gradients but forward "
-            f"took {len(next_functions)} inputs; return one per input (None for inputs "
-            "that take no gradient)"
-        )
-    for next_node, input_grad in zip(next_functions, input_grads):
-        if next_node is None or input_grad is None:
-            continue
-        if type(input_grad) is not Tensor:
-            if not isinstance(input_grad, (Tensor, np.ndarray, float, int)):
-                raise TypeError(
-                    f"{node.name()}: backward returned a {type(input_grad).__name__}; "
-                    "expected a Tensor, a NumPy array or None"
-                )
-            input_grad = (
-                input_grad
-                if isinstance(input_grad, Tensor)
-                else Tensor._make(np.asarray(input_grad), None, None)
+def _arity_error(node: Node, input_grads) -> RuntimeError:
+    return RuntimeError(
+        f"{node.name()}: backward returned {len(input_grads)} gradients but forward "
+        f"took {len(node.next_functions)} inputs; return one per input (None for inputs "
+        "that take no gradient)"
+    )
+
+
+def _checked(node: Node, next_node, input_grad, check_finite: bool) -> Tensor:
+    """One input's gradient as a Tensor of the input's shape (un-broadcast) and dtype."""
+    if type(input_grad) is not Tensor:
+        if isinstance(input_grad, (np.ndarray, float, int)):
+            input_grad = Tensor._make(np.asarray(input_grad), None, None)
+        elif not isinstance(input_grad, Tensor):
+            raise TypeError(
+                f"{node.name()}: backward returned a {type(input_grad).__name__}; "
+                "expected a Tensor, a NumPy array or None"
             )
-        if input_grad.shape != next_node.shape:
-            input_grad = sum_to_shape(input_grad, next_node.shape, node.name())
-        if input_grad.dtype != next_node.dtype:
-            input_grad = input_grad.to(next_node.dtype)
-        if modes.anomaly_enabled and modes.anomaly_check_nan:
-            _check_finite(node, input_grad)
-        if next_node in pending:
-            pending[next_node] = pending[next_node] + input_grad
-        else:
-            pending[next_node] = input_grad
+    data = input_grad.data  # (the array's shape and dtype: cheaper than the properties)
+    if data.shape != next_node.shape:
+        input_grad = sum_to_shape(input_grad, next_node.shape, node.name())
+        data = input_grad.data
+    if data.dtype != next_node.dtype:
+        input_grad = input_grad.to(next_node.dtype)
+    if check_finite:
+        _check_finite(node, input_grad)
+    return input_grad
 
 
-def _run_hooks(hooks, grad):
-    for hook in hooks:
+def _run_hooks(hooks: dict, grad):
+    for hook in tuple(hooks.values()):
         result = hook(grad)
         if result is not None:
             grad = result
@@ -304,7 +407,7 @@ def grad(
     captured = run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, "grad")
     results = []
     for index, tensor in enumerate(inputs):
-        g = captured.get(tensor.grad_fn or _function._accumulator_of(tensor))
+        g = captured.get(gradient_node(tensor))
         if g is None:
             if materialize_grads:
                 g = Tensor._make(np.zeros(tensor.shape, tensor.dtype), None, None)

@@ -33,7 +33,8 @@ Example: a user-defined op::
 
 from __future__ import annotations
 
-import contextlib
+import itertools
+import threading
 import traceback
 import weakref
 
@@ -42,6 +43,9 @@ import numpy as np
 from .errors import ShapeError
 from .grad_mode import modes
 from .tensor import Tensor
+
+# The callbacks registered by ``observe``, by handle id (process-wide).
+_observers: dict = {}
 
 _OUTPUT = object()  # marks "the output of this node" among saved values
 
@@ -54,6 +58,10 @@ class Node:
     ``AccumulateGrad`` for a leaf that requires grad, or ``None``.  ``shape`` and
     ``dtype`` describe the node's output, so that the engine can check the
     gradients that flow into it without keeping the output tensor alive.
+    ``annotations`` is None or a dict of tags that tools attach to the node (an
+    observer, a picture); the engine never reads it.  Other attributes are the
+    ``ctx`` a Function's ``forward`` sets for its ``backward`` (``ctx.dim = dim``,
+    as with PyTorch's ctx); tools never tag a node through them.
     """
 
     __slots__ = (
@@ -68,22 +76,23 @@ class Node:
         "_output_ref",
         "shape",
         "dtype",
-        "pre_hooks",
-        "retained",
-        "released",
-        "creation_trace",
-        "__dict__",
+        "annotations",
+        "__dict__",  # the ctx attributes of a Function's forward (ctx.dim = ...)
         "__weakref__",
     )
+
+    # Rarely set, so class-level defaults (a node is made for every op, also
+    # under no_grad, where it serves only as forward's ctx).
+    pre_hooks = None  # register_hook's hooks, by handle id
+    retained = None  # a weak reference to the output tensor, after retain_grad()
+    released = False  # True once backward freed the saved values
+    creation_trace = None  # where forward ran, under detect_anomaly
 
     def __init__(self, function):
         self.function = function
         self.to_save = ()
         self._saved = None
-        self.pre_hooks = None
-        self.retained = None
-        self.released = False
-        self.creation_trace = None
+        self.annotations = None
 
     # -- what forward uses ---------------------------------------------------
     def save_for_backward(self, *values):
@@ -144,9 +153,8 @@ class Node:
 
     def register_hook(self, hook):  # hooks on gradients flowing into this node
         if self.pre_hooks is None:
-            self.pre_hooks = []
-        self.pre_hooks.append(hook)
-        return _RemovableHandle(self.pre_hooks, hook)
+            self.pre_hooks = {}
+        return RemovableHandle(self.pre_hooks, hook)
 
     def __repr__(self):
         return f"<{self.name()} object at {id(self):#x}>"
@@ -171,18 +179,55 @@ class AccumulateGrad:
         return f"<AccumulateGrad object at {id(self):#x}>"
 
 
-class _RemovableHandle:
-    """Returned by ``register_hook``; ``handle.remove()`` takes the hook away."""
+class RemovableHandle:
+    """What every ``register_*hook`` and ``observe`` return: ``remove()`` takes the callback away.
 
-    __slots__ = ("_hooks", "_hook")
+    The callbacks live in a dict keyed by the handle's ``id`` (in the order they
+    were added).  A handle is also a context manager that removes its callback on
+    exit::
 
-    def __init__(self, hooks, hook):
-        self._hooks = hooks
-        self._hook = hook
+        with tensor.register_hook(print):
+            loss.backward()
+    """
 
-    def remove(self):
-        with contextlib.suppress(ValueError):  # already removed
-            self._hooks.remove(self._hook)
+    __slots__ = ("hooks", "id")
+    _ids = itertools.count()
+
+    def __init__(self, hooks: dict, hook=None):
+        self.hooks = hooks
+        self.id = next(RemovableHandle._ids)
+        if hook is not None:
+            hooks[self.id] = hook
+
+    def remove(self) -> None:
+        self.hooks.pop(self.id, None)  # removing twice is harmless
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.remove()
+
+
+def observe(callback) -> RemovableHandle:
+    """Call ``callback(node, inputs, output)`` each time ``Function.apply`` records a node.
+
+    ``node`` is the new :class:`Node` (its ``annotations`` are the place for the
+    callback's tags), ``inputs`` the tuple given to ``apply`` (Tensors, arrays or
+    numbers) and ``output`` the result Tensor.  Only ops that are recorded are
+    observed: grad mode on and some input requiring grad.  Observers are
+    process-wide (every thread's ops are observed) and run in the order they
+    were registered.  Returns a handle: ``handle.remove()``, or use it as a
+    context manager::
+
+        names = []
+        with autodiff.observe(lambda node, inputs, output: names.append(node.name())):
+            y = (x * 2).sum()
+        names                               # ['MulBackward', 'SumBackward']
+    """
+    if not callable(callback):
+        raise TypeError(f"observe: expected a callable, got {type(callback).__name__}")
+    return RemovableHandle(_observers, callback)
 
 
 def _accumulator_of(leaf: Tensor) -> AccumulateGrad:
@@ -193,6 +238,33 @@ def _accumulator_of(leaf: Tensor) -> AccumulateGrad:
         node = AccumulateGrad(leaf)
         leaf._accumulator = weakref.ref(node)
     return node
+
+
+# -- anomaly mode's creation trace: an observer while some thread has the mode on --
+
+
+def _record_creation_trace(node, inputs, output) -> None:
+    if modes.anomaly_enabled:  # this thread's mode (another thread may have it on)
+        # Drop the frames of this observer and of Function.apply.
+        node.creation_trace = "".join(traceback.format_stack()[:-2])
+
+
+_anomaly_users = {"count": 0, "handle": None}
+_anomaly_lock = threading.Lock()
+
+
+def _anomaly_mode_switched(was_on: bool, now_on: bool) -> None:
+    """Called by grad_mode when a thread's anomaly flag changes: the observer is
+    registered while at least one thread has anomaly mode on."""
+    if was_on == now_on:
+        return
+    with _anomaly_lock:
+        _anomaly_users["count"] += 1 if now_on else -1
+        if _anomaly_users["count"] > 0 and _anomaly_users["handle"] is None:
+            _anomaly_users["handle"] = observe(_record_creation_trace)
+        elif _anomaly_users["count"] <= 0 and _anomaly_users["handle"] is not None:
+            _anomaly_users["handle"].remove()
+            _anomaly_users["handle"] = None
 
 
 class Function:
@@ -257,12 +329,13 @@ class Function:
             ctx._output_ref = weakref.ref(result)
             if ctx.to_save:
                 _pack_saved(ctx, inputs, arrays, out, result, raw)
-            if modes.anomaly_enabled:
-                ctx.creation_trace = "".join(traceback.format_stack()[:-2])
         if cls.returns_view and isinstance(inputs[0], Tensor) and out.base is not None:
             base = inputs[0]
             result._version = base._version
             result._base = base._base if base._base is not None else base
+        if record and _observers:
+            for callback in tuple(_observers.values()):
+                callback(ctx, inputs, result)
         return result
 
 

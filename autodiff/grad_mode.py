@@ -100,12 +100,18 @@ class _ModeContext:
     def _apply(self):
         settings = self._settings()
         self._previous = {name: getattr(modes, name) for name in settings}
+        was_on = modes.anomaly_enabled
         for name, value in settings.items():
             setattr(modes, name, value)
+        if "anomaly_enabled" in settings:
+            _anomaly_mode_switched(was_on, modes.anomaly_enabled)
 
     def _restore(self):
+        was_on = modes.anomaly_enabled
         for name, value in self._previous.items():
             setattr(modes, name, value)
+        if "anomaly_enabled" in self._previous:
+            _anomaly_mode_switched(was_on, modes.anomaly_enabled)
 
     def _in_force(self):
         """A guard that sets this mode with a fresh copy of the manager.
@@ -125,6 +131,13 @@ class _ModeContext:
                 return func(*args, **kwargs)
 
         return wrapper
+
+
+def _anomaly_mode_switched(was_on: bool, now_on: bool) -> None:
+    """Anomaly mode's creation trace is an observer of Function.apply (see function.py)."""
+    from .function import _anomaly_mode_switched as switched
+
+    switched(was_on, now_on)
 
 
 class _InForce:

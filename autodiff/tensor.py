@@ -245,14 +245,13 @@ class Tensor:
             raise RuntimeError(
                 "register_hook: cannot register a hook on a tensor that doesn't require gradient"
             )
-        from .function import _RemovableHandle
+        from .function import RemovableHandle
 
         if self.grad_fn is not None:
             return self.grad_fn.register_hook(hook)
         if self._hooks is None:
-            self._hooks = []
-        self._hooks.append(hook)
-        return _RemovableHandle(self._hooks, hook)
+            self._hooks = {}
+        return RemovableHandle(self._hooks, hook)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Back-propagate: add d(self)/d(leaf) into every leaf's ``.grad``.

@@ -894,3 +894,26 @@ def test_float32_stays_float32(op, data):
         grads = autodiff.grad(outs, xs, [autodiff.ones_like(o) for o in outs], allow_unused=True)
         for g in grads:
             assert g is None or g.dtype == np.float32
+
+
+@pytest.mark.parametrize("op", GRAD_OPS, ids=repr)
+@settings(max_examples=5)
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_trace_backward_gives_the_gradients_of_backward(op, data, seed):
+    """visualize's table runs the engine's own loop: the same gradients as backward()."""
+    import visualize
+
+    arrays_, params = data.draw(op.inputs)
+    xs = _leaves(autodiff, arrays_, requires_grad=True)
+    for i, x in enumerate(xs):
+        x.name = f"x{i}"
+    outs = [o for o in _as_list(op.fn(autodiff, *xs, **params)) if o.requires_grad]
+    rng = np.random.default_rng(seed)
+    loss = sum((o * autodiff.tensor(rng.standard_normal(o.shape))).sum() for o in outs)
+    trace = visualize.trace_backward(loss)
+    loss.backward()
+    for x in xs:
+        if x.grad is None:
+            assert x.name not in trace.grads, f"{op.name}: {x.name}"
+        else:
+            np.testing.assert_array_equal(trace.grads[x.name], x.grad.data, err_msg=op.name)

@@ -1,15 +1,17 @@
 """The backward pass as a table: one row per step, in the order the engine runs them.
 
-``trace_backward(loss)`` repeats what ``loss.backward()`` does, step by step, on
-the recorded graph: the engine's ``topological_order`` from the root; for each
-node, the sum of the gradients that reached it (``dL/d(output)``), the op's VJP
-(its ``Function.backward``), then un-broadcasting (``sum_to_shape``) of each
-input's gradient.  Each step becomes a :class:`BackwardStep`.
+``trace_backward(loss)`` runs the engine's own backward loop
+(``autodiff.backward_steps``, the loop ``loss.backward()`` runs) and writes down
+each step: the node, the sum of the gradients that reached it
+(``dL/d(output)``), and the gradients its VJP passed on, un-broadcast to each
+input's shape.  Each step becomes a :class:`BackwardStep`; a broken op, a hook
+or an anomaly behaves exactly as in ``backward()``.
 
 It changes no ``.grad`` and frees nothing (the graph can still be used by
-``loss.backward()`` afterwards); it ignores gradient hooks.  So call it before
-``loss.backward()`` or after ``loss.backward(retain_graph=True)``.  The leaves'
-gradients it computed are in ``trace.grads`` (by parameter name or tensor name).
+``loss.backward()`` afterwards), but gradient hooks run as in any backward pass.
+So call it before ``loss.backward()`` or after ``loss.backward(retain_graph=True)``.
+The leaves' gradients it computed are in ``trace.grads`` (by parameter name or
+tensor name).
 """
 
 from __future__ import annotations
@@ -19,11 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autodiff.engine import _ordered_from, _root_gradient
+import autodiff
+from autodiff import Tensor
+from autodiff.engine import topological_order
 from autodiff.function import AccumulateGrad, Node
-from autodiff.grad_mode import no_grad
-from autodiff.ops.shape import sum_to_shape
-from autodiff.tensor import Tensor
 
 from .trace import _root_nodes, input_names, op_rule, summarize, trace_graph
 
@@ -174,7 +175,7 @@ def trace_backward(loss, gradient=None, params=None, small: int = SMALL) -> Back
         raise TypeError(f"trace_backward: expected a Tensor, got {type(loss).__name__}")
     (root,) = _root_nodes(loss, "trace_backward")
     graph = trace_graph(loss, params=params, max_nodes=None)
-    order = _ordered_from([root])
+    order = topological_order(root)
     position = {node: i for i, node in enumerate(order)}
     labels = {t.id: t.label for t in graph.tensors}
     for node in order:
@@ -188,69 +189,53 @@ def trace_backward(loss, gradient=None, params=None, small: int = SMALL) -> Back
     def value(array):
         return summarize(array, small) if array.size <= small else None
 
-    seed = _root_gradient(loss, gradient, "trace_backward")
-    pending = {root: seed}
     steps, grads = [], {}
-    count = 0
-    with no_grad():
-        for node in order:
-            grad = pending.pop(node, None)
-            if grad is None:
-                continue
-            count += 1
-            node_id = (
-                f"t{position[node]}" if type(node) is AccumulateGrad else f"op{position[node]}"
-            )
-            if type(node) is AccumulateGrad:
-                name = labels.get(f"t{position[node]}") or f"leaf {position[node]}"
-                grads[name] = grad.data
-                steps.append(
-                    BackwardStep(
-                        count,
-                        "AccumulateGrad",
-                        node_id,
-                        name,
-                        "x.grad += dL/dx",
-                        tuple(grad.shape),
-                        value(grad.data),
-                        grad_output_summary=summarize(grad.data),
-                    )
+    received = {}  # node -> the gradient it has received so far (for the updates column)
+    passes = autodiff.backward_steps(loss, gradient, retain_graph=True, name="trace_backward")
+    for count, (node, grad, grad_inputs) in enumerate(passes, start=1):
+        if type(node) is AccumulateGrad:
+            name = labels.get(f"t{position[node]}") or f"leaf {position[node]}"
+            grads[name] = grad.data
+            steps.append(
+                BackwardStep(
+                    count,
+                    "AccumulateGrad",
+                    f"t{position[node]}",
+                    name,
+                    "x.grad += dL/dx",
+                    tuple(grad.shape),
+                    value(grad.data),
+                    grad_output_summary=summarize(grad.data),
                 )
-                continue
-            input_grads = node.function.backward(node, grad)
-            if type(input_grads) is not tuple:
-                input_grads = (input_grads,)
-            step = BackwardStep(
-                count,
-                node.name(),
-                node_id,
-                None,
-                op_rule(node.function)[1],
-                tuple(grad.shape),
-                value(grad.data),
-                grad_output_summary=summarize(grad.data),
-                input_names=input_names(op_rule(node.function)[1], len(node.next_functions)),
             )
-            for child, g in zip(node.next_functions, input_grads, strict=False):
-                if child is None or g is None:
-                    step.jacobians.append(None)
-                    step.grad_inputs.append(None)
-                    step.grad_input_values.append(None)
-                    step.input_ids.append(None)
-                    continue
-                if not isinstance(g, Tensor):
-                    g = Tensor._make(np.asarray(g), None, None)
-                if g.shape != child.shape:
-                    g = sum_to_shape(g, child.shape, node.name())
-                if g.dtype != child.dtype:
-                    g = g.to(child.dtype)
-                step.jacobians.append(_jacobian(node.shape, child.shape))
-                step.grad_inputs.append(tuple(g.shape))
-                step.grad_input_values.append(value(g.data))
-                step.input_ids.append(f"t{position[child]}")
-                pending[child] = pending[child] + g if child in pending else g
-                step.updates.append((f"t{position[child]}", summarize(pending[child].data)))
-            steps.append(step)
+            continue
+        rule = op_rule(node.function)[1]
+        step = BackwardStep(
+            count,
+            node.name(),
+            f"op{position[node]}",
+            None,
+            rule,
+            tuple(grad.shape),
+            value(grad.data),
+            grad_output_summary=summarize(grad.data),
+            input_names=input_names(rule, len(node.next_functions)),
+        )
+        for child, g in zip(node.next_functions, grad_inputs, strict=True):
+            if g is None:
+                step.jacobians.append(None)
+                step.grad_inputs.append(None)
+                step.grad_input_values.append(None)
+                step.input_ids.append(None)
+                continue
+            step.jacobians.append(_jacobian(node.shape, child.shape))
+            step.grad_inputs.append(tuple(g.shape))
+            step.grad_input_values.append(value(g.data))
+            step.input_ids.append(f"t{position[child]}")
+            received[child] = received[child] + g.data if child in received else g.data
+            step.updates.append((f"t{position[child]}", summarize(received[child])))
+        steps.append(step)
     trace = BackwardTrace(steps, grads, graph)
-    trace.seed = summarize(seed.data)
+    if gradient is not None:
+        trace.seed = summarize(gradient.data if isinstance(gradient, Tensor) else gradient)
     return trace

@@ -30,15 +30,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autodiff.engine import _ordered_from
+import autodiff
+from autodiff import Tensor
+from autodiff.engine import gradient_node, topological_order
 from autodiff.function import AccumulateGrad, Node
-from autodiff.tensor import Tensor
 
-# The attribute names used on Node.__dict__ (nodes have a __dict__ for tools like this).
-_MODULE_TAG = "_visualize_module"
-_GRAD_TAG = "_visualize_grad"
-_VALUE_TAG = "_visualize_value"
-_CONSTANTS_TAG = "_visualize_constants"
+# The keys of visualize's tags in ``Node.annotations``.
+_MODULE_TAG = "visualize.module"
+_GRAD_TAG = "visualize.grad"
+_VALUE_TAG = "visualize.value"
+_CONSTANTS_TAG = "visualize.constants"
 
 DEFAULT_MAX_NODES = 600
 
@@ -251,6 +252,25 @@ def input_names(rule: str, n_inputs: int) -> list[str]:
     return names if len(names) == n_inputs and n_inputs > 1 else []
 
 
+# -- tags on nodes ---------------------------------------------------------------------
+
+
+def _tag(node, key, default=None):
+    """The tag ``key`` of a node (``default`` when it has none)."""
+    annotations = node.annotations
+    return default if annotations is None else annotations.get(key, default)
+
+
+def _set_tag(node, key, value) -> None:
+    if node.annotations is None:
+        node.annotations = {}
+    node.annotations[key] = value
+
+
+def _has_tag(node, key) -> bool:
+    return node.annotations is not None and key in node.annotations
+
+
 # -- module tracking -----------------------------------------------------------------
 
 
@@ -311,12 +331,12 @@ def _tag_forward(path: str, info: _ModelInfo, inputs, output) -> None:
         if constant_inputs:
             # A constant that entered this module as an input belongs outside it
             # (the outermost module's hook runs last and has the final word).
-            for entry in node.__dict__.get(_CONSTANTS_TAG, {}).values():
+            for entry in _tag(node, _CONSTANTS_TAG, {}).values():
                 if entry[2] in constant_inputs:
                     entry[3] = (path, info)
-        tag = node.__dict__.get(_MODULE_TAG)
+        tag = _tag(node, _MODULE_TAG)
         if tag is None:
-            node.__dict__[_MODULE_TAG] = (path, info)
+            _set_tag(node, _MODULE_TAG, (path, info))
         elif not _is_inside(tag[0], path) or tag[1] is not info:
             continue  # made before this forward, by another module
         stack.extend(child for child in node.next_functions if child is not None)
@@ -399,9 +419,9 @@ def retain_grads(root) -> int:
     """
     roots = _root_nodes(root, "retain_grads")
     count = 0
-    for node in _ordered_from(roots):
-        if type(node) is Node and _GRAD_TAG not in node.__dict__:
-            node.__dict__[_GRAD_TAG] = None
+    for node in topological_order(roots):
+        if type(node) is Node and not _has_tag(node, _GRAD_TAG):
+            _set_tag(node, _GRAD_TAG, None)
             node.register_hook(_store_grad_hook(node))
             count += 1
     return count
@@ -413,9 +433,9 @@ def _store_grad_hook(node):
     def hook(grad):
         target = ref()
         if target is not None:
-            previous = target.__dict__.get(_GRAD_TAG)
+            previous = _tag(target, _GRAD_TAG)
             value = np.array(grad.data, copy=True)
-            target.__dict__[_GRAD_TAG] = value if previous is None else previous + value
+            _set_tag(target, _GRAD_TAG, value if previous is None else previous + value)
 
     return hook
 
@@ -429,8 +449,9 @@ class keep_values:
     ``with visualize.keep_values():`` each recorded node also keeps its output
     array (memory: one array per op; the arrays are released with the graph).
     Tensor inputs that take no gradient (the input batch, the targets) are kept too,
-    and drawn as "constant" nodes.  It works by wrapping ``autodiff.Function.apply``
-    for the duration of the block.
+    and drawn as "constant" nodes.  It is an observer of the engine
+    (``autodiff.observe``): every op recorded in any thread while the block runs
+    is kept.
 
     Example::
 
@@ -439,44 +460,31 @@ class keep_values:
         visualize.draw_graph(L)          # every box shows its value
     """
 
-    _depth = 0
-    _saved = []  # the original classmethod (in a list: a class attribute would bind it)
+    def __init__(self):
+        self._handle = None
 
     def __enter__(self):
-        from autodiff.function import Function
-
-        if keep_values._depth == 0:
-            original = Function.__dict__["apply"]
-            function = original.__func__
-
-            def apply(cls, *inputs):
-                result = function(cls, *inputs)
-                node = result.grad_fn
-                if type(node) is Node and _VALUE_TAG not in node.__dict__:
-                    node.__dict__[_VALUE_TAG] = result.data
-                    constants = {}
-                    for slot, (value, child) in enumerate(zip(inputs, node.next_functions)):
-                        if child is None and isinstance(value, (Tensor, np.ndarray)):
-                            name = value.name if isinstance(value, Tensor) else None
-                            data = value.data if isinstance(value, Tensor) else value
-                            # [value, name, identity, (module it was an input of, info)]
-                            constants[slot] = [data, name, id(value), None]
-                    if constants:
-                        node.__dict__[_CONSTANTS_TAG] = constants
-                return result
-
-            apply.__doc__ = function.__doc__
-            keep_values._saved.append(original)
-            Function.apply = classmethod(apply)
-        keep_values._depth += 1
+        self._handle = autodiff.observe(_keep_value)
         return self
 
     def __exit__(self, *exc):
-        from autodiff.function import Function
+        self._handle.remove()
 
-        keep_values._depth -= 1
-        if keep_values._depth == 0:
-            Function.apply = keep_values._saved.pop()
+
+def _keep_value(node, inputs, output) -> None:
+    """The observer behind keep_values: tag the node with its output and its constant inputs."""
+    if _has_tag(node, _VALUE_TAG):  # nested keep_values blocks: kept once
+        return
+    _set_tag(node, _VALUE_TAG, output.data)
+    constants = {}
+    for slot, (value, child) in enumerate(zip(inputs, node.next_functions)):
+        if child is None and isinstance(value, (Tensor, np.ndarray)):
+            name = value.name if isinstance(value, Tensor) else None
+            data = value.data if isinstance(value, Tensor) else value
+            # [value, name, identity, (module it was an input of, info)]
+            constants[slot] = [data, name, id(value), None]
+    if constants:
+        _set_tag(node, _CONSTANTS_TAG, constants)
 
 
 # -- building the graph -----------------------------------------------------------------
@@ -496,12 +504,7 @@ def _root_nodes(root, op: str) -> list:
                 "(requires_grad=False): was it computed under no_grad(), or from tensors "
                 "without requires_grad=True?"
             )
-        if tensor.grad_fn is not None:
-            nodes.append(tensor.grad_fn)
-        else:
-            from autodiff.function import _accumulator_of
-
-            nodes.append(_accumulator_of(tensor))
+        nodes.append(gradient_node(tensor))
     return nodes
 
 
@@ -530,7 +533,7 @@ def _node_value(node: Node):
     tensor = ref() if ref is not None else None
     if tensor is not None:
         return tensor, tensor.data
-    data = node.__dict__.get(_VALUE_TAG)
+    data = _tag(node, _VALUE_TAG)
     if data is None:
         data = getattr(node, "_out_data", None)
     return None, data
@@ -552,7 +555,7 @@ def trace_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) ->
     """
     roots = _root_nodes(root, "trace_graph")
     root_tensors = [root] if isinstance(root, Tensor) else list(root)
-    order = _ordered_from(roots)
+    order = topological_order(roots)
     n_nodes = sum(2 if type(n) is Node else 1 for n in order)
     if max_nodes is not None and n_nodes > max_nodes:
         raise GraphTooLargeError(
@@ -568,7 +571,7 @@ def trace_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) ->
 
     leaves = [n.variable for n in order if type(n) is AccumulateGrad]
     released = any(type(n) is Node and n.released for n in order)
-    retained_any = any(type(n) is Node and n.__dict__.get(_GRAD_TAG) is not None for n in order)
+    retained_any = any(type(n) is Node and _tag(n, _GRAD_TAG) is not None for n in order)
     graph.freed = released
     graph.backward_done = released or retained_any or any(leaf._grad is not None for leaf in leaves)
     if not graph.backward_done:
@@ -582,7 +585,7 @@ def trace_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) ->
     infos = {}
     for node in order:
         if type(node) is Node:
-            tag = node.__dict__.get(_MODULE_TAG)
+            tag = _tag(node, _MODULE_TAG)
             if tag is not None:
                 infos[id(tag[1])] = tag[1]
 
@@ -642,7 +645,7 @@ def trace_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) ->
         op_id, out_id = f"op{position}", f"t{position}"
         function = node.function
         formula, rule = op_rule(function)
-        tag = node.__dict__.get(_MODULE_TAG)
+        tag = _tag(node, _MODULE_TAG)
         module = None
         if tag is not None:
             module = tag[0]
@@ -665,8 +668,8 @@ def trace_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) ->
         grad = None
         if tensor is not None and tensor._grad is not None:
             grad = tensor._grad.data
-        elif node.__dict__.get(_GRAD_TAG) is not None:
-            grad = node.__dict__[_GRAD_TAG]
+        elif _tag(node, _GRAD_TAG) is not None:
+            grad = _tag(node, _GRAD_TAG)
         label = tensor.name if tensor is not None else None
         if label is None:
             for root_tensor in root_tensors:
@@ -691,7 +694,7 @@ def trace_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) ->
         for slot, child in enumerate(node.next_functions):
             if child is not None:
                 graph.edges.append(Edge(f"t{index[child]}", op_id, slot))
-        for slot, (data, name, key, boundary) in node.__dict__.get(_CONSTANTS_TAG, {}).items():
+        for slot, (data, name, key, boundary) in _tag(node, _CONSTANTS_TAG, {}).items():
             # An input that takes no gradient (recorded by keep_values): one node per
             # tensor object, however many ops use it; drawn in the module whose forward
             # made it, or outside the module it was passed to.

@@ -1,0 +1,273 @@
+"""One backward loop: backward(), autodiff.grad and visualize's trace all run
+``autodiff.backward_steps``, so gradients, hooks and errors agree; observers."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import autodiff
+import visualize
+
+
+class Cube(autodiff.Function):
+    """y = x^3        dL/dx = dL/dy * 3 x^2"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x**3
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * 3 * x**2
+
+
+class OneGradientForTwo(autodiff.Function):
+    """z = x * y        dL/dx = dL/dz * y        (dL/dy forgotten)"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(y)
+        return x * y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * y
+
+
+class WrongShape(autodiff.Function):
+    """y = 2 x        dL/dx = a gradient of the wrong shape"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return autodiff.ones(7)
+
+
+class NotATensor(autodiff.Function):
+    """y = x        dL/dx = a string (a bug)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return "oops"
+
+
+class NanGradient(autodiff.Function):
+    """y = x        dL/dx = nan"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan")
+
+
+def _leaves():
+    x = autodiff.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    y = autodiff.tensor([0.5, 4.0, -1.0], requires_grad=True)
+    x.name, y.name = "x", "y"
+    return x, y
+
+
+BROKEN = {
+    "one gradient for two inputs": (
+        lambda x, y: OneGradientForTwo.apply(x, y),
+        RuntimeError,
+        "returned 1 gradients but forward took 2 inputs",
+    ),
+    "wrong shape": (lambda x, y: WrongShape.apply(x) * y, Exception, "WrongShapeBackward"),
+    "not a tensor": (lambda x, y: NotATensor.apply(x) * y, TypeError, "returned a str"),
+}
+
+
+def _error(run):
+    with pytest.raises(Exception) as info:
+        run()
+    return type(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_a_broken_function_fails_alike_in_backward_grad_and_trace(case):
+    build, kind, words = BROKEN[case]
+    x, y = _leaves()
+    loss = build(x, y).sum()
+    traced = _error(lambda: visualize.trace_backward(loss))
+    taken = _error(lambda: autodiff.grad(loss, [x, y], retain_graph=True))
+    done = _error(lambda: loss.backward(retain_graph=True))
+    assert issubclass(done[0], kind) and words in done[1]
+    assert traced == done == taken
+    assert x.grad is None and y.grad is None  # a failed pass leaves .grad as it was
+
+
+def test_a_good_function_gives_the_same_gradients_everywhere():
+    x, y = _leaves()
+    loss = (Cube.apply(x) * y).sum()
+    trace = visualize.trace_backward(loss)
+    gx, gy = autodiff.grad(loss, [x, y], retain_graph=True)
+    np.testing.assert_array_equal(gy.data, x.data**3)
+    loss.backward()
+    np.testing.assert_array_equal(trace.grads["x"], x.grad.data)
+    np.testing.assert_array_equal(trace.grads["y"], y.grad.data)
+    np.testing.assert_array_equal(gx.data, x.grad.data)
+    np.testing.assert_array_equal(3 * x.data**2 * y.data, x.grad.data)
+    assert [s.op for s in trace][:2] == ["SumBackward", "MulBackward"]
+
+
+def test_hooks_run_in_the_trace_as_in_backward():
+    x, y = _leaves()
+    z = x * y
+    z.register_hook(lambda g: g * 10)  # on an intermediate
+    x.register_hook(lambda g: g + 1)  # on a leaf
+    loss = z.sum()
+    trace = visualize.trace_backward(loss)
+    loss.backward()
+    np.testing.assert_array_equal(trace.grads["x"], x.grad.data)
+    np.testing.assert_array_equal(x.grad.data, 10 * y.data + 1)
+    np.testing.assert_array_equal(trace.grads["y"], y.grad.data)
+
+
+def test_anomaly_fails_alike_in_backward_and_trace():
+    x, y = _leaves()
+    with autodiff.detect_anomaly():
+        loss = (NanGradient.apply(x) * y).sum()
+        traced = _error(lambda: visualize.trace_backward(loss))
+        done = _error(lambda: loss.backward(retain_graph=True))
+    assert traced == done
+    assert "NanGradientBackward" in done[1] and "test_backward_steps.py" in done[1]
+
+
+def test_backward_steps_yields_node_gradient_and_what_it_passes_on():
+    x = autodiff.tensor([[1.0, 2.0]], requires_grad=True)
+    b = autodiff.tensor([3.0], requires_grad=True)
+    loss = (x * b).sum()  # b is broadcast: its gradient is un-broadcast in the step
+    steps = list(autodiff.backward_steps(loss))
+    assert [s.node.name() for s in steps] == [
+        "SumBackward",
+        "MulBackward",
+        "AccumulateGrad",
+        "AccumulateGrad",
+    ]
+    mul = steps[1]
+    assert mul.grad_output.shape == (1, 2)
+    gx, gb = mul.grad_inputs
+    np.testing.assert_array_equal(gx.data, [[3.0, 3.0]])
+    assert gb.shape == (1,) and gb.data[0] == 3.0  # un-broadcast: summed to b's shape
+    assert steps[2].grad_inputs == ()
+    assert {s.node.variable for s in steps[2:]} == {x, b}
+    assert x.grad is None and b.grad is None  # the steps write no .grad
+    with pytest.raises(RuntimeError, match="second time"):  # saved values were freed
+        loss.backward()
+
+
+def test_backward_steps_leaves_grad_mode_alone_between_steps():
+    x = autodiff.tensor([1.0, 2.0], requires_grad=True)
+    for _ in autodiff.backward_steps((x * x).sum()):
+        assert autodiff.is_grad_enabled()
+
+
+def test_backward_steps_checks_its_arguments():
+    x = autodiff.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="backward_steps: grad can be implicitly created"):
+        next(autodiff.backward_steps(x * 2))
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        next(autodiff.backward_steps(autodiff.tensor(1.0)))
+    steps = list(autodiff.backward_steps([x * 2, x * 3], [autodiff.ones(2), autodiff.ones(2)]))
+    np.testing.assert_array_equal(steps[-1].grad_output.data, [5.0, 5.0])
+
+
+# -- observers -------------------------------------------------------------------------
+
+
+def test_observe_sees_each_recorded_node_with_its_inputs_and_output():
+    seen = []
+    x = autodiff.tensor([1.0, 2.0], requires_grad=True)
+    with autodiff.observe(lambda node, inputs, output: seen.append((node, inputs, output))):
+        y = x * 2
+        z = y.sum()
+        with autodiff.no_grad():
+            x * 3  # not recorded: not observed
+        autodiff.tensor([1.0]) * 2  # nothing requires grad: not observed
+    x * 4  # after the block: the observer is gone
+    assert [node for node, _, _ in seen] == [y.grad_fn, z.grad_fn]
+    _, inputs, output = seen[0]
+    assert inputs[0] is x and inputs[1] == 2 and output is y
+
+
+def test_observer_handles_remove_and_run_in_order():
+    calls = []
+    first = autodiff.observe(lambda node, inputs, output: calls.append("first"))
+    second = autodiff.observe(lambda node, inputs, output: calls.append("second"))
+    try:
+        autodiff.tensor(1.0, requires_grad=True).exp()
+        first.remove()
+        first.remove()  # twice is harmless
+        autodiff.tensor(1.0, requires_grad=True).exp()
+    finally:
+        first.remove()
+        second.remove()
+    assert calls == ["first", "second", "second"]
+    with pytest.raises(TypeError, match="observe: expected a callable"):
+        autodiff.observe(None)
+
+
+def test_observers_are_process_wide():
+    seen = []
+    x = autodiff.tensor([1.0], requires_grad=True)
+    with autodiff.observe(lambda node, inputs, output: seen.append(node.name())):
+        thread = threading.Thread(target=lambda: x.exp())
+        thread.start()
+        thread.join()
+    assert seen == ["ExpBackward"]
+
+
+def test_annotations_are_an_explicit_slot():
+    x = autodiff.tensor([1.0], requires_grad=True)
+    node = (x * 2).grad_fn
+    assert node.annotations is None
+    assert "annotations" in type(node).__slots__
+
+    def tag(node, inputs, output):
+        node.annotations = {"who": "me"}
+
+    with autodiff.observe(tag):
+        assert (x * 2).grad_fn.annotations == {"who": "me"}
+
+
+def test_keep_values_observes_instead_of_patching():
+    original = autodiff.Function.__dict__["apply"]
+    a = autodiff.tensor(2.0, requires_grad=True)
+    with visualize.keep_values(), visualize.keep_values():  # nesting is fine
+        assert autodiff.Function.__dict__["apply"] is original
+        loss = (a * 3).tanh()
+    graph = visualize.trace_graph(loss)
+    assert all(t.value is not None for t in graph.tensors)
+
+
+def test_visualize_reads_the_engine_through_public_names_only():
+    import ast
+    import pathlib
+
+    import visualize as package
+
+    for path in pathlib.Path(package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                parts = node.module.split(".")
+                if parts[0] in ("autodiff", "nn"):
+                    private = [p for p in parts if p.startswith("_")]
+                    private += [a.name for a in node.names if a.name.startswith("_")]
+                    assert not private, f"{path.name} imports {private} from {node.module}"
