@@ -271,3 +271,28 @@ def test_visualize_reads_the_engine_through_public_names_only():
                     private = [p for p in parts if p.startswith("_")]
                     private += [a.name for a in node.names if a.name.startswith("_")]
                     assert not private, f"{path.name} imports {private} from {node.module}"
+
+
+def test_anomaly_mode_records_creation_traces_through_an_observer_only_while_on():
+    from autodiff.function import _observers
+
+    x = autodiff.tensor([1.0], requires_grad=True)
+    assert not _observers  # apply pays one truthiness check
+    with autodiff.detect_anomaly():
+        assert len(_observers) == 1
+        with autodiff.detect_anomaly(check_nan=False):
+            y = x.exp()
+        assert "test_backward_steps.py" in y.grad_fn.creation_trace
+        other = {}
+        thread = threading.Thread(target=lambda: other.update(node=x.exp().grad_fn))
+        thread.start()
+        thread.join()
+        assert other["node"].creation_trace is None  # that thread's mode is off
+    assert not _observers
+    assert x.exp().grad_fn.creation_trace is None
+    autodiff.set_detect_anomaly(True)
+    try:
+        assert x.exp().grad_fn.creation_trace is not None
+    finally:
+        autodiff.set_detect_anomaly(False)
+    assert not _observers
