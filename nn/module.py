@@ -19,14 +19,12 @@ PyTorch and this engine through NumPy arrays.
 from __future__ import annotations
 
 import collections
-import itertools
-import weakref
 from collections import OrderedDict
 
 import numpy as np
 
 import autodiff
-from autodiff import Function, Tensor
+from autodiff import Function, RemovableHandle, Tensor
 from autodiff.tensor import as_dtype
 
 __all__ = ["Module", "Parameter"]
@@ -69,27 +67,6 @@ class Parameter(Tensor):
 
 def _rebuild_parameter(data, requires_grad):
     return Parameter(data, requires_grad)
-
-
-class _RemovableHandle:
-    """Returned by ``register_*_hook``: ``handle.remove()`` takes the hook away."""
-
-    _ids = itertools.count()
-
-    def __init__(self, hooks: dict):
-        self.hooks_ref = weakref.ref(hooks) if hooks is not None else None
-        self.id = next(_RemovableHandle._ids)
-
-    def remove(self):
-        hooks = self.hooks_ref() if self.hooks_ref is not None else None
-        if hooks is not None:
-            hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.remove()
 
 
 class _IncompatibleKeys(
@@ -282,8 +259,7 @@ class Module:
 
     def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
         """Call ``hook(module, args)`` before ``forward``; it may return new args."""
-        handle = _RemovableHandle(self._forward_pre_hooks)
-        self._forward_pre_hooks[handle.id] = hook
+        handle = RemovableHandle(self._forward_pre_hooks, hook)
         if with_kwargs:
             self._forward_pre_hooks_with_kwargs.add(handle.id)
         if prepend:
@@ -299,8 +275,7 @@ class Module:
             for layer in model.modules():
                 layer.register_forward_hook(lambda m, args, out: shapes.append(out.shape))
         """
-        handle = _RemovableHandle(self._forward_hooks)
-        self._forward_hooks[handle.id] = hook
+        handle = RemovableHandle(self._forward_hooks, hook)
         if with_kwargs:
             self._forward_hooks_with_kwargs.add(handle.id)
         if prepend:
@@ -314,8 +289,7 @@ class Module:
         ``grad_input`` has one entry per positional input of ``forward`` (``None``
         for inputs that take no gradient); ``grad_output`` is ``(dL/d output,)``.
         """
-        handle = _RemovableHandle(self._backward_hooks)
-        self._backward_hooks[handle.id] = hook
+        handle = RemovableHandle(self._backward_hooks, hook)
         if prepend:
             self._backward_hooks.move_to_end(handle.id, last=False)
         return handle
@@ -323,8 +297,7 @@ class Module:
     def register_full_backward_pre_hook(self, hook, prepend=False):
         """Call ``hook(module, grad_output)`` before the module's input gradients are
         computed; it may return a replacement ``grad_output``."""
-        handle = _RemovableHandle(self._backward_pre_hooks)
-        self._backward_pre_hooks[handle.id] = hook
+        handle = RemovableHandle(self._backward_pre_hooks, hook)
         if prepend:
             self._backward_pre_hooks.move_to_end(handle.id, last=False)
         if not self._backward_hooks:  # the pre-hook rides on the backward-hook wrapping

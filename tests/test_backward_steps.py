@@ -257,22 +257,6 @@ def test_keep_values_observes_instead_of_patching():
     assert all(t.value is not None for t in graph.tensors)
 
 
-def test_visualize_reads_the_engine_through_public_names_only():
-    import ast
-    import pathlib
-
-    import visualize as package
-
-    for path in pathlib.Path(package.__file__).parent.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                parts = node.module.split(".")
-                if parts[0] in ("autodiff", "nn"):
-                    private = [p for p in parts if p.startswith("_")]
-                    private += [a.name for a in node.names if a.name.startswith("_")]
-                    assert not private, f"{path.name} imports {private} from {node.module}"
-
-
 def test_anomaly_mode_records_creation_traces_through_an_observer_only_while_on():
     from autodiff.function import _observers
 
