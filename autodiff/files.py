@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "check_expansion"]
 
 # Errors of the disk rather than of a path: they carry no file name, so the user's
 # path is added to them.  Network errors raised inside the block are left alone.
@@ -24,6 +24,9 @@ _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
 # Temporary files written before they carried their writer's process id; one left for
 # longer than this was abandoned by a killed process.
 _LEGACY_STALE_SECONDS = 3600
+# check_expansion: the default ratio, and the size below which anything is allowed
+DEFAULT_MAX_EXPANSION = 100.0
+EXPANSION_FLOOR = 64 * 2**20
 
 
 def _umask() -> int:
@@ -154,3 +157,21 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = None):
         if renamed is error:
             raise
         raise renamed from None
+
+
+def check_expansion(what: str, stored: int, declared: int, max_expansion, allow: str) -> None:
+    """Refuse data that declares far more bytes than the file holds (a decompression bomb).
+
+    ``declared`` bytes are allowed up to ``max_expansion`` times ``stored`` (the
+    file's size), and always up to 64 MiB; ``max_expansion=None`` allows anything.
+    ``allow`` tells the user how to allow it.  Weights and images compress at most a
+    few times; zeros compress a thousandfold.
+    """
+    if max_expansion is None or declared <= max(EXPANSION_FLOOR, max_expansion * stored):
+        return
+    raise RuntimeError(
+        f"{what} declares {declared / 2**20:.0f} MiB of data in a file of "
+        f"{stored / 2**20:.1f} MiB ({declared / max(stored, 1):.0f} times larger; the limit is "
+        f"{max_expansion:g} times): refused as a likely decompression bomb. If you trust the "
+        f"file, {allow}"
+    )

@@ -31,17 +31,13 @@ import zlib
 
 import numpy as np
 
-from .files import atomic_write
+from .files import DEFAULT_MAX_EXPANSION, atomic_write, check_expansion
 from .tensor import Tensor
 
 __all__ = ["load", "save"]
 
 _STRUCTURE_KEY = "__autodiff_structure__"
 _FORMAT = "autodiff.save/1"
-# load refuses archives whose arrays are this many times larger than the file (and
-# larger than _EXPANSION_FLOOR): weights compress little, a zip bomb a thousandfold.
-DEFAULT_MAX_EXPANSION = 100.0
-_EXPANSION_FLOOR = 64 * 2**20
 _KINDS = {"U": "text", "S": "bytes", "V": "raw records", "M": "dates", "m": "time spans"}
 _PYTORCH_CHECKPOINT = (
     "load: {name} is a PyTorch checkpoint (a pickle inside a zip); autodiff.load never "
@@ -254,7 +250,6 @@ def _load_from(file, size: int, name: str, max_expansion):
     if size == 0:
         raise RuntimeError(f"load: {name} is empty (0 bytes)")
     if head.startswith(np.lib.format.MAGIC_PREFIX):  # a bare .npy file: one tensor
-        _check_proportion(name, size, size, max_expansion)
         return Tensor(_read_npy(file, size, name))
     if head[:2] == b"PK":
         return _load_archive(file, size, name, max_expansion)
@@ -292,7 +287,13 @@ def _load_archive(file, size: int, name: str, max_expansion):
                 f"load: {name} is a zip archive but not an .npz written by autodiff.save or "
                 f"numpy.savez (members: {names[:5]})"
             )
-        _check_proportion(name, size, sum(info.file_size for info in members), max_expansion)
+        check_expansion(
+            f"load: {name}",
+            size,
+            sum(info.file_size for info in members),
+            max_expansion,
+            "load it with autodiff.load(path, max_expansion=None)",
+        )
         arrays = {}
         for info in members:
             key = info.filename[: -len(".npy")]
@@ -371,14 +372,3 @@ def _read_npy(file, stored: int, where: str, structure=None) -> np.ndarray:
             )
         filled += got
     return array
-
-
-def _check_proportion(name: str, size: int, declared: int, max_expansion) -> None:
-    if max_expansion is None or declared <= max(_EXPANSION_FLOOR, max_expansion * size):
-        return
-    raise RuntimeError(
-        f"load: {name} declares {declared / 2**20:.0f} MiB of arrays in a file of "
-        f"{size / 2**20:.1f} MiB ({declared / size:.0f} times larger; the limit is "
-        f"{max_expansion:g} times): refused as a likely decompression bomb. If you trust the "
-        "file, load it with autodiff.load(path, max_expansion=None)"
-    )

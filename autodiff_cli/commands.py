@@ -18,7 +18,10 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
@@ -47,7 +50,16 @@ DEFAULTS = {
 
 # -- data ----------------------------------------------------------------------------------
 class UsageError(Exception):
-    """A problem with what the user asked for: one message, exit status 2."""
+    """A problem with what the user asked for (or the files they pointed at): one line,
+    exit status 2."""
+
+
+class CommandError(Exception):
+    """The command could not finish (a full disk, a diverged training): one line, exit 1."""
+
+
+class Terminated(BaseException):
+    """SIGTERM: unwinds like Ctrl-C, so that files being written are cleaned up."""
 
 
 @dataclass
@@ -97,13 +109,15 @@ def _digits() -> Data:
     return Data("digits", train, test, 8, list(datasets.Digits.classes))
 
 
-def _one_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    if not text:
-        return type(error).__name__
-    if len(text) > 1 and text[0].endswith(":"):  # "could not download X from any mirror:"
-        return text[1].strip()
-    return text[0]
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line; a list under a heading (every mirror's failure,
+    every state-dict key) is kept, joined with "; "."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return {MemoryError: "out of memory"}.get(type(error), type(error).__name__)
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {'; '.join(lines[1:])}"
+    return "; ".join(lines)
 
 
 # -- progress ------------------------------------------------------------------------------
@@ -199,6 +213,8 @@ def make_optimizer(name: str, parameters, lr: float):
 
 
 def command_train(args) -> int:
+    if args.save:
+        check_save_target(args.save)  # before any work: a bad path must not waste a run
     if args.threads is not None:
         if args.threads < 1:
             raise UsageError(f"--threads must be >= 1 (got {args.threads})")
@@ -211,10 +227,6 @@ def command_train(args) -> int:
     lr = args.lr if args.lr is not None else defaults["lr"]
     optimizer_name = args.optimizer or defaults["optimizer"]
     batch_size = args.batch_size if args.batch_size is not None else defaults["batch_size"]
-    if epochs < 0 or batch_size <= 0 or lr <= 0:
-        raise UsageError(
-            f"--epochs must be >= 0, --batch-size and --lr > 0 (got {epochs}, {batch_size}, {lr})"
-        )
 
     train_dataloader = DataLoader(data.train, batch_size=batch_size, shuffle=args.shuffle)
     test_dataloader = DataLoader(data.test, batch_size=batch_size)
@@ -267,6 +279,12 @@ def command_train(args) -> int:
         print()
 
     if args.save:
+        diverged = [name for name, p in model.named_parameters() if not np.isfinite(p.data).all()]
+        if diverged:
+            raise CommandError(
+                f"training diverged: {diverged[0]} holds inf or NaN (try a smaller --lr); "
+                f"{args.save} was not written"
+            )
         _save(model, args.save)
         print(f"Saved model state to {args.save}")
         # as the lecture does: a fresh model, the saved state loaded into it
@@ -282,27 +300,64 @@ def command_train(args) -> int:
     return 0
 
 
+def check_save_target(path: str) -> None:
+    """Fail now, not after training, when the state dict could not be saved to ``path``:
+    it must not be a folder, and the nearest folder on its way that exists must be a
+    folder we can create files in (missing folders are made when saving)."""
+    target = os.path.realpath(path)  # a symlink is written through
+    if os.path.isdir(target):
+        raise UsageError(f"--save {path} is a folder; give a file name such as {path}/model.pth")
+    existing = os.path.dirname(target)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"cannot save the model to {path}: {existing} is a file, not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".autodiff-write-test-"):
+            pass
+    except OSError as error:
+        raise UsageError(
+            f"cannot save the model to {path}: cannot create files in {existing} "
+            f"({error.strerror or error})"
+        ) from None
+
+
 def _save(model, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = os.path.dirname(os.path.realpath(path))
     try:
         os.makedirs(folder, exist_ok=True)
         autodiff.save(model.state_dict(), path)
     except OSError as error:
-        raise UsageError(f"cannot save the model to {path}: {error.strerror or error}") from None
+        raise CommandError(f"cannot save the model to {path}: {error.strerror or error}") from None
 
 
 # -- evaluate ------------------------------------------------------------------------------
 def _infer_model(state: dict, path: str) -> tuple[str, int]:
     """(model name, image side) from a saved state dict's keys and shapes."""
+
+    def matrix(key):
+        shape = np.shape(state[key])
+        if len(shape) != 2:
+            raise UsageError(
+                f"{path}: {key} has shape {tuple(shape)}; the lecture's models have a "
+                "matrix (out_features, in_features) there"
+            )
+        return shape
+
     if "linear_relu_stack.0.weight" in state:
-        in_features = np.shape(state["linear_relu_stack.0.weight"])[1]
+        in_features = matrix("linear_relu_stack.0.weight")[1]
         side = math.isqrt(in_features)
         if side * side != in_features:
             raise UsageError(f"{path}: an MLP over {in_features} inputs is not a square image")
         return "mlp", side
     if "features.0.weight" in state and "classifier.weight" in state:
-        flat = np.shape(state["classifier.weight"])[1]
+        flat = matrix("classifier.weight")[1]
         side = math.isqrt(flat // 32) * 4
+        if side == 0 or 32 * (side // 4) ** 2 != flat:
+            raise UsageError(
+                f"{path}: the CNN's classifier takes {flat} features, which no square image "
+                "gives (32 channels of (side/4)^2 pixels)"
+            )
         return "cnn", side
     keys = ", ".join(list(state)[:6])
     raise UsageError(
@@ -318,8 +373,19 @@ def command_evaluate(args) -> int:
         raise UsageError(
             f"no saved model at {args.model_path} (run `autodiff train` first)"
         ) from None
-    except (OSError, ValueError, RuntimeError) as error:
-        raise UsageError(f"cannot read the saved model {args.model_path}: {error}") from None
+    except OSError as error:
+        raise UsageError(
+            f"cannot read the saved model {args.model_path}: {error.strerror or error}"
+        ) from None
+    except (ValueError, RuntimeError) as error:
+        raise UsageError(
+            "cannot read the saved model: " + _one_line(error).removeprefix("load: ")
+        ) from None
+    if not isinstance(state, dict):
+        raise UsageError(
+            f"{args.model_path} holds a {type(state).__name__}, not a state dict "
+            "(save one with autodiff.save(model.state_dict(), path))"
+        )
     name, side = _infer_model(state, args.model_path)
     if args.dataset is None:
         args.dataset = "digits" if side == 8 else "fashion-mnist"
@@ -332,17 +398,18 @@ def command_evaluate(args) -> int:
     model = build_model(name, side)
     try:
         model.load_state_dict(state)
-    except (RuntimeError, KeyError, ValueError) as error:
-        raise UsageError(f"{args.model_path}: {error}") from None
-    batch_size = args.batch_size if args.batch_size is not None else 256
-    if batch_size <= 0:
-        raise UsageError(f"--batch-size must be > 0, got {batch_size}")
+    except (RuntimeError, KeyError, ValueError, TypeError) as error:
+        raise UsageError(f"{args.model_path}: {_one_line(error)}") from None
+    batch_size = args.batch_size
     loader = DataLoader(data.test, batch_size=batch_size)
     test_loss, accuracy, confusion = evaluate_model(
         loader, model, nn.CrossEntropyLoss(), len(data.classes)
     )
     print(f"Model: {name} from {args.model_path}; test set: {data.name} ({len(data.test)} images)")
-    print(f"Accuracy: {100 * accuracy:.1f}%, Avg loss: {test_loss:.6f}\n")
+    print(
+        f"Accuracy: {100 * accuracy:.1f}%, Avg loss: {test_loss:.6f} (the quickstart's: the "
+        f"mean of the per-batch losses, batches of {batch_size})\n"
+    )
     print("Per-class accuracy:")
     width = max(len(c) for c in data.classes)
     for i, cls in enumerate(data.classes):
@@ -367,8 +434,10 @@ def command_graph(args) -> int:
         written = visualize.graph_command(
             model=args.model, out=args.out, fmt=args.format, collapse=args.collapse
         )
-    except (OSError, RuntimeError, ValueError) as error:
-        raise UsageError(f"could not draw the graph: {error}") from None
+    except ValueError as error:  # the model, --out's extension or --format
+        raise UsageError(_one_line(error)) from None
+    except (OSError, RuntimeError) as error:
+        raise CommandError(f"could not draw the graph: {_one_line(error)}") from None
     print(f"Wrote {written or args.out}")
     return 0
 
@@ -390,13 +459,19 @@ def build_parser() -> argparse.ArgumentParser:
         "missing and cannot be downloaded), the MLP, SGD lr=1e-3, batch size 64, 5 epochs "
         "(on Digits: Adam lr=2e-3, 8 epochs).",
     )
-    _data_options(train)
+    _data_options(train, "the data set (default fashion-mnist, falling back to the bundled digits)")
     train.add_argument("--model", choices=MODELS, default="mlp", help="the network (default mlp)")
-    train.add_argument("--epochs", type=int, help="passes over the training set (default 5)")
-    train.add_argument("--batch-size", type=int, help="samples per step (default 64)")
-    train.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    train.add_argument(
+        "--epochs", type=_count(0), help="passes over the training set, >= 0 (default 5)"
+    )
+    train.add_argument("--batch-size", type=_count(1), help="samples per step (default 64)")
+    train.add_argument(
+        "--lr", type=_positive_number, help="learning rate, finite and > 0 (default 1e-3)"
+    )
     train.add_argument("--optimizer", choices=("sgd", "adam"), help="the optimizer (default sgd)")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument(
+        "--seed", type=_seed, default=0, help="random seed, any 64-bit integer (default 0)"
+    )
     train.add_argument(
         "--threads",
         type=int,
@@ -418,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="show a progress bar per epoch (default: when stderr is a terminal)",
     )
-    train.set_defaults(handler=command_train)
+    train.set_defaults(handler=command_train, parser=train)
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -429,9 +504,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--model-path", default="model.pth", help="the saved state dict (default model.pth)"
     )
-    _data_options(evaluate)
-    evaluate.add_argument("--batch-size", type=int, help="samples per batch (default 256)")
-    evaluate.set_defaults(handler=command_evaluate)
+    _data_options(
+        evaluate,
+        "the test set (default: read off the state dict: digits for a model of 8x8 images, "
+        "fashion-mnist for 28x28)",
+    )
+    evaluate.add_argument(
+        "--batch-size",
+        type=_count(1),
+        default=64,
+        help="samples per batch (default 64, as training's; the average loss is the "
+        "quickstart's mean of the per-batch losses)",
+    )
+    evaluate.set_defaults(handler=command_evaluate, parser=evaluate)
 
     graph = commands.add_parser(
         "graph",
@@ -446,16 +531,12 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument(
         "--collapse", action="store_true", help="draw each module as one box instead of its ops"
     )
-    graph.set_defaults(handler=command_graph)
+    graph.set_defaults(handler=command_graph, parser=graph)
     return parser
 
 
-def _data_options(parser):
-    parser.add_argument(
-        "--dataset",
-        choices=DATASETS,
-        help="the data set (default fashion-mnist, falling back to the bundled digits)",
-    )
+def _data_options(parser, dataset_help: str):
+    parser.add_argument("--dataset", choices=DATASETS, help=dataset_help)
     parser.add_argument(
         "--data-dir", default="./data", help="where the data sets live (default ./data)"
     )
@@ -467,20 +548,86 @@ def _data_options(parser):
     )
 
 
+# Numeric options are checked as they are parsed: a bad value is a usage error (exit 2,
+# with the subcommand's usage) before any work is done.
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not -(2**63) <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"must be a 64-bit integer, got {value}")
+    return value
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
-    """Entry point of the ``autodiff`` console command; returns the exit status."""
+    """Entry point of the ``autodiff`` console command; returns the exit status.
+
+    Every failure is one line on stderr: 2 for a usage error or a bad input file, 1
+    when the command could not finish, 130 on Ctrl-C and 143 on SIGTERM (files being
+    written are removed in both cases).
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # the subcommand's usage, not the top level's
+        args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "progress", False) is None:
         args.progress = sys.stderr.isatty()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    name = f"autodiff {args.command}"
     try:
         return args.handler(args)
     except UsageError as error:
-        print(f"autodiff {args.command}: error: {error}", file=sys.stderr)
+        print(f"{name}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"autodiff {args.command}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"{name}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except CommandError as error:
+        print(f"{name}: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+    except OSError as error:  # the disk or the network, wherever it failed
+        print(f"{name}: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"{name}: error: out of memory", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -22,15 +22,21 @@ so training works with no network at all.
 The mirrors can be replaced with the ``mirrors=`` argument or the environment
 variables ``AUTODIFF_FASHION_MNIST_MIRRORS`` / ``AUTODIFF_MNIST_MIRRORS``
 (URLs separated by commas or spaces); tests serve files from 127.0.0.1 this way.
+Each file's download has an overall deadline (``deadline=`` or
+``AUTODIFF_DOWNLOAD_DEADLINE``, in seconds, ``none`` for no limit; default 600),
+besides ``timeout=`` for each wait on the server; a mirror that misses it is
+reported and the next one is tried.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -39,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from autodiff import Tensor
-from autodiff.files import atomic_write
+from autodiff.files import DEFAULT_MAX_EXPANSION, atomic_write, check_expansion
 
 from .data import Dataset, _check_index
 from .transforms import is_batchable
@@ -50,6 +56,7 @@ __all__ = [
     "Digits",
     "DownloadError",
     "FashionMNIST",
+    "download_deadline",
     "download_url",
     "read_idx",
     "write_idx",
@@ -94,25 +101,66 @@ def _read_bytes(path: Path) -> bytes:
         ) from None
 
 
-def read_idx(path, expected_ndim: int | None = None, expected_dtype=None) -> np.ndarray:
+def read_idx(
+    path,
+    expected_ndim: int | None = None,
+    expected_dtype=None,
+    *,
+    max_expansion: float | None = DEFAULT_MAX_EXPANSION,
+) -> np.ndarray:
     """Read an IDX file (MNIST's format; gzip-compressed or not) into a NumPy array.
 
     Checks the magic number (two zero bytes, a known type code, the number of
     dimensions), optionally that number of dimensions and the dtype, and that the
-    file holds exactly ``prod(dims)`` values; every error names the file.
+    file holds exactly ``prod(dims)`` values; every error names the file.  The
+    header is read first and decompression stops at the size it declares, so a
+    small gzip file that expands to gigabytes costs nothing; a header declaring
+    more than ``max_expansion`` times the file's size (above 64 MiB) is refused
+    (``max_expansion=None`` allows it).
 
         >>> read_idx("data/FashionMNIST/raw/t10k-labels-idx1-ubyte.gz").shape
         (10000,)
     """
     path = Path(path)
-    content = _read_bytes(path)
-    if len(content) < 4:
+    try:
+        file = open(path, "rb")  # noqa: SIM115 (closed below, with the gzip stream)
+    except OSError as error:
+        raise RuntimeError(f"cannot read data file {path}: {error.strerror or error}") from None
+    with file:
+        compressed = file.read(2) == b"\x1f\x8b"
+        file.seek(0)
+        stream = gzip.GzipFile(fileobj=file, mode="rb") if compressed else file
+        try:
+            return _read_idx_stream(stream, path, expected_ndim, expected_dtype, max_expansion)
+        except (OSError, EOFError, zlib.error) as error:
+            if not compressed:
+                raise RuntimeError(f"cannot read data file {path}: {error}") from None
+            raise RuntimeError(
+                f"data file {path} is a corrupt or truncated gzip file ({error}); delete it and "
+                "download it again"
+            ) from None
+
+
+def _read_exactly(stream, size: int) -> bytes:
+    chunks, got = [], 0
+    while got < size:
+        chunk = stream.read(size - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _read_idx_stream(stream, path: Path, expected_ndim, expected_dtype, max_expansion):
+    magic_bytes = _read_exactly(stream, 4)
+    if len(magic_bytes) < 4:
         raise RuntimeError(
-            f"data file {path} is not an IDX file: it holds {len(content)} bytes, fewer than "
-            "the 4-byte magic number"
+            f"data file {path} is not an IDX file: it holds {len(magic_bytes)} bytes, fewer "
+            "than the 4-byte magic number"
         )
-    zero1, zero2, type_code, ndim = content[:4]
-    magic = int.from_bytes(content[:4], "big")
+    zero1, zero2, type_code, ndim = magic_bytes
+    magic = int.from_bytes(magic_bytes, "big")
     if zero1 or zero2 or type_code not in _IDX_TYPES:
         raise RuntimeError(
             f"data file {path} is not an IDX file: bad magic number 0x{magic:08x} (expected "
@@ -130,23 +178,40 @@ def read_idx(path, expected_ndim: int | None = None, expected_dtype=None) -> np.
             f"data file {path}: expected values of type {np.dtype(expected_dtype)}, got {dtype}"
         )
     header = 4 + 4 * ndim
-    if len(content) < header:
+    sizes = _read_exactly(stream, 4 * ndim)
+    if len(sizes) < 4 * ndim:
         raise RuntimeError(
             f"data file {path} is truncated: its header needs {header} bytes for {ndim} "
-            f"dimensions, the file holds {len(content)}"
+            f"dimensions, the file holds {4 + len(sizes)}"
         )
-    dims = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    actual = len(content) - header
-    if actual != expected:
-        what = "truncated" if actual < expected else "longer than its header says"
+    dims = tuple(int.from_bytes(sizes[4 * i : 4 * i + 4], "big") for i in range(ndim))
+    expected = math.prod(dims) * dtype.itemsize
+    check_expansion(
+        f"data file {path}",
+        path.stat().st_size,
+        expected,
+        max_expansion,
+        "read it with read_idx(path, max_expansion=None)",
+    )
+    array = np.empty(math.prod(dims), dtype=dtype)
+    view = memoryview(array.view(np.uint8))
+    filled = 0
+    while filled < expected:
+        got = stream.readinto(view[filled:])
+        if not got:
+            raise RuntimeError(
+                f"data file {path} is truncated: its header announces dimensions {dims} "
+                f"({expected} bytes of data), the file holds {filled} bytes of data; delete it "
+                "and download it again"
+            )
+        filled += got
+    if stream.read(1):
         raise RuntimeError(
-            f"data file {path} is {what}: its header announces dimensions {dims} "
-            f"({expected} bytes of data), the file holds {actual} bytes of data; delete it "
-            "and download it again"
+            f"data file {path} is longer than its header says: its header announces dimensions "
+            f"{dims} ({expected} bytes of data), the file holds more; delete it and download it "
+            "again"
         )
-    array = np.frombuffer(content, dtype=dtype, offset=header).reshape(dims)
-    return array.astype(dtype.newbyteorder("="), copy=True)
+    return array.reshape(dims).astype(dtype.newbyteorder("="), copy=False)
 
 
 def write_idx(path, array) -> Path:
@@ -214,16 +279,56 @@ def _progress_bar(total, desc):
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
 
 
+DEFAULT_DEADLINE = 600.0
+DEADLINE_ENV = "AUTODIFF_DOWNLOAD_DEADLINE"
+
+
+def download_deadline(deadline: float | None = None) -> float | None:
+    """Seconds one file's download may take in all: ``deadline`` if given
+    (``float("inf")``: no limit), else the ``AUTODIFF_DOWNLOAD_DEADLINE`` environment
+    variable (``none`` for no limit), else 600.  None means no limit."""
+    if deadline is None:
+        text = os.environ.get(DEADLINE_ENV, "").strip()
+        if not text:
+            return DEFAULT_DEADLINE
+        if text.lower() in ("none", "inf", "infinity"):
+            return None
+        try:
+            deadline = float(text)
+        except ValueError:
+            raise ValueError(
+                f"{DEADLINE_ENV}={text!r} is not a number of seconds (or 'none')"
+            ) from None
+    if deadline == math.inf:
+        return None
+    if not (math.isfinite(deadline) and deadline > 0):
+        raise ValueError(
+            f"the download deadline must be a positive number of seconds, got {deadline}"
+        )
+    return deadline
+
+
 def download_url(
-    url: str, path, md5: str | None = None, timeout: float = 30, progress: bool = True
+    url: str,
+    path,
+    md5: str | None = None,
+    timeout: float = 30,
+    progress: bool = True,
+    deadline: float | None = None,
 ) -> Path:
     """Download ``url`` to ``path`` atomically, checking the MD5 if given.
 
     The bytes go to a temporary file next to ``path``; only a complete file whose
     length matches the server's ``Content-Length`` and whose MD5 matches ``md5`` is
     renamed to ``path``.  Anything else raises ``DownloadError`` and leaves no file.
+    ``timeout`` bounds each wait for the server (connecting, each read);
+    ``deadline`` bounds the whole file (default from ``download_deadline``: 600 s,
+    or ``AUTODIFF_DOWNLOAD_DEADLINE``), so a mirror that trickles a byte at a time
+    is given up in the end.
     """
     path = Path(path)
+    deadline = download_deadline(deadline)
+    start = time.monotonic()
     digest = hashlib.md5()
     received = 0
     request = urllib.request.Request(url, headers={"User-Agent": "autodiff-datasets/0.1"})
@@ -234,13 +339,20 @@ def download_url(
             length = r.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             bar = _progress_bar(total, path.name) if progress else None
+            read = getattr(r, "read1", r.read)  # what has arrived, so the deadline is seen
             try:
-                while chunk := r.read(1 << 16):
+                while chunk := read(1 << 16):
                     out.write(chunk)
                     digest.update(chunk)
                     received += len(chunk)
                     if bar is not None:
                         bar.update(len(chunk))
+                    if deadline is not None and time.monotonic() - start > deadline:
+                        raise DownloadError(
+                            f"{url}: gave up after the deadline of {deadline:g} s with {received}"
+                            f"{f' of {total}' if total is not None else ''} bytes (set "
+                            f"{DEADLINE_ENV} to allow longer)"
+                        )
             finally:
                 if bar is not None:
                     bar.close()
@@ -328,7 +440,9 @@ class MNIST(_ArrayImages):
     ``(N, 28, 28)``, ``.targets`` an int64 tensor ``(N,)``, ``ds[i]`` is
     ``(transform(image), target)`` with ``image`` a uint8 ``(28, 28)`` NumPy array
     (no PIL).  Keyword-only extras: ``mirrors`` (URLs tried in order; default from
-    ``AUTODIFF_MNIST_MIRRORS`` or torchvision's list) and ``timeout`` (seconds).
+    ``AUTODIFF_MNIST_MIRRORS`` or torchvision's list), ``timeout`` (seconds to wait for a
+    server's answer) and ``deadline`` (seconds one file's download may take in all;
+    default ``AUTODIFF_DOWNLOAD_DEADLINE`` or 600, see ``download_url``).
     """
 
     mirrors = [
@@ -336,6 +450,7 @@ class MNIST(_ArrayImages):
         "http://yann.lecun.com/exdb/mnist/",
     ]
     mirrors_env = "AUTODIFF_MNIST_MIRRORS"
+    image_shape = (28, 28)
     resources = [
         ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
         ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
@@ -365,6 +480,7 @@ class MNIST(_ArrayImages):
         *,
         mirrors=None,
         timeout: float = 30,
+        deadline: float | None = None,
     ):
         if isinstance(root, str):
             root = os.path.expanduser(root)
@@ -373,6 +489,7 @@ class MNIST(_ArrayImages):
         self.transform = transform
         self.target_transform = target_transform
         self.timeout = timeout
+        self.deadline = deadline
         self._mirrors = _mirrors_from(mirrors, self.mirrors_env, type(self).mirrors)
         if download:
             self.download()
@@ -380,6 +497,16 @@ class MNIST(_ArrayImages):
         labels_path = self._find(f"{'train' if train else 't10k'}-labels-idx1-ubyte")
         images = read_idx(images_path, expected_ndim=3, expected_dtype=np.uint8)
         labels = read_idx(labels_path, expected_ndim=1, expected_dtype=np.uint8)
+        if images.shape[1:] != self.image_shape:
+            raise RuntimeError(
+                f"{type(self).__name__}: the images file {images_path} holds images of "
+                f"{images.shape[1]}x{images.shape[2]} pixels; {type(self).__name__}'s are "
+                f"{self.image_shape[0]}x{self.image_shape[1]}"
+            )
+        if len(images) == 0:
+            raise RuntimeError(
+                f"{type(self).__name__}: the images file {images_path} holds no images"
+            )
         if len(images) != len(labels):
             raise RuntimeError(
                 f"{type(self).__name__}: the images file {images_path} holds {len(images)} "
@@ -425,6 +552,19 @@ class MNIST(_ArrayImages):
         if self._check_exists():
             return
         folder = Path(self.raw_folder)
+        created = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+        try:
+            self._download_into(folder)
+        except BaseException:
+            for empty in created:  # a failed download leaves no empty folders behind
+                try:
+                    empty.rmdir()
+                except OSError:
+                    break  # not empty (files that did arrive), or not ours to remove
+            raise
+
+    def _download_into(self, folder: Path) -> None:
+        deadline = download_deadline(self.deadline)  # a bad setting fails before any request
         try:
             folder.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
@@ -441,11 +581,19 @@ class MNIST(_ArrayImages):
             for mirror in self._mirrors:
                 url = mirror + filename
                 try:
-                    download_url(url, folder / filename, md5=md5, timeout=self.timeout)
+                    download_url(
+                        url,
+                        folder / filename,
+                        md5=md5,
+                        timeout=self.timeout,
+                        deadline=math.inf if deadline is None else deadline,
+                    )
                     break
                 except DownloadError as error:  # the transfer started, then failed
                     failures.append(str(error))
                     print(f"Failed to download (trying the next mirror): {error}", file=sys.stderr)
+                except urllib.error.HTTPError as error:  # an answer, but not the file
+                    failures.append(f"{url}: {error}")  # HTTP Error 404: Not Found
                 except (urllib.error.URLError, OSError, ValueError) as error:  # no answer
                     failures.append(f"{url}: {getattr(error, 'reason', None) or error}")
             else:

@@ -3,9 +3,14 @@ evaluate, graph, and argparse's handling of unknown options."""
 
 from __future__ import annotations
 
+import io
+import os
+import pickle
 import shutil
+import stat
 import sys
 import types
+import zipfile
 
 import numpy as np
 import pytest
@@ -27,7 +32,11 @@ def _no_network(monkeypatch):
 
 
 def run(capsys, *argv):
-    status = cli.main([str(a) for a in argv])
+    """(exit status, stdout, stderr) of the command, usage errors (SystemExit) included."""
+    try:
+        status = cli.main([str(a) for a in argv])
+    except SystemExit as exit:
+        status = exit.code
     out, err = capsys.readouterr()
     return status, out, err
 
@@ -270,7 +279,11 @@ def test_runs_as_a_module_with_argparse_errors():
         check=False,
     )
     assert result.returncode == 2
-    assert "autodiff: error: unrecognized arguments: --bogus" in result.stderr
+    # the subcommand's usage and name, not the top level's (issue 12)
+    assert result.stderr.startswith("usage: autodiff train [-h]")
+    assert (
+        result.stderr.splitlines()[-1] == "autodiff train: error: unrecognized arguments: --bogus"
+    )
     assert result.stdout == ""
 
 
@@ -290,3 +303,231 @@ def test_train_threads_must_be_positive(monkeypatch, capsys):
     status, _, err = run(capsys, "train", "--dataset", "digits", "--threads", 0, "--save", "")
     assert status == 2
     assert err == "autodiff train: error: --threads must be >= 1 (got 0)\n"
+
+
+# -- bad input: one line, exit 1 or 2, nothing left behind ---------------------------------
+def one_line(err: str) -> str:
+    """The error line of a failed command; there is exactly one, and no traceback."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err
+    errors = [line for line in lines if ": error: " in line]
+    assert len(errors) == 1, err
+    assert not [
+        line for line in lines if not line.startswith(("usage:", " ")) and ": error: " not in line
+    ], err
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--lr", "nan", "finite number > 0"),
+        ("--lr", "inf", "finite number > 0"),
+        ("--lr", "-0.1", "finite number > 0"),
+        ("--lr", "0", "finite number > 0"),
+        ("--epochs", "-1", "must be >= 0"),
+        ("--batch-size", "0", "must be >= 1"),
+        ("--epochs", "1.5", "whole number"),
+        ("--seed", str(2**64), "64-bit"),
+        ("--seed", str(-(2**63) - 1), "64-bit"),
+    ],
+)
+def test_numeric_options_are_checked_before_any_work(tmp_path, capsys, option, value, message):
+    model_path = tmp_path / "model.pth"
+    model_path.write_bytes(b"the previous model")
+    status, out, err = run(
+        capsys, "train", "--dataset", "digits", "--save", model_path, f"{option}={value}"
+    )
+    assert status == 2 and out == ""
+    assert err.startswith("usage: autodiff train")
+    line = one_line(err)
+    assert line.startswith(f"autodiff train: error: argument {option}: ") and message in line
+    assert model_path.read_bytes() == b"the previous model"
+
+
+def test_any_64_bit_seed(capsys):
+    for seed in (-1, 2**64 - 1, -(2**63)):
+        status, out, err = run(
+            capsys, "train", "--dataset", "digits", "--epochs", 0, "--save", "", "--seed", seed
+        )
+        assert status == 0, err
+        assert f"seed {seed}" in out
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
+def test_save_target_is_checked_before_the_first_epoch(tmp_path, capsys):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for target, message in [
+        ("/proc/x", "cannot create files in /proc"),
+        (a_file / "model.pth", f"{a_file} is a file, not a folder"),
+        (tmp_path, "is a folder; give a file name"),
+    ]:
+        status, out, err = run(capsys, "train", "--dataset", "digits", "--save", target)
+        assert status == 2
+        assert "Epoch" not in out and "Shape of X" not in out
+        assert message in one_line(err) and str(target) in err
+    # missing folders are fine (made when saving), and nothing is made by a failed run
+    status, _, err = run(
+        capsys, "train", "--dataset", "digits", "--lr", "1e30", "--optimizer", "sgd",
+        "--epochs", 1, "--save", tmp_path / "new" / "deeper" / "m.pth", "--no-progress",
+    )  # fmt: skip
+    assert status == 1 and "training diverged" in one_line(err) and "was not written" in err
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
+def test_a_diverged_training_does_not_overwrite_the_previous_model(tmp_path, capsys):
+    model_path = tmp_path / "model.pth"
+    model_path.write_bytes(b"the previous model")
+    status, out, err = run(
+        capsys, "train", "--dataset", "digits", "--lr", "1e30", "--optimizer", "sgd",
+        "--epochs", 1, "--save", model_path, "--no-progress",
+    )  # fmt: skip
+    assert status == 1 and "nan" in out
+    assert "training diverged" in one_line(err)
+    assert model_path.read_bytes() == b"the previous model"
+    assert os.listdir(tmp_path) == ["model.pth"]
+
+
+def test_save_through_a_symlink_keeps_the_link_and_the_mode(tmp_path, capsys):
+    real = tmp_path / "runs" / "model.pth"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    real.chmod(0o600)
+    link = tmp_path / "model.pth"
+    link.symlink_to(real)
+    status, _, err = run(
+        capsys, "train", "--dataset", "digits", "--epochs", 0, "--save", link, "--no-progress"
+    )
+    assert status == 0, err
+    assert link.is_symlink() and stat.S_IMODE(real.stat().st_mode) == 0o600
+    assert "linear_relu_stack.0.weight" in autodiff.load(link)
+
+
+def bad_model_files(folder):
+    """name -> (write the file, what the error says)."""
+    good = folder / "good.pth"
+    autodiff.save(nn.models.NeuralNetwork(in_features=64).state_dict(), good)
+    data = good.read_bytes()
+    rank1 = dict(nn.models.NeuralNetwork(in_features=64).state_dict())
+    rank1["linear_relu_stack.0.weight"] = autodiff.zeros(512)
+    cases = {
+        "truncated.pth": (lambda p: p.write_bytes(data[: len(data) // 2]), "truncated"),
+        "empty.pth": (lambda p: p.write_bytes(b""), "is empty"),
+        "bare.pth": (
+            lambda p: p.write_bytes(_npy(np.zeros(3))),
+            "holds a Tensor, not a state dict",
+        ),
+        "strings.pth": (
+            lambda p: (
+                np.savez(str(p) + ".npz", w=np.array(["a"])) or os.replace(str(p) + ".npz", p)
+            ),
+            "(text)",
+        ),
+        "structure.pth": (
+            lambda p: zipfile.ZipFile(p, "w").writestr(
+                "__autodiff_structure__.npy", _npy(np.array("{broken"))
+            ),
+            "malformed structure entry",
+        ),
+        "rank1.pth": (lambda p: autodiff.save(rank1, p), "has shape (512,)"),
+        "pickle.pth": (lambda p: p.write_bytes(pickle.dumps({"w": 1})), "pickled Python objects"),
+        "text.pth": (lambda p: p.write_text("hello"), "not a file written by autodiff.save"),
+        "wrong-shapes.pth": (
+            lambda p: autodiff.save(
+                {
+                    **nn.models.NeuralNetwork(in_features=64).state_dict(),
+                    "linear_relu_stack.2.bias": autodiff.zeros(3),
+                },
+                p,
+            ),
+            "size mismatch for linear_relu_stack.2.bias",
+        ),
+    }
+    return cases
+
+
+def _npy(array) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "truncated.pth", "empty.pth", "bare.pth", "strings.pth", "structure.pth", "rank1.pth",
+        "pickle.pth", "text.pth", "wrong-shapes.pth",
+    ],
+)  # fmt: skip
+def test_evaluate_a_bad_file_is_one_line(tmp_path, capsys, name):
+    write, message = bad_model_files(tmp_path)[name]
+    path = tmp_path / name
+    write(path)
+    status, out, err = run(capsys, "evaluate", "--model-path", path, "--data-dir", tmp_path / "d")
+    assert status == 2 and out == ""
+    line = one_line(err)
+    assert line.startswith("autodiff evaluate: error: ") and message in line and str(path) in line
+    assert "pickle" not in line.replace(str(path), "") or name == "pickle.pth"
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_failed_evaluate_leaves_no_empty_data_folders(tmp_path, capsys):
+    model = nn.models.NeuralNetwork()
+    autodiff.save(model.state_dict(), tmp_path / "m.pth")
+    data = tmp_path / "data"
+    status, _, err = run(
+        capsys, "evaluate", "--model-path", tmp_path / "m.pth", "--dataset", "mnist",
+        "--data-dir", data,
+    )  # fmt: skip
+    assert status == 2 and "MNIST is not available" in one_line(err)
+    assert not data.exists()
+    (data / "MNIST").mkdir(parents=True)  # a folder that was there stays
+    status, _, _ = run(
+        capsys, "evaluate", "--model-path", tmp_path / "m.pth", "--dataset", "mnist",
+        "--data-dir", data,
+    )  # fmt: skip
+    assert status == 2 and os.listdir(data / "MNIST") == []
+
+
+def test_evaluate_help_says_where_the_data_set_comes_from():
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["evaluate"].format_help()
+    assert "read off the state dict" in " ".join(help_text.split())
+    assert "default fashion-mnist, falling back" not in help_text
+
+
+def test_evaluate_reports_the_same_test_loss_as_train(tmp_path, capsys):
+    path = tmp_path / "m.pth"
+    status, out, _ = run(
+        capsys, "train", "--dataset", "digits", "--epochs", 1, "--save", path, "--no-progress"
+    )
+    assert status == 0
+    trained = out.split("Avg loss: ")[-1].split()[0]
+    status, out, _ = run(capsys, "evaluate", "--model-path", path)
+    assert status == 0
+    assert f"Avg loss: {float(trained):.6f} (the quickstart's" in out
+
+
+@pytest.mark.parametrize(
+    ("out", "extra", "message"),
+    [
+        ("mlp.jpg", [], "extension .jpg"),
+        ("mlp.png", ["--format", "svg"], "ends in .png but the format asked for is svg"),
+    ],
+)
+def test_graph_name_and_format_must_agree(tmp_path, capsys, out, extra, message):
+    pytest.importorskip("visualize")
+    status, _, err = run(capsys, "graph", "--out", tmp_path / out, *extra)
+    assert status == 2 and message in one_line(err)
+    assert os.listdir(tmp_path) == []
+
+
+def test_usage_errors_show_the_subcommands_usage(capsys):
+    for command in ("train", "evaluate", "graph"):
+        status, _, err = run(
+            capsys, command, "--bogus", *(["--out", "g.svg"] if command == "graph" else [])
+        )
+        assert status == 2
+        assert err.startswith(f"usage: autodiff {command} ")
+        assert one_line(err) == f"autodiff {command}: error: unrecognized arguments: --bogus"

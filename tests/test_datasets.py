@@ -209,8 +209,8 @@ def test_unwritable_root_is_a_clear_error(tmp_path):
 # -- downloads from a local server ---------------------------------------------------------
 class Handler(http.server.BaseHTTPRequestHandler):
     """Routes: /good/<f> serves f; /wrong/<f> serves other bytes; /cut/<f> sends half and
-    hangs up; /hang/<f> answers too late for t10k-images (404 for the rest); anything
-    else is a 404."""
+    hangs up; /hang/<f> answers too late for t10k-images (404 for the rest); /trickle/<f>
+    sends a byte every 50 ms (20 s at most); anything else is a 404."""
 
     files: dict[str, bytes] = {}
     log: list[str] = []
@@ -222,6 +222,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if route == "hang" and name.startswith("t10k-images"):  # too late, and wrong bytes
             time.sleep(3)
             route = "wrong"
+        if route == "trickle" and body is not None:  # one byte at a time, for ever
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                for i in range(min(len(body), 400)):
+                    self.wfile.write(body[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return
         if body is None or route not in ("good", "wrong", "cut"):
             self.send_error(404)
             return
@@ -397,3 +409,125 @@ def test_digits_split_and_api():
     image, label = Digits(train=False, transform=ToTensor())[0]
     assert image.shape == (1, 8, 8) and isinstance(label, int)
     assert (Path(datasets.__file__).parent / "resources" / "README.md").read_text().count("CC BY")
+
+
+# -- bad files and slow mirrors (issue 12) -------------------------------------------------
+def test_images_of_the_wrong_size_are_refused(tmp_path):
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    write_idx(raw / "train-images-idx3-ubyte", np.zeros((6, 8, 8), np.uint8))
+    write_idx(raw / "train-labels-idx1-ubyte", np.zeros(6, np.uint8))
+    with pytest.raises(RuntimeError, match=r"images of 8x8 pixels; FashionMNIST's are 28x28"):
+        FashionMNIST(tmp_path)
+    write_idx(raw / "train-images-idx3-ubyte", np.zeros((0, 28, 28), np.uint8))
+    write_idx(raw / "train-labels-idx1-ubyte", np.zeros(0, np.uint8))
+    with pytest.raises(RuntimeError, match="holds no images"):
+        FashionMNIST(tmp_path)
+
+
+def test_idx_gzip_is_read_header_first_and_stops_at_the_declared_size(tmp_path):
+    import tracemalloc
+
+    # 10 labels announced, 64 MiB of zeros behind them, and a cut end no reader should reach
+    header = bytes.fromhex("00000801 0000000a") + bytes(10)
+    compressor = gzip.compress(header + bytes(64 * 2**20), mtime=0)
+    path = bad_file(tmp_path, compressor[:-16], "bomb-idx1-ubyte.gz")
+    tracemalloc.start()
+    try:
+        with pytest.raises(RuntimeError, match="longer than its header says"):
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20, f"decompressed far past the header's size ({peak} bytes)"
+    # a header that announces 10**9 images in a small file is refused before any allocation
+    huge = gzip.compress(bytes.fromhex("00000803 3b9aca00 0000001c 0000001c") + bytes(1000))
+    with pytest.raises(RuntimeError, match=r"decompression bomb.*max_expansion=None"):
+        read_idx(bad_file(tmp_path, huge, "huge-idx3-ubyte.gz"))
+
+
+def test_a_trickling_mirror_is_given_up_at_the_deadline(server, tmp_path, capsys, monkeypatch):
+    mirrors = [server + "/trickle", server + "/good"]
+    ds = FashionMNIST(tmp_path, train=False, download=True, mirrors=mirrors, deadline=0.5)
+    assert len(ds) == 4
+    assert "gave up after the deadline of 0.5 s" in capsys.readouterr().err
+    assert listing(tmp_path) == sorted(name for name, _ in FashionMNIST.resources)
+    monkeypatch.setenv("AUTODIFF_DOWNLOAD_DEADLINE", "0.3")  # the documented setting
+    with pytest.raises(DownloadError, match=r"deadline of 0\.3 s"):
+        FashionMNIST(tmp_path / "again", download=True, mirrors=[server + "/trickle"])
+    assert not (tmp_path / "again").exists()
+    monkeypatch.setenv("AUTODIFF_DOWNLOAD_DEADLINE", "soon")
+    with pytest.raises(ValueError, match="AUTODIFF_DOWNLOAD_DEADLINE='soon'"):
+        FashionMNIST(tmp_path / "again", download=True, mirrors=[server + "/good"])
+    assert not (tmp_path / "again").exists()
+    assert datasets.download_deadline(5) == 5
+    monkeypatch.setenv("AUTODIFF_DOWNLOAD_DEADLINE", "none")
+    assert datasets.download_deadline() is None
+
+
+def run_cli(*argv, env=None):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "autodiff_cli", *map(str, argv)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **(env or {})},
+    )
+
+
+def test_the_cli_names_every_mirrors_failure_in_one_line(server, tmp_path):
+    mirrors = f"{server}/missing {server}/wrong"
+    child = run_cli(
+        "train", "--dataset", "fashion-mnist", "--data-dir", tmp_path / "data",
+        env={"AUTODIFF_FASHION_MNIST_MIRRORS": mirrors},
+    )  # fmt: skip
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 2
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("autodiff train: error: FashionMNIST is not available")
+    assert "HTTP Error 404" in line and "MD5 mismatch" in line
+    assert f"{server}/missing/" in line and f"{server}/wrong/" in line
+    assert "Traceback" not in err
+    assert not (tmp_path / "data").exists()
+
+
+def wait_for_a_partial_download(tmp_path) -> Path:
+    raw = tmp_path / "data" / "FashionMNIST" / "raw"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        parts = list(raw.glob(".*.part")) if raw.exists() else []
+        if parts:
+            return parts[0]
+        time.sleep(0.01)
+    pytest.fail("the download never started")
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGKILL"])
+def test_a_signal_mid_download_leaves_nothing_behind(server, tmp_path, signum):
+    import signal
+
+    env = {"AUTODIFF_FASHION_MNIST_MIRRORS": f"{server}/trickle"}
+    child = run_cli("train", "--dataset", "fashion-mnist", "--data-dir", tmp_path / "data", env=env)
+    try:
+        part = wait_for_a_partial_download(tmp_path)
+        child.send_signal(getattr(signal, signum))
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    if signum == "SIGTERM":  # cleaned up like Ctrl-C
+        assert child.returncode == 143
+        assert err.strip().splitlines()[-1] == "autodiff train: terminated"
+        assert "Traceback" not in err
+        assert not (tmp_path / "data").exists()
+        return
+    assert child.returncode == -signal.SIGKILL and part.exists()  # nobody could clean up
+    # the next download of the same file removes what the killed one left
+    ds = FashionMNIST(tmp_path / "data", download=True, mirrors=[server + "/good"])
+    assert len(ds) == 8
+    assert not list(part.parent.glob(".*.part"))

@@ -571,7 +571,7 @@ def test_module_clusters_and_collapse_in_svg():
     ("model", "name", "fmt", "magic"),
     [
         ("mlp", "mlp.svg", None, b"<?xml"),
-        ("cnn", "cnn.out", "png", b"\x89PNG"),
+        ("cnn", "cnn", "png", b"\x89PNG"),  # no extension: the format says it
         ("mlp", "m.pdf", None, b"%PDF"),
     ],
 )
@@ -627,3 +627,21 @@ def test_draw_graph_highlights_the_first_wrong_op_that_check_graph_found():
     assert "#cc0000" not in visualize.draw_graph(loss).source
     with pytest.raises(ValueError, match="is not an op of this graph"):
         visualize.draw_graph(loss, highlight=(x * 2).grad_fn)
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "message"),
+    [
+        ("mlp.jpg", None, r"extension \.jpg, which is not a format"),
+        ("mlp.out", "png", r"extension \.out"),
+        ("mlp.png", "svg", r"ends in \.png but the format asked for is svg"),
+        ("mlp.svg", "pdf", r"ends in \.svg"),
+    ],
+)
+def test_graph_command_refuses_a_name_that_lies_about_the_format(tmp_path, name, fmt, message):
+    with pytest.raises(ValueError, match=message):
+        visualize.graph_command("mlp", tmp_path / name, fmt=fmt)
+    assert os.listdir(tmp_path) == []
+    assert visualize.command.output_format("g.gv", "dot") == "dot"
+    assert visualize.command.output_format("g.PNG") == "png"
+    assert visualize.command.output_format("g") == "svg"

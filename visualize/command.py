@@ -51,6 +51,28 @@ def training_step_loss(model_name: str = "mlp", batch_size: int = 4, seed: int =
     return model, loss
 
 
+def output_format(out: str, fmt: str | None = None) -> str:
+    """The format to write ``out`` in: ``fmt``, else the extension, else SVG.
+
+    An extension that is not one of svg, png, pdf, dot, gv (``mlp.jpg``), or that
+    contradicts ``fmt`` (``mlp.png`` with ``fmt="svg"``), is a ``ValueError``: a file
+    must hold what its name says.
+    """
+    ext = os.path.splitext(out)[1].lstrip(".").lower()
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"graph: unknown format {fmt!r}; expected one of svg, png, pdf, dot")
+    if ext and ext not in FORMATS:
+        raise ValueError(
+            f"graph: {out} has the extension .{ext}, which is not a format this draws; "
+            "use .svg, .png, .pdf or .dot"
+        )
+    if fmt is None:
+        return ext or "svg"
+    if ext and ext != fmt and {ext, fmt} != {"dot", "gv"}:
+        raise ValueError(f"graph: {out} ends in .{ext} but the format asked for is {fmt}")
+    return fmt
+
+
 def graph_command(
     model: str = "mlp",
     out="graph.svg",
@@ -63,7 +85,8 @@ def graph_command(
     """Draw one training step's loss graph of the lecture's ``model`` to ``out``; returns the path.
 
     ``fmt``: "svg", "png" or "pdf" (None: from the extension of ``out``, else SVG;
-    "dot" writes the DOT text, which needs no Graphviz).  ``collapse=True`` draws each
+    "dot" writes the DOT text, which needs no Graphviz); an extension that is not a
+    format, or that contradicts ``fmt``, is a ``ValueError`` (see ``output_format``).  ``collapse=True`` draws each
     layer as one box.  Rendering needs Graphviz's ``dot`` program
     (``apt-get install graphviz`` / ``brew install graphviz``).
 
@@ -73,11 +96,7 @@ def graph_command(
         visualize.graph_command("cnn", "cnn.png", collapse=True)
     """
     out = os.fspath(out)
-    if fmt is None:
-        ext = os.path.splitext(out)[1].lstrip(".").lower()
-        fmt = ext if ext in FORMATS else "svg"
-    if fmt not in FORMATS:
-        raise ValueError(f"graph: unknown format {fmt!r}; expected one of svg, png, pdf")
+    fmt = output_format(out, fmt)
     from . import draw_graph
 
     model_obj, loss = training_step_loss(model, batch_size=batch_size)
