@@ -449,7 +449,10 @@ class Tensor:
             Device(device)
         if dtype is None or as_dtype(dtype, "to") == self.data.dtype:
             return self.clone() if copy else self
-        return _ops.Cast.apply(self, as_dtype(dtype, "to"))
+        dtype = as_dtype(dtype, "to")
+        if dtype.kind not in "fc":  # rounding to integers or bools: no gradient, no graph
+            return _constant(self.data.astype(dtype))
+        return _ops.Cast.apply(self, dtype)
 
     def type(self, dtype=None):
         """With no argument, the type's name; with a dtype, a cast."""
@@ -536,13 +539,13 @@ class Tensor:
         return _ops.Abs.apply(self)
 
     def __floordiv__(self, other):
-        return _constant(np.floor_divide(self.data, _data(other)))
+        return _integer_division(np.floor_divide, self.data, _data(other), "floor_divide")
 
     def __rfloordiv__(self, other):
-        return _constant(np.floor_divide(_data(other), self.data))
+        return _integer_division(np.floor_divide, _data(other), self.data, "floor_divide")
 
     def __mod__(self, other):
-        return _constant(np.mod(self.data, _data(other)))
+        return _integer_division(np.mod, self.data, _data(other), "remainder")
 
     def add(self, other, alpha=1):
         return _ops.Add.apply(self, other if alpha == 1 else other * alpha)
@@ -645,16 +648,16 @@ class Tensor:
         return _constant(np.all(self.data, axis=dim, keepdims=keepdim))
 
     def sign(self):
-        return _constant(np.sign(self.data))
+        return _ops.Sign.apply(self)
 
     def floor(self):
-        return _constant(np.floor(self.data))
+        return _ops.Floor.apply(self)
 
     def ceil(self):
-        return _constant(np.ceil(self.data))
+        return _ops.Ceil.apply(self)
 
     def round(self):
-        return _constant(np.round(self.data))
+        return _ops.Round.apply(self)
 
     # -- elementwise functions --------------------------------------------------
     def exp(self):
@@ -696,13 +699,6 @@ class Tensor:
     def clamp(self, min=None, max=None):
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
-        if isinstance(min, Tensor) or isinstance(max, Tensor):
-            out = self
-            if min is not None:
-                out = _ops.Maximum.apply(out, min)
-            if max is not None:
-                out = _ops.Minimum.apply(out, max)
-            return out
         return _ops.Clamp.apply(self, min, max)
 
     clip = clamp
@@ -717,6 +713,12 @@ class Tensor:
         return _ops.where(condition, self, other)
 
     def masked_fill(self, mask, value):
+        mask_dtype = _data(mask).dtype if hasattr(_data(mask), "dtype") else None
+        if mask_dtype != np.bool_:
+            raise RuntimeError(
+                f"masked_fill: only supports boolean masks, but got mask with dtype {mask_dtype} "
+                "(compare to make one: x.masked_fill(x > 0, 0.0))"
+            )
         return _ops.where(mask, value, self)
 
     # -- reductions -------------------------------------------------------------
@@ -765,13 +767,11 @@ class Tensor:
     def gather(self, dim, index):
         return _ops.gather(self, dim, index)
 
-    def softmax(self, dim):
-        shifted = self - Tensor._make(np.max(self.data, axis=dim, keepdims=True), None, None)
-        e = shifted.exp()
-        return e / e.sum(dim, keepdim=True)
+    def softmax(self, dim, dtype=None):
+        return _ops.softmax(self, dim, dtype)
 
-    def log_softmax(self, dim):
-        return self - self.logsumexp(dim, keepdim=True)
+    def log_softmax(self, dim, dtype=None):
+        return _ops.log_softmax(self, dim, dtype)
 
     # -- shape ------------------------------------------------------------------
     def reshape(self, *shape):
@@ -946,6 +946,15 @@ def _constant(array) -> Tensor:
     return Tensor._make(np.asarray(array), None, None)
 
 
+def _integer_division(ufunc, a, b, op) -> Tensor:
+    """``//`` and ``%``: integer division by zero is an error, as in PyTorch (floats give inf/nan)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if np.result_type(a, b).kind in "iub" and b.size and not np.all(b):
+        raise RuntimeError(f"{op}: ZeroDivisionError (an integer tensor divided by zero)")
+    with np.errstate(divide="ignore", invalid="ignore"):  # floats: inf and nan, silently
+        return _constant(ufunc(a, b))
+
+
 def _compare(ufunc, x, other):
     try:
         return Tensor._make(np.asarray(ufunc(x.data, _data(other))), None, None)
@@ -1055,6 +1064,8 @@ def _normalize_index_item(item, tensor):
         item = item.data
     elif isinstance(item, list):
         item = np.asarray(item)
+        if item.size == 0:  # x[[]]: an empty list of indices (int64, as PyTorch reads it)
+            item = item.astype(np.int64)
     if isinstance(item, np.ndarray):
         if item.dtype.kind not in "biu":
             raise IndexError(

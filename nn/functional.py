@@ -24,7 +24,7 @@ import numpy as np
 
 import autodiff
 from autodiff import Function, Tensor
-from autodiff.ops import Windows2d
+from autodiff.ops import Elu, LeakyRelu, Windows2d
 from autodiff.ops.window import Im2col, window_max
 
 __all__ = [
@@ -85,7 +85,8 @@ except ImportError:  # pragma: no cover - depends on the environment
     _erf_scalar = np.frompyfunc(math.erf, 1, 1)
 
     def _erf_array(x):
-        return _erf_scalar(x).astype(x.dtype if x.dtype.kind == "f" else np.float32)
+        # np.asarray: on a 0-d input frompyfunc returns a bare Python float
+        return np.asarray(_erf_scalar(x)).astype(x.dtype if x.dtype.kind == "f" else np.float32)
 
 
 class Erf(Function):
@@ -165,6 +166,40 @@ class CrossEntropy(Function):
         return (probs - Tensor._make(onehot, None, None)) * scale, None, None
 
 
+# PyTorch's bound on x (1 - x), a float32 constant: 1e-12 rounded to float32
+_BCE_EPSILON = float(np.float32(1e-12))
+
+
+class BinaryCrossEntropy(Function):
+    """loss = -(y log x + (1 - y) log(1 - x)), each log clamped at -100 (PyTorch's)
+    dL/dx = dL/dloss * (x - y) / max(x (1 - x), 1e-12)
+    dL/dy = dL/dloss * (log(1 - x) - log x)
+
+    A primitive for PyTorch's gradient at the edges: the composed logs give
+    0/0 = NaN at x = 0 or 1 and 1/x = 1e20 at x = 1e-20; PyTorch bounds the
+    denominator by 1e-12 (so BCE(sigmoid(200), ...) in float32 stays finite).
+    """
+
+    op_name = "binary_cross_entropy"
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        log_x = np.maximum(np.log(x), -100)
+        log_1mx = np.maximum(np.log1p(-x), -100)
+        return -(y * log_x + (1 - y) * log_1mx)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        grad_x = grad_y = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad * (x - y) / (x * (1 - x)).clamp(min=_BCE_EPSILON)
+        if ctx.needs_input_grad[1]:
+            grad_y = grad * ((1 - x).log().clamp(min=-100) - x.log().clamp(min=-100))
+        return grad_x, grad_y
+
+
 def erf(input) -> Tensor:
     """The error function, differentiable: d erf(x)/dx = 2/sqrt(pi) exp(-x^2)."""
     return Erf.apply(_tensor(input))
@@ -182,15 +217,14 @@ def relu(input, inplace=False) -> Tensor:
 def leaky_relu(input, negative_slope=0.01, inplace=False) -> Tensor:
     """leaky_relu(x) = x if x > 0 else negative_slope * x."""
     input = _tensor(input)
-    out = autodiff.where(input > 0, input, input * negative_slope)
+    out = LeakyRelu.apply(input, negative_slope)
     return input.copy_(out) if inplace else out
 
 
 def elu(input, alpha=1.0, inplace=False) -> Tensor:
     """elu(x) = x if x > 0 else alpha * (exp(x) - 1)."""
     input = _tensor(input)
-    negative = (input.clamp(max=0).exp() - 1) * alpha
-    out = autodiff.where(input > 0, input, negative)
+    out = Elu.apply(input, alpha)
     return input.copy_(out) if inplace else out
 
 
@@ -252,14 +286,14 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
             UserWarning,
             stacklevel=_stacklevel,
         )
-    return input.softmax(dim)
+    return autodiff.ops.softmax(input, dim)
 
 
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
     """log_softmax(x)_i = (x_i - m) - log sum_j exp(x_j - m), m = max(x) (detached).
 
-    Stable for logits of any size (1e4 too), and as exact as PyTorch's: shifting
-    first keeps the large m out of the result's rounding.
+    The same code as ``Tensor.log_softmax`` (``autodiff.ops.log_softmax``); this
+    adds PyTorch's ``dtype`` and its implicit-dim warning.
     """
     input = _tensor(input)
     if dtype is not None:
@@ -272,12 +306,7 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
             UserWarning,
             stacklevel=_stacklevel,
         )
-    if input.numel() == 0:
-        return input - input.logsumexp(dim, keepdim=True)
-    m = np.max(input.data, axis=dim, keepdims=True)
-    m = Tensor._make(np.where(np.isfinite(m), m, 0), None, None)  # all -inf: shift by 0
-    shifted = input - m
-    return shifted - shifted.exp().sum(dim, keepdim=True).log()
+    return autodiff.ops.log_softmax(input, dim)
 
 
 # -- linear, dropout, embedding ---------------------------------------------------
@@ -332,7 +361,7 @@ def embedding(
             f"embedding: expected indices of an integer dtype (long), got {input.dtype}"
         )
     n = weight.shape[0]
-    if input.numel() and (input.data.min() < -n or input.data.max() >= n):
+    if input.numel() and (input.data.min() < 0 or input.data.max() >= n):
         raise IndexError(
             f"embedding: index out of range: indices must be in [0, {n}) for a weight with "
             f"{n} rows, got min {input.data.min()} and max {input.data.max()}"
@@ -957,10 +986,7 @@ def binary_cross_entropy(
             "binary_cross_entropy: all elements of input should be between 0 and 1 "
             "(probabilities; use binary_cross_entropy_with_logits for logits)"
         )
-    with np.errstate(divide="ignore"):  # log(0) = -inf, clamped to -100 as PyTorch does
-        log_x = input.log().clamp(min=-100)
-        log_1mx = (1 - input).log().clamp(min=-100)
-    loss = -(target * log_x + (1 - target) * log_1mx)
+    loss = BinaryCrossEntropy.apply(input, target)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, _legacy_reduction(size_average, reduce, reduction), "binary_cross_entropy")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..function import Function
+from ..grad_mode import modes
 from ..tensor import Tensor
 
 
@@ -90,6 +91,16 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, x, p):
+        if (
+            np.result_type(x, p).kind in "iu"
+            and np.any(np.asarray(p) < 0)
+            and np.asarray(p).dtype.kind in "iu"
+        ):
+            raise RuntimeError(
+                f"pow: integers to negative integer powers are not allowed (base of dtype "
+                f"{np.asarray(x).dtype}, exponent {p if np.ndim(p) == 0 else 'a tensor'} with "
+                "negative entries); use a floating point base, e.g. x.float() ** p"
+            )
         z = np.power(x, p)
         ctx.save_for_backward(x, p, z if ctx.needs_input_grad[1] else None)
         return z
@@ -99,7 +110,15 @@ class Pow(Function):
         x, p, z = ctx.saved_tensors
         grad_x = grad_p = None
         if ctx.needs_input_grad[0]:
-            grad_x = grad * p * x ** (p - 1)
+            # p = 0 has a zero derivative everywhere, x = 0 included (PyTorch's
+            # convention), not 0 * 0^-1 = 0 * inf = nan; the same rule makes
+            # d2/dx2 x^1 and d3/dx3 x^2 exactly 0 at x = 0.
+            if isinstance(p, Tensor):
+                grad_x = where(p.data == 0, 0.0, grad * p * x ** (p - 1))
+            elif p == 0:
+                grad_x = zeros_for(x)
+            else:
+                grad_x = grad * p * x ** (p - 1)
         if ctx.needs_input_grad[1]:
             # x = 0 with p >= 0 has a zero derivative in p (PyTorch's convention),
             # not 0 * log(0) = nan.
@@ -160,17 +179,111 @@ class Sqrt(Function):
 
 
 class Abs(Function):
-    """y = |x|        dL/dx = dL/dy * sign(x)"""
+    """y = |x|        dL/dx = dL/dy * sign(x)        (0 at x = 0 and at NaN, as PyTorch)"""
 
     @staticmethod
     def forward(ctx, x):
-        ctx.save_for_backward(np.sign(x))
+        ctx.save_for_backward(x)
         return np.abs(x)
 
     @staticmethod
     def backward(ctx, grad):
-        (sign,) = ctx.saved_tensors
-        return grad * sign
+        (x,) = ctx.saved_tensors
+        return grad * x.sign()  # sign is flat: create_graph gives a zero second derivative
+
+
+class Sign(Function):
+    """y = sign(x) in {-1, 0, 1} (0 at NaN, as PyTorch)        dL/dx = 0"""
+
+    @staticmethod
+    def forward(ctx, x):
+        if x.dtype.kind == "b":
+            return np.array(x, copy=True)
+        y = np.sign(x)
+        return np.where(np.isnan(y), 0, y).astype(y.dtype, copy=False) if y.dtype.kind == "f" else y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return zeros_for(grad)
+
+
+class Floor(Function):
+    """y = floor(x)        dL/dx = 0 (a step function: flat wherever it is differentiable)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.floor(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return zeros_for(grad)
+
+
+class Ceil(Function):
+    """y = ceil(x)        dL/dx = 0"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.ceil(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return zeros_for(grad)
+
+
+class Round(Function):
+    """y = x rounded to the nearest integer (halves to even)        dL/dx = 0"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.round(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return zeros_for(grad)
+
+
+class LocalSlope(Function):
+    """y = g * s, s a local slope read from x (relu's [x > 0], a tie's 1/2)
+    dL/dg = dL/dy * s        dL/dx = 0
+
+    How a piecewise-linear op's VJP applies its slope to the incoming gradient g.
+    Exactly 0 where s is 0, even for an infinite g (PyTorch's masked gradients).
+    A function of x with slope 0 (not a free constant), so that under
+    create_graph the gradient of relu, abs or leaky_relu stays a function of x
+    and differentiating it again gives zeros, as in PyTorch, rather than
+    "does not require grad".
+    """
+
+    @staticmethod
+    def forward(ctx, g, x, s):
+        ctx.s = s
+        return _apply_slope(g, s)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return slope_times(grad, None, ctx.s), zeros_for(grad), None
+
+
+def _apply_slope(g, s):
+    if s.dtype == np.bool_:
+        return np.where(s, g, 0).astype(g.dtype, copy=False)
+    return np.where(s == 0, 0, g * s).astype(g.dtype, copy=False)
+
+
+def slope_times(grad: Tensor, x, slope) -> Tensor:
+    """``grad * slope`` for a slope array read from x (see ``LocalSlope``).
+
+    The usual backward (no create_graph) records nothing: a plain product.
+    """
+    if modes.grad_enabled and (grad.requires_grad or (isinstance(x, Tensor) and x.requires_grad)):
+        return LocalSlope.apply(grad, x, slope)
+    return Tensor._make(_apply_slope(grad.data, slope), None, None)
+
+
+def zeros_for(like: Tensor) -> Tensor:
+    """A zero gradient of ``like``'s shape and dtype (the derivative of a flat function)."""
+    return Tensor._make(np.zeros(like.shape, like.dtype), None, None)
 
 
 class Sin(Function):
@@ -246,20 +359,64 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
-    """y = max(x, 0)        dL/dx = dL/dy * [x > 0]"""
+    """y = max(x, 0)        dL/dx = dL/dy * [x > 0]        (1 at NaN, as PyTorch)"""
 
     op_name = "relu"
 
     @staticmethod
     def forward(ctx, x):
-        y = np.maximum(x, 0)
+        y = np.maximum(x, 0)  # NaN stays NaN
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return grad * (y > 0)
+        # "not y <= 0" rather than "y > 0": a NaN passes its gradient on, as in PyTorch
+        return slope_times(grad, y, ~(y.data <= 0))
+
+
+class LeakyRelu(Function):
+    """y = x if x > 0 else s x        dL/dx = dL/dy * (1 if x > 0 else s)"""
+
+    op_name = "leaky_relu"
+
+    @staticmethod
+    def forward(ctx, x, slope):
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        return np.where(x > 0, x, x * np.asarray(slope, x.dtype))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        slopes = np.where(x.data > 0, 1.0, ctx.slope).astype(grad.dtype)
+        return slope_times(grad, x, slopes), None
+
+
+class Elu(Function):
+    """y = x if x > 0 else a (exp(x) - 1)        dL/dx = dL/dy * (1 if x > 0 else a exp(x))
+
+    A primitive because PyTorch's derivatives at 0 cannot come from one composed
+    formula: the slope at 0 is a (the left branch), but its derivative there is 0
+    (the right one).  NaN counts as positive (slope 1), as in PyTorch.
+    """
+
+    op_name = "elu"
+
+    @staticmethod
+    def forward(ctx, x, alpha):
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        negative = alpha * np.expm1(np.minimum(x, 0))
+        return np.where(x <= 0, negative, x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        strictly_negative = where(x.data < 0, x, 0.0)  # so that the slope's slope at 0 is 0
+        slope = where(x.data <= 0, strictly_negative.exp() * ctx.alpha, 1.0)
+        return grad * slope, None
 
 
 class Maximum(Function):
@@ -272,10 +429,27 @@ class Maximum(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, y = ctx.saved_tensors
-        share = (x.data > y.data) + 0.5 * (x.data == y.data)
-        share = Tensor._make(np.asarray(share, dtype=grad.dtype), None, None)
-        return grad * share, grad * (1 - share)
+        return _extremum_grads(ctx, grad, np.less)
+
+
+def _extremum_grads(ctx, grad, loses):
+    """PyTorch's rule for maximum / minimum: a tie gives each input half, the losing
+    input gets 0, and NaN (neither wins nor loses) gives each input the whole gradient."""
+    x, y = ctx.saved_tensors
+    x_data, y_data = _values(x), _values(y)
+    half_at_ties = np.where(x_data == y_data, 0.5, 1.0)
+    grads = []
+    for needed, own, mine, theirs in ((0, x, x_data, y_data), (1, y, y_data, x_data)):
+        if not ctx.needs_input_grad[needed]:
+            grads.append(None)
+            continue
+        share = (half_at_ties * ~loses(mine, theirs)).astype(grad.dtype)
+        grads.append(slope_times(grad, own, share))
+    return tuple(grads)
+
+
+def _values(x):
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
 
 
 class Minimum(Function):
@@ -288,29 +462,48 @@ class Minimum(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, y = ctx.saved_tensors
-        share = (x.data < y.data) + 0.5 * (x.data == y.data)
-        share = Tensor._make(np.asarray(share, dtype=grad.dtype), None, None)
-        return grad * share, grad * (1 - share)
+        return _extremum_grads(ctx, grad, np.greater)
 
 
 class Clamp(Function):
-    """y = min(max(x, lo), hi)        dL/dx = dL/dy * [lo <= x <= hi]"""
+    """y = min(max(x, lo), hi)        dL/dx = dL/dy * [lo <= x <= hi]
+    dL/dlo = dL/dy * [x < lo < hi]        dL/dhi = dL/dy * [x > hi or hi < lo]
+
+    lo and hi are numbers or tensors (either may be None).  At a tie (x = lo or
+    x = hi) the whole gradient goes to x; with lo > hi the output is hi, and hi
+    takes the gradient: PyTorch's choices.
+    """
 
     @staticmethod
     def forward(ctx, x, low, high):
-        inside = np.ones(np.shape(x), dtype=bool)
-        if low is not None:
-            inside &= x >= low
-        if high is not None:
-            inside &= x <= high
-        ctx.save_for_backward(inside)
+        ctx.save_for_backward(x, low, high)
         return np.clip(x, low, high)
 
     @staticmethod
     def backward(ctx, grad):
-        (inside,) = ctx.saved_tensors
-        return grad * inside, None, None
+        x, low, high = ctx.saved_tensors
+        x_data = _values(x)
+        lo = None if low is None else _values(low)
+        hi = None if high is None else _values(high)
+        grad_x = grad_low = grad_high = None
+        if ctx.needs_input_grad[0]:
+            inside = np.ones(np.shape(x_data), dtype=bool)
+            if lo is not None:
+                inside = inside & (x_data >= lo)
+            if hi is not None:
+                inside = inside & (x_data <= hi)
+            grad_x = slope_times(grad, x, _broadcast(inside, grad))
+        if ctx.needs_input_grad[1]:
+            below = x_data < lo if hi is None else (x_data < lo) & (lo < hi)
+            grad_low = slope_times(grad, low, _broadcast(below, grad))
+        if ctx.needs_input_grad[2]:
+            above = x_data > hi if lo is None else (x_data > hi) | (hi < lo)
+            grad_high = slope_times(grad, high, _broadcast(above, grad))
+        return grad_x, grad_low, grad_high
+
+
+def _broadcast(mask, like):
+    return np.broadcast_to(mask, like.shape)
 
 
 class Where(Function):
@@ -330,7 +523,12 @@ class Where(Function):
 
 
 class Cast(Function):
-    """y = x as dtype        dL/dx = dL/dy as x's dtype"""
+    """y = x as dtype        dL/dx = dL/dy as x's dtype
+
+    Only between floating point dtypes: a cast to an integer or bool dtype
+    rounds, has no gradient, and gives a tensor that does not require grad
+    (``Tensor.to`` does not record it), as in PyTorch.
+    """
 
     @staticmethod
     def forward(ctx, x, dtype):

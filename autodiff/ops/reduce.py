@@ -63,47 +63,75 @@ class Sum(Function):
 
 
 class Amax(Function):
-    """y = max_i x_i        dL/dx_i = dL/dy * [x_i = y] / #ties"""
+    """y = max_i x_i        dL/dx_i = dL/dy * [x_i = y] / #ties
+
+    ``nan_wins=True`` (``x.max()``, PyTorch's evenly_distribute rule): when the
+    maximum is NaN, the NaNs share the gradient.  ``amax`` leaves that case NaN,
+    as PyTorch's amax does.
+    """
 
     op_name = "max"
 
     @staticmethod
-    def forward(ctx, x, dims, keepdim):
-        if x.size == 0:
-            raise RuntimeError("max: cannot reduce an empty tensor (it has no maximum)")
+    def forward(ctx, x, dims, keepdim, nan_wins=False):
+        _check_reducible(x, dims, ctx.function.op_name)
         y = np.max(x, axis=dims, keepdims=True)
-        ctx.save_for_backward(x == y)
+        ctx.save_for_backward(_extreme_mask(x, y, nan_wins))
         ctx.kept = y.shape
         return y if keepdim else drop_dims(y, dims)
 
     @staticmethod
     def backward(ctx, grad):
-        (is_max,) = ctx.saved_tensors
-        count = np.sum(is_max.data, axis=_reduced_axes(ctx.kept, is_max.shape), keepdims=True)
-        share = Tensor._make((is_max.data / count).astype(grad.dtype), None, None)
-        return grad.reshape(ctx.kept) * share, None, None
+        return _share_among_ties(ctx, grad)
 
 
 class Amin(Function):
-    """y = min_i x_i        dL/dx_i = dL/dy * [x_i = y] / #ties"""
+    """y = min_i x_i        dL/dx_i = dL/dy * [x_i = y] / #ties        (NaN: as Amax)"""
 
     op_name = "min"
 
     @staticmethod
-    def forward(ctx, x, dims, keepdim):
-        if x.size == 0:
-            raise RuntimeError("min: cannot reduce an empty tensor (it has no minimum)")
+    def forward(ctx, x, dims, keepdim, nan_wins=False):
+        _check_reducible(x, dims, ctx.function.op_name)
         y = np.min(x, axis=dims, keepdims=True)
-        ctx.save_for_backward(x == y)
+        ctx.save_for_backward(_extreme_mask(x, y, nan_wins))
         ctx.kept = y.shape
         return y if keepdim else drop_dims(y, dims)
 
     @staticmethod
     def backward(ctx, grad):
-        (is_min,) = ctx.saved_tensors
-        count = np.sum(is_min.data, axis=_reduced_axes(ctx.kept, is_min.shape), keepdims=True)
-        share = Tensor._make((is_min.data / count).astype(grad.dtype), None, None)
-        return grad.reshape(ctx.kept) * share, None, None
+        return _share_among_ties(ctx, grad)
+
+
+def _check_reducible(x, dims, op):
+    """PyTorch's errors for a maximum over nothing (a zero-element tensor may still
+    be reduced over a dim that has elements: the result is empty too)."""
+    if dims is None and x.size == 0:
+        raise RuntimeError(
+            f"{op}(): expected a reduction dim to be specified for a tensor with no elements "
+            f"(shape {x.shape}); specify the reduction dim with the 'dim' argument"
+        )
+    for d in dims or ():
+        if x.shape[d] == 0:
+            raise IndexError(
+                f"{op}(): expected reduction dim {d} to have non-zero size (shape {x.shape})"
+            )
+
+
+def _extreme_mask(x, y, nan_wins):
+    mask = x == y
+    if nan_wins and x.dtype.kind == "f":
+        mask |= np.isnan(x) & np.isnan(y)
+    return mask
+
+
+def _share_among_ties(ctx, grad):
+    (is_extreme,) = ctx.saved_tensors
+    mask = is_extreme.data
+    count = np.sum(mask, axis=_reduced_axes(ctx.kept, mask.shape), keepdims=True)
+    with np.errstate(invalid="ignore"):  # no element equals a NaN maximum: 0/0, as PyTorch
+        share = Tensor._make((mask / count).astype(grad.dtype), None, None)
+    return grad.reshape(ctx.kept) * share, None, None, None
 
 
 def _reduced_axes(kept, shape):
@@ -182,7 +210,7 @@ class Prod(Function):
         x, y = ctx.saved_tensors
         y = y.reshape(ctx.kept)
         grad = grad.reshape(ctx.kept)
-        if np.all(y.data != 0):  # then no x_i is 0 either
+        if not np.any(x.data == 0):  # PyTorch's test: y / x (even when y is NaN or underflowed)
             return grad * y / x, None, None
         # With zeros (or a product that underflowed to 0), y / x is wrong: take the
         # product of the others directly.
@@ -263,35 +291,87 @@ def var(x: Tensor, dim=None, unbiased=None, keepdim=False, *, correction=None) -
 
 
 def std(x: Tensor, dim=None, unbiased=None, keepdim=False, *, correction=None) -> Tensor:
-    """std = sqrt(var)."""
-    return var(x, dim, unbiased, keepdim, correction=correction).sqrt()
+    """std = sqrt(var), with slope 0 where var = 0 (PyTorch's choice).
+
+    sqrt's slope 1 / (2 sqrt(v)) is infinite at v = 0, and a constant input (all
+    x_i equal) would get 0 * inf = NaN; PyTorch's std gives it 0.
+    """
+    v = var(x, dim, unbiased, keepdim, correction=correction)
+    zero = v.data == 0
+    if not np.any(zero):
+        return v.sqrt()
+    from .elementwise import where
+
+    return where(zero, 0.0, where(zero, 1.0, v).sqrt())
+
+
+def _max_shift(x: Tensor, dims, finite_only: bool) -> Tensor:
+    """max(x) over ``dims`` (kept), as a constant: the shift that keeps exp from overflowing.
+
+    Zeros for an empty reduction.  ``finite_only``: an infinite maximum becomes 0
+    (logsumexp of all -inf is -inf, of +inf is +inf, as PyTorch's).
+    """
+    if x.numel():
+        shift = np.max(x.data, axis=dims, keepdims=True)
+    else:
+        shift = np.zeros(kept_shape(x.shape, dims), x.dtype)
+    if finite_only:
+        shift = np.where(np.isfinite(shift), shift, 0)
+    return Tensor._make(np.asarray(shift), None, None)
 
 
 def logsumexp(x: Tensor, dim, keepdim=False) -> Tensor:
     """log sum exp(x) = m + log sum exp(x - m), with m = max(x) detached for stability."""
     dims = normalize_dims(dim, x.ndim, "logsumexp")
-    if x.numel():
-        shift = np.max(x.data, axis=dims, keepdims=True)
-    else:
-        shift = np.zeros(kept_shape(x.shape, dims), x.dtype)
-    shift = np.where(np.isfinite(shift), shift, 0)  # all -inf: shift by 0, not by -inf
-    shift = Tensor._make(shift, None, None)
+    shift = _max_shift(x, dims, finite_only=True)
     out = Sum.apply((x - shift).exp(), dims, True).log() + shift
     return out if keepdim else out.reshape(drop_dims(shift.data, dims).shape)
 
 
+def softmax(x: Tensor, dim, dtype=None) -> Tensor:
+    """softmax(x)_i = exp(x_i - m) / sum_j exp(x_j - m), m = max(x) (detached, for stability).
+
+    Its Jacobian is diag(s) - s s^T.  Over a dim of size 0 the result is empty.
+    """
+    if dtype is not None:
+        x = x.to(dtype)
+    dims = _one_dim(dim, x.ndim, "softmax")
+    e = (x - _max_shift(x, dims, finite_only=False)).exp()
+    return e / Sum.apply(e, dims, True)
+
+
+def log_softmax(x: Tensor, dim, dtype=None) -> Tensor:
+    """log_softmax(x)_i = (x_i - m) - log sum_j exp(x_j - m), m = max(x) (detached).
+
+    The one implementation (``Tensor.log_softmax`` and ``nn.functional.log_softmax``).
+    Stable at any scale: shifting first keeps a large m out of the rounding, so
+    float32 logits [1e8, 1e8, 0] give [-0.693, -0.693, -1e8].
+    """
+    if dtype is not None:
+        x = x.to(dtype)
+    dims = _one_dim(dim, x.ndim, "log_softmax")
+    shifted = x - _max_shift(x, dims, finite_only=False)
+    return shifted - Sum.apply(shifted.exp(), dims, True).log()
+
+
+def _one_dim(dim, ndim, op):
+    if dim is None or isinstance(dim, (tuple, list)):
+        raise TypeError(f"{op}: dim must be one int, got {dim!r}")
+    return normalize_dims(dim, ndim, op)
+
+
 def _extreme(x, dim, keepdim, reducer, arg, op, result_type):
     if dim is None:
-        return reducer.apply(x, None, False)
+        return reducer.apply(x, None, False, True)
     if isinstance(dim, Tensor):
         raise TypeError(
             f"{op}: use autodiff.{'maximum' if op == 'max' else 'minimum'}(a, b) for two tensors"
         )
-    if x.numel() == 0:
-        raise IndexError(
-            f"{op}(): cannot reduce an empty tensor of shape {x.shape} along dim {dim}"
-        )
     (axis,) = normalize_dims(dim, x.ndim, op) or (0,)
+    if x.ndim and x.shape[axis] == 0:
+        raise IndexError(
+            f"{op}(): expected reduction dim {dim} to have non-zero size (shape {x.shape})"
+        )
     if x.ndim == 0:
         return result_type(x.clone(), Tensor._make(np.zeros((), np.int64), None, None))
     indices = arg(x.data, axis=axis, keepdims=True)
@@ -315,16 +395,20 @@ def min(x: Tensor, dim=None, keepdim=False):
 def amax(x: Tensor, dim=(), keepdim=False) -> Tensor:
     """Maximum over ``dim`` (all dims when empty); ties share the gradient."""
     dims = None if dim in ((), None) else normalize_dims(dim, x.ndim, "amax")
-    return Amax.apply(x, dims, keepdim)
+    return Amax.apply(x, dims, keepdim, False)
 
 
 def amin(x: Tensor, dim=(), keepdim=False) -> Tensor:
     """Minimum over ``dim`` (all dims when empty); ties share the gradient."""
     dims = None if dim in ((), None) else normalize_dims(dim, x.ndim, "amin")
-    return Amin.apply(x, dims, keepdim)
+    return Amin.apply(x, dims, keepdim, False)
 
 
 def _arg(x, dim, keepdim, fn, op):
+    if x.numel() == 0 and (dim is None or x.shape[normalize_dims(dim, x.ndim, op)[0]] == 0):
+        raise IndexError(
+            f"{op}(): expected a reduction dim of non-zero size (shape {x.shape}, dim {dim})"
+        )
     if dim is None:
         out = fn(x.data.reshape(-1))
         if keepdim:

@@ -226,7 +226,28 @@ def parse_shape(args, op: str) -> tuple:
 
 
 def reshape(x: Tensor, *shape) -> Tensor:
-    return Reshape.apply(x, parse_shape(shape, "reshape"))
+    return Reshape.apply(x, infer_size(parse_shape(shape, "reshape"), x.numel(), "reshape"))
+
+
+def infer_size(shape: tuple, numel: int, op: str) -> tuple:
+    """Replace one -1 in ``shape`` by the size that makes ``numel`` elements.
+
+    NumPy cannot infer it for a tensor with no elements; PyTorch can when the
+    other sizes are not 0: (0, 4) reshaped to (3, -1) is (3, 0).
+    """
+    if -1 not in shape:
+        return shape
+    if shape.count(-1) > 1:
+        raise ShapeError(f"{op}: only one dimension can be inferred (-1), got shape {shape}")
+    known = math.prod(s for s in shape if s != -1)
+    if known == 0:
+        raise ShapeError(
+            f"{op}: cannot reshape a tensor of {numel} elements into shape {shape}: the "
+            "unspecified dimension (-1) could be any size"
+        )
+    if numel % known:
+        raise ShapeError(f"{op}: cannot reshape a tensor of {numel} elements into shape {shape}")
+    return tuple(numel // known if s == -1 else s for s in shape)
 
 
 def flatten(x: Tensor, start_dim=0, end_dim=-1) -> Tensor:
@@ -242,8 +263,15 @@ def flatten(x: Tensor, start_dim=0, end_dim=-1) -> Tensor:
 
 
 def unflatten(x: Tensor, dim, sizes) -> Tensor:
+    """Split dim ``dim`` into ``sizes`` (one of them may be -1)."""
     d = normalize_dim(dim, x.ndim, "unflatten")
-    return reshape(x, x.shape[:d] + tuple(sizes) + x.shape[d + 1 :])
+    sizes = infer_size(parse_shape((sizes,), "unflatten"), x.shape[d], "unflatten")
+    if math.prod(sizes) != x.shape[d]:
+        raise ShapeError(
+            f"unflatten: sizes {sizes} do not multiply to the size {x.shape[d]} of dim {dim} "
+            f"(tensor of shape {x.shape})"
+        )
+    return Reshape.apply(x, x.shape[:d] + sizes + x.shape[d + 1 :])
 
 
 def permute(x: Tensor, *dims) -> Tensor:
@@ -369,9 +397,15 @@ def split(x: Tensor, split_size_or_sections, dim=0):
     """Split into chunks of a size, or into the listed sizes, along ``dim``."""
     d = normalize_dim(dim, x.ndim, "split")
     length = x.shape[d]
-    if isinstance(split_size_or_sections, int):
-        step = split_size_or_sections
-        sizes = [min(step, length - s) for s in range(0, length, step)]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        step = int(split_size_or_sections)
+        if step < 0 or (step == 0 and length != 0):
+            raise RuntimeError(
+                f"split: split_size must be positive (0 only for a dim of size 0), got "
+                f"{step} for dim {dim} of size {length}"
+            )
+        # an empty dim gives one empty piece, as in PyTorch
+        sizes = [min(step, length - s) for s in range(0, length, step)] if length else [0]
     else:
         sizes = list(split_size_or_sections)
         if sum(sizes) != length:
@@ -386,5 +420,10 @@ def split(x: Tensor, split_size_or_sections, dim=0):
 
 
 def chunk(x: Tensor, chunks: int, dim=0):
+    """Split into ``chunks`` pieces of equal size (the last smaller; maybe fewer pieces)."""
+    if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+        raise RuntimeError(f"chunk: expects `chunks` to be greater than 0, got: {chunks}")
     d = normalize_dim(dim, x.ndim, "chunk")
+    if x.shape[d] == 0:  # PyTorch gives `chunks` empty pieces
+        return split(x, [0] * int(chunks), d)
     return split(x, math.ceil(x.shape[d] / chunks), d)

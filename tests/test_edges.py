@@ -1,0 +1,432 @@
+"""Regression tests for the edges of issue 11: zeros, ties, NaN, empty tensors.
+
+Each case was wrong (a NaN gradient, a crash, a silently accepted mistake) and
+is pinned here twice: by the exact value PyTorch gives (so the test means
+something without PyTorch installed) and, where PyTorch is installed, against
+PyTorch itself.  The broad sweep over every op lives in test_differential.py.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import autodiff
+import nn.functional as F  # noqa: N812 (as torch.nn.functional is imported)
+
+NAN, INF = math.nan, math.inf
+
+
+def grads(lib, fn, values, order=1, upstream=None):
+    """The first ``order`` derivatives of ``fn`` at ``values`` (float64), as lists.
+
+    Each derivative is taken of the previous one's sum (with create_graph), so
+    order 2 is the diagonal of the Hessian for elementwise functions.
+    """
+    x = lib.tensor(values, dtype=lib.float64, requires_grad=True)
+    out = fn(lib, x)
+    target = (out * lib.tensor(upstream, dtype=lib.float64)).sum() if upstream else out.sum()
+    found = []
+    for _ in range(order):
+        grad_fn = lib.autograd.grad if lib is not autodiff else autodiff.grad
+        (g,) = grad_fn(target, x, create_graph=True)
+        found.append(g.detach().numpy(force=True).tolist())
+        target = g.sum()
+    return found
+
+
+def check(torch, fn, values, expected, order=1, upstream=None):
+    ours = grads(autodiff, fn, values, order, upstream)
+    np.testing.assert_array_equal(np.array(ours, dtype=float), np.array(expected, dtype=float))
+    if torch is not None:
+        theirs = grads(torch, fn, values, order, upstream)
+        np.testing.assert_array_equal(np.array(ours, dtype=float), np.array(theirs, dtype=float))
+
+
+@pytest.fixture
+def torch_or_none():
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - the exact values still run
+        return None
+    return torch
+
+
+def functional(lib):
+    return F if lib is autodiff else lib.nn.functional
+
+
+# -- wrong gradients, silent ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("correction", [0, 1])
+@pytest.mark.parametrize("dim", [None, 0, 1])
+def test_std_of_a_constant_has_gradient_zero(torch_or_none, correction, dim):
+    def fn(lib, x):
+        return x.reshape(2, 3).std(dim=dim, correction=correction)
+
+    check(torch_or_none, fn, [2.0] * 6, [[0.0] * 6], upstream=None)
+
+
+def test_var_of_a_constant_has_gradient_zero(torch_or_none):
+    check(torch_or_none, lambda lib, x: x.var(), [5.0, 5.0, 5.0], [[0.0, 0.0, 0.0]])
+
+
+def test_x_to_the_zero_at_zero(torch_or_none):
+    check(torch_or_none, lambda lib, x: x**0, [0.0, 2.0], [[0.0, 0.0]])
+    check(torch_or_none, lambda lib, x: x**0.0, [0.0, -0.0], [[0.0, 0.0]])
+
+    def tensor_exponent(lib, x):
+        return x ** lib.zeros(2, dtype=lib.float64)
+
+    check(torch_or_none, tensor_exponent, [0.0, 2.0], [[0.0, 0.0]])
+
+
+def test_higher_derivatives_of_powers_at_zero(torch_or_none):
+    check(torch_or_none, lambda lib, x: x**1, [0.0, 1.0], [[1.0, 1.0], [0.0, 0.0]], order=2)
+    check(
+        torch_or_none,
+        lambda lib, x: x**2,
+        [0.0, 1.0],
+        [[0.0, 2.0], [2.0, 2.0], [0.0, 0.0]],
+        order=3,
+    )
+
+
+def test_binary_cross_entropy_at_zero_and_one(torch_or_none):
+    def bce(lib, x):
+        target = lib.tensor([1.0, 0.0, 1.0, 0.0], dtype=lib.float64)
+        return functional(lib).binary_cross_entropy(x, target, reduction="none")
+
+    bound = 1 / float(np.float32(1e-12))  # PyTorch's bound on x (1 - x), in float32
+    check(torch_or_none, bce, [0.0, 1.0, 1e-20, 0.5], [[-bound, bound, -bound, 2.0]])
+
+
+def test_binary_cross_entropy_of_a_saturated_sigmoid_in_float32_stays_finite(torch_or_none):
+    for lib in (autodiff, torch_or_none) if torch_or_none else (autodiff,):
+        logits = lib.tensor([200.0, -200.0], requires_grad=True)
+        target = lib.tensor([0.0, 1.0])
+        loss = functional(lib).binary_cross_entropy(logits.sigmoid(), target)
+        loss.backward()
+        assert np.isfinite(loss.item()) and loss.item() == pytest.approx(100.0)
+        assert np.all(np.isfinite(logits.grad.numpy()))
+
+
+@pytest.mark.parametrize(
+    "cast",
+    [
+        lambda x: x.long(),
+        lambda x: x.int(),
+        lambda x: x.bool(),
+        lambda x: x.to(autodiff.int64),
+        lambda x: x.type(autodiff.int32),
+    ],
+)
+def test_casting_to_integers_or_bool_leaves_the_graph(cast):
+    x = autodiff.tensor([1.5, -2.0], requires_grad=True)
+    y = cast(x)
+    assert not y.requires_grad and y.grad_fn is None
+    assert x.double().requires_grad  # float to float keeps the graph
+
+
+def test_casting_to_integers_leaves_the_graph_as_in_torch(torch):
+    x = torch.tensor([1.5], requires_grad=True)
+    assert not x.long().requires_grad and not x.bool().requires_grad
+
+
+def test_clamp_with_tensor_bounds_gives_ties_to_x(torch_or_none):
+    def fn(lib, x):
+        low = lib.tensor([1.0, 0.0, 5.0], dtype=lib.float64)
+        high = lib.tensor([2.0, 0.0, 4.0], dtype=lib.float64)  # the last: low > high
+        return x.clamp(low, high)
+
+    check(torch_or_none, fn, [1.0, 0.0, 4.5], [[1.0, 1.0, 0.0]])
+
+
+def test_clamp_bounds_receive_their_gradients(torch_or_none):
+    def run(lib):
+        x = lib.tensor([0.0, 3.0, 1.0, 6.0], dtype=lib.float64, requires_grad=True)
+        low = lib.tensor([1.0, 1.0, 1.0, 5.0], dtype=lib.float64, requires_grad=True)
+        high = lib.tensor([2.0, 2.0, 2.0, 4.0], dtype=lib.float64, requires_grad=True)
+        out = x.clamp(low, high)
+        out.backward(lib.tensor([1.0, 2.0, 3.0, 4.0], dtype=lib.float64))
+        return [t.grad.numpy().tolist() for t in (x, low, high)] + [out.detach().numpy().tolist()]
+
+    ours = run(autodiff)
+    assert ours == [[0, 0, 3, 0], [1, 0, 0, 0], [0, 2, 0, 4], [1, 2, 1, 4]]
+    if torch_or_none is not None:
+        assert ours == run(torch_or_none)
+
+
+def test_nan_inputs(torch_or_none):
+    check(torch_or_none, lambda lib, x: x.relu(), [NAN, 1.0, -1.0, 0.0], [[1.0, 1.0, 0.0, 0.0]])
+    check(
+        torch_or_none,
+        lambda lib, x: lib.maximum(x, lib.zeros_like(x)),
+        [NAN, 1.0, 0.0],
+        [[1.0, 1.0, 0.5]],
+    )
+    check(torch_or_none, lambda lib, x: x.max(), [NAN], [[1.0]])
+    check(torch_or_none, lambda lib, x: x.min(), [NAN, 1.0, NAN], [[0.5, 0.0, 0.5]])
+    check(torch_or_none, lambda lib, x: x.abs(), [NAN, 0.0, -0.0], [[0.0, 0.0, 0.0]])
+    check(torch_or_none, lambda lib, x: functional(lib).elu(x), [NAN, 0.0], [[1.0, 1.0]])
+    check(torch_or_none, lambda lib, x: functional(lib).leaky_relu(x), [NAN], [[0.01]])
+
+
+def test_maximum_gives_both_sides_the_gradient_for_nan(torch_or_none):
+    def run(lib):
+        x = lib.tensor([NAN, 1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        y = lib.tensor([0.0, NAN, 2.0], dtype=lib.float64, requires_grad=True)
+        lib.maximum(x, y).sum().backward()
+        return x.grad.numpy().tolist(), y.grad.numpy().tolist()
+
+    ours = run(autodiff)
+    assert ours == ([1.0, 1.0, 0.5], [1.0, 1.0, 0.5])
+    if torch_or_none is not None:
+        assert ours == run(torch_or_none)
+
+
+def test_maximum_of_a_tensor_with_itself(torch_or_none):
+    # both arguments are x: each takes half at the tie, x receives g in total
+    check(torch_or_none, lambda lib, x: lib.maximum(x, x), [1.0, -2.0], [[1.0, 1.0]])
+    check(torch_or_none, lambda lib, x: lib.minimum(x, x), [1.0, -2.0], [[1.0, 1.0]])
+
+
+def test_elu_second_derivative_at_zero(torch_or_none):
+    e = math.exp(-1)
+    check(
+        torch_or_none,
+        lambda lib, x: functional(lib).elu(x),
+        [0.0, -1.0, 1.0],
+        [[1.0, e, 1.0], [0.0, e, 0.0]],
+        order=2,
+    )
+
+    def elu2(lib, x):
+        return functional(lib).elu(x, alpha=2.0)
+
+    check(torch_or_none, elu2, [0.0, -1.0], [[2.0, 2 * e], [0.0, 2 * e]], order=2)
+
+
+@pytest.mark.parametrize("name", ["relu", "abs", "leaky_relu"])
+def test_gradients_of_piecewise_linear_ops_can_be_differentiated_again(torch_or_none, name):
+    def fn(lib, x):
+        if name == "leaky_relu":
+            return functional(lib).leaky_relu(x, 0.1)
+        return getattr(x, name)()
+
+    first = {"relu": [1.0, 0.0], "abs": [1.0, -1.0], "leaky_relu": [1.0, 0.1]}[name]
+    check(torch_or_none, fn, [2.0, -3.0], [first, [0.0, 0.0]], order=2)
+    x = autodiff.tensor([2.0, -3.0], requires_grad=True)
+    (g,) = autodiff.grad(fn(autodiff, x).sum(), x, create_graph=True)
+    assert g.requires_grad
+
+
+def test_sign_floor_ceil_round_have_zero_gradients(torch_or_none):
+    for name in ("sign", "floor", "ceil", "round"):
+        check(torch_or_none, lambda lib, x, n=name: getattr(x, n)(), [1.5, -0.5, 0.0], [[0, 0, 0]])
+    check(torch_or_none, lambda lib, x: x.sign() * x, [NAN, -2.0], [[0.0, -1.0]])
+
+
+# -- wrong values ----------------------------------------------------------------------
+
+
+def test_one_log_softmax_stable_for_huge_float32_logits(torch_or_none):
+    logits = [1e8, 1e8, 0.0]
+    expected = [-math.log(2), -math.log(2), -1e8]
+    method = autodiff.tensor(logits).log_softmax(0)
+    function = F.log_softmax(autodiff.tensor(logits), dim=0)
+    assert method.dtype == np.float32
+    np.testing.assert_allclose(method.numpy(), expected, rtol=1e-6)
+    np.testing.assert_array_equal(method.numpy(), function.numpy())
+    if torch_or_none is not None:
+        theirs = torch_or_none.tensor(logits).log_softmax(0).numpy()
+        np.testing.assert_allclose(method.numpy(), theirs, rtol=1e-6)
+
+
+def test_log_softmax_is_one_implementation():
+    # the functional form adds only PyTorch's dtype and implicit-dim handling
+    x = autodiff.randn(3, 4, dtype=autodiff.float64, requires_grad=True)
+    a, b = x.log_softmax(1), F.log_softmax(x, dim=1)
+    np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+    assert a.grad_fn.name() == b.grad_fn.name()
+
+
+# -- crashes on legal input --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fn", [F.erf, F.gelu, lambda t: F.gelu(t, approximate="tanh")])
+def test_erf_and_gelu_on_a_0d_tensor(torch_or_none, fn):
+    x = autodiff.tensor(0.5, requires_grad=True)
+    y = fn(x)
+    y.backward()
+    assert y.shape == () and x.grad.shape == ()
+    if torch_or_none is not None:
+        tx = torch_or_none.tensor(0.5, requires_grad=True)
+        name = {F.erf: "erf"}.get(fn)
+        ty = torch_or_none.erf(tx) if name else None
+        if ty is not None:
+            ty.backward()
+            assert y.item() == pytest.approx(ty.item(), rel=1e-6)
+            assert x.grad.item() == pytest.approx(tx.grad.item(), rel=1e-6)
+
+
+def test_reductions_of_zero_element_tensors(torch_or_none):
+    x = autodiff.zeros(0, 3, requires_grad=True)
+    assert x.softmax(1).shape == (0, 3)
+    assert autodiff.zeros(2, 0).softmax(1).shape == (2, 0)
+    assert x.log_softmax(0).shape == (0, 3)
+    assert x.amax(1).shape == (0,) and x.amin(1).shape == (0,)
+    values, indices = x.max(1)
+    assert values.shape == (0,) and indices.dtype == np.int64
+    values, indices = x.min(1)
+    assert values.shape == (0,) and indices.dtype == np.int64
+    assert x.argmax(1).shape == (0,) and x.argmax(1).dtype == np.int64
+    (x.amax(1).sum() + x.max(1).values.sum() + x.softmax(1).sum()).backward()
+    assert x.grad.shape == (0, 3)
+    for call, kind in [
+        (lambda: x.amax(0), IndexError),
+        (lambda: x.max(0), IndexError),
+        (lambda: x.argmax(0), IndexError),
+        (lambda: x.amax(), RuntimeError),
+        (lambda: x.max(), RuntimeError),
+    ]:
+        with pytest.raises(kind):
+            call()
+    if torch_or_none is not None:
+        t = torch_or_none.zeros(0, 3)
+        for call, kind in [
+            (lambda: t.amax(0), IndexError),
+            (lambda: t.max(0), IndexError),
+            (lambda: t.argmax(0), IndexError),
+            (lambda: t.amax(), RuntimeError),
+            (lambda: t.max(), RuntimeError),
+        ]:
+            with pytest.raises(kind):
+                call()
+
+
+@pytest.mark.parametrize("length", [0, 1, 5, 6])
+@pytest.mark.parametrize("chunks", [1, 2, 3, 4])
+def test_chunk_sizes_match_torch(torch_or_none, length, chunks):
+    ours = [p.shape for p in autodiff.zeros(length).chunk(chunks)]
+    if length == 0:
+        assert ours == [(0,)] * chunks
+    if torch_or_none is not None:
+        assert ours == [tuple(p.shape) for p in torch_or_none.zeros(length).chunk(chunks)]
+
+
+def test_split_and_chunk_of_empty_tensors(torch_or_none):
+    assert [p.shape for p in autodiff.zeros(0).split(1)] == [(0,)]
+    assert [p.shape for p in autodiff.zeros(0, 2).split(0)] == [(0, 2)]
+    for bad in (lambda: autodiff.zeros(3).chunk(0), lambda: autodiff.zeros(3).chunk(-1)):
+        with pytest.raises(RuntimeError, match="chunk: expects `chunks` to be greater than 0"):
+            bad()
+    for bad in (lambda: autodiff.zeros(3).split(0), lambda: autodiff.zeros(3).split(-1)):
+        with pytest.raises(RuntimeError, match="split"):
+            bad()
+    if torch_or_none is not None:
+        assert len(torch_or_none.zeros(0).split(1)) == 1
+        with pytest.raises(RuntimeError):
+            torch_or_none.zeros(3).chunk(0)
+
+
+def test_indexing_with_an_empty_list(torch_or_none):
+    x = autodiff.zeros(3, 2, requires_grad=True)
+    y = x[[]]
+    assert y.shape == (0, 2)
+    y.sum().backward()
+    assert x.grad.shape == (3, 2)
+    if torch_or_none is not None:
+        assert tuple(torch_or_none.zeros(3, 2)[[]].shape) == y.shape
+
+
+def test_reshape_and_unflatten_with_minus_one_on_zero_elements(torch_or_none):
+    x = autodiff.zeros(0, 4)
+    cases = [
+        (lambda t: t.reshape(3, -1), (3, 0)),
+        (lambda t: t.reshape(-1), (0,)),
+        (lambda t: t.unflatten(1, (2, -1)), (0, 2, 2)),
+        (lambda t: t.unflatten(0, (2, -1)), (2, 0, 4)),
+        (lambda t: t.view(-1, 2), (0, 2)),
+    ]
+    for fn, shape in cases:
+        assert fn(x).shape == shape
+        if torch_or_none is not None:
+            assert tuple(fn(torch_or_none.zeros(0, 4)).shape) == shape
+    for fn in (lambda t: t.reshape(0, -1), lambda t: t.reshape(-1, 0)):
+        with pytest.raises(RuntimeError, match="unspecified dimension"):
+            fn(x)
+        if torch_or_none is not None:
+            with pytest.raises(RuntimeError):
+                fn(torch_or_none.zeros(0, 4))
+
+
+# -- nonsense accepted silently ------------------------------------------------------------
+
+
+def test_embedding_rejects_negative_indices(torch_or_none):
+    weight = autodiff.randn(3, 2)
+    with pytest.raises(IndexError, match="embedding: index out of range"):
+        F.embedding(autodiff.tensor([-1]), weight)
+    if torch_or_none is not None:
+        with pytest.raises(IndexError):
+            torch_or_none.nn.functional.embedding(
+                torch_or_none.tensor([-1]), torch_or_none.randn(3, 2)
+            )
+
+
+def test_integer_division_by_zero_raises(torch_or_none):
+    for fn in (
+        lambda lib: lib.tensor([3]) // 0,
+        lambda lib: lib.tensor([3, 2]) // lib.tensor([1, 0]),
+        lambda lib: lib.tensor([3]) % 0,
+    ):
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            fn(autodiff)
+        if torch_or_none is not None:
+            with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+                fn(torch_or_none)
+    floats = autodiff.tensor([3.0, -3.0, 0.0]) // 0  # floats: inf, -inf, nan
+    np.testing.assert_array_equal(floats.numpy(), [INF, -INF, NAN])
+
+
+def test_masked_fill_needs_a_boolean_mask(torch_or_none):
+    for mask in ([1.0, 0.0], [1, 0]):
+        with pytest.raises(RuntimeError, match="masked_fill: only supports boolean masks"):
+            autodiff.zeros(2).masked_fill(autodiff.tensor(mask), 1.0)
+        if torch_or_none is not None:
+            with pytest.raises(RuntimeError, match="only supports boolean masks"):
+                torch_or_none.zeros(2).masked_fill(torch_or_none.tensor(mask), 1.0)
+    filled = autodiff.zeros(2).masked_fill(autodiff.tensor([True, False]), 1.0)
+    assert filled.tolist() == [1.0, 0.0]
+
+
+def test_integer_to_a_negative_integer_power_is_a_dtype_error(torch_or_none):
+    with pytest.raises(RuntimeError, match="negative integer powers") as info:
+        autodiff.tensor([2]) ** -1
+    assert not isinstance(info.value, autodiff.errors.ShapeError)
+    assert (autodiff.tensor([2]) ** -1.0).tolist() == [0.5]
+    if torch_or_none is not None:
+        with pytest.raises(RuntimeError, match="negative integer powers"):
+            torch_or_none.tensor([2]) ** -1
+
+
+# -- IEEE results are silent, as in PyTorch ------------------------------------------------
+
+
+def test_no_numpy_warnings_for_ieee_results():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = autodiff.tensor([0.0, 1.0], requires_grad=True)
+        x.sqrt().sum().backward()  # slope inf at 0
+        assert x.grad.tolist() == [INF, 0.5]
+        y = autodiff.tensor([1.0, 0.0, -1.0]) / 0.0
+        np.testing.assert_array_equal(y.numpy(), [INF, NAN, -INF])
+        z = autodiff.tensor([0.0], requires_grad=True)
+        z.log().sum().backward()
+        assert z.grad.tolist() == [INF]
+        (autodiff.tensor([1000.0]).exp() * 0).sum()
