@@ -190,5 +190,6 @@ def set_printoptions(precision=None, threshold=None, linewidth=None, **_ignored)
 
 # Imported last, since they need the engine: autodiff.optim.SGD (as torch.optim),
 # autodiff.functional.jacobian (as torch.autograd.functional), save/load.
-from . import functional, optim  # noqa: E402
+# autodiff.onnx.export imports the onnx package only when it is called.
+from . import functional, onnx, optim  # noqa: E402
 from .serialization import load, save  # noqa: E402

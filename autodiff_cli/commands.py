@@ -4,6 +4,7 @@
     autodiff train --dataset digits --model cnn --optimizer adam --epochs 10
     autodiff evaluate --model-path model.pth
     autodiff graph --model mlp --out mlp.svg
+    autodiff export --model-path model.pth --out model.onnx
 
 ``autodiff train`` runs PyTorch's quickstart end to end on this engine: it loads
 FashionMNIST from ``--data-dir`` (downloading it when it is missing), trains the
@@ -532,6 +533,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--collapse", action="store_true", help="draw each module as one box instead of its ops"
     )
     graph.set_defaults(handler=command_graph, parser=graph)
+
+    from .export import add_export_command  # its own module: the ONNX extra is optional
+
+    add_export_command(commands)
     return parser
 
 

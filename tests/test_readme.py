@@ -13,6 +13,7 @@ line, a comment that the reader sees too:
                                files in FashionMNIST's layout, written to ./data first
     # needs: torch             PyTorch: run only when it is installed
     # needs: dot               Graphviz's dot program (rendering): run only when installed
+    # needs: onnx              onnx and onnxruntime (the onnx extra): run only when installed
 
 Several needs are separated by commas (``# needs: torch, dot``).  An unknown need
 fails the test, so that a typo cannot skip a block silently.  A skipped block's
@@ -44,8 +45,10 @@ def _available(need: str) -> bool:
         return importlib.util.find_spec("torch") is not None
     if need == "dot":
         return shutil.which("dot") is not None
+    if need == "onnx":
+        return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
     raise ValueError(
-        f"README.md: unknown '# needs: {need}' (known: fashion-mnist, torch, dot; see "
+        f"README.md: unknown '# needs: {need}' (known: fashion-mnist, torch, dot, onnx; see "
         "tests/test_readme.py)"
     )
 

@@ -1,0 +1,1464 @@
+"""Export a model to ONNX, to run it on ONNX Runtime or look at it in Netron.
+
+``autodiff.onnx.export(model, args, "model.onnx")`` works as ``torch.onnx.export``:
+it runs the model once on ``args`` in evaluation mode, watches every operation
+that runs (``autodiff.observe``), and writes each one as standard ONNX
+operators.  A layer that recorded itself as a lecture-level region (``linear``,
+``conv2d``, ``max_pool2d``, ``batch_norm``, ...; see ``autodiff.region``)
+becomes one ONNX operator (Gemm, Conv, MaxPool, BatchNormalization, ...); an
+operation outside any region (``x.view``, ``+``, ``cat``, ``permute``, ``sum``)
+is written from its primitive (Reshape, Add, Concat, Transpose, ReduceSum).
+Parameters and buffers become initializers named by the state dict's keys.
+
+What is written always computes what the model computes.  An operation with
+no ONNX form is an error that names it and the module that ran it, and, to
+catch values that leave the graph (``.data``, ``.numpy()``, Python control
+flow on values), the model runs a second time on an input with other values
+and another batch size: both runs must give the same ONNX graph, otherwise
+export refuses and names the operation that differed.
+
+Example::
+
+    model = nn.models.NeuralNetwork(in_features=64)
+    autodiff.onnx.export(model, autodiff.randn(1, 64), "mlp.onnx")
+
+    import onnxruntime
+    session = onnxruntime.InferenceSession("mlp.onnx")
+    logits = session.run(None, {"x": images})[0]     # any batch size
+
+Needs the ``onnx`` package (``pip install "autodiff[onnx]"``, which also
+brings ``onnxruntime``); ``import autodiff`` itself does not.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import ops
+from .files import atomic_write
+from .grad_mode import enable_grad
+from .tensor import Tensor
+
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "UnsupportedOperatorError", "export"]
+
+#: The opset written when ``opset_version`` is None (PyTorch's default too).
+DEFAULT_OPSET = 20
+#: The oldest opset this exporter writes (Softmax along one axis, Reduce* axes as inputs).
+MIN_OPSET = 13
+
+
+class UnsupportedOperatorError(RuntimeError):
+    """An operation of the model has no ONNX form here (raised instead of writing a wrong file)."""
+
+
+def export(
+    model,
+    args,
+    f,
+    input_names=None,
+    output_names=None,
+    dynamic_axes=None,
+    opset_version=None,
+):
+    """Write ``model`` as an ONNX file that computes ``model(*args)``, as ``torch.onnx.export``.
+
+    - ``args``: a Tensor or a tuple of the model's positional arguments; each
+      Tensor becomes a graph input (other values are fixed into the graph).
+    - ``f``: a path (written atomically) or a binary file object.
+    - ``input_names`` / ``output_names``: the graph's names for the inputs and
+      outputs; by default the names of ``forward``'s parameters (``x``) and
+      ``output`` (``output_0``, ``output_1``, ... for several).
+    - ``dynamic_axes``: ``{name: {axis: "dim name"}}`` or ``{name: [axes]}``.
+      Unlike PyTorch, the default (None) makes axis 0 of every input a dynamic
+      ``batch`` dimension, so that the file runs on any batch size; pass ``{}``
+      for fixed sizes.  Output axes that follow an input's dynamic axis are
+      marked dynamic with it.
+    - ``opset_version``: the ONNX opset, ``MIN_OPSET`` (13) or newer; default 20.
+
+    The model runs in evaluation mode (Dropout is the identity, BatchNorm uses its
+    running statistics) and each module's mode is restored afterwards.  Raises
+    ``UnsupportedOperatorError`` naming the operation and its module when some
+    operation has no ONNX form, or when the model's graph depends on the input's
+    values or batch size in a way a file cannot express.  Every file passes
+    ``onnx.checker.check_model`` (with full shape inference) before it is written.
+
+    Example::
+
+        autodiff.onnx.export(model, autodiff.randn(1, 1, 28, 28), "cnn.onnx",
+                             input_names=["image"], output_names=["logits"])
+    """
+    onnx = _require_onnx()
+    opset = _check_opset(opset_version, onnx)
+    args = tuple(args) if isinstance(args, (tuple, list)) else (args,)
+    positions = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+    names_in = _input_names(model, args, positions, input_names)
+    dynamic = _dynamic_axes_by_input(dynamic_axes, names_in, args, positions)
+
+    first = _trace(model, args, positions)
+    varied = _varied_args(args, positions, dynamic)
+    try:
+        second = _trace(model, varied, positions)
+    except Exception as error:
+        raise UnsupportedOperatorError(
+            _second_run_failed(args, varied, positions, names_in, dynamic, error)
+        ) from error
+    names_out = _output_names(first.outputs, output_names)
+    _check_dynamic_axes_names(dynamic_axes, names_in, names_out)
+    _pair_units(first, second, args, varied, positions)
+
+    graph_a = _Lowering(first, opset, names_in, names_out).run()
+    graph_b = _Lowering(second, opset, names_in, names_out).run()
+    _compare(graph_a, graph_b, args, varied, positions)
+
+    model_proto = _model_proto(
+        onnx, graph_a, first, second, names_in, names_out, dynamic_axes, dynamic, opset
+    )
+    onnx.checker.check_model(model_proto, full_check=True)
+    data = model_proto.SerializeToString()
+    if isinstance(f, (str, os.PathLike)):
+        with atomic_write(f) as file:
+            file.write(data)
+    else:
+        f.write(data)
+
+
+# -- options ---------------------------------------------------------------------------
+
+
+def _require_onnx():
+    try:
+        import onnx
+    except ImportError as error:
+        raise ModuleNotFoundError(
+            "autodiff.onnx.export needs the onnx package: pip install 'autodiff[onnx]' "
+            f"(which brings onnx and onnxruntime) ({error})"
+        ) from error
+    return onnx
+
+
+def _check_opset(opset_version, onnx) -> int:
+    newest = onnx.defs.onnx_opset_version()
+    if opset_version is None:
+        return min(DEFAULT_OPSET, newest)
+    if not isinstance(opset_version, int) or not MIN_OPSET <= opset_version <= newest:
+        raise ValueError(
+            f"export: opset_version must be an int from {MIN_OPSET} to {newest} (the newest "
+            f"the installed onnx {onnx.__version__} knows), got {opset_version!r}"
+        )
+    return opset_version
+
+
+def _input_names(model, args, positions, given) -> list[str]:
+    if given is not None:
+        given = list(given)
+        if len(given) > len(positions):
+            raise ValueError(
+                f"export: {len(given)} input_names for {len(positions)} tensor inputs: {given}"
+            )
+    else:
+        given = []
+    defaults = _forward_parameter_names(model, len(args))
+    names = []
+    for k, i in enumerate(positions):
+        if k < len(given):
+            names.append(str(given[k]))
+        elif defaults and defaults[i] not in names:
+            names.append(defaults[i])
+        else:
+            names.append("input" if len(positions) == 1 else f"input_{k}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"export: input names must differ, got {names}")
+    return names
+
+
+def _forward_parameter_names(model, count):
+    forward = getattr(model, "forward", model)
+    try:
+        parameters = list(inspect.signature(forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    names = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return names if len(names) >= count else None
+
+
+def _output_names(outputs, given) -> list[str]:
+    count = len(outputs)
+    given = [] if given is None else [str(n) for n in given]
+    if len(given) > count:
+        raise ValueError(f"export: {len(given)} output_names for {count} outputs: {given}")
+    names = given + ["output" if count == 1 else f"output_{k}" for k in range(len(given), count)]
+    if len(set(names)) != len(names):
+        raise ValueError(f"export: output names must differ, got {names}")
+    return names
+
+
+def _axes_of(entry, name):
+    """One ``dynamic_axes`` entry as {axis: dim name} (a list gets PyTorch's generated names)."""
+    if isinstance(entry, dict):
+        return {int(axis): str(dim) for axis, dim in entry.items()}
+    if isinstance(entry, (list, tuple)):
+        return {int(axis): f"{name}_dynamic_axes_{k + 1}" for k, axis in enumerate(entry)}
+    raise TypeError(
+        f"export: dynamic_axes[{name!r}] must be a dict {{axis: name}} or a list of axes, "
+        f"got {type(entry).__name__}"
+    )
+
+
+def _dynamic_axes_by_input(dynamic_axes, names_in, args, positions):
+    """For each tensor input, {axis: dim name} of its dynamic axes (default: axis 0, "batch")."""
+    result = []
+    for name, i in zip(names_in, positions, strict=True):
+        ndim = args[i].ndim
+        if dynamic_axes is None:
+            axes = {0: "batch"} if ndim >= 1 else {}
+        else:
+            axes = _axes_of(dynamic_axes.get(name, {}), name)
+        for axis in axes:
+            if not -ndim <= axis < ndim:
+                raise ValueError(
+                    f"export: dynamic axis {axis} of input {name!r} is out of range for its "
+                    f"shape {args[i].shape}"
+                )
+        result.append({axis % ndim: dim for axis, dim in axes.items()})
+    return result
+
+
+def _check_dynamic_axes_names(dynamic_axes, names_in, names_out):
+    if not dynamic_axes:
+        return
+    unknown = [n for n in dynamic_axes if n not in names_in and n not in names_out]
+    if unknown:
+        raise ValueError(
+            f"export: dynamic_axes names {unknown}, which are neither inputs {names_in} "
+            f"nor outputs {names_out}"
+        )
+
+
+# -- running the model -----------------------------------------------------------------
+
+
+@dataclass
+class _Record:
+    """One recorded node, as its observer saw it."""
+
+    node: object
+    inputs: tuple
+    keys: tuple  # the value key of each input (None for a non-tensor)
+    output: Tensor
+    module: str | None
+    regions: tuple  # the enclosing regions, outermost first
+
+
+@dataclass
+class _Trace:
+    records: list
+    inputs: list  # the input Tensors given to the model (detached copies)
+    outputs: list  # the output Tensors
+    params: dict  # value key -> state dict name
+    region_keys: dict  # id(region) -> value keys of its inputs, taken at its first node
+    module_types: dict  # qualified module name -> its class name
+    units: list = field(default_factory=list)
+
+
+def _key(tensor: Tensor):
+    """What identifies a value: the node that computed it, or the leaf tensor itself.
+
+    An in-place operation gives a tensor a new node; the node, not the Python
+    object, says which value an operation read.
+    """
+    node = tensor.grad_fn
+    return ("node", id(node)) if node is not None else ("leaf", id(tensor))
+
+
+def _region_of(node):
+    region = getattr(node, "region", None)
+    if region is None:
+        annotations = getattr(node, "annotations", None)
+        if annotations:
+            region = annotations.get("region")
+    return region
+
+
+def _region_chain(region) -> tuple:
+    chain = []
+    while region is not None:
+        chain.append(region)
+        region = getattr(region, "parent", None)
+    return tuple(reversed(chain))
+
+
+def _trace(model, args, positions) -> _Trace:
+    """Run the model once in eval mode, recording every node with its inputs and module."""
+    from . import observe
+
+    given = list(args)
+    inputs = []
+    for i in positions:
+        copy = args[i].detach()
+        if copy.dtype.kind in "fc":
+            copy.requires_grad_(True)  # so that every operation on it is recorded
+        given[i] = copy
+        inputs.append(copy)
+    params = _parameter_names(model)
+    records = []
+    region_keys = {}
+    stack = []
+    thread = threading.get_ident()
+
+    def observer(node, node_inputs, output):
+        if threading.get_ident() != thread:  # observers are process-wide: another thread's op
+            return
+        chain = _region_chain(_region_of(node))
+        for region in chain:
+            if id(region) not in region_keys:
+                region_keys[id(region)] = tuple(
+                    _key(t) if isinstance(t, Tensor) else None
+                    for t in (getattr(region, "inputs", None) or ())
+                )
+        keys = tuple(_key(t) if isinstance(t, Tensor) else None for t in node_inputs)
+        module = stack[-1] if stack else None
+        records.append(_Record(node, tuple(node_inputs), keys, output, module, chain))
+
+    modes = {}
+    hooks = []
+    named = list(model.named_modules()) if hasattr(model, "named_modules") else []
+    for name, module in named:
+        modes[id(module)] = (module, module.training)
+        if name:  # the model itself has no name of its own
+            hooks.append(module.register_forward_pre_hook(_push(stack, name)))
+            hooks.append(module.register_forward_hook(_pop(stack)))
+    try:
+        if hasattr(model, "eval"):
+            model.eval()
+        with enable_grad(), observe(observer):
+            result = model(*given)
+    finally:
+        for handle in hooks:
+            handle.remove()
+        for module, mode in modes.values():  # each module's own mode, as it was
+            module.training = mode
+    outputs = list(result) if isinstance(result, (tuple, list)) else [result]
+    for k, out in enumerate(outputs):
+        if not isinstance(out, Tensor):
+            raise TypeError(
+                f"export: the model's output {k} is a {type(out).__name__}; export writes "
+                "models that return a Tensor or a tuple of Tensors"
+            )
+    types = {name: type(module).__name__ for name, module in named if name}
+    return _Trace(records, inputs, outputs, params, region_keys, types)
+
+
+def _push(stack, name):
+    def hook(module, args):
+        stack.append(name)
+
+    return hook
+
+
+def _pop(stack):
+    def hook(module, args, output):
+        stack.pop()
+
+    return hook
+
+
+def _parameter_names(model) -> dict:
+    """Value key -> name for every parameter and buffer: the state dict's keys first."""
+    names = {}
+    if hasattr(model, "state_dict"):
+        for key, value in model.state_dict(keep_vars=True).items():
+            if isinstance(value, Tensor):
+                names.setdefault(("leaf", id(value)), key)
+    for method in ("named_parameters", "named_buffers"):
+        if hasattr(model, method):
+            for key, value in getattr(model, method)():
+                if isinstance(value, Tensor):
+                    names.setdefault(("leaf", id(value)), key)
+    return names
+
+
+def _varied_args(args, positions, dynamic):
+    """The second run's arguments: other values, and one more entry along each dynamic axis.
+
+    Entries are reordered (a roll, plus the first one repeated), so integer inputs
+    stay valid indices; floating inputs are also rescaled.
+    """
+    varied = list(args)
+    for i, axes in zip(positions, dynamic, strict=True):
+        data = args[i].data
+        for axis in sorted(axes):
+            n = data.shape[axis]
+            order = np.concatenate([np.roll(np.arange(n), -1), np.zeros(1, dtype=np.int64)])
+            data = np.take(data, order, axis=axis) if n else data
+        if data.dtype.kind in "fc":
+            data = (data * 0.75 + 0.125).astype(data.dtype)
+        elif not axes and data.size > 1:
+            data = np.roll(data, 1)
+        varied[i] = Tensor._make(np.ascontiguousarray(data), None, None)
+    return tuple(varied)
+
+
+def _shapes(args, positions):
+    return ", ".join(str(tuple(args[i].shape)) for i in positions)
+
+
+def _second_run_failed(args, varied, positions, names_in, dynamic, error):
+    changed = [
+        f"{name} axis {axis} ({dim})"
+        for name, axes in zip(names_in, dynamic, strict=True)
+        for axis, dim in axes.items()
+    ]
+    what = (
+        f"an input whose dynamic axes ({', '.join(changed)}) have other sizes "
+        f"({_shapes(args, positions)} -> {_shapes(varied, positions)})"
+        if changed
+        else "an input with other values"
+    )
+    return (
+        f"export: the model fails on {what}, so the exported file could not run on it either: "
+        f"{type(error).__name__}: {error}. Export with fixed sizes (dynamic_axes={{}}) or make "
+        "the model accept any batch size"
+    )
+
+
+# -- units: what one ONNX operator (or a few) is written for -----------------------------
+
+
+@dataclass
+class _Unit:
+    """A region (one lecture-level op) or one primitive node outside every mapped region."""
+
+    op: str  # lecture name: "linear", "add", "reshape", ...
+    module: str | None
+    region: object | None
+    function: type | None
+    args: tuple  # the region's inputs, or the primitive's apply() arguments
+    keys: tuple  # value key of each arg (None for a non-tensor)
+    output: Tensor
+    output_key: tuple
+    members: list  # the node keys recorded inside a region unit
+    module_type: str | None = None
+    other: _Unit | None = None  # the same unit in the other run
+
+    def where(self) -> str:
+        if not self.module:
+            return f"{self.op} (in the model's own forward)"
+        kind = f" ({self.module_type})" if self.module_type else ""
+        return f"{self.op} in module {self.module!r}{kind}"
+
+
+def _op_name(function) -> str:
+    return getattr(function, "op_name", function.__name__.lower())
+
+
+def _units(trace: _Trace) -> list:
+    """Group the records: one unit per outermost mappable region, one per other node."""
+    units = []
+    by_region = {}
+    for record in trace.records:
+        region = next((r for r in record.regions if _region_rule(r) is not None), None)
+        node_key = ("node", id(record.node))
+        if region is None:
+            units.append(
+                _Unit(
+                    op=_op_name(record.node.function),
+                    module=record.module,
+                    region=None,
+                    function=record.node.function,
+                    args=record.inputs,
+                    keys=record.keys,
+                    output=record.output,
+                    output_key=node_key,
+                    members=[],
+                )
+            )
+            continue
+        unit = by_region.get(id(region))
+        if unit is None:
+            inputs = tuple(getattr(region, "inputs", None) or ())
+            unit = _Unit(
+                op=region.name,
+                module=getattr(region, "module", None) or record.module,
+                region=region,
+                function=None,
+                args=inputs,
+                keys=trace.region_keys.get(id(region), (None,) * len(inputs)),
+                output=region.output,
+                output_key=None,
+                members=[],
+            )
+            by_region[id(region)] = unit
+            units.append(unit)
+        unit.members.append((node_key, record))
+    for unit in by_region.values():
+        unit.output_key = _region_output_key(unit)
+    for unit in units:
+        unit.module_type = trace.module_types.get(unit.module)
+    trace.units = units
+    return units
+
+
+def _region_output_key(unit) -> tuple:
+    """The node whose value the region returns (the last of its nodes, after an in-place change)."""
+    output = unit.output
+    if not isinstance(output, Tensor):
+        return None  # its rule refuses it
+    members = {key for key, _ in unit.members}
+    key = _key(output)
+    if key in members:
+        return key
+    for node_key, record in reversed(unit.members):
+        if record.output is output or record.output.shape == output.shape:
+            return node_key
+    raise UnsupportedOperatorError(
+        f"export: {unit.where()}: cannot tell which of its nodes computed its output"
+    )
+
+
+def _describe_unit(unit) -> str:
+    return unit.where() if unit is not None else "the end of the model"
+
+
+def _pair_units(first, second, args, varied, positions):
+    """Match the two runs' units; a different sequence means control flow on values."""
+    a, b = _units(first), _units(second)
+    for k in range(max(len(a), len(b))):
+        ua = a[k] if k < len(a) else None
+        ub = b[k] if k < len(b) else None
+        if ua is None or ub is None or (ua.op, ua.module) != (ub.op, ub.module):
+            raise UnsupportedOperatorError(
+                f"export: the model ran other operations on a second input "
+                f"({_shapes(args, positions)} -> {_shapes(varied, positions)}): "
+                f"{_describe_unit(ua)} the first time, {_describe_unit(ub)} the second. "
+                "A graph that depends on the input's values or sizes through Python "
+                "control flow cannot be written as one ONNX file"
+            )
+        ua.other, ub.other = ub, ua
+    if len(first.outputs) != len(second.outputs):
+        raise UnsupportedOperatorError(
+            "export: the model returned a different number of outputs on a second input"
+        )
+
+
+# -- lowering: units to ONNX nodes ----------------------------------------------------------
+
+
+@dataclass
+class _Graph:
+    """One run's ONNX graph as plain data (compared between the runs before it is written)."""
+
+    nodes: list  # (op_type, inputs, outputs, attrs, name, unit)
+    initializers: dict  # name -> (array, unit or None)
+    inputs: list  # (name, tensor)
+    outputs: list  # (name, tensor)
+
+
+_INTERNAL = "internal"
+
+
+class _Lowering:
+    """Turns one run's units into ONNX nodes, constants and initializers."""
+
+    def __init__(self, trace: _Trace, opset: int, names_in, names_out):
+        self.trace = trace
+        self.opset = opset
+        self.names_in = names_in
+        self.names_out = names_out
+        self.nodes = []
+        self.initializers = {}
+        self.names = {}  # value key -> ONNX name (or (_INTERNAL, unit))
+        self.taken = set(names_in) | set(names_out)
+        self.unit = None
+
+    # -- the whole run ----------------------------------------------------------------
+    def run(self) -> _Graph:
+        for name, tensor in zip(self.names_in, self.trace.inputs, strict=True):
+            self.names[("leaf", id(tensor))] = name
+        for unit in self.trace.units:
+            self.unit = unit
+            for key, _ in unit.members:
+                self.names[key] = (_INTERNAL, unit)
+            output = self.lower(unit)
+            if unit.output_key is not None:
+                self.names[unit.output_key] = output
+        self.unit = None
+        outputs = []
+        for name, tensor in zip(self.names_out, self.trace.outputs, strict=True):
+            value = self.value_of(tensor, _key(tensor), f"output {name!r}")
+            outputs.append((self.rename_output(value, name), tensor))
+        inputs = list(zip(self.names_in, self.trace.inputs, strict=True))
+        self.prune([name for name, _ in outputs])
+        return _Graph(self.nodes, self.initializers, inputs, outputs)
+
+    def prune(self, outputs):
+        """Drop nodes and initializers no output needs (a shape check's unused window view)."""
+        needed = set(outputs)
+        kept = []
+        for node in reversed(self.nodes):
+            if needed.intersection(node[2]):
+                kept.append(node)
+                needed.update(node[1])
+        self.nodes = kept[::-1]
+        self.initializers = {k: v for k, v in self.initializers.items() if k in needed}
+
+    def lower(self, unit) -> str:
+        if unit.region is not None:
+            return _region_rule(unit.region)(self, unit)
+        rule = _PRIMITIVE_RULES.get(unit.function) or _PRIMITIVE_RULES_BY_NAME.get(
+            f"{unit.function.__module__}.{unit.function.__qualname__}"
+        )
+        if rule is None:
+            raise UnsupportedOperatorError(
+                f"export: {unit.where()} has no ONNX mapping (the primitive "
+                f"{unit.function.__name__}); write the model with operations that have one, "
+                "or run this part outside the exported model"
+            )
+        return rule(self, unit)
+
+    def rename_output(self, value, name) -> str:
+        """Give the graph output its name: rename the node output, or add an Identity."""
+        producers = [n for n in self.nodes if value in n[2]]
+        is_output_already = any(value == v for v in self.names_out)
+        if producers and not is_output_already and value not in self.names_in:
+            for node in self.nodes:
+                node[1][:] = [name if v == value else v for v in node[1]]
+                node[2][:] = [name if v == value else v for v in node[2]]
+            for key, v in list(self.names.items()):
+                if v == value:
+                    self.names[key] = name
+            return name
+        self.nodes.append(("Identity", [value], [name], {}, f"/Identity_{name}", None))
+        return name
+
+    # -- values -----------------------------------------------------------------------
+    def value_of(self, arg, key, what="") -> str:
+        """The ONNX name of a tensor argument: an input, an earlier result, a weight or a constant."""
+        name = self.names.get(key)
+        if isinstance(name, tuple):
+            raise UnsupportedOperatorError(
+                f"export: {self.describe()} reads a value computed inside {name[1].where()} "
+                "that is not that region's output"
+            )
+        if name is not None:
+            return name
+        param = self.trace.params.get(key)
+        if param is not None:
+            self.initializers[param] = (np.array(arg.data), None)
+            self.names[key] = param
+            return param
+        # a tensor computed outside the recorded graph: fixed into the file as a constant
+        # (a second run with other input values catches one computed from the input)
+        return self.constant(np.array(arg.data), "constant")
+
+    def arg(self, i, dtype=None) -> str:
+        """The ONNX name of the unit's argument ``i``, cast to ``dtype`` if given."""
+        unit = self.unit
+        value = unit.args[i]
+        if isinstance(value, Tensor):
+            name = self.value_of(value, unit.keys[i])
+            if dtype is not None and value.dtype != np.dtype(dtype):
+                name = self.cast(name, dtype)
+            return name
+        if value is None:
+            return ""
+        array = np.asarray(value)
+        if dtype is not None:
+            array = array.astype(dtype)
+        elif not isinstance(value, np.ndarray) and array.dtype.kind != "b":
+            array = array.astype(unit.output.dtype)  # a Python number takes the tensor's type
+        return self.constant(array, "constant")
+
+    def cast(self, name, dtype) -> str:
+        return self.node("Cast", [name], to=_onnx_type(np.dtype(dtype)))
+
+    def constant(self, array, hint) -> str:
+        array = np.asarray(array)
+        name = self.fresh(f"{self.scope()}/{hint}")
+        self.initializers[name] = (array, self.unit)
+        return name
+
+    def ints(self, values, hint) -> str:
+        return self.constant(np.asarray(list(values), dtype=np.int64), hint)
+
+    # -- nodes ------------------------------------------------------------------------
+    def node(self, op_type, inputs, outputs=1, **attrs):
+        name = self.fresh(f"{self.scope()}/{op_type}")
+        names = [f"{name}_output_{k}" for k in range(outputs)]
+        self.taken.update(names)
+        while inputs and inputs[-1] == "":  # optional inputs left out at the end
+            inputs = inputs[:-1]
+        self.nodes.append((op_type, list(inputs), names, attrs, name, self.unit))
+        return names[0] if outputs == 1 else names
+
+    def scope(self) -> str:
+        module = self.unit.module if self.unit is not None else None
+        if not module:
+            return ""
+        parts = module.split(".")
+        return "/" + "/".join(".".join(parts[: k + 1]) for k in range(len(parts)))
+
+    def fresh(self, name) -> str:
+        candidate, k = name, 0
+        while candidate in self.taken:
+            k += 1
+            candidate = f"{name}_{k}"
+        self.taken.add(candidate)
+        return candidate
+
+    def describe(self) -> str:
+        return self.unit.where() if self.unit is not None else "the model's output"
+
+    def unsupported(self, why) -> UnsupportedOperatorError:
+        return UnsupportedOperatorError(f"export: {self.describe()}: {why}")
+
+    # -- helpers shared by rules ------------------------------------------------------
+    def reduce(self, op_type, data, axes, keepdims) -> str:
+        """Reduce* with its axes as an input (opset 18; ReduceSum from 13) or an attribute."""
+        axes = [int(a) for a in axes]
+        if op_type == "ReduceSum" or self.opset >= 18:
+            return self.node(op_type, [data, self.ints(axes, "axes")], keepdims=int(keepdims))
+        return self.node(op_type, [data], axes=axes, keepdims=int(keepdims))
+
+    def unsqueeze(self, data, axes) -> str:
+        return self.node("Unsqueeze", [data, self.ints(axes, "axes")])
+
+    def squeeze(self, data, axes) -> str:
+        return self.node("Squeeze", [data, self.ints(axes, "axes")])
+
+
+def _onnx_type(dtype) -> int:
+    from onnx import helper
+
+    try:
+        return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    except KeyError:
+        raise UnsupportedOperatorError(f"export: dtype {dtype} has no ONNX type") from None
+
+
+# -- primitive rules: one Function class, one or a few ONNX nodes ---------------------------
+
+
+def _same_named(op_type):
+    def rule(g, unit):
+        return g.node(op_type, [g.arg(0)])
+
+    return rule
+
+
+def _elementwise(op_type):
+    """A binary op; inputs take the result's dtype, as NumPy computes in it."""
+
+    def rule(g, unit):
+        dtype = unit.output.dtype
+        return g.node(op_type, [g.arg(0, dtype), g.arg(1, dtype)])
+
+    return rule
+
+
+def _clamp(g, unit):
+    x = g.arg(0)
+    _, low, high = unit.args
+    scalars = all(v is None or np.ndim(v) == 0 for v in (low, high))
+    if scalars and not any(isinstance(v, Tensor) for v in (low, high)):
+        dtype = unit.output.dtype
+        lo = "" if low is None else g.constant(np.asarray(low, dtype=dtype), "min")
+        hi = "" if high is None else g.constant(np.asarray(high, dtype=dtype), "max")
+        return g.node("Clip", [x, lo, hi])
+    if low is not None:
+        x = g.node("Max", [x, g.arg(1, unit.output.dtype)])
+    if high is not None:
+        x = g.node("Min", [x, g.arg(2, unit.output.dtype)])
+    return x
+
+
+def _where(g, unit):
+    dtype = unit.output.dtype
+    return g.node("Where", [g.arg(0, np.bool_), g.arg(1, dtype), g.arg(2, dtype)])
+
+
+def _cast(g, unit):
+    return g.cast(g.arg(0), unit.output.dtype)
+
+
+def _identity(g, unit):
+    return g.node("Identity", [g.arg(0)])
+
+
+def _matmul(g, unit):
+    dtype = unit.output.dtype
+    return g.node("MatMul", [g.arg(0, dtype), g.arg(1, dtype)])
+
+
+def _reduction(op_type):
+    def rule(g, unit):
+        x, dims, keepdim = unit.args
+        axes = range(x.ndim) if dims is None else dims
+        if x.ndim == 0 or len(tuple(axes)) == 0:
+            return g.node("Identity", [g.arg(0)])
+        return g.reduce(op_type, g.arg(0), axes, keepdim)
+
+    return rule
+
+
+def _dynamic_positions(shape_a, shape_b) -> list:
+    return [j for j, (a, b) in enumerate(zip(shape_a, shape_b, strict=True)) if a != b]
+
+
+def _reshape(g, unit):
+    """Reshape to the output shape; a size that follows the batch is copied (0) or inferred (-1)."""
+    x_shape, out_shape = unit.args[0].shape, unit.output.shape
+    other_in, other_out = unit.other.args[0].shape, unit.other.output.shape
+    target = list(out_shape)
+    inferred = []
+    for j in _dynamic_positions(out_shape, other_out):
+        if j < len(x_shape) and x_shape[j] == out_shape[j] and other_in[j] == other_out[j]:
+            target[j] = 0  # ONNX: copy this size from the input
+        else:
+            inferred.append(j)
+    if len(inferred) > 1:
+        raise g.unsupported(
+            f"reshape from {x_shape} to {out_shape}: more than one size changes with the "
+            "batch size, which one ONNX Reshape cannot express"
+        )
+    for j in inferred:
+        target[j] = -1
+    if any(
+        s == 0 for j, s in enumerate(out_shape) if target[j] == 0 and x_shape[j : j + 1] != (0,)
+    ):
+        raise g.unsupported(f"reshape to {out_shape}: a size of 0 cannot be written")
+    return g.node("Reshape", [g.arg(0), g.ints(target, "shape")])
+
+
+def _permute(g, unit):
+    return g.node("Transpose", [g.arg(0)], perm=[int(d) for d in unit.args[1]])
+
+
+def _expand(g, unit):
+    """Expand to the output shape; a size that follows the batch comes from the input (1)."""
+    x_shape, out_shape = unit.args[0].shape, unit.output.shape
+    other_in, other_out = unit.other.args[0].shape, unit.other.output.shape
+    target = list(out_shape)
+    lead = len(out_shape) - len(x_shape)
+    for j in _dynamic_positions(out_shape, other_out):
+        i = j - lead
+        if i >= 0 and x_shape[i] == out_shape[j] and other_in[i] == other_out[j]:
+            target[j] = 1  # ONNX broadcasting keeps the input's size
+        else:
+            raise g.unsupported(
+                f"expand from {x_shape} to {out_shape}: the size of dim {j} changes with the "
+                "batch size without coming from the input"
+            )
+    return g.node("Expand", [g.arg(0), g.ints(target, "shape")])
+
+
+def _cat(g, unit):
+    dim = int(unit.args[0])
+    dtype = unit.output.dtype
+    parts = [g.arg(i, dtype) for i in range(1, len(unit.args))]
+    return g.node("Concat", parts, axis=dim)
+
+
+def _pad(g, unit):
+    _, widths, value = unit.args
+    widths = [tuple(int(w) for w in pair) for pair in widths]
+    pads = [b for b, _ in widths] + [a for _, a in widths]
+    fill = g.constant(np.asarray(value, dtype=unit.output.dtype), "value")
+    return g.node("Pad", [g.arg(0), g.ints(pads, "pads"), fill], mode="constant")
+
+
+_INT64_MAX = np.iinfo(np.int64).max
+_INT64_MIN = np.iinfo(np.int64).min
+
+
+def _getitem(g, unit):
+    """Basic indexing (ints, slices, None, ...) as Slice, Gather and Unsqueeze; one index array as Gather."""
+    x, index = unit.args
+    items = list(index) if isinstance(index, tuple) else [index]
+    arrays = [k for k, item in enumerate(items) if isinstance(item, np.ndarray)]
+    if any(items[k].dtype == np.bool_ for k in arrays) or len(arrays) > 1:
+        raise g.unsupported(
+            "indexing with a boolean mask or with several index arrays has no ONNX mapping "
+            "here (its result's shape depends on the values)"
+        )
+    if Ellipsis in items:
+        k = items.index(Ellipsis)
+        used = sum(1 for item in items if item is not None and item is not Ellipsis)
+        items[k : k + 1] = [slice(None)] * (x.ndim - used)
+    used = sum(1 for item in items if item is not None)
+    items += [slice(None)] * (x.ndim - used)
+    starts, ends, axes, steps = [], [], [], []
+    gathers = []  # (input axis, index) applied after the slice
+    inserted = []  # output positions of None
+    axis = out_axis = 0
+    for item in items:
+        if item is None:
+            inserted.append(out_axis)
+            out_axis += 1
+            continue
+        if isinstance(item, slice):
+            if item != slice(None):
+                step = 1 if item.step is None else int(item.step)
+                start = item.start if item.start is not None else (0 if step > 0 else _INT64_MAX)
+                stop = (
+                    item.stop if item.stop is not None else (_INT64_MAX if step > 0 else _INT64_MIN)
+                )
+                starts.append(int(start))
+                ends.append(int(stop))
+                axes.append(axis)
+                steps.append(step)
+            out_axis += 1
+        else:  # an int, or one integer index array
+            gathers.append((axis, item))
+            out_axis += np.ndim(item)
+        axis += 1
+    value = g.arg(0)
+    if axes:
+        value = g.node(
+            "Slice",
+            [
+                value,
+                g.ints(starts, "starts"),
+                g.ints(ends, "ends"),
+                g.ints(axes, "axes"),
+                g.ints(steps, "steps"),
+            ],
+        )
+    for axis, item in reversed(gathers):  # from the last axis, so earlier ones stay in place
+        indices = g.constant(np.asarray(item, dtype=np.int64), "indices")
+        value = g.node("Gather", [value, indices], axis=axis)
+    if inserted:
+        value = g.unsqueeze(value, inserted)
+    return value
+
+
+def _window_taps(g, x, out_hw, kernel, stride, dilation):
+    """(N, C, oh, ow, kh*kw): every tap of every window, one strided Slice per tap (exact)."""
+    (oh, ow), (sh, sw), (dh, dw) = out_hw, stride, dilation
+    taps = []
+    for p in range(kernel[0]):
+        for q in range(kernel[1]):
+            starts = [p * dh, q * dw]
+            ends = [p * dh + sh * (oh - 1) + 1, q * dw + sw * (ow - 1) + 1]
+            tap = g.node(
+                "Slice",
+                [
+                    x,
+                    g.ints(starts, "starts"),
+                    g.ints(ends, "ends"),
+                    g.ints([2, 3], "axes"),
+                    g.ints([sh, sw], "steps"),
+                ],
+            )
+            taps.append(g.unsqueeze(tap, [4]))
+    return g.node("Concat", taps, axis=4) if len(taps) > 1 else taps[0]
+
+
+def _windows2d(g, unit):
+    """unfold's window view (N, C, oh, ow, kh, kw), written tap by tap."""
+    _, kernel, stride, dilation = unit.args
+    _, c, oh, ow, kh, kw = unit.output.shape
+    taps = _window_taps(g, g.arg(0), (oh, ow), kernel, stride, dilation)
+    return g.node("Reshape", [taps, g.ints([0, c, oh, ow, kh, kw], "shape")])  # 0: the batch
+
+
+def _im2col(g, unit):
+    """conv2d's matrix of windows (g, N*oh*ow, C/g*kh*kw), from the taps."""
+    x, kernel, stride, dilation, groups = unit.args
+    c, (h, w), (kh, kw) = x.shape[1], x.shape[2:], kernel
+    oh = (h - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (w - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    taps = _window_taps(g, g.arg(0), (oh, ow), kernel, stride, dilation)  # (N, C, oh, ow, kh*kw)
+    shape = [0, groups, c // groups, oh, ow, kh * kw]
+    grouped = g.node("Reshape", [taps, g.ints(shape, "shape")])
+    grouped = g.node("Transpose", [grouped], perm=[1, 0, 3, 4, 2, 5])  # (g, N, oh, ow, C/g, taps)
+    target = [groups, -1, c // groups * kh * kw]
+    return g.node("Reshape", [grouped, g.ints(target, "shape")])
+
+
+def _gather_taps(g, unit):
+    """max_pool2d's primitive: the value at each window's maximum, i.e. MaxPool (checked)."""
+    x, _, _, kernel, stride, dilation = unit.args
+    span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]
+    windows = np.lib.stride_tricks.sliding_window_view(x.data, span, axis=(2, 3))
+    windows = windows[:, :, :: stride[0], :: stride[1], :: dilation[0], :: dilation[1]]
+    maxima = windows.max(axis=(-2, -1)) if windows.size else windows.sum(axis=(-2, -1))
+    if maxima.shape != unit.output.shape or not np.array_equal(
+        maxima, unit.output.data, equal_nan=True
+    ):
+        raise g.unsupported("its values are not the maxima of its windows")
+    return g.node(
+        "MaxPool",
+        [g.arg(0)],
+        kernel_shape=list(kernel),
+        strides=list(stride),
+        dilations=list(dilation),
+    )
+
+
+def _gather(g, unit):
+    _, dim, index = unit.args
+    indices = g.constant(np.asarray(index, dtype=np.int64), "indices")
+    return g.node("GatherElements", [g.arg(0), indices], axis=int(dim))
+
+
+_PRIMITIVE_RULES = {
+    ops.Add: _elementwise("Add"),
+    ops.Sub: _elementwise("Sub"),
+    ops.Mul: _elementwise("Mul"),
+    ops.Div: _elementwise("Div"),
+    ops.Pow: _elementwise("Pow"),
+    ops.Maximum: _elementwise("Max"),
+    ops.Minimum: _elementwise("Min"),
+    ops.Neg: _same_named("Neg"),
+    ops.Exp: _same_named("Exp"),
+    ops.Log: _same_named("Log"),
+    ops.Sqrt: _same_named("Sqrt"),
+    ops.Abs: _same_named("Abs"),
+    ops.Sin: _same_named("Sin"),
+    ops.Cos: _same_named("Cos"),
+    ops.Tanh: _same_named("Tanh"),
+    ops.Sigmoid: _same_named("Sigmoid"),
+    ops.Relu: _same_named("Relu"),
+    ops.Clamp: _clamp,
+    ops.Where: _where,
+    ops.Cast: _cast,
+    ops.Clone: _identity,
+    ops.Contiguous: _identity,
+    ops.MatMul: _matmul,
+    ops.Sum: _reduction("ReduceSum"),
+    ops.Amax: _reduction("ReduceMax"),
+    ops.Amin: _reduction("ReduceMin"),
+    ops.Prod: _reduction("ReduceProd"),
+    ops.Reshape: _reshape,
+    ops.Permute: _permute,
+    ops.Expand: _expand,
+    ops.Cat: _cat,
+    ops.Pad: _pad,
+    ops.GetItem: _getitem,
+    ops.Gather: _gather,
+    ops.Windows2d: _windows2d,
+    ops.window.Im2col: _im2col,
+    ops.window.GatherTaps: _gather_taps,
+}
+
+# nn's own primitives, named (the engine does not import nn)
+_PRIMITIVE_RULES_BY_NAME = {
+    "nn.functional.Erf": _same_named("Erf"),
+    "nn.functional.Softplus": _same_named("Softplus"),
+}
+
+
+# -- region rules: one lecture-level op, one ONNX operator -------------------------------
+
+
+def _pair(value):
+    if isinstance(value, (int, np.integer)):
+        return (int(value), int(value))
+    value = tuple(int(v) for v in value)
+    return value * 2 if len(value) == 1 else value
+
+
+def _attr(unit, name, default):
+    attrs = getattr(unit.region, "attrs", None) or {}
+    value = attrs.get(name, default)
+    return default if value is None and default is not None else value
+
+
+def _linear(g, unit):
+    x = unit.args[0]
+    bias = unit.args[2] if len(unit.args) > 2 else None
+    dtype = unit.output.dtype
+    if x.ndim == 2:  # Y = X W^T + b, as one Gemm
+        inputs = [g.arg(0, dtype), g.arg(1, dtype)]
+        if bias is not None:
+            inputs.append(g.arg(2, dtype))
+        return g.node("Gemm", inputs, transB=1)
+    w_t = g.node("Transpose", [g.arg(1, dtype)], perm=[1, 0])
+    out = g.node("MatMul", [g.arg(0, dtype), w_t])
+    return out if bias is None else g.node("Add", [out, g.arg(2, dtype)])
+
+
+def _conv2d(g, unit):
+    weight = unit.args[1]
+    bias = unit.args[2] if len(unit.args) > 2 else None
+    kernel = weight.shape[2:]
+    stride = _pair(_attr(unit, "stride", 1))
+    dilation = _pair(_attr(unit, "dilation", 1))
+    padding = _attr(unit, "padding", 0)
+    if padding == "valid":
+        pads = [0, 0, 0, 0]
+    elif padding == "same":  # PyTorch's split: the odd extra goes after
+        totals = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
+        pads = [t // 2 for t in totals] + [t - t // 2 for t in totals]
+    else:
+        ph, pw = _pair(padding)
+        pads = [ph, pw, ph, pw]
+    dtype = unit.output.dtype
+    inputs = [g.arg(0, dtype), g.arg(1, dtype)] + ([g.arg(2, dtype)] if bias is not None else [])
+    return g.node(
+        "Conv",
+        inputs,
+        kernel_shape=list(kernel),
+        strides=list(stride),
+        pads=pads,
+        dilations=list(dilation),
+        group=int(_attr(unit, "groups", 1)),
+    )
+
+
+def _pool_window(unit):
+    """Kernel, stride and padding, and the end padding that gives the region's output size.
+
+    In ceil mode PyTorch's last window may run past the padded input; padding the
+    end by that much (with -inf for max, not counted for average) and flooring
+    gives the same windows in every ONNX runtime.
+    """
+    x = unit.args[0]
+    kernel = _pair(_attr(unit, "kernel_size", None))
+    stride = _attr(unit, "stride", None)
+    stride = kernel if stride is None or stride in ((), []) else _pair(stride)
+    padding = _pair(_attr(unit, "padding", 0))
+    dilation = _pair(_attr(unit, "dilation", 1))
+    size, out = x.shape[-2:], unit.output.shape[-2:]
+    extra = [
+        max((o - 1) * s + d * (k - 1) + 1 - (n + 2 * p), 0)
+        for n, o, k, s, p, d in zip(size, out, kernel, stride, padding, dilation, strict=True)
+    ]
+    return kernel, stride, padding, dilation, extra
+
+
+def _batched(g, unit, build):
+    """Run ``build`` on a 4-D (N, C, H, W) value; an unbatched (C, H, W) input gets N = 1."""
+    value = g.arg(0)
+    if unit.args[0].ndim == 3:
+        return g.squeeze(build(g.unsqueeze(value, [0])), [0])
+    return build(value)
+
+
+def _max_pool2d(g, unit):
+    kernel, stride, padding, dilation, extra = _pool_window(unit)
+    pads = list(padding) + [p + e for p, e in zip(padding, extra, strict=True)]
+    return _batched(
+        g,
+        unit,
+        lambda x: g.node(
+            "MaxPool",
+            [x],
+            kernel_shape=list(kernel),
+            strides=list(stride),
+            pads=pads,
+            dilations=list(dilation),
+        ),
+    )
+
+
+def _avg_pool2d(g, unit):
+    kernel, stride, padding, _, extra = _pool_window(unit)
+    include_pad = bool(_attr(unit, "count_include_pad", True))
+    divisor = _attr(unit, "divisor_override", None)
+    pads = list(padding) + [p + e for p, e in zip(padding, extra, strict=True)]
+    exact = not divisor and (not include_pad or not any(extra))
+    out_hw = unit.output.shape[-2:]
+
+    def build(x):
+        y = g.node(
+            "AveragePool",
+            [x],
+            kernel_shape=list(kernel),
+            strides=list(stride),
+            pads=pads,
+            count_include_pad=int(include_pad or not exact),
+        )
+        if exact:
+            return y
+        # AveragePool divided each window's sum by kh * kw; PyTorch divides by
+        # divisor_override, or by the taps inside input + padding (not the ceil-mode end)
+        if divisor:
+            counts = np.full(out_hw, float(divisor))
+        else:
+            size = unit.args[0].shape[-2:]
+            per_axis = [
+                np.minimum(np.arange(o) * s + k, n + 2 * p) - np.arange(o) * s
+                for o, s, k, n, p in zip(out_hw, stride, kernel, size, padding, strict=True)
+            ]
+            counts = np.outer(per_axis[0], per_axis[1]).astype(np.float64)
+        scale = (kernel[0] * kernel[1] / counts).astype(unit.output.dtype)
+        return g.node("Mul", [y, g.constant(scale, "divisor")])
+
+    return _batched(g, unit, build)
+
+
+def _adaptive_avg_pool2d(g, unit):
+    (h, w), (oh, ow) = unit.args[0].shape[-2:], unit.output.shape[-2:]
+    if (oh, ow) == (1, 1):
+        return g.node("GlobalAveragePool", [g.arg(0)])
+    kernel = [h // oh, w // ow]
+    return g.node("AveragePool", [g.arg(0)], kernel_shape=kernel, strides=kernel)
+
+
+def _adaptive_accepts(region) -> bool:
+    x, out = region.inputs[0], region.output
+    if not isinstance(x, Tensor) or not isinstance(out, Tensor) or x.ndim != 4:
+        return False  # the matrix products it is made of are written instead
+    (h, w), (oh, ow) = x.shape[-2:], out.shape[-2:]
+    return (oh, ow) == (1, 1) or (h % oh == 0 and w % ow == 0)
+
+
+def _activation(op_type, **attrs_from):
+    """An activation with ONNX attributes taken from the region's attrs: {onnx name: (attr, default)}."""
+
+    def rule(g, unit):
+        attrs = {k: float(_attr(unit, name, default)) for k, (name, default) in attrs_from.items()}
+        return g.node(op_type, [g.arg(0)], **attrs)
+
+    return rule
+
+
+def _gelu(g, unit):
+    approximate = _attr(unit, "approximate", "none")
+    if g.opset >= 20:
+        return g.node("Gelu", [g.arg(0)], approximate=approximate)
+    x = g.arg(0)
+    dtype = unit.output.dtype
+
+    def c(value, hint):
+        return g.constant(np.asarray(value, dtype=dtype), hint)
+
+    if approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        cube = g.node("Mul", [g.node("Mul", [x, x]), x])
+        inner = g.node("Add", [x, g.node("Mul", [cube, c(0.044715, "coefficient")])])
+        t = g.node("Tanh", [g.node("Mul", [inner, c(math.sqrt(2.0 / math.pi), "scale")])])
+    else:  # 0.5 x (1 + erf(x / sqrt 2))
+        t = g.node("Erf", [g.node("Mul", [x, c(1 / math.sqrt(2.0), "scale")])])
+    half_x = g.node("Mul", [x, c(0.5, "half")])
+    return g.node("Mul", [half_x, g.node("Add", [t, c(1.0, "one")])])
+
+
+def _softmax_like(op_type):
+    def rule(g, unit):
+        x = unit.args[0]
+        dim = _attr(unit, "dim", None)
+        if dim is None:  # PyTorch's implicit choice (deprecated, with a warning)
+            dim = 0 if x.ndim in (0, 1, 3) else 1
+        dtype = _attr(unit, "dtype", None)
+        value = g.arg(0, dtype) if dtype is not None else g.arg(0)
+        return g.node(op_type, [value], axis=int(dim) % max(x.ndim, 1))
+
+    return rule
+
+
+def _batch_norm(g, unit):
+    x = unit.args[0]
+    channels = x.shape[1]
+    dtype = unit.output.dtype
+
+    def arg_or(i, fill, hint):
+        if len(unit.args) > i and unit.args[i] is not None:
+            return g.arg(i, dtype)
+        return g.constant(np.full(channels, fill, dtype=dtype), hint)
+
+    scale, bias = arg_or(3, 1.0, "scale"), arg_or(4, 0.0, "bias")
+    mean, var = g.arg(1, dtype), g.arg(2, dtype)
+    return g.node(
+        "BatchNormalization",
+        [g.arg(0, dtype), scale, bias, mean, var],
+        epsilon=float(_attr(unit, "eps", 1e-5)),
+    )
+
+
+def _batch_norm_accepts(region) -> bool:
+    # with batch statistics (training, or no running statistics) the composed ops are written
+    attrs = getattr(region, "attrs", None) or {}
+    inputs = region.inputs
+    return (
+        not attrs.get("training", False)
+        and len(inputs) >= 3
+        and inputs[1] is not None
+        and inputs[2] is not None
+        and isinstance(inputs[0], Tensor)
+        and inputs[0].ndim >= 2
+    )
+
+
+def _dropout(g, unit):
+    if _attr(unit, "training", True) and _attr(unit, "p", 0.5) > 0:
+        raise g.unsupported(
+            "dropout in training mode is random, so no file computes it; export runs the "
+            "model in eval mode, so this is F.dropout(..., training=True) called explicitly"
+        )
+    return g.node("Identity", [g.arg(0)])
+
+
+def _flatten(g, unit):
+    return g.node("Flatten", [g.arg(0)], axis=1)
+
+
+def _flatten_accepts(region) -> bool:
+    # flatten(start_dim=1) is ONNX Flatten(axis=1); other dims are written as a Reshape
+    x = region.inputs[0]
+    if not isinstance(x, Tensor) or x.ndim < 2:
+        return False
+    attrs = getattr(region, "attrs", None) or {}
+    start, end = attrs.get("start_dim", 1), attrs.get("end_dim", -1)
+    return start % x.ndim == 1 and end % x.ndim == x.ndim - 1
+
+
+def _always(region) -> bool:
+    return True
+
+
+# name -> (rule, accepts): a region a rule does not accept is written from the ops inside it
+_REGION_RULES = {
+    "linear": (_linear, _always),
+    "conv2d": (_conv2d, lambda r: isinstance(r.inputs[0], Tensor) and r.inputs[0].ndim == 4),
+    "max_pool2d": (_max_pool2d, _always),
+    "avg_pool2d": (_avg_pool2d, _always),
+    "adaptive_avg_pool2d": (_adaptive_avg_pool2d, _adaptive_accepts),
+    "relu": (_same_named("Relu"), _always),
+    "sigmoid": (_same_named("Sigmoid"), _always),
+    "tanh": (_same_named("Tanh"), _always),
+    "leaky_relu": (_activation("LeakyRelu", alpha=("negative_slope", 0.01)), _always),
+    "elu": (_activation("Elu", alpha=("alpha", 1.0)), _always),
+    "gelu": (_gelu, _always),
+    "softmax": (_softmax_like("Softmax"), lambda r: r.inputs[0].ndim >= 1),
+    "log_softmax": (_softmax_like("LogSoftmax"), lambda r: r.inputs[0].ndim >= 1),
+    "batch_norm": (_batch_norm, _batch_norm_accepts),
+    "dropout": (_dropout, _always),
+    "flatten": (_flatten, _flatten_accepts),
+}
+
+
+def _not_one_tensor(g, unit):
+    output = unit.output
+    what = "None" if output is None else type(output).__name__
+    hint = " (return_indices=True)" if _attr(unit, "return_indices", False) else ""
+    raise g.unsupported(f"it returns {what}{hint}, which has no ONNX mapping here")
+
+
+def _region_rule(region):
+    """The rule that writes ``region`` as one ONNX operator, or None (write its ops instead)."""
+    entry = _REGION_RULES.get(getattr(region, "name", None))
+    if entry is None:
+        return None
+    if not isinstance(getattr(region, "output", None), Tensor):
+        return _not_one_tensor
+    rule, accepts = entry
+    try:
+        return rule if accepts(region) else None
+    except (AttributeError, IndexError, TypeError):
+        return None
+
+
+# -- the two runs must agree --------------------------------------------------------------
+
+
+def _compare(a: _Graph, b: _Graph, args, varied, positions):
+    """Refuse when the two runs' graphs differ: something depends on values or batch size."""
+    changed = f"{_shapes(args, positions)} -> {_shapes(varied, positions)}"
+
+    def refuse(unit, detail):
+        where = unit.where() if unit is not None else "the model"
+        raise UnsupportedOperatorError(
+            f"export: {where} depends on the input's values or batch size ({detail}; inputs "
+            f"{changed}), so one ONNX file cannot compute it. Compute it with tensor "
+            "operations, not .data, .numpy(), .item() or Python numbers taken from the input; "
+            "or export with fixed sizes: dynamic_axes={}"
+        )
+
+    for node_a, node_b in zip(a.nodes, b.nodes):
+        if node_a[:4] != node_b[:4] and not _same_attrs(node_a, node_b):
+            refuse(node_a[5], f"its ONNX {node_a[0]} differs between two runs")
+    if len(a.nodes) != len(b.nodes):
+        refuse(None, "a different number of ONNX nodes")
+    for name, (array, unit) in a.initializers.items():
+        other = b.initializers.get(name)
+        if other is None or not _same_array(array, other[0]):
+            refuse(unit, f"the constant {name} differs between two runs")
+    if [n for n, _ in a.outputs] != [n for n, _ in b.outputs]:
+        refuse(None, "its outputs differ")
+
+
+def _same_attrs(node_a, node_b) -> bool:
+    return (
+        node_a[:3] == node_b[:3]
+        and all(
+            _same_array(np.asarray(node_a[3][k]), np.asarray(node_b[3].get(k))) for k in node_a[3]
+        )
+        and node_a[3].keys() == node_b[3].keys()
+    )
+
+
+def _same_array(x, y) -> bool:
+    x, y = np.asarray(x), np.asarray(y)
+    return (
+        x.shape == y.shape
+        and x.dtype == y.dtype
+        and np.array_equal(x, y, equal_nan=x.dtype.kind in "fc")
+    )
+
+
+# -- the ModelProto ------------------------------------------------------------------------
+
+
+def _model_proto(onnx, graph, first, second, names_in, names_out, dynamic_axes, dynamic, opset):
+    from onnx import helper, numpy_helper
+
+    symbols = {}  # (size in run 1, size in run 2) -> dim name, so outputs reuse the input's names
+    inputs = []
+    for (name, tensor), other, axes in zip(graph.inputs, second.inputs, dynamic, strict=True):
+        dims = []
+        for j, size in enumerate(tensor.shape):
+            if j in axes:
+                symbols.setdefault((size, other.shape[j]), axes[j])
+                dims.append(axes[j])
+            else:
+                dims.append(size)
+        inputs.append(helper.make_tensor_value_info(name, _onnx_type(tensor.dtype), dims))
+    outputs = []
+    for (name, tensor), other in zip(graph.outputs, second.outputs, strict=True):
+        declared = {}
+        if dynamic_axes and name in dynamic_axes:
+            declared = {
+                a % max(tensor.ndim, 1): d for a, d in _axes_of(dynamic_axes[name], name).items()
+            }
+        dims = []
+        for j, size in enumerate(tensor.shape):
+            if j in declared:
+                dims.append(declared[j])
+            elif j < other.ndim and other.shape[j] != size:
+                dims.append(symbols.get((size, other.shape[j]), f"{name}_dim_{j}"))
+            else:
+                dims.append(size)
+        outputs.append(helper.make_tensor_value_info(name, _onnx_type(tensor.dtype), dims))
+    nodes = []
+    for op_type, node_inputs, node_outputs, attrs, name, unit in graph.nodes:
+        doc = unit.where() if unit is not None else None
+        nodes.append(
+            helper.make_node(op_type, node_inputs, node_outputs, name=name, doc_string=doc, **attrs)
+        )
+    initializers = [
+        numpy_helper.from_array(np.array(array, order="C"), name)
+        for name, (array, _) in graph.initializers.items()
+    ]
+    model_graph = helper.make_graph(nodes, "autodiff", inputs, outputs, initializers)
+    opset_import = [helper.make_opsetid("", opset)]
+    model = helper.make_model(
+        model_graph,
+        opset_imports=opset_import,
+        producer_name="autodiff",
+        producer_version=_version(),
+        ir_version=helper.find_min_ir_version_for(opset_import),
+    )
+    return model
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

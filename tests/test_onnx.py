@@ -1,0 +1,493 @@
+"""ONNX export: the written file runs on ONNX Runtime and computes what the model computes.
+
+Every test exports a model, checks the file with ``onnx.checker`` (export does, and
+so do these tests, on the file as written) and runs it in ONNX Runtime on batches
+of other sizes than the one traced, against this engine's own output.  Skipped
+when onnx or onnxruntime is missing (CI installs both: ``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import types
+
+import numpy as np
+import pytest
+
+import autodiff
+import nn
+import nn.functional as F  # noqa: N812 (PyTorch's name)
+from autodiff.onnx import UnsupportedOperatorError
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
+
+
+# -- lecture-level regions ---------------------------------------------------------------
+# Until issue 14's autodiff.region lands, the layers of nn.functional are wrapped here in
+# regions of the contract's shape (name, inputs, attrs, output, module, parent), and an
+# observer puts each recorded node's innermost region in node.annotations["region"].
+_TENSOR_PARAMETERS = {
+    "linear": ("input", "weight", "bias"),
+    "conv2d": ("input", "weight", "bias"),
+    "batch_norm": ("input", "running_mean", "running_var", "weight", "bias"),
+}
+_LAYERS = [
+    "linear",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "leaky_relu",
+    "elu",
+    "gelu",
+    "softmax",
+    "log_softmax",
+    "batch_norm",
+    "dropout",
+]
+
+
+@pytest.fixture(autouse=True)
+def regions(monkeypatch):
+    if hasattr(autodiff, "region"):
+        yield
+        return
+    stack = []
+
+    def wrap(name, function):
+        signature = inspect.signature(function)
+        tensor_names = _TENSOR_PARAMETERS.get(name, ("input",))
+
+        def wrapped(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            region = types.SimpleNamespace(
+                name=name,
+                inputs=tuple(bound.arguments[n] for n in tensor_names),
+                attrs={k: v for k, v in bound.arguments.items() if k not in tensor_names},
+                output=None,
+                module=None,
+                parent=stack[-1] if stack else None,
+            )
+            stack.append(region)
+            try:
+                region.output = function(*args, **kwargs)
+            finally:
+                stack.pop()
+            return region.output
+
+        return wrapped
+
+    for name in _LAYERS:
+        monkeypatch.setattr(F, name, wrap(name, getattr(F, name)))
+
+    def tag(node, inputs, output):
+        if stack:
+            node.annotations = {"region": stack[-1]}
+
+    with autodiff.observe(tag):
+        yield
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def export_and_load(model, example, path, **options):
+    autodiff.onnx.export(model, example, str(path), **options)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def engine_output(model, x):
+    model.eval()
+    with autodiff.no_grad():
+        return model(autodiff.tensor(x)).numpy()
+
+
+def assert_runs_like(model, session, shape, batches=(1, 64), seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    name = session.get_inputs()[0].name
+    for n in batches:
+        x = rng.standard_normal((n, *shape)).astype(dtype)
+        got = session.run(None, {name: x})[0]
+        np.testing.assert_allclose(got, engine_output(model, x), **TOLERANCE)
+
+
+def op_types(path):
+    return [node.op_type for node in onnx.load(str(path)).graph.node]
+
+
+# -- the lecture's models ----------------------------------------------------------------------
+
+
+def test_mlp_exports_runs_on_any_batch_and_names_weights_by_state_dict(tmp_path):
+    autodiff.manual_seed(0)
+    model = nn.models.NeuralNetwork(in_features=64)
+    path = tmp_path / "mlp.onnx"
+    session = export_and_load(model, autodiff.randn(3, 1, 8, 8), path)
+    assert_runs_like(model, session, (1, 8, 8))
+    proto = onnx.load(str(path))
+    assert {i.name for i in proto.graph.initializer} >= set(model.state_dict())
+    assert [i.name for i in session.get_inputs()] == ["x"]
+    assert session.get_inputs()[0].shape == ["batch", 1, 8, 8]
+    assert session.get_outputs()[0].shape == ["batch", 10]
+    assert op_types(path).count("Gemm") == 3  # linear as one Gemm each
+    assert "Relu" in op_types(path)
+
+
+def test_cnn_exports_as_conv_and_max_pool(tmp_path):
+    autodiff.manual_seed(0)
+    model = nn.models.ConvNet(image_size=8)
+    path = tmp_path / "cnn.onnx"
+    session = export_and_load(model, autodiff.randn(2, 1, 8, 8), path)
+    assert_runs_like(model, session, (1, 8, 8))
+    types_ = op_types(path)
+    assert types_.count("Conv") == 2 and types_.count("MaxPool") == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_models_trained_by_the_cli_export_with_the_same_logits(tmp_path, name, monkeypatch):
+    from autodiff_cli import main
+
+    monkeypatch.chdir(tmp_path)
+    args = ["--dataset", "digits", "--model", name, "--epochs", "1", "--save", "m.pth"]
+    assert main(["train", *args]) == 0
+    assert main(["export", "--model-path", "m.pth", "--out", "m.onnx"]) == 0
+    model = nn.models.build_model(name, 8)
+    model.load_state_dict(autodiff.load("m.pth"))
+    session = ort.InferenceSession("m.onnx", providers=["CPUExecutionProvider"])
+    onnx.checker.check_model(onnx.load("m.onnx"), full_check=True)
+    images = nn.datasets.Digits(train=False).data.numpy()  # real digits, not noise
+    images = (images.astype(np.float32) / 16.0).reshape(-1, 1, 8, 8)
+    for n in (1, 64):
+        x = images[:n]
+        logits = session.run(None, {session.get_inputs()[0].name: x})[0]
+        np.testing.assert_allclose(logits, engine_output(model, x), **TOLERANCE)
+
+
+def test_batch_norm_and_dropout_export_in_eval_mode_and_modes_are_restored(tmp_path):
+    autodiff.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Flatten(),
+        nn.Linear(4 * 8 * 8, 16),
+        nn.BatchNorm1d(16),
+        nn.Dropout(0.3),
+        nn.Linear(16, 10),
+    )
+    optimizer = autodiff.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(3):  # running statistics and weights away from their initial values
+        loss = model(autodiff.randn(16, 1, 8, 8) * 2 + 1).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.train()
+    model[3].eval()  # a mixed state, restored module by module
+    path = tmp_path / "bn.onnx"
+    session = export_and_load(model, autodiff.randn(4, 1, 8, 8), path)
+    assert [m.training for m in model.modules()] == [
+        True,
+        True,
+        True,
+        True,
+        False,
+        True,
+        True,
+        True,
+        True,
+        True,
+    ]
+    assert_runs_like(model, session, (1, 8, 8))
+    types_ = op_types(path)
+    assert types_.count("BatchNormalization") == 2
+    assert "Dropout" not in types_ and "RandomUniformLike" not in types_
+    names = {i.name for i in onnx.load(str(path)).graph.initializer}
+    assert {"1.running_mean", "1.running_var", "6.running_mean", "6.running_var"} <= names
+
+
+# -- layers one by one ----------------------------------------------------------------------
+
+
+class Unfolded(nn.Module):
+    def forward(self, x):
+        return F.unfold(x, (2, 3), dilation=(2, 1), padding=1, stride=(1, 2))
+
+
+def _layer_cases():
+    return {
+        "conv stride 2 pad 2 dilation 2": (
+            nn.Conv2d(3, 4, 3, stride=2, padding=2, dilation=2),
+            (3, 9, 9),
+        ),
+        "conv groups, no bias": (nn.Conv2d(4, 6, 3, groups=2, bias=False), (4, 7, 7)),
+        "conv padding same, even kernel": (nn.Conv2d(2, 3, (4, 2), padding="same"), (2, 7, 6)),
+        "conv padding valid": (nn.Conv2d(2, 3, 3, padding="valid"), (2, 6, 6)),
+        "max pool ceil mode": (nn.MaxPool2d(2, ceil_mode=True), (2, 5, 7)),
+        "max pool pad stride dilation": (
+            nn.MaxPool2d(3, stride=2, padding=1, dilation=2, ceil_mode=True),
+            (2, 10, 9),
+        ),
+        "avg pool": (nn.AvgPool2d(2), (2, 6, 6)),
+        "avg pool ceil include pad": (nn.AvgPool2d(3, 2, padding=1, ceil_mode=True), (2, 6, 8)),
+        "avg pool exclude pad": (
+            nn.AvgPool2d(3, 2, padding=1, ceil_mode=True, count_include_pad=False),
+            (2, 6, 8),
+        ),
+        "avg pool divisor": (nn.AvgPool2d(2, padding=1, divisor_override=3), (2, 5, 5)),
+        "adaptive global": (nn.AdaptiveAvgPool2d(1), (3, 5, 6)),
+        "adaptive divisible": (nn.AdaptiveAvgPool2d((2, 3)), (3, 4, 6)),
+        "adaptive uneven": (nn.AdaptiveAvgPool2d(3), (3, 5, 7)),
+        "leaky relu": (nn.LeakyReLU(0.2), (5,)),
+        "elu": (nn.ELU(0.7), (5,)),
+        "gelu": (nn.GELU(), (5,)),
+        "gelu tanh": (nn.GELU("tanh"), (5,)),
+        "sigmoid": (nn.Sigmoid(), (5,)),
+        "tanh": (nn.Tanh(), (5,)),
+        "softmax": (nn.Softmax(dim=1), (5,)),
+        "log softmax last dim": (nn.LogSoftmax(dim=-1), (3, 5)),
+        "relu in place": (
+            nn.Sequential(nn.Linear(5, 5), nn.ReLU(inplace=True), nn.Linear(5, 2)),
+            (5,),
+        ),
+        "flatten middle dims": (nn.Flatten(1, 2), (2, 3, 4)),
+        "linear on 3-d input": (nn.Linear(4, 3), (2, 4)),
+        "batch norm 1d on (N, C, L)": (nn.BatchNorm1d(3), (3, 4)),
+        "unfold": (Unfolded(), (2, 6, 5)),
+    }
+
+
+# Written from their primitives (no region rules), these layers read values out of the
+# graph (leaky_relu's and elu's masks, softmax's max shift): export must refuse them.
+_NOT_FROM_PRIMITIVES = {"leaky relu", "elu", "softmax", "log softmax last dim"}
+
+
+@pytest.mark.parametrize("by", ["regions", "primitives"])
+@pytest.mark.parametrize("case", list(_layer_cases()))
+def test_layer_runs_like_the_engine(tmp_path, case, by, monkeypatch):
+    if by == "primitives":  # every region declines: the ops inside are written instead
+        monkeypatch.setattr(autodiff.onnx, "_REGION_RULES", {})
+    autodiff.manual_seed(1)
+    layer, shape = _layer_cases()[case]
+    if by == "primitives" and case in _NOT_FROM_PRIMITIVES:
+        with pytest.raises(UnsupportedOperatorError, match="depends on the input's values"):
+            autodiff.onnx.export(layer, autodiff.randn(2, *shape), io.BytesIO())
+        return
+    session = export_and_load(layer, autodiff.randn(2, *shape), tmp_path / "layer.onnx")
+    assert_runs_like(layer, session, shape, batches=(1, 5))
+
+
+@pytest.mark.parametrize("opset", [13, 17, 18, 20])
+def test_opsets(tmp_path, opset):
+    autodiff.manual_seed(2)
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.GELU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * 3 * 3, 4)
+    )
+    path = tmp_path / "m.onnx"
+    session = export_and_load(model, autodiff.randn(2, 1, 8, 8), path, opset_version=opset)
+    assert onnx.load(str(path)).opset_import[0].version == opset
+    assert ("Gelu" in op_types(path)) == (opset >= 20)
+    assert_runs_like(model, session, (1, 8, 8), batches=(1, 3))
+
+
+# -- operations outside the layers ----------------------------------------------------------
+
+
+class Primitives(nn.Module):
+    """Tensor operations written in forward, outside any nn layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(autodiff.randn(4))
+        self.register_buffer("shift", autodiff.randn(1, 4))
+
+    def forward(self, x):  # x: (N, 3, 4)
+        y = (x * self.scale + self.shift) / 2.0 - 1  # broadcasting arithmetic, numbers
+        y = y.permute(0, 2, 1)  # (N, 4, 3)
+        z = autodiff.cat([y, y.exp() ** 2], dim=2)  # (N, 4, 6)
+        z = z[:, 1:, ::2] + z[:, :3, -1:]  # basic indexing: slices, negative steps and stops
+        s = z.sum(dim=1) + z.mean(dim=(1, 2), keepdim=True)[:, 0] + z.amax(dim=1)
+        s = s.clamp(min=-3.0, max=50.0) + autodiff.where(
+            autodiff.tensor([True, False, True]), s, -s
+        )
+        v = s.view(s.shape[0], 3, 1).expand(-1, 3, 2).reshape(-1, 6)  # batch-sized shapes
+        padded = F.pad(v, (1, 2), value=0.5)
+        return autodiff.maximum(padded.sigmoid(), padded.tanh().abs()) + x[:, 0, None, 1]
+
+
+def test_tensor_operations_outside_layers(tmp_path):
+    autodiff.manual_seed(3)
+    model = Primitives()
+    session = export_and_load(model, autodiff.randn(5, 3, 4), tmp_path / "p.onnx")
+    assert_runs_like(model, session, (3, 4), batches=(1, 2, 7))
+
+
+def test_several_inputs_and_outputs_with_names_and_dynamic_axes(tmp_path):
+    class TwoWay(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, a, b):
+            return self.fc(a), F.softmax(a.sum(1, keepdim=True) * b, dim=1)
+
+    model = TwoWay()
+    path = tmp_path / "two.onnx"
+    axes = {"a": {0: "n"}, "b": {0: "n"}, "probs": [0]}
+    session = export_and_load(
+        model,
+        (autodiff.randn(4, 3), autodiff.randn(4, 5)),
+        path,
+        input_names=["a", "b"],
+        output_names=["scores", "probs"],
+        dynamic_axes=axes,
+    )
+    assert [o.name for o in session.get_outputs()] == ["scores", "probs"]
+    assert session.get_outputs()[0].shape == ["n", 2]
+    assert session.get_outputs()[1].shape == ["probs_dynamic_axes_1", 5]
+    a, b = np.ones((6, 3), np.float32), np.linspace(0, 1, 30, dtype=np.float32).reshape(6, 5)
+    scores, probs = session.run(None, {"a": a, "b": b})
+    with autodiff.no_grad():
+        want = model(autodiff.tensor(a), autodiff.tensor(b))
+    np.testing.assert_allclose(scores, want[0].numpy(), **TOLERANCE)
+    np.testing.assert_allclose(probs, want[1].numpy(), **TOLERANCE)
+
+
+def test_static_shapes_and_file_objects(tmp_path):
+    model = nn.Linear(3, 2)
+    buffer = io.BytesIO()
+    autodiff.onnx.export(model, autodiff.randn(4, 3), buffer, dynamic_axes={})
+    proto = onnx.load_from_string(buffer.getvalue())
+    dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [4, 3]
+    onnx.checker.check_model(proto, full_check=True)
+
+
+def test_a_mean_over_the_batch_exports_only_with_fixed_sizes(tmp_path):
+    class Centered(nn.Module):
+        def forward(self, x):
+            return x - x.sum(0) / x.shape[0]  # the batch size, as a Python number
+
+    with pytest.raises(UnsupportedOperatorError, match=r"div .*batch size.*dynamic_axes=\{\}"):
+        autodiff.onnx.export(Centered(), autodiff.randn(4, 3), str(tmp_path / "c.onnx"))
+    session = export_and_load(
+        Centered(), autodiff.randn(4, 3), tmp_path / "c.onnx", dynamic_axes={}
+    )
+    assert_runs_like(Centered(), session, (3,), batches=(4,))
+
+
+# -- refusals ----------------------------------------------------------------------------------
+
+
+class Cube(autodiff.Function):
+    """y = x^3        dL/dx = dL/dy * 3 x^2  (a student's own op: no ONNX form)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x**3
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * 3 * x**2
+
+
+def test_an_operation_without_mapping_names_the_op_and_module_and_writes_nothing(tmp_path):
+    class Cubed(nn.Module):
+        def forward(self, x):
+            return Cube.apply(x)
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), Cubed())
+    path = tmp_path / "bad.onnx"
+    with pytest.raises(
+        UnsupportedOperatorError, match=r"cube in module '1' \(Cubed\) has no ONNX mapping"
+    ):
+        autodiff.onnx.export(model, autodiff.randn(1, 1, 6, 6), str(path))
+    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind either
+
+
+def test_values_taken_out_of_the_graph_are_refused(tmp_path):
+    class Leaky(nn.Module):
+        def forward(self, x):
+            return x - autodiff.tensor(
+                x.detach().numpy().mean()
+            )  # a constant computed from the input
+
+    with pytest.raises(UnsupportedOperatorError, match=r"sub \(in the model's own forward\)"):
+        autodiff.onnx.export(Leaky(), autodiff.randn(2, 3), str(tmp_path / "l.onnx"))
+
+
+def test_control_flow_on_values_is_refused(tmp_path):
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x.exp() if float(x.mean()) > 0.59 else x.tanh()
+
+    x = autodiff.full(
+        (2, 3), 0.6
+    )  # the second run's values, 0.6 * 0.75 + 0.125, take the other branch
+    with pytest.raises(UnsupportedOperatorError, match="ran other operations"):
+        autodiff.onnx.export(Branchy(), x, str(tmp_path / "b.onnx"))
+
+
+def test_max_pool_with_indices_and_training_dropout_are_refused(tmp_path):
+    class Indices(nn.Module):
+        def forward(self, x):
+            return F.max_pool2d(x, 2, return_indices=True)[0]
+
+    class Noisy(nn.Module):
+        def forward(self, x):
+            return F.dropout(x, 0.5, training=True)
+
+    with pytest.raises(UnsupportedOperatorError, match="return_indices"):
+        autodiff.onnx.export(Indices(), autodiff.randn(1, 1, 4, 4), io.BytesIO())
+    with pytest.raises(UnsupportedOperatorError, match="dropout in training mode"):
+        autodiff.onnx.export(Noisy(), autodiff.randn(2, 3), io.BytesIO())
+
+
+def test_bad_options():
+    model = nn.Linear(3, 2)
+    x = autodiff.randn(1, 3)
+    with pytest.raises(ValueError, match="opset_version"):
+        autodiff.onnx.export(model, x, io.BytesIO(), opset_version=9)
+    with pytest.raises(ValueError, match="2 input_names for 1 tensor inputs"):
+        autodiff.onnx.export(model, x, io.BytesIO(), input_names=["a", "b"])
+    with pytest.raises(ValueError, match="neither inputs"):
+        autodiff.onnx.export(model, x, io.BytesIO(), dynamic_axes={"typo": {0: "n"}})
+
+
+def test_without_onnx_the_error_says_how_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'autodiff\[onnx\]'"):
+        autodiff.onnx.export(nn.Linear(2, 2), autodiff.randn(1, 2), io.BytesIO())
+
+
+def test_cli_export_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    from autodiff_cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "--model-path", "missing.pth"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "autodiff export: error: no saved model at missing.pth (run `autodiff train` first)"
+    )
+    autodiff.save(nn.models.ConvNet(8).state_dict(), "cnn.pth")
+    assert main(["export", "--model-path", "cnn.pth", "--opset", "7"]) == 2
+    assert "opset_version must be an int from 13" in capsys.readouterr().err
+    assert main(["export", "--model-path", "cnn.pth", "--out", "cnn.onnx"]) == 0
+    assert capsys.readouterr().out.startswith("Wrote cnn.onnx: the cnn for 8x8 images")
+    session = ort.InferenceSession("cnn.onnx", providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image"]
+    assert session.get_outputs()[0].shape == ["batch", 10]
