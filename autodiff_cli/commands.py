@@ -367,27 +367,35 @@ def _infer_model(state: dict, path: str) -> tuple[str, int]:
     )
 
 
-def command_evaluate(args) -> int:
+def load_saved_model(path: str):
+    """``(model, name, side)``: the lecture's model whose state dict ``autodiff train`` saved
+    at ``path``, loaded; a file that is not one is a one-line UsageError."""
     try:
-        state = autodiff.load(args.model_path, weights_only=True)
+        state = autodiff.load(path, weights_only=True)
     except FileNotFoundError:
-        raise UsageError(
-            f"no saved model at {args.model_path} (run `autodiff train` first)"
-        ) from None
+        raise UsageError(f"no saved model at {path} (run `autodiff train` first)") from None
     except OSError as error:
-        raise UsageError(
-            f"cannot read the saved model {args.model_path}: {error.strerror or error}"
-        ) from None
+        raise UsageError(f"cannot read the saved model {path}: {error.strerror or error}") from None
     except (ValueError, RuntimeError) as error:
         raise UsageError(
             "cannot read the saved model: " + _one_line(error).removeprefix("load: ")
         ) from None
     if not isinstance(state, dict):
         raise UsageError(
-            f"{args.model_path} holds a {type(state).__name__}, not a state dict "
+            f"{path} holds a {type(state).__name__}, not a state dict "
             "(save one with autodiff.save(model.state_dict(), path))"
         )
-    name, side = _infer_model(state, args.model_path)
+    name, side = _infer_model(state, path)
+    model = build_model(name, side)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError) as error:
+        raise UsageError(f"{path}: {_one_line(error)}") from None
+    return model, name, side
+
+
+def command_evaluate(args) -> int:
+    model, name, side = load_saved_model(args.model_path)
     if args.dataset is None:
         args.dataset = "digits" if side == 8 else "fashion-mnist"
     data = load_data(args)
@@ -396,11 +404,6 @@ def command_evaluate(args) -> int:
             f"{args.model_path} holds a model for {side}x{side} images, but {data.name} has "
             f"{data.image_size}x{data.image_size} images"
         )
-    model = build_model(name, side)
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError, ValueError, TypeError) as error:
-        raise UsageError(f"{args.model_path}: {_one_line(error)}") from None
     batch_size = args.batch_size
     loader = DataLoader(data.test, batch_size=batch_size)
     test_loss, accuracy, confusion = evaluate_model(

@@ -10,7 +10,6 @@ The file takes a batch of images of any size, scaled to [0, 1] as in training
 from __future__ import annotations
 
 import autodiff
-from nn.models import build_model
 
 
 def add_export_command(commands) -> None:
@@ -37,35 +36,19 @@ def add_export_command(commands) -> None:
 
 
 def command_export(args) -> int:
-    from .commands import UsageError, _infer_model
+    from .commands import CommandError, UsageError, load_saved_model
 
     try:
         import onnx  # noqa: F401
-    except ImportError:
+    except ImportError as error:
         raise UsageError(
-            "autodiff export needs the onnx package: pip install 'autodiff[onnx]'"
+            f"autodiff export needs the onnx extra: pip install 'autodiff[onnx]' ({error})"
         ) from None
-    try:
-        state = autodiff.load(args.model_path, weights_only=True)
-    except FileNotFoundError:
-        raise UsageError(
-            f"no saved model at {args.model_path} (run `autodiff train` first)"
-        ) from None
-    except (OSError, ValueError, RuntimeError) as error:
-        raise UsageError(f"cannot read the saved model {args.model_path}: {error}") from None
-    if not isinstance(state, dict):
-        raise UsageError(f"{args.model_path} holds a {type(state).__name__}, not a state dict")
-    name, side = _infer_model(state, args.model_path)
-    model = build_model(name, side)
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError, ValueError, TypeError) as error:
-        raise UsageError(f"{args.model_path}: {error}") from None
-    example = autodiff.zeros(1, 1, side, side)
+    model, name, side = load_saved_model(args.model_path)
     try:
         autodiff.onnx.export(
             model,
-            example,
+            autodiff.zeros(1, 1, side, side),
             args.out,
             input_names=["image"],
             output_names=["logits"],
@@ -74,7 +57,7 @@ def command_export(args) -> int:
     except ValueError as error:  # the opset
         raise UsageError(str(error).removeprefix("export: ")) from None
     except OSError as error:
-        raise UsageError(f"cannot write {args.out}: {error.strerror or error}") from None
+        raise CommandError(f"cannot write {args.out}: {error.strerror or error}") from None
     print(
         f"Wrote {args.out}: the {name} for {side}x{side} images, input 'image' "
         f"(batch, 1, {side}, {side}) scaled to [0, 1], output 'logits' (batch, 10)"
