@@ -751,6 +751,18 @@ def _same_named(op_type):
     return rule
 
 
+def _with_number_attr(op_type, attr):
+    """A unary op whose second argument is a number: an ONNX attribute (LeakyRelu's alpha)."""
+
+    def rule(g, unit):
+        value = unit.args[1]
+        if isinstance(value, Tensor) or np.ndim(value) != 0:
+            raise g.unsupported(f"{op_type}'s {attr} must be a number, got {type(value).__name__}")
+        return g.node(op_type, [g.arg(0)], **{attr: float(value)})
+
+    return rule
+
+
 def _elementwise(op_type):
     """A binary op; inputs take the result's dtype, as NumPy computes in it."""
 
@@ -777,6 +789,19 @@ def _clamp(g, unit):
     return x
 
 
+def _sign(g, unit):
+    """Sign, with 0 at NaN (PyTorch's and this engine's rule; ONNX's Sign keeps NaN)."""
+    x = g.arg(0)
+    dtype = unit.output.dtype
+    if dtype.kind == "b":
+        return g.node("Identity", [x])
+    sign = g.node("Sign", [x])
+    if dtype.kind != "f":
+        return sign
+    zero = g.constant(np.zeros((), dtype=dtype), "zero")
+    return g.node("Where", [g.node("IsNaN", [x]), zero, sign])
+
+
 def _where(g, unit):
     dtype = unit.output.dtype
     return g.node("Where", [g.arg(0, np.bool_), g.arg(1, dtype), g.arg(2, dtype)])
@@ -797,7 +822,7 @@ def _matmul(g, unit):
 
 def _reduction(op_type):
     def rule(g, unit):
-        x, dims, keepdim = unit.args
+        x, dims, keepdim = unit.args[:3]  # (max and min also take NaN's rule: ONNX's own)
         axes = range(x.ndim) if dims is None else dims
         if x.ndim == 0 or len(tuple(axes)) == 0:
             return g.node("Identity", [g.arg(0)])
@@ -1025,6 +1050,12 @@ _PRIMITIVE_RULES = {
     ops.Tanh: _same_named("Tanh"),
     ops.Sigmoid: _same_named("Sigmoid"),
     ops.Relu: _same_named("Relu"),
+    ops.LeakyRelu: _with_number_attr("LeakyRelu", "alpha"),
+    ops.Elu: _with_number_attr("Elu", "alpha"),
+    ops.Sign: _sign,
+    ops.Floor: _same_named("Floor"),
+    ops.Ceil: _same_named("Ceil"),
+    ops.Round: _same_named("Round"),  # half to even, as NumPy
     ops.Clamp: _clamp,
     ops.Where: _where,
     ops.Cast: _cast,

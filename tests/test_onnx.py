@@ -268,8 +268,8 @@ def _layer_cases():
 
 
 # Written from their primitives (no region rules), these layers read values out of the
-# graph (leaky_relu's and elu's masks, softmax's max shift): export must refuse them.
-_NOT_FROM_PRIMITIVES = {"leaky relu", "elu", "softmax", "log softmax last dim"}
+# graph (softmax's max shift): export must refuse them.
+_NOT_FROM_PRIMITIVES = {"softmax", "log softmax last dim"}
 
 
 @pytest.mark.parametrize("by", ["regions", "primitives"])
@@ -322,7 +322,8 @@ class Primitives(nn.Module):
         )
         v = s.view(s.shape[0], 3, 1).expand(-1, 3, 2).reshape(-1, 6)  # batch-sized shapes
         padded = F.pad(v, (1, 2), value=0.5)
-        return autodiff.maximum(padded.sigmoid(), padded.tanh().abs()) + x[:, 0, None, 1]
+        rounded = (padded * 3).round() + padded.floor() - padded.ceil() + padded.sign()
+        return autodiff.maximum(rounded.sigmoid(), padded.tanh().abs()) + x[:, 0, None, 1]
 
 
 def test_tensor_operations_outside_layers(tmp_path):
