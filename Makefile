@@ -3,29 +3,36 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= test,progress
+# What each job installs into the one environment: the main job only the library and
+# its progress bar; the tests the test extra and the linter (the lint extra).
+RUN_EXTRAS := progress
+TEST_EXTRAS := test,progress,lint
+EXTRAS ?= $(TEST_EXTRAS)
 
 .PHONY: venv run test format bench notebooks clean
 
-$(BIN)/.installed-$(EXTRAS): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]" ruff
+
+# One stamp per set of extras, remade when pyproject.toml changes.
+$(BIN)/.installed-%: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[$*]"
 	touch $@
 
 venv: $(BIN)/.installed-$(EXTRAS)
 
 # The main job: the lecture's quickstart (FashionMNIST if present or downloadable, else the bundled digits).
-run: venv
+run: $(BIN)/.installed-$(RUN_EXTRAS)
 	$(BIN)/autodiff train $(ARGS)
 
 # The test suite, as CI runs it: lint, format check, then pytest.
-test: venv
+test: $(BIN)/.installed-$(TEST_EXTRAS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-format: venv
+format: $(BIN)/.installed-$(TEST_EXTRAS)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
@@ -33,7 +40,7 @@ bench: venv
 	$(BIN)/python -m benchmarks $(ARGS)
 
 notebooks:
-	$(MAKE) venv EXTRAS=test,progress,notebooks
+	$(MAKE) venv EXTRAS=$(TEST_EXTRAS),notebooks
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -323,3 +323,66 @@ def test_load_state_dict_checks_every_value_before_the_first_copy():
     state["0.bias"] = np.ones(4)
     model.load_state_dict(state)
     assert model[1].num_batches_tracked.item() == 3 and model[0].weight.data[0, 0] == 7
+
+
+# -- PyTorch, both ways, without pickle (issue 16) ------------------------------------------
+@pytest.mark.torch
+def test_state_dict_round_trip_with_pytorch_through_numpy(torch, tmp_path):
+    """Train here, load into the same class written with torch (via numpy.load, strict),
+    continue training there, come back through numpy.savez: the same function each time."""
+
+    def ours_model():
+        return nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+            nn.Linear(4 * 8 * 8, 10),
+        )  # fmt: skip
+
+    def theirs_model():
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+            torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 10),
+        )  # fmt: skip
+
+    rng = np.random.default_rng(0)
+    X = rng.random((16, 1, 8, 8), dtype=np.float32)
+    y = rng.integers(0, 10, 16)
+    ours = ours_model()
+    optimizer = nn.optim.SGD(ours.parameters(), lr=0.1)
+    for _ in range(3):
+        nn.CrossEntropyLoss()(ours(autodiff.tensor(X)), autodiff.tensor(y)).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    autodiff.save(ours.state_dict(), tmp_path / "model.pth")
+
+    theirs = theirs_model()
+    with np.load(tmp_path / "model.pth", allow_pickle=False) as archive:
+        assert archive.files == list(theirs.state_dict())  # exactly the keys, nothing more
+        theirs.load_state_dict({k: torch.from_numpy(v) for k, v in archive.items()})
+    ours.eval()
+    theirs.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            theirs(torch.from_numpy(X)).numpy(),
+            ours(autodiff.tensor(X)).detach().numpy(),
+            atol=1e-5,
+        )
+    assert int(theirs[1].num_batches_tracked) == 3
+
+    theirs.train()
+    torch_optimizer = torch.optim.SGD(theirs.parameters(), lr=0.1)
+    for _ in range(2):
+        loss = torch.nn.CrossEntropyLoss()(theirs(torch.from_numpy(X)), torch.from_numpy(y))
+        loss.backward()
+        torch_optimizer.step()
+        torch_optimizer.zero_grad()
+    back = {k: v.detach().numpy() for k, v in theirs.state_dict().items()}
+    np.savez(tmp_path / "from_torch.npz", **back)
+    ours.load_state_dict(autodiff.load(tmp_path / "from_torch.npz"))
+    theirs.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            ours(autodiff.tensor(X)).detach().numpy(),
+            theirs(torch.from_numpy(X)).numpy(),
+            atol=1e-5,
+        )
+    assert ours[1].num_batches_tracked.item() == 5
