@@ -73,6 +73,16 @@ from .function import Function, Node
 from .grad_mode import enable_grad
 from .tensor import Tensor
 
+# pytest hides the frames of modules that set this: a failing gradient test shows the
+# report, not this file's source.
+__tracebackhide__ = True
+
+_SHAPES_HINT = (
+    "The inputs were drawn with shapes that broadcast together (as for + or *). If the "
+    "function needs particular shapes, say so: for a matrix product, "
+    "check_gradients(fn, shapes=[(2, 3), (3, 4)])."
+)
+
 __all__ = [
     "GraphCheck",
     "OpCheck",
@@ -364,18 +374,17 @@ def assert_gradients_match(
         x = autodiff.randn(3, 4, dtype=autodiff.float64, requires_grad=True)
         assert_gradients_match(lambda t: t.softmax(dim=1), x)
     """
-    __tracebackhide__ = True  # pytest shows the report, not this function's source
     checked = _Checked(fn, len(tensors))
     return _assert_match(fn, tensors, checked, eps, atol, rtol, seed, grad_outputs, dtype, order)
 
 
 def _assert_match(
-    fn, tensors, checked, eps, atol, rtol, seed, grad_outputs, dtype, order, kinks=False
+    fn, tensors, checked, eps, atol, rtol, seed, grad_outputs, dtype, order, hint=None, kinks=False
 ):
     """``assert_gradients_match`` with the report's names given; ``kinks=True`` also
     accepts an entry whose gradient equals a one-sided difference (relu at 0, a tie in
-    a max), as ``check_graph`` needs on the values a network really produced."""
-    __tracebackhide__ = True
+    a max), as ``check_graph`` needs on the values a network really produced; ``hint``
+    is added to the report when the forward raises."""
     inputs = perturbable_copies(tensors, dtype)
     wanted = [j for j, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     if not wanted:
@@ -390,6 +399,7 @@ def _assert_match(
         raise _ForwardError(
             f"{checked.forward} raised {type(error).__name__} on inputs of shapes "
             f"{_shapes_of(inputs)}: {error}{_where_user_code_failed(error)}"
+            + (f"\n{hint}" if hint else "")
         ) from None
     outputs = _outputs(result)
     float_positions = [
@@ -475,7 +485,6 @@ def _assert_match(
 
 def _engine_gradients(checked, inputs, wanted, outputs, vs) -> list:
     """The engine's ``dL/dx_j`` for ``L = sum_i <v_i, y_i>``, as float64 arrays."""
-    __tracebackhide__ = True
     differentiable = [(out, v) for out, v in zip(outputs, vs, strict=True) if out.requires_grad]
     analytical = [np.zeros(inputs[j].shape) for j in wanted]
     if not differentiable:
@@ -513,7 +522,6 @@ def _engine_gradients(checked, inputs, wanted, outputs, vs) -> list:
 def _local_derivative(checked, inputs, j, wanted, output, entry, numerical) -> tuple:
     """``(numerical, analytical)`` dy[entry]/dx[entry], the analytical one from a one-hot
     upstream gradient: the element-wise op's own derivative at that entry."""
-    __tracebackhide__ = True
     one_hot = np.zeros(output.data.size)
     one_hot[entry] = 1.0
     (g,) = _engine_gradients(checked, inputs, [j], [output], [one_hot.reshape(output.shape)])
@@ -586,7 +594,6 @@ def _check_second_order(fn, checked, inputs, wanted, vs, outputs, eps, atol, rto
             for g, j in zip(grads, wanted, strict=True)
         )
 
-    __tracebackhide__ = True
     differentiated = _Checked(first_order, 0)
     differentiated.name = differentiated.forward = checked.backward
     differentiated.backward = f"the derivative of {checked.backward}"
@@ -691,35 +698,34 @@ def check_gradients(
             )
         return [draw(value_strategy(b, s)) for b, s in zip(bounds, drawn_shapes, strict=True)]
 
-    shapes_given = shapes is not None
+    hint = None if shapes is not None else _SHAPES_HINT
 
-    @hypothesis.given(inputs=drawn_inputs(), seed=st.integers(0, 2**32 - 1))
-    def test_gradients(inputs, seed):
-        __tracebackhide__ = True  # the report is the message, not this wrapper
-        try:
-            assert_gradients_match(
-                fn, *inputs, eps=eps, atol=atol, rtol=rtol, seed=seed, order=order
-            )
-        except _ForwardError as error:
-            if shapes_given:
-                raise
-            raise _ForwardError(
-                f"{error}\nThe inputs were drawn with shapes that broadcast together (as for "
-                "+ or *). If the function needs particular shapes, say so: for a matrix "
-                "product, check_gradients(fn, shapes=[(2, 3), (3, 4)])."
-            ) from None
+    checked = _Checked(fn, num_inputs)
 
-    # One failure, reported once: a bug that fails in several ways (say a forward that
-    # rejects several shape pairs) would otherwise be an ExceptionGroup of all of them;
-    # and no "explain" phase, whose list of library lines is noise to a student.
-    phases = [phase for phase in hypothesis.Phase if phase is not hypothesis.Phase.explain]
-    overrides = {"report_multiple_bugs": False, "phases": phases}
-    if max_examples is not None:
-        overrides["max_examples"] = max_examples
-    test_gradients = hypothesis.settings(**overrides)(test_gradients)
+    def gradients_match(inputs, seed):
+        _assert_match(fn, inputs, checked, eps, atol, rtol, seed, None, np.float64, order, hint)
+
+    def test_gradients():
+        # The settings in force (the profile, or @hypothesis.settings(...) applied to
+        # this function, which stores them on it), with one failure reported once: a
+        # bug that fails in several ways (a forward that rejects several shape pairs)
+        # would otherwise be an ExceptionGroup of all of them; and no "explain" phase,
+        # whose list of library lines is noise to a student.
+        chosen = getattr(test_gradients, "_hypothesis_internal_use_settings", None)
+        phases = [p for p in hypothesis.Phase if p is not hypothesis.Phase.explain]
+        overrides = {"report_multiple_bugs": False, "phases": phases}
+        if max_examples is not None:
+            overrides["max_examples"] = max_examples
+        given = hypothesis.given(inputs=drawn_inputs(), seed=st.integers(0, 2**32 - 1))
+        run = hypothesis.settings(chosen or hypothesis.settings.default, **overrides)(
+            given(gradients_match)
+        )
+        run.__name__ = run.__qualname__ = test_gradients.__name__
+        run()
+
     owner = getattr(fn, "__self__", None)  # Function.apply is bound to the Function class
     name = owner.__name__ if isinstance(owner, type) else getattr(fn, "__name__", "fn")
-    test_gradients.__name__ = (
+    test_gradients.__name__ = test_gradients.__qualname__ = (
         f"test_gradients_of_{name}".replace(".", "_").replace("<", "").replace(">", "")
     )
     return test_gradients
@@ -951,7 +957,7 @@ def _check_op(step, node, recorded, rng, eps, atol, rtol) -> OpCheck:
             continue
         try:  # the projection disagrees: entry by entry, kinks allowed
             _assert_match(
-                function.apply, inputs, checked, eps, atol, rtol, step, None, None, 1, True
+                function.apply, inputs, checked, eps, atol, rtol, step, None, None, 1, kinks=True
             )
         except AssertionError as error:
             return OpCheck(step, name, node, "wrong", str(error))

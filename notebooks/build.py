@@ -5,7 +5,7 @@ lists of Markdown and code cells, so that a change is a readable diff; this
 script turns each list into an ``.ipynb`` and executes it, keeping the outputs
 (plots and graphs included) in the committed file::
 
-    python notebooks/build.py               # write and execute all five notebooks
+    python notebooks/build.py               # write and execute all six notebooks
     python notebooks/build.py 03 04         # only those whose names start with 03 or 04
     python notebooks/build.py --no-execute  # write sources only (no outputs)
     python notebooks/build.py --check       # do the committed sources match the cells?
@@ -40,6 +40,7 @@ NOTEBOOKS = {
     "03_quickstart.ipynb": "n03_quickstart",
     "04_convolution_and_pooling.ipynb": "n04_convolution_and_pooling",
     "05_testing_gradients.ipynb": "n05_testing_gradients",
+    "06_activations_and_two_layers.ipynb": "n06_activations_and_two_layers",
 }
 
 

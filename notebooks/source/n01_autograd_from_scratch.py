@@ -95,17 +95,23 @@ for name, t in dict(a=a, b=b, c=c, f=f, e=e, d=d).items():
         "markdown",
         r"""
 The graph the engine recorded, drawn with `visualize.draw_graph`.  Blue boxes
-are the leaves, white ones the intermediate results, each with its value
-(`data`) and gradient (`grad`); the grey nodes are the operations, with their
-forward formula and local rule ($z = x y$: $\partial L/\partial x = \partial L/\partial z \cdot y$).
+are the leaves, white ones the intermediate results and the yellow one the
+result $L$, each with its value (`data`) and gradient (`grad`); the grey nodes
+are the operations, with their forward formula and local rule ($z = x y$:
+$\partial L/\partial x = \partial L/\partial z \cdot y$).
 The step numbers give the order in which backward visits the operations and
 writes each leaf's `.grad`.  (The names come from a `.name` attribute set on each
-tensor, only for the drawing.)
+tensor, only for the drawing.)  The cell checks what the picture says.
 """,
     ),
     (
         "code",
         r"""
+graph = visualize.trace_graph(L)
+kinds = {t.label: t.kind for t in graph.tensors}
+assert kinds == dict(a="leaf", b="leaf", c="leaf", f="leaf", e="intermediate", d="intermediate", L="root")
+assert [(op.name, op.formula) for op in graph.ops] == [("Mul", "z = x * y"), ("Add", "z = x + y"), ("Mul", "z = x * y")]
+assert graph.ops[0].rule.splitlines() == ["dL/dx = dL/dz * y", "dL/dy = dL/dz * x"]
 visualize.draw_graph(
     L,
     show_values=True,
@@ -273,6 +279,10 @@ visualize.retain_grads(L)  # keep dL/du and dL/dt too, for the picture
 L.backward()
 print("dL/da =", a.grad.item())
 a.name, u.name, t.name, L.name = "a", "u", "t", "L"
+graph = visualize.trace_graph(L)
+ids = {t.label: t.id for t in graph.tensors}
+(square,) = [op for op in graph.ops if op.output == ids["t"]]
+assert graph.inputs_of(square.id) == [ids["u"], ids["u"]]  # u is used twice: one node, two edges
 visualize.draw_graph(L, show_values=True, show_grads=True, show_order=True)
 """,
     ),
@@ -368,7 +378,8 @@ X = autodiff.randn(N, n_in)
 W = autodiff.randn(n_out, n_in, requires_grad=True)
 b = autodiff.zeros(n_out, requires_grad=True)
 
-Y = X @ W.T + b  # (4, 3) @ (3, 2) + (2,) -> (4, 2)
+with visualize.keep_values():  # for the picture below: values, and X (no gradient) as a box
+    Y = X @ W.T + b  # (4, 3) @ (3, 2) + (2,) -> (4, 2)
 Y.retain_grad()
 loss = (Y**2).mean()
 visualize.retain_grads(loss)  # every intermediate gradient, for the picture below
@@ -383,7 +394,11 @@ print("dL/dW == dL/dY^T X:", np.allclose(W.grad.numpy(), Y.grad.numpy().T @ X.nu
     (
         "code",
         r"""
-W.name, b.name, Y.name, loss.name = "W", "b", "Y", "loss"
+X.name, W.name, b.name, Y.name, loss.name = "X", "W", "b", "Y", "loss"
+graph = visualize.trace_graph(loss)
+(matmul,) = [op for op in graph.ops if op.name == "MatMul"]
+inputs = {t.id: t for t in graph.tensors}
+assert sorted(inputs[i].kind for i in graph.inputs_of(matmul.id)) == ["constant", "intermediate"]  # X, W^T
 visualize.draw_graph(loss, show_values=True, show_grads=True, rankdir="TB")
 """,
     ),

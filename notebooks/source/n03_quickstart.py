@@ -344,14 +344,15 @@ plt.show()
 during the forward pass, and `visualize.draw_graph` draws one cluster per module,
 with the parameters named as in `model.state_dict()` (`keep_values` keeps the
 values of temporary results, and `retain_grads` their gradients, for the picture).  A small batch of 4 images keeps
-the values readable.  Read it from left to right for the forward pass, and from
-the loss back for the backward pass: each `Linear` is a matrix product plus a
+the values readable.  Read it from top to bottom for the forward pass (the input
+batch, flattened, at the top), and from the loss at the bottom back up for the
+backward pass: each `Linear` is a transpose of its weight, a matrix product and a
 broadcast bias, and the gradient of every parameter arrives through exactly these
 operations.  The loss, `nn.CrossEntropyLoss`, is drawn collapsed into one box
-(`collapse="CrossEntropyLoss"`): inside, it is composed from 11 primitive
-operations, a log-softmax (subtract the row maximum, `Exp`, `Sum`, `Log`) and the
-pick of each image's true class (`Gather`), averaged over the batch.  Draw it
-without `collapse` to see them.
+(`collapse="CrossEntropyLoss"`): inside, it is one fused operation,
+`CrossEntropy`, whose backward is the lecture's $(s - t)/N$ (notebook 2 derives
+it; the engine fuses softmax, log and the pick of the true class into one op
+for speed).  The cell checks these claims on the graph before drawing it.
 """,
     ),
     (
@@ -364,7 +365,19 @@ with visualize.track_modules(model, loss_fn), visualize.keep_values():
     loss = loss_fn(model(X), y)
 visualize.retain_grads(loss)  # keep the gradient of every intermediate result, to draw it
 loss.backward()
-visualize.draw_graph(loss, params=model, collapse="CrossEntropyLoss", rankdir="TB")
+graph = visualize.trace_graph(loss, params=model)
+ops_in = {}
+for op in graph.ops:
+    ops_in.setdefault(op.module, []).append(op.name)
+assert ops_in["CrossEntropyLoss"] == ["CrossEntropy"], ops_in  # one fused op
+for path in ("linear_relu_stack.0", "linear_relu_stack.2", "linear_relu_stack.4"):
+    assert sorted(ops_in[path]) == ["Add", "MatMul", "Permute"], ops_in  # W^T, the product, + b
+    assert path in graph.modules  # a cluster of its own
+parameters = {t.label for t in graph.tensors if t.kind == "parameter"}
+assert parameters == set(model.state_dict()), parameters  # named as in the state dict
+picture = visualize.draw_graph(loss, params=model, collapse="CrossEntropyLoss", rankdir="TB")
+assert "rankdir=TB" in picture.source  # top to bottom
+picture
 """,
     ),
     (

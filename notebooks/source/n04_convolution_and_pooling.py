@@ -15,7 +15,9 @@ how gradients flow back through them:
    pooling spreads it);
 4. a **backward trace** through a small CNN, op by op, with the shapes of every
    gradient;
-5. a CNN trained on handwritten digits, its **learned filters** drawn as images,
+5. the gradient of a convolution's **input**, $\partial L/\partial x =
+   \operatorname{fold}(W^\top g)$, traced and checked by hand on a tiny example;
+6. a CNN trained on handwritten digits, its **learned filters** drawn as images,
    and the CNN against an MLP with a similar number of parameters.
 """,
     ),
@@ -301,7 +303,7 @@ small_cnn = nn.Sequential(
 )
 loss_fn = nn.CrossEntropyLoss()
 X, y = next(iter(DataLoader(train_set, batch_size=3)))
-with visualize.track_modules(small_cnn, loss_fn):
+with visualize.track_modules(small_cnn, loss_fn), visualize.keep_values():
     loss = loss_fn(small_cnn(X), y)
 visualize.trace_backward(loss, params=small_cnn)  # a table; print() it for plain text
 """,
@@ -310,16 +312,26 @@ visualize.trace_backward(loss, params=small_cnn)  # a table; print() it for plai
         "markdown",
         r"""
 The same graph drawn, with the step numbers of the table and the loss collapsed
-into one box.  Inside the `Conv2d` cluster, the convolution is reshapes,
-permutes and one matrix product (the input does not require a gradient, so its
-unfold is not recorded: only the weight's path is); inside `MaxPool2d`, the
-operations that take each window's maximum.
+into one box.  Inside the `Conv2d` cluster (module `0`), the convolution is
+reshapes, permutes and one matrix product with **two** inputs: the filters, and
+the unfolded image.  The image does not require a gradient, so its unfold is not
+recorded as an op: the matrix product reads it as a constant (the dashed box,
+drawn because the forward pass ran inside `keep_values()`), and only the
+weight's path is back-propagated.  Inside `MaxPool2d` (module `2`), the op that
+takes each window's maximum.  The cell checks these claims on the graph.
 """,
     ),
     (
         "code",
         r"""
 loss.backward()
+graph = visualize.trace_graph(loss, params=small_cnn)
+ops_in = {path: [op.name for op in graph.ops if op.module == path] for path in ("0", "2")}
+assert "MatMul" in ops_in["0"] and "Im2col" not in ops_in["0"], ops_in  # no unfold of the image
+assert ops_in["2"] == ["GatherTaps"], ops_in  # max pooling: one op, the window maximum
+for op in graph.ops:
+    if op.name == "MatMul":
+        assert len(graph.inputs_of(op.id)) == 2, op  # every matrix product: two inputs drawn
 visualize.draw_graph(
     loss, params=small_cnn, show_values=False, show_order=True, collapse="CrossEntropyLoss", rankdir="TB"
 )
@@ -328,7 +340,88 @@ visualize.draw_graph(
     (
         "markdown",
         r"""
-## 5. A CNN on handwritten digits, and its filters
+## 5. The gradient of a convolution's input: fold
+
+The first convolution's input is the image, which needs no gradient.  Every
+later convolution's input is the output of the layer before, and its gradient
+is exactly what back-propagation passes on.  Write the unfold of $x$ as a
+matrix $U(x)$ with one column per window ($C k_h k_w$ rows, $L$ windows) and the
+filters as a matrix $W$ of shape $(C_\text{out}, C k_h k_w)$: the convolution is
+$Y = W\,U(x)$, with $g = \partial L/\partial Y$ of shape $(C_\text{out}, L)$, so
+
+$$ \frac{\partial L}{\partial U} = W^\top g \qquad
+   \frac{\partial L}{\partial x} = \operatorname{fold}\big(W^\top g\big) , $$
+
+where **fold**, the backward of unfold, adds each column back onto the pixels of
+its window (a pixel in 4 windows collects 4 contributions).  Fold after a
+matrix product with $W^\top$ is what libraries call a *transposed convolution*.
+
+A tiny example: one $4\times 4$ input that requires a gradient, two $3\times 3$
+filters, so four windows.  The trace now has the fold step, `Im2colBackward`,
+and its gradient reaches $x$:
+""",
+    ),
+    (
+        "code",
+        r"""
+rng = np.random.default_rng(0)
+x = autodiff.tensor(rng.normal(size=(1, 1, 4, 4)), requires_grad=True)  # float64
+weight = autodiff.tensor(rng.normal(size=(2, 1, 3, 3)), requires_grad=True)
+g = autodiff.tensor(rng.normal(size=(1, 2, 2, 2)))  # an upstream dL/dY
+Y = F.conv2d(x, weight)  # (1, 2, 2, 2)
+trace = visualize.trace_backward(Y, gradient=g)
+fold_steps = [step for step in trace if step.op == "Im2colBackward"]
+assert len(fold_steps) == 1 and fold_steps[0].grad_inputs[0] == (1, 1, 4, 4), fold_steps
+trace
+""",
+    ),
+    (
+        "markdown",
+        r"""
+(The engine lays the windows out as rows, $(N, L, C k_h k_w)$, and multiplies
+$U^\top W^\top$: the same numbers, transposed.)  The same gradient by hand, with
+NumPy: $W^\top g$ gives one column per window, and `fold` adds the columns back
+where their windows were read.
+""",
+    ),
+    (
+        "code",
+        r"""
+def fold(columns, height, width, kh, kw):
+    # (C*kh*kw, L) columns -> (C, height, width): each window's column added back onto its pixels
+    C = columns.shape[0] // (kh * kw)
+    out_w = width - kw + 1
+    image = np.zeros((C, height, width))
+    for l in range(columns.shape[1]):  # window l has its top-left pixel at (i, j)
+        i, j = divmod(l, out_w)
+        image[:, i : i + kh, j : j + kw] += columns[:, l].reshape(C, kh, kw)
+    return image
+
+
+W_matrix = weight.detach().numpy().reshape(2, 1 * 3 * 3)  # (C_out, C*kh*kw)
+g_matrix = g.numpy().reshape(2, 4)  # (C_out, L): one column per window
+dU = W_matrix.T @ g_matrix  # (9, 4): what each window's pixels receive
+dx_by_hand = fold(dU, 4, 4, 3, 3)
+
+Y.backward(g)
+assert np.allclose(dx_by_hand, x.grad.numpy()[0])
+# unfold and fold are each other's transposes: <U(x), dU> = <x, fold(dU)>
+U = F.unfold(x.detach(), kernel_size=3)[0].numpy()  # (9, 4)
+assert np.isclose((U * dU).sum(), (x.detach().numpy()[0] * dx_by_hand).sum())
+print("dL/dx by hand == engine's x.grad")
+print("how many windows each pixel belongs to:\n", fold(np.ones((9, 4)), 4, 4, 3, 3)[0].astype(int))
+
+fig, axes = plt.subplots(1, 3, figsize=(9, 2.8), layout="constrained")
+show(axes[0], g.numpy()[0, 0], "g for filter 0 (2x2)")
+show(axes[1], g.numpy()[0, 1], "g for filter 1 (2x2)")
+show(axes[2], dx_by_hand[0], "dL/dx = fold(W^T g)")
+plt.show()
+""",
+    ),
+    (
+        "markdown",
+        r"""
+## 6. A CNN on handwritten digits, and its filters
 
 A small CNN and an MLP with about the same number of parameters, both trained
 with the same optimizer, batch size and number of epochs:
@@ -489,7 +582,7 @@ for name, model in (("CNN", cnn), ("MLP", mlp)):
 3. In section 2, which pixels of `x` receive the largest gradient from
    `conv2d_by_hand` when the upstream gradient is all ones?  Explain the pattern
    (hint: count the windows each pixel belongs to).
-4. Count the multiplications in the forward pass of each model in section 5.  Which
+4. Count the multiplications in the forward pass of each model in section 6.  Which
    is cheaper per image, and which has more parameters?
 5. Train the CNN and the MLP on images shifted by random amounts (a data
    augmentation) and repeat the shifted-test experiment.

@@ -16,7 +16,9 @@ as an `autodiff.Function` (PyTorch's `torch.autograd.Function`), and how to
    cannot see, and one that hides from a hand-picked input;
 4. a **property test** with Hypothesis and `autodiff.testing`, which draws shapes
    and values, finds the second bug and **shrinks** it to the simplest failing input;
-5. the fix, and a test file you can keep.
+5. the fix, and a test file you can keep;
+6. `check_graph`: a planted bug **inside a small CNN**, found op by op, and the
+   wrong op marked on the graph.
 """,
     ),
     (
@@ -357,6 +359,144 @@ picked by hand.
     (
         "markdown",
         r"""
+## 6. The first wrong op inside a network
+
+A property test checks one op on its own.  Once a hand-written `Function` is
+inside a network, a wrong backward shows up only as a wrong gradient of the loss:
+a finite-difference check of the whole network says *that* something is wrong,
+not *what*.  `autodiff.testing.check_graph` says what: it re-runs every op of the
+recorded graph, one at a time, on (float64 copies of) the very inputs that op
+saw, compares the op's `backward` with finite differences of its own `forward`,
+and reports the first wrong op in the order `backward()` runs them.
+
+A small CNN with a hand-written ReLU whose mask has a planted bug: it lets the
+gradient through for $x \ge -0.5$ instead of $x > 0$.
+""",
+    ),
+    (
+        "code",
+        r"""
+import nn
+import nn.functional as F
+import visualize
+from autodiff.testing import check_graph, record_inputs
+from nn import datasets
+from nn.data import DataLoader
+from nn.transforms import Compose, Normalize, ToTensor
+
+
+class ReLUWithBug(autodiff.Function):
+    '''y = max(x, 0)        dL/dx = dL/dy * [x > 0]'''
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.maximum(x, 0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (x >= -0.5)  # BUG: the mask should be x > 0
+
+
+class HandWrittenReLU(nn.Module):
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def forward(self, x):
+        return self.function.apply(x)
+
+
+def small_cnn(relu_function):
+    autodiff.manual_seed(0)  # the same weights for every version
+    return nn.Sequential(
+        nn.Conv2d(1, 4, kernel_size=3, padding=1),  # (N, 1, 8, 8) -> (N, 4, 8, 8)
+        HandWrittenReLU(relu_function),
+        nn.MaxPool2d(2),  # -> (N, 4, 4, 4)
+        nn.Flatten(),
+        nn.Linear(4 * 4 * 4, 10),
+    )
+
+
+digits = datasets.Digits(train=True, transform=Compose([ToTensor(), Normalize((0.0,), (16 / 255,))]))
+X, y = next(iter(DataLoader(digits, batch_size=8)))
+model = small_cnn(ReLUWithBug)
+
+# the symptom: the loss's gradient for one weight of the first convolution, against a central difference
+weight = model[0].weight
+loss = F.cross_entropy(model(X), y)
+loss.backward()
+h = 1e-3
+with autodiff.no_grad():
+    weight[0, 0, 1, 1] += h
+    plus = F.cross_entropy(model(X), y).item()
+    weight[0, 0, 1, 1] -= 2 * h
+    minus = F.cross_entropy(model(X), y).item()
+    weight[0, 0, 1, 1] += h
+print(f"dL/dW[0, 0, 1, 1]: engine {weight.grad[0, 0, 1, 1].item():.5f}, central difference {(plus - minus) / (2 * h):.5f}")
+""",
+    ),
+    (
+        "markdown",
+        r"""
+Wrong, but where?  `check_graph` answers.  The forward pass runs inside
+`record_inputs()`, which keeps a copy of what each op sees (or pass a function,
+`check_graph(lambda: F.cross_entropy(model(X), y))`, which does both):
+""",
+    ),
+    (
+        "code",
+        r"""
+with record_inputs():
+    loss = F.cross_entropy(model(X), y)
+report = check_graph(loss)
+print(report)
+assert report.wrong.name == "ReLUWithBug"
+assert "expected 0 (finite differences), got 1 (ReLUWithBug.backward)" in report.wrong.message
+assert all(op.status == "right" for op in report.ops if op is not report.wrong)
+""",
+    ),
+    (
+        "markdown",
+        r"""
+The ops that `backward()` runs before it (the loss, the linear layer, the max
+pooling) are right; the first wrong one is the hand-written ReLU.  For an
+element-wise op the report gives the **local derivative** itself at one entry:
+where $-0.5 \le x \le 0$ the true derivative of $\max(x, 0)$ is 0, and the
+backward returned 1.  The ops after it in backward order (the convolution's)
+were checked on their own and are right too: the convolution's gradients are
+wrong in the network only because they receive a wrong one.  On the picture, the
+wrong op is marked in red (`highlight=report`):
+""",
+    ),
+    (
+        "code",
+        r"""
+picture = visualize.draw_graph(loss, highlight=report, show_values=False, rankdir="TB")
+assert picture.source.count("#cc0000") == 1  # one op marked
+picture
+""",
+    ),
+    (
+        "code",
+        r"""
+class ReLUFixed(ReLUWithBug):
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (x > 0)
+
+
+fixed = small_cnn(ReLUFixed)
+report = check_graph(lambda: F.cross_entropy(fixed(X), y))
+assert report, report
+print(str(report).splitlines()[:2])
+""",
+    ),
+    (
+        "markdown",
+        r"""
 ## Exercises
 
 1. Write `Hypot(a, b)` $= \sqrt{a^2 + b^2}$ as a `Function` of two inputs and test
@@ -373,6 +513,10 @@ picked by hand.
 5. Write `backward` with NumPy instead of tensor operations
    (`Tensor(grad.numpy() * ...)`).  Which of `gradcheck`, `gradgradcheck` and
    `check_gradients(..., order=2)` still pass, and why?
+6. Plant a bug in a *built-in* place instead: write a `Function` for the linear
+   layer's bias addition that forgets to sum the gradient over the batch (return
+   `grad` for the bias).  What does `check_graph` report, and what does the engine
+   say first?
 """,
     ),
 ]
