@@ -56,11 +56,9 @@ import dataclasses
 import inspect
 import os
 import traceback
-import weakref
 
 import numpy as np
 
-from . import function as _function
 from .engine import grad as _grad
 from .engine import topological_order
 from .finite_differences import (
@@ -69,7 +67,7 @@ from .finite_differences import (
     perturbable_copies,
     worst_entry,
 )
-from .function import Function, Node
+from .function import Function, Node, observe
 from .grad_mode import enable_grad
 from .tensor import Tensor
 
@@ -744,6 +742,9 @@ class _Recorded:
         self.name = tensor.name
 
 
+_INPUTS_KEY = "autodiff.testing.inputs"  # where record_inputs keeps them, in Node.annotations
+
+
 class record_inputs:
     """Keep, for every op recorded inside the block, a copy of the inputs it saw.
 
@@ -754,55 +755,34 @@ class record_inputs:
         report = autodiff.testing.check_graph(loss)
 
     ``check_graph(lambda: F.cross_entropy(model(X), y))`` does the same in one
-    call.  Memory: one copy of each op's inputs, until the graph is freed.
+    call.  The copies live in each node's ``annotations`` (an ``autodiff.observe``
+    observer puts them there), so they are freed with the graph.  Memory: one copy
+    of each op's inputs.
     """
 
-    _inputs = weakref.WeakKeyDictionary()  # node -> the inputs given to Function.apply
-
     def __enter__(self):
-        self._handle = _observe(self._keep)
+        self._handle = observe(_keep_inputs)
         return self
 
     def __exit__(self, *exc_info):
         self._handle.remove()
 
-    @staticmethod
-    def _keep(node, inputs, output):
-        record_inputs._inputs[node] = tuple(
-            _Recorded(value)
-            if isinstance(value, Tensor)
-            else np.array(value, copy=True)
-            if isinstance(value, np.ndarray)
-            else value
-            for value in inputs
-        )
+
+def _keep_inputs(node, inputs, output):
+    if node.annotations is None:
+        node.annotations = {}
+    node.annotations[_INPUTS_KEY] = tuple(
+        _Recorded(value)
+        if isinstance(value, Tensor)
+        else np.array(value, copy=True)
+        if isinstance(value, np.ndarray)
+        else value
+        for value in inputs
+    )
 
 
-def _observe(callback):
-    """``autodiff.observe(callback)``; until the engine has it, a wrapped ``Function.apply``."""
-    observe = getattr(_function, "observe", None)
-    if observe is not None:
-        return observe(callback)
-    return _WrappedApply(callback)
-
-
-class _WrappedApply:
-    """Stand-in for ``autodiff.observe`` on an engine without observers (to be removed)."""
-
-    def __init__(self, callback):
-        self._original = Function.__dict__["apply"]
-        original = self._original.__func__
-
-        def apply(cls, *inputs):
-            result = original(cls, *inputs)
-            if type(result.grad_fn) is _function.Node and result.grad_fn.function is cls:
-                callback(result.grad_fn, inputs, result)
-            return result
-
-        Function.apply = classmethod(apply)
-
-    def remove(self):
-        Function.apply = self._original
+def _recorded_inputs(node):
+    return None if node.annotations is None else node.annotations.get(_INPUTS_KEY)
 
 
 @dataclasses.dataclass
@@ -901,7 +881,7 @@ def check_graph(loss, *, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0) -> GraphCheck:
             "was computed under no_grad)"
         )
     order = [node for node in topological_order(loss.grad_fn) if type(node) is Node]
-    missing = [node for node in order if node not in record_inputs._inputs]
+    missing = [node for node in order if _recorded_inputs(node) is None]
     if missing:
         raise ValueError(
             f"check_graph: the inputs of {len(missing)} of the {len(order)} ops were not "
@@ -912,7 +892,7 @@ def check_graph(loss, *, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0) -> GraphCheck:
     rng = np.random.default_rng(seed)
     return GraphCheck(
         [
-            _check_op(step, node, record_inputs._inputs[node], rng, eps, atol, rtol)
+            _check_op(step, node, _recorded_inputs(node), rng, eps, atol, rtol)
             for step, node in enumerate(order, start=1)
         ]
     )

@@ -518,7 +518,7 @@ def test_check_graph_passes_a_right_cnn():
 
 
 def test_check_graph_finds_a_planted_bug_inside_a_cnn():
-    loss = _small_cnn_loss(lambda t: _ReLUTimesTwo.apply(t))
+    loss = _small_cnn_loss(_ReLUTimesTwo.apply)
     report = check_graph(loss)
     assert not report
     wrong = report.wrong
@@ -529,7 +529,7 @@ def test_check_graph_finds_a_planted_bug_inside_a_cnn():
     text = str(report)
     assert f"The first wrong op is step {wrong.step} of backward, _ReLUTimesTwo" in text
     # the right hand-written ReLU passes in the same place
-    assert check_graph(_small_cnn_loss(lambda t: _ReLU.apply(t)))
+    assert check_graph(_small_cnn_loss(_ReLU.apply))
 
 
 def test_check_graph_allows_kinks_where_the_network_really_has_them():
