@@ -140,7 +140,7 @@ g = upstream.numpy()
 assert np.allclose(x.grad.numpy(), g * (x.detach().numpy() > 0) + g * sigmoid * (1 - sigmoid) + g * (1 - tanh**2))
 
 # the rules drawn on the ops are the lecture's
-rules = {op.name: op.rule for op in visualize.trace_graph(outputs).ops}
+rules = {op.name: op.rule.splitlines()[0] for op in visualize.trace_graph(outputs).ops}
 assert rules == {
     "Relu": "dL/dx = dL/dy * [x > 0]",
     "Sigmoid": "dL/dx = dL/dy * y (1 - y)",
