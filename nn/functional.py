@@ -1,12 +1,13 @@
 """``nn.functional``: layers and losses as functions, composed from the engine's ops.
 
-Everything here is plain Python over ``autodiff`` primitives, so that
-"back-propagation through any layer is the chain rule over local gradients" is
-literally true of the code: ``conv2d`` is padding + a sliding-window view +
-a matrix product, ``max_pool2d`` is the same view + a max, ``cross_entropy`` is
-``log_softmax`` + a gather.  Only ``erf`` (NumPy has none), ``softplus`` (for
-stability) and the common case of ``cross_entropy`` (for speed, see
-``CrossEntropy``) are new primitives.
+Everything here is plain Python over the primitives of ``autodiff.ops``, so
+that "back-propagation through any layer is the chain rule over local
+gradients" is literally true of the code: ``conv2d`` is padding + ``Im2col``
+(every window as a row of a matrix) + one matrix product, ``max_pool2d`` is a
+max over the same windows, ``cross_entropy`` is ``log_softmax`` + a gather.
+Where a layer runs a primitive of its own it says so: ``erf`` (NumPy has
+none), ``softplus`` (for stability) and the common case of ``cross_entropy``
+(``CrossEntropy``, for speed).
 
 Example::
 
@@ -23,9 +24,18 @@ import warnings
 import numpy as np
 
 import autodiff
-from autodiff import Function, Tensor
-from autodiff.ops import Elu, LeakyRelu, Windows2d
-from autodiff.ops.window import Im2col, window_max
+from autodiff import Tensor
+from autodiff.ops import (
+    BinaryCrossEntropy,
+    CrossEntropy,
+    Elu,
+    Erf,
+    Im2col,
+    LeakyRelu,
+    Softplus,
+    Windows2d,
+    window_max,
+)
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -75,129 +85,6 @@ def _pair(value, name, op):
     if len(value) != 2:
         raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value}")
     return value
-
-
-# -- new primitives ---------------------------------------------------------------
-
-try:  # SciPy's erf is vectorised; math.erf (exact, slower) otherwise
-    from scipy.special import erf as _erf_array  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on the environment
-    _erf_scalar = np.frompyfunc(math.erf, 1, 1)
-
-    def _erf_array(x):
-        # np.asarray: on a 0-d input frompyfunc returns a bare Python float
-        return np.asarray(_erf_scalar(x)).astype(x.dtype if x.dtype.kind == "f" else np.float32)
-
-
-class Erf(Function):
-    """y = erf(x) = 2/sqrt(pi) int_0^x exp(-t^2) dt        dL/dx = dL/dy * 2/sqrt(pi) exp(-x^2)"""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return np.asarray(_erf_array(x), dtype=x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * (2.0 / math.sqrt(math.pi)) * (-(x * x)).exp()
-
-
-class Softplus(Function):
-    """y = log(1 + exp(x))        dL/dx = dL/dy * sigmoid(x)
-
-    A primitive for stability: NumPy's ``logaddexp(0, x)`` neither overflows for
-    large x nor loses the tiny values for very negative x, and unlike a composite
-    of relu and abs it has no kink at 0 to pick a wrong sub-gradient from.
-    """
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return np.logaddexp(np.zeros((), x.dtype), x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * x.sigmoid()
-
-
-class CrossEntropy(Function):
-    """loss = mean_i (logsumexp(x_i) - x_{i, y_i})        dL/dx = dL/dloss * (s - t) / N
-
-    with s = softmax(x) per row and t the one-hot target: the lecture's
-    "softmax minus target".  ``cross_entropy`` uses this one primitive for its
-    most common case (logits (N, C), class indices, no weight, no label smoothing,
-    no ignored targets) because the composed form costs a dozen small ops per
-    training step (measured: 229 us forward + backward for a batch of 64 against
-    about 50 us fused, PyTorch 46 us); every other case, and the lecture's
-    derivation, use the composed ``log_softmax`` + ``nll_loss``.  A test checks
-    that both give the same values and first and second derivatives.
-    """
-
-    op_name = "cross_entropy"
-
-    @staticmethod
-    def forward(ctx, logits, target, reduction):
-        rows = np.arange(len(target))
-        shifted = logits - logits.max(axis=1, keepdims=True)  # (N, C), max 0 per row
-        exp = np.exp(shifted)
-        total = exp.sum(axis=1, keepdims=True)  # (N, 1)
-        losses = np.log(total[:, 0]) - shifted[rows, target]  # (N,)
-        ctx.reduction = reduction
-        ctx.save_for_backward(logits, exp / total, target)
-        if reduction == "none":
-            return losses
-        total_loss = losses.sum()
-        return total_loss / len(target) if reduction == "mean" else total_loss
-
-    @staticmethod
-    def backward(ctx, grad):
-        logits, probs, target = ctx.saved_tensors
-        if autodiff.is_grad_enabled():
-            # create_graph: recompute s from the logits so that it is differentiable
-            probs = logits.softmax(1)
-        onehot = np.zeros(probs.shape, dtype=probs.dtype)
-        onehot[np.arange(len(target.data)), target.data] = 1
-        if ctx.reduction == "mean":
-            scale = grad / len(target.data)
-        else:
-            scale = grad if ctx.reduction == "sum" else grad.unsqueeze(1)
-        return (probs - Tensor._make(onehot, None, None)) * scale, None, None
-
-
-# PyTorch's bound on x (1 - x), a float32 constant: 1e-12 rounded to float32
-_BCE_EPSILON = float(np.float32(1e-12))
-
-
-class BinaryCrossEntropy(Function):
-    """loss = -(y log x + (1 - y) log(1 - x)), each log clamped at -100 (PyTorch's)
-    dL/dx = dL/dloss * (x - y) / max(x (1 - x), 1e-12)
-    dL/dy = dL/dloss * (log(1 - x) - log x)
-
-    A primitive for PyTorch's gradient at the edges: the composed logs give
-    0/0 = NaN at x = 0 or 1 and 1/x = 1e20 at x = 1e-20; PyTorch bounds the
-    denominator by 1e-12 (so BCE(sigmoid(200), ...) in float32 stays finite).
-    """
-
-    op_name = "binary_cross_entropy"
-
-    @staticmethod
-    def forward(ctx, x, y):
-        ctx.save_for_backward(x, y)
-        log_x = np.maximum(np.log(x), -100)
-        log_1mx = np.maximum(np.log1p(-x), -100)
-        return -(y * log_x + (1 - y) * log_1mx)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, y = ctx.saved_tensors
-        grad_x = grad_y = None
-        if ctx.needs_input_grad[0]:
-            grad_x = grad * (x - y) / (x * (1 - x)).clamp(min=_BCE_EPSILON)
-        if ctx.needs_input_grad[1]:
-            grad_y = grad * ((1 - x).log().clamp(min=-100) - x.log().clamp(min=-100))
-        return grad_x, grad_y
 
 
 def erf(input) -> Tensor:
@@ -272,8 +159,9 @@ def _softmax_dim(ndim):
 def softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
     """softmax(x)_i = exp(x_i - m) / sum_j exp(x_j - m), m = max(x) (for stability).
 
-    Its Jacobian is diag(s) - s s^T, which the backward pass applies as
-    s * (g - sum(g * s)).
+    Composed, not fused: the graph records the shift (``Sub`` of the detached
+    max), ``Exp``, ``Sum`` and ``Div``; back-propagating through them applies the
+    Jacobian diag(s) - s s^T, i.e. dL/dx = s * (g - sum(g * s)).
     """
     input = _tensor(input)
     if dtype is not None:
@@ -424,8 +312,8 @@ def _check_4d(input, op, what="input"):
         )
 
 
-def _windows(x, kernel, stride, dilation, op):
-    """(N, C, H, W) -> (N, C, oh, ow, kh, kw) sliding-window view, with a clear size error."""
+def _output_size(x, kernel, stride, dilation, op) -> tuple:
+    """(oh, ow): how many windows fit along H and W, with a clear error when none does."""
     _n, _c, h, w = x.shape
     span = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
     if span[0] > h or span[1] > w:
@@ -433,6 +321,12 @@ def _windows(x, kernel, stride, dilation, op):
             f"{op}: kernel size {kernel} (dilation {dilation}) spans {span[0]}x{span[1]}, "
             f"which is larger than the padded input of size {h}x{w}"
         )
+    return (h - span[0]) // stride[0] + 1, (w - span[1]) // stride[1] + 1
+
+
+def _windows(x, kernel, stride, dilation, op):
+    """(N, C, H, W) -> (N, C, oh, ow, kh, kw) sliding-window view, with a clear size error."""
+    _output_size(x, kernel, stride, dilation, op)
     return Windows2d.apply(x, kernel, stride, dilation)
 
 
@@ -446,13 +340,17 @@ def _same_padding(kernel, dilation):
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
-    """2-D cross-correlation (PyTorch's conv2d) as unfold + matrix product.
+    """2-D cross-correlation (PyTorch's conv2d) as im2col + one matrix product.
 
     y[n, o, i, j] = b[o] + sum_{c, p, q} x_pad[n, g(o) c, i sh + p dh, j sw + q dw] w[o, c, p, q]
 
     with x of shape (N, C_in, H, W) and w of shape (C_out, C_in / groups, kh, kw).
-    The gradient flows back through the matmul, the reshapes, and the window
-    view, whose backward adds every window's gradient back where it was read.
+    The graph records ``Pad`` (when padding), ``Im2col`` (every window as one
+    row of a matrix), ``MatMul`` with the reshaped kernel, reshapes and
+    permutes back to (N, C_out, oh, ow), a ``Contiguous`` copy and the bias
+    ``Add``.  The gradient flows back through the matmul to the kernel and to
+    the matrix, whose backward (``Col2im``) adds every window's gradient back
+    where it was read.
     """
     input = _tensor(input)
     _check_4d(input, "conv2d")
@@ -487,12 +385,12 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     else:
         x = input
     g = groups
-    windows = _windows(x, (kh, kw), stride, dilation, "conv2d")  # (N, C, oh, ow, kh, kw)
-    oh, ow = windows.shape[2], windows.shape[3]
-    # im2col, (g, N*oh*ow, K): the windows reshaped to (N, g, C/g, oh, ow, kh, kw),
-    # permuted to (g, N, oh, ow, C/g, kh, kw) and flattened.  Im2col builds the
-    # same matrix (and its backward the same fold) as one primitive, copying tap
-    # by tap: 1 ms instead of 10 ms per 64x16x14x14 batch (benchmarks/).
+    oh, ow = _output_size(x, (kh, kw), stride, dilation, "conv2d")
+    # im2col, (g, N*oh*ow, K): the sliding windows (N, C, oh, ow, kh, kw) regrouped
+    # to (N, g, C/g, oh, ow, kh, kw), permuted to (g, N, oh, ow, C/g, kh, kw) and
+    # flattened.  Im2col builds this matrix (and its backward the fold) as one
+    # primitive, copying tap by tap: 1 ms instead of 10 ms per 64x16x14x14 batch
+    # against the composed view + reshape (benchmarks/).
     cols = Im2col.apply(x, (kh, kw), stride, dilation, g)
     kernel = weight.reshape(g, c_out // g, c_per_group * kh * kw)  # (g, O/g, K)
     out = cols @ kernel.transpose(1, 2)  # (g, N*oh*ow, K) @ (g, K, O/g) -> (g, N*oh*ow, O/g)

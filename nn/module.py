@@ -24,7 +24,8 @@ from collections import OrderedDict
 import numpy as np
 
 import autodiff
-from autodiff import Function, RemovableHandle, Tensor
+from autodiff import RemovableHandle, Tensor
+from autodiff.ops import BackwardHookFunction
 from autodiff.tensor import as_dtype
 
 __all__ = ["Module", "Parameter"]
@@ -88,21 +89,6 @@ def _addindent(text: str, spaces: int) -> str:
         return text
     first = lines.pop(0)
     return first + "\n" + "\n".join((" " * spaces + line) if line.strip() else "" for line in lines)
-
-
-class _BackwardHookIdentity(Function):
-    """y = x        dL/dx = dL/dy  (a marker where a module's backward hooks observe gradients)"""
-
-    op_name = "backward_hook"
-    returns_view = True
-
-    @staticmethod
-    def forward(ctx, x):
-        return x.view()
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad
 
 
 def _as_array(value, key: str) -> np.ndarray:
@@ -208,7 +194,7 @@ class Module:
         state["n_inputs"] = len(args)
         state["grads"] = {}
         for i in positions:
-            wrapped[i] = _BackwardHookIdentity.apply(args[i])
+            wrapped[i] = BackwardHookFunction.apply(args[i])
 
             def capture(grad, i=i):
                 state["grads"][i] = grad
@@ -222,7 +208,7 @@ class Module:
     def _wrap_output_for_backward_hooks(self, output, state):
         if not isinstance(output, Tensor) or not output.requires_grad:
             return output
-        output = _BackwardHookIdentity.apply(output)
+        output = BackwardHookFunction.apply(output)
 
         def capture_output(grad):
             state["grad_output"] = grad

@@ -1,89 +1,41 @@
-"""All operations, primitives (Function subclasses) and composed functions."""
+"""Every operation: the primitives (``Function`` subclasses) and the functions composed of them.
 
-from .elementwise import (
-    Abs,
-    Add,
-    Cast,
-    Ceil,
-    Clamp,
-    Clone,
-    Contiguous,
-    Cos,
-    Div,
-    Elu,
-    Exp,
-    Floor,
-    LeakyRelu,
-    LocalSlope,
-    Log,
-    Maximum,
-    Minimum,
-    Mul,
-    Neg,
-    Pow,
-    Relu,
-    Round,
-    Sigmoid,
-    Sign,
-    Sin,
-    Sqrt,
-    Sub,
-    Tanh,
-    Where,
-    slope_times,
-    where,
-    zeros_for,
-)
-from .linalg import MatMul
-from .reduce import (
-    Amax,
-    Amin,
-    Gather,
-    Prod,
-    ScatterAdd,
-    Sum,
-    amax,
-    amin,
-    argmax,
-    argmin,
-    gather,
-    log_softmax,
-    logsumexp,
-    max,
-    mean,
-    min,
-    prod,
-    softmax,
-    std,
-    sum,
-    var,
-)
-from .shape import (
-    Cat,
-    Expand,
-    GetItem,
-    IndexAdd,
-    Pad,
-    Permute,
-    Reshape,
-    SetItem,
-    broadcast_to,
-    cat,
-    chunk,
-    expand,
-    flatten,
-    pad,
-    parse_shape,
-    permute,
-    reshape,
-    split,
-    squeeze,
-    stack,
-    sum_to_shape,
-    transpose,
-    unflatten,
-    unsqueeze,
-)
-from .window import Fold2d, Windows2d
+One module per family; this package exports every public name they define, so
+that a new op is written once, in its module, and is at once
+``autodiff.ops.<Name>`` (and, when its class names a ``method``, a Tensor method
+and an ``autodiff`` function, see ``autodiff.tensor``).
+"""
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+from . import elementwise, fused, linalg, reduce, shape, window
+
+FAMILIES = (elementwise, reduce, shape, linalg, window, fused)
+
+
+def _public_names(module) -> dict:
+    """The public functions and classes a module defines itself (not those it imports)."""
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and callable(value)
+        and getattr(value, "__module__", None) == module.__name__
+    }
+
+
+for _family in FAMILIES:
+    globals().update(_public_names(_family))
+del _family
+
+__all__ = sorted(name for family in FAMILIES for name in _public_names(family))
+
+
+def primitives() -> list:
+    """Every primitive (``Function`` subclass) defined in ``autodiff.ops``, by family."""
+    from ..function import Function
+
+    return [
+        value
+        for family in FAMILIES
+        for value in _public_names(family).values()
+        if isinstance(value, type) and issubclass(value, Function)
+    ]

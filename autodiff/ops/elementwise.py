@@ -7,6 +7,8 @@ docstring's first line is the forward and the VJP, as on the lecture slides.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..function import Function
@@ -577,3 +579,46 @@ def where(condition, x, y) -> Tensor:
     if condition.dtype != np.bool_:
         condition = condition.astype(bool)
     return Where.apply(condition, x, y)
+
+
+try:  # SciPy's erf is vectorised; math.erf (exact, slower) otherwise
+    from scipy.special import erf as _erf_array  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on the environment
+    _erf_scalar = np.frompyfunc(math.erf, 1, 1)
+
+    def _erf_array(x):
+        # np.asarray: on a 0-d input frompyfunc returns a bare Python float
+        return np.asarray(_erf_scalar(x)).astype(x.dtype if x.dtype.kind == "f" else np.float32)
+
+
+class Erf(Function):
+    """y = erf(x) = 2/sqrt(pi) int_0^x exp(-t^2) dt        dL/dx = dL/dy * 2/sqrt(pi) exp(-x^2)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.asarray(_erf_array(x), dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (2.0 / math.sqrt(math.pi)) * (-(x * x)).exp()
+
+
+class Softplus(Function):
+    """y = log(1 + exp(x))        dL/dx = dL/dy * sigmoid(x)
+
+    A primitive for stability: NumPy's ``logaddexp(0, x)`` neither overflows for
+    large x nor loses the tiny values for very negative x, and unlike a composite
+    of relu and abs it has no kink at 0 to pick a wrong sub-gradient from.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.logaddexp(np.zeros((), x.dtype), x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * x.sigmoid()

@@ -1,0 +1,91 @@
+"""Fused primitives: a composite computed in one op, for a measured speed or stability gain.
+
+Each keeps the lecture's formula in its docstring, and a test checks that it
+agrees with the composed version (values and first and second derivatives).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..function import Function
+from ..grad_mode import is_grad_enabled
+from ..tensor import Tensor
+
+
+class CrossEntropy(Function):
+    """loss = mean_i (logsumexp(x_i) - x_{i, y_i})        dL/dx = dL/dloss * (s - t) / N
+
+    with s = softmax(x) per row and t the one-hot target: the lecture's
+    "softmax minus target".  ``cross_entropy`` uses this one primitive for its
+    most common case (logits (N, C), class indices, no weight, no label smoothing,
+    no ignored targets) because the composed form costs a dozen small ops per
+    training step (measured: 229 us forward + backward for a batch of 64 against
+    about 50 us fused, PyTorch 46 us); every other case, and the lecture's
+    derivation, use the composed ``log_softmax`` + ``nll_loss``.  A test checks
+    that both give the same values and first and second derivatives.
+    """
+
+    op_name = "cross_entropy"
+
+    @staticmethod
+    def forward(ctx, logits, target, reduction):
+        rows = np.arange(len(target))
+        shifted = logits - logits.max(axis=1, keepdims=True)  # (N, C), max 0 per row
+        exp = np.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)  # (N, 1)
+        losses = np.log(total[:, 0]) - shifted[rows, target]  # (N,)
+        ctx.reduction = reduction
+        ctx.save_for_backward(logits, exp / total, target)
+        if reduction == "none":
+            return losses
+        total_loss = losses.sum()
+        return total_loss / len(target) if reduction == "mean" else total_loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        logits, probs, target = ctx.saved_tensors
+        if is_grad_enabled():
+            # create_graph: recompute s from the logits so that it is differentiable
+            probs = logits.softmax(1)
+        onehot = np.zeros(probs.shape, dtype=probs.dtype)
+        onehot[np.arange(len(target.data)), target.data] = 1
+        if ctx.reduction == "mean":
+            scale = grad / len(target.data)
+        else:
+            scale = grad if ctx.reduction == "sum" else grad.unsqueeze(1)
+        return (probs - Tensor._make(onehot, None, None)) * scale, None, None
+
+
+# PyTorch's bound on x (1 - x), a float32 constant: 1e-12 rounded to float32
+_BCE_EPSILON = float(np.float32(1e-12))
+
+
+class BinaryCrossEntropy(Function):
+    """loss = -(y log x + (1 - y) log(1 - x)), each log clamped at -100 (PyTorch's)
+    dL/dx = dL/dloss * (x - y) / max(x (1 - x), 1e-12)
+    dL/dy = dL/dloss * (log(1 - x) - log x)
+
+    A primitive for PyTorch's gradient at the edges: the composed logs give
+    0/0 = NaN at x = 0 or 1 and 1/x = 1e20 at x = 1e-20; PyTorch bounds the
+    denominator by 1e-12 (so BCE(sigmoid(200), ...) in float32 stays finite).
+    """
+
+    op_name = "binary_cross_entropy"
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        log_x = np.maximum(np.log(x), -100)
+        log_1mx = np.maximum(np.log1p(-x), -100)
+        return -(y * log_x + (1 - y) * log_1mx)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        grad_x = grad_y = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad * (x - y) / (x * (1 - x)).clamp(min=_BCE_EPSILON)
+        if ctx.needs_input_grad[1]:
+            grad_y = grad * ((1 - x).log().clamp(min=-100) - x.log().clamp(min=-100))
+        return grad_x, grad_y
