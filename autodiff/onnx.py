@@ -610,9 +610,7 @@ class _Lowering:
     def lower(self, unit) -> str:
         if unit.region is not None:
             return _region_rule(unit.region)(self, unit)
-        rule = _PRIMITIVE_RULES.get(unit.function) or _PRIMITIVE_RULES_BY_NAME.get(
-            f"{unit.function.__module__}.{unit.function.__qualname__}"
-        )
+        rule = _PRIMITIVE_RULES.get(unit.function)
         if rule is None:
             raise UnsupportedOperatorError(
                 f"export: {unit.where()} has no ONNX mapping (the primitive "
@@ -1076,12 +1074,8 @@ _PRIMITIVE_RULES = {
     ops.Windows2d: _windows2d,
     ops.window.Im2col: _im2col,
     ops.window.GatherTaps: _gather_taps,
-}
-
-# nn's own primitives, named (the engine does not import nn)
-_PRIMITIVE_RULES_BY_NAME = {
-    "nn.functional.Erf": _same_named("Erf"),
-    "nn.functional.Softplus": _same_named("Softplus"),
+    ops.Erf: _same_named("Erf"),
+    ops.Softplus: _same_named("Softplus"),
 }
 
 
