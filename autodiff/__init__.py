@@ -57,6 +57,7 @@ from .grad_mode import (
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .ops import broadcast_to, cat, chunk, gather, logsumexp, pad, split, stack, where
 from .random import Generator, initial_seed, manual_seed, seed
+from .region import Region, region
 from .tensor import Device as device
 from .tensor import Tensor, get_default_dtype
 from .threads import get_num_threads, set_num_threads

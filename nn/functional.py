@@ -18,6 +18,8 @@ Example::
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import warnings
 
@@ -25,6 +27,7 @@ import numpy as np
 
 import autodiff
 from autodiff import Tensor
+from autodiff.grad_mode import modes
 from autodiff.ops import (
     BinaryCrossEntropy,
     CrossEntropy,
@@ -69,6 +72,97 @@ __all__ = [
 ]
 
 
+# -- lecture-level regions ---------------------------------------------------------------
+
+
+def _lecture_op(name, tensors=("input",), formula="", rule=""):
+    """Mark what the decorated layer records as one region named ``name`` (``autodiff.region``).
+
+    ``tensors``: the parameters that are the region's inputs, in signature order;
+    every other parameter (with its default when not given) goes into its attrs,
+    except private ones (``_stacklevel``).  ``formula`` may be a function of the
+    attrs (the pooling's window size).  Nothing is done when grad mode is off.
+    """
+
+    def decorate(function):
+        parameters = list(inspect.signature(function).parameters.values())
+        names = [p.name for p in parameters]
+        defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
+        attr_names = [n for n in names if n not in tensors and not n.startswith("_")]
+
+        @functools.wraps(function)
+        def layer(*args, **kwargs):
+            if not modes.grad_enabled:  # nothing is recorded: no region
+                return function(*args, **kwargs)
+            given = dict(zip(names, args))
+            given.update(kwargs)
+            inputs = tuple(given.get(n) for n in tensors)
+            attrs = {n: given.get(n, defaults.get(n)) for n in attr_names}
+            text = formula(attrs) if callable(formula) else formula
+            with autodiff.region(name, inputs, attrs, text, rule) as marked:
+                output = function(*args, **kwargs)
+                marked.output = output
+            return output
+
+        return layer
+
+    return decorate
+
+
+def _window_text(attrs, what):
+    kernel = attrs.get("kernel_size")
+    if isinstance(kernel, (int, np.integer)):
+        kernel = (kernel, kernel)
+    try:
+        size = "x".join(str(int(k)) for k in kernel)
+    except TypeError:
+        size = "k x k"
+    return f"y = {what} over each {size} window"
+
+
+_RULES = {
+    "linear": ("y = x W^T + b", "dL/dx = g W\ndL/dW = g^T x\ndL/db = sum_n g"),
+    "conv2d": (
+        "y = W * x + b",
+        "dL/dx = fold(W^T g)\ndL/dW = sum g (x) unfold(x)\ndL/db = sum g over n, i, j",
+    ),
+    "max_pool2d": (
+        lambda attrs: _window_text(attrs, "max"),
+        "dL/dx routes g to the window's maximum (0 elsewhere)",
+    ),
+    "avg_pool2d": (
+        lambda attrs: _window_text(attrs, "mean"),
+        "dL/dx spreads g evenly over the window",
+    ),
+    "adaptive_avg_pool2d": (
+        "y = mean over adaptive windows",
+        "dL/dx spreads g evenly over each window",
+    ),
+    "relu": ("y = max(x, 0)", "dL/dx = g * [x > 0]"),
+    "leaky_relu": ("y = x if x > 0 else a x", "dL/dx = g * (1 if x > 0 else a)"),
+    "elu": ("y = x if x > 0 else a (e^x - 1)", "dL/dx = g * (1 if x > 0 else y + a)"),
+    "sigmoid": ("y = 1 / (1 + e^-x)", "dL/dx = g * y (1 - y)"),
+    "tanh": ("y = tanh(x)", "dL/dx = g * (1 - y^2)"),
+    "gelu": ("y = x Phi(x)", "dL/dx = g * (Phi(x) + x phi(x))"),
+    "softmax": ("s = e^z / sum e^z", "dL/dz = s * (g - sum(g * s))"),
+    "log_softmax": ("y = z - log sum e^z", "dL/dz = g - softmax(z) sum(g)"),
+    "cross_entropy": ("L = -log softmax(z)_y", "dL/dz = (s - t) / N"),
+    "nll_loss": ("L = -mean_n x[n, y_n]", "dL/dx = -t / N"),
+    "mse_loss": ("L = mean (x - y)^2", "dL/dx = 2 (x - y) / N"),
+    "batch_norm": (
+        "y = (x - mean) / sqrt(var + eps) * gamma + beta",
+        "dL/dx = gamma / sigma * (g - mean(g) - x_hat mean(g x_hat))\n"
+        "dL/dgamma = sum g x_hat\ndL/dbeta = sum g",
+    ),
+    "dropout": ("y = x * mask / (1 - p)", "dL/dx = g * mask / (1 - p)"),
+}
+
+
+def _lecture(name, tensors=("input",)):
+    formula, rule = _RULES[name]
+    return _lecture_op(name, tensors, formula, rule)
+
+
 def _tensor(x, name="input") -> Tensor:
     if isinstance(x, Tensor):
         return x
@@ -95,12 +189,14 @@ def erf(input) -> Tensor:
 # -- activations ------------------------------------------------------------------
 
 
+@_lecture("relu")
 def relu(input, inplace=False) -> Tensor:
     """relu(x) = max(x, 0)        d/dx = 1 where x > 0, else 0."""
     input = _tensor(input)
     return input.relu_() if inplace else input.relu()
 
 
+@_lecture("leaky_relu")
 def leaky_relu(input, negative_slope=0.01, inplace=False) -> Tensor:
     """leaky_relu(x) = x if x > 0 else negative_slope * x."""
     input = _tensor(input)
@@ -108,6 +204,7 @@ def leaky_relu(input, negative_slope=0.01, inplace=False) -> Tensor:
     return input.copy_(out) if inplace else out
 
 
+@_lecture("elu")
 def elu(input, alpha=1.0, inplace=False) -> Tensor:
     """elu(x) = x if x > 0 else alpha * (exp(x) - 1)."""
     input = _tensor(input)
@@ -115,11 +212,13 @@ def elu(input, alpha=1.0, inplace=False) -> Tensor:
     return input.copy_(out) if inplace else out
 
 
+@_lecture("sigmoid")
 def sigmoid(input) -> Tensor:
     """sigmoid(x) = 1 / (1 + exp(-x))        d/dx = s (1 - s)."""
     return _tensor(input).sigmoid()
 
 
+@_lecture("tanh")
 def tanh(input) -> Tensor:
     """tanh(x)        d/dx = 1 - tanh(x)^2."""
     return _tensor(input).tanh()
@@ -138,6 +237,7 @@ def silu(input, inplace=False) -> Tensor:
     return input * input.sigmoid()
 
 
+@_lecture("gelu")
 def gelu(input, approximate="none") -> Tensor:
     """gelu(x) = x * Phi(x), Phi the standard normal CDF = (1 + erf(x / sqrt 2)) / 2.
 
@@ -156,6 +256,7 @@ def _softmax_dim(ndim):
     return 0 if ndim in (0, 1, 3) else 1
 
 
+@_lecture("softmax")
 def softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
     """softmax(x)_i = exp(x_i - m) / sum_j exp(x_j - m), m = max(x) (for stability).
 
@@ -177,6 +278,7 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
     return autodiff.ops.softmax(input, dim)
 
 
+@_lecture("log_softmax")
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
     """log_softmax(x)_i = (x_i - m) - log sum_j exp(x_j - m), m = max(x) (detached).
 
@@ -200,6 +302,7 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
 # -- linear, dropout, embedding ---------------------------------------------------
 
 
+@_lecture("linear", ("input", "weight", "bias"))
 def linear(input, weight, bias=None) -> Tensor:
     """y = x W^T + b, with W of shape (out_features, in_features), as PyTorch stores it."""
     input = _tensor(input)
@@ -213,6 +316,7 @@ def linear(input, weight, bias=None) -> Tensor:
     return out if bias is None else out + bias
 
 
+@_lecture("dropout")
 def dropout(input, p=0.5, training=True, inplace=False) -> Tensor:
     """During training, zero each element with probability p and scale the rest by 1/(1-p)."""
     if not 0.0 <= p <= 1.0:
@@ -339,6 +443,7 @@ def _same_padding(kernel, dilation):
     return widths
 
 
+@_lecture("conv2d", ("input", "weight", "bias"))
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     """2-D cross-correlation (PyTorch's conv2d) as im2col + one matrix product.
 
@@ -462,6 +567,7 @@ def _pool_args(input, kernel_size, stride, padding, dilation, op):
     return input, kernel, stride, _pair(padding, "padding", op), _pair(dilation, "dilation", op)
 
 
+@_lecture("max_pool2d")
 def max_pool2d(
     input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
 ):
@@ -499,6 +605,7 @@ def max_pool2d(
     return out, (indices[0] if unbatched else indices)
 
 
+@_lecture("avg_pool2d")
 def avg_pool2d(
     input,
     kernel_size,
@@ -555,6 +662,7 @@ def _adaptive_matrix(size, out, dtype):
     return matrix
 
 
+@_lecture("adaptive_avg_pool2d")
 def adaptive_avg_pool2d(input, output_size) -> Tensor:
     """Average over PyTorch's adaptive windows so that the output is ``output_size``.
 
@@ -579,6 +687,7 @@ def adaptive_avg_pool2d(input, output_size) -> Tensor:
 # -- normalisation ------------------------------------------------------------------
 
 
+@_lecture("batch_norm", ("input", "running_mean", "running_var", "weight", "bias"))
 def batch_norm(
     input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5
 ) -> Tensor:
@@ -658,14 +767,14 @@ def _legacy_reduction(size_average, reduce, reduction):
     return "mean" if size_average else "sum"
 
 
-def _check_same_shape(input, target, op):
+def _check_same_shape(input, target, op, stacklevel=3):
     if input.shape != target.shape:
         warnings.warn(
             f"{op}: using a target size ({target.shape}) that is different to the input size "
             f"({input.shape}). This will likely lead to incorrect results due to broadcasting. "
             "Please ensure they have the same size.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
         try:
             np.broadcast_shapes(input.shape, target.shape)
@@ -676,12 +785,13 @@ def _check_same_shape(input, target, op):
             ) from None
 
 
+@_lecture("mse_loss", ("input", "target", "weight"))
 def mse_loss(
     input, target, size_average=None, reduce=None, reduction="mean", weight=None
 ) -> Tensor:
     """mean((x - y)^2)        d/dx = 2 (x - y) / n."""
     input, target = _tensor(input), _tensor(target)
-    _check_same_shape(input, target, "mse_loss")
+    _check_same_shape(input, target, "mse_loss", stacklevel=4)  # past the region's frame
     diff = input - target
     loss = diff * diff
     if weight is not None:
@@ -733,6 +843,7 @@ def _moved_class_last(x, class_dim):
     return x.permute(*order)
 
 
+@_lecture("nll_loss", ("input", "target", "weight"))
 def nll_loss(
     input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"
 ) -> Tensor:
@@ -774,6 +885,7 @@ def nll_loss(
         return loss.sum() / w.sum()
 
 
+@_lecture("cross_entropy", ("input", "target", "weight"))
 def cross_entropy(
     input,
     target,

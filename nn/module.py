@@ -26,6 +26,7 @@ import numpy as np
 import autodiff
 from autodiff import RemovableHandle, Tensor
 from autodiff.ops import BackwardHookFunction
+from autodiff.region import ModuleCall, current_module, module_scope
 from autodiff.tensor import as_dtype
 
 __all__ = ["Module", "Parameter"]
@@ -155,9 +156,35 @@ class Module:
         )
 
     def __call__(self, *args, **kwargs):
-        if not (self._forward_hooks or self._forward_pre_hooks or self._backward_hooks):
-            return self.forward(*args, **kwargs)
-        return self._call_with_hooks(args, kwargs)
+        plain = not (self._forward_hooks or self._forward_pre_hooks or self._backward_hooks)
+        if not autodiff.is_grad_enabled():
+            return self.forward(*args, **kwargs) if plain else self._call_with_hooks(args, kwargs)
+        # Recording: tag each op with the module that ran it (autodiff.region), so that
+        # pictures cluster by module and regions know their module, with no setup.
+        with module_scope(self._module_call()):
+            return self.forward(*args, **kwargs) if plain else self._call_with_hooks(args, kwargs)
+
+    def _module_call(self) -> ModuleCall:
+        """This call's qualified name below the outermost module that is running."""
+        outer = current_module()
+        if outer is None:
+            return ModuleCall("", type(self).__name__, None, self)
+        parent = outer.module() if outer.module is not None else None
+        name = None
+        if parent is not None:
+            for child_name, child in parent._modules.items():
+                if child is self:
+                    name = child_name
+                    break
+            else:  # called from an outer module's forward but held deeper (or elsewhere)
+                for path, module in parent.named_modules():
+                    if module is self and path:
+                        name = path
+                        break
+        if name is None:
+            name = type(self).__name__
+        qualified = f"{outer.name}.{name}" if outer.name else name
+        return ModuleCall(qualified, type(self).__name__, outer, self)
 
     def _call_with_hooks(self, args, kwargs):
         for hook_id, hook in list(self._forward_pre_hooks.items()):

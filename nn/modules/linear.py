@@ -86,7 +86,17 @@ class Flatten(Module):
         self.end_dim = end_dim
 
     def forward(self, input):
-        return F._tensor(input).flatten(self.start_dim, self.end_dim)
+        input = F._tensor(input)
+        attrs = {"start_dim": self.start_dim, "end_dim": self.end_dim}
+        with autodiff.region(
+            "flatten",
+            (input,),
+            attrs,
+            formula="y = x.reshape(N, -1)",
+            rule="dL/dx = g.reshape(x.shape)",
+        ) as marked:
+            marked.output = output = input.flatten(self.start_dim, self.end_dim)
+        return output
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

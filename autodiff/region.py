@@ -1,0 +1,277 @@
+"""Regions: the lecture's name for the ops one layer records.
+
+``conv2d`` records a dozen primitives (a padding, the im2col matrix, a matrix
+product, reshapes and a copy to row-major memory) because that is fast; the
+lecture draws one box, ``y = W * x + b``.  A layer says which box it is::
+
+    with autodiff.region("linear", inputs=(x, weight, bias), attrs={},
+                         formula="y = x W^T + b",
+                         rule="dL/dx = g W\\ndL/dW = g^T x\\ndL/db = sum_n g") as r:
+        y = x @ weight.T + bias
+        r.output = y
+
+Every node recorded inside the ``with`` block gets the innermost active
+:class:`Region` in ``node.annotations["region"]`` (the node's ``annotations``
+dict, never an attribute of the node), and, when an ``nn.Module`` ran it, the
+module in ``node.annotations["module"]`` (a :class:`ModuleCall`).  Pictures
+(``visualize.draw_graph(detail="lecture")``), the backward trace and the ONNX
+exporter read these tags; the engine never does.
+
+A region is created only while grad mode records (grad mode on and some tensor
+input requiring grad): under ``no_grad`` ``region(...)`` returns one shared
+object that ignores ``output``, so inference pays a function call and nothing
+else.  The tagging is an observer (``autodiff.observe``) registered only while
+some thread is inside a region or a module's forward in grad mode.
+
+A region keeps its tensor inputs (so that pictures can draw the input batch);
+its ``output`` is held weakly, since the output's node refers to the region and
+a strong reference both ways would leave every graph to the cycle collector.
+Use ``node.annotations["region_output"]`` (True on the node that made the
+region's output) to find the output's node once the tensor is gone.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+
+from .function import _observers
+from .grad_mode import modes
+from .tensor import Tensor
+
+__all__ = ["ModuleCall", "Region", "current_module", "module_scope", "region"]
+
+
+class Region:
+    """One lecture-level op: the ops a layer of ``nn.functional`` recorded, with its name.
+
+    ``name``: the lecture's op name ("conv2d", "max_pool2d", "cross_entropy", ...);
+    ``inputs``: the call's tensor arguments in signature order (None where absent);
+    ``attrs``: its other arguments by PyTorch's names (stride, padding, dim, p, ...);
+    ``formula`` and ``rule``: the forward formula and the local gradient rule, as the
+    lecture writes them (one ``dL/d...`` per line); ``output``: the result (held
+    weakly: None once the tensor is gone); ``module``: the qualified name of the
+    ``nn.Module`` that ran it (None outside modules or in the model's own forward);
+    ``parent``: the enclosing region (``cross_entropy`` holds ``log_softmax``), or None.
+    """
+
+    __slots__ = ("name", "inputs", "attrs", "formula", "rule", "module", "parent", "_output")
+
+    def __init__(self, name, inputs=(), attrs=None, formula="", rule="", module=None, parent=None):
+        self.name = name
+        self.inputs = tuple(inputs)
+        self.attrs = dict(attrs) if attrs else {}
+        self.formula = formula
+        self.rule = rule
+        self.module = module
+        self.parent = parent
+        self._output = None
+
+    @property
+    def output(self):
+        """The region's result (a Tensor, or a tuple such as max_pool2d's with indices)."""
+        stored = self._output
+        if isinstance(stored, weakref.ref):
+            return stored()
+        if isinstance(stored, tuple):
+            return tuple(item() if isinstance(item, weakref.ref) else item for item in stored)
+        return stored
+
+    @output.setter
+    def output(self, value):
+        if isinstance(value, Tensor):
+            self._output = weakref.ref(value)
+            _mark_output(value, self)
+        elif isinstance(value, tuple):
+            self._output = tuple(weakref.ref(v) if isinstance(v, Tensor) else v for v in value)
+            for v in value:
+                if isinstance(v, Tensor):
+                    _mark_output(v, self)
+        else:
+            self._output = value
+
+    def __enter__(self):
+        state = _state
+        self.parent = state.region
+        state.region = self
+        _activate()
+        return self
+
+    def __exit__(self, *exc_info):
+        _state.region = self.parent
+        _deactivate()
+
+    def __repr__(self):
+        where = f" in {self.module}" if self.module else ""
+        return f"<Region {self.name}{where}>"
+
+
+def _mark_output(tensor: Tensor, region: Region) -> None:
+    """Tag the node that made the region's output (when the region recorded it)."""
+    node = tensor.grad_fn
+    annotations = getattr(node, "annotations", None)
+    if annotations is None:
+        return
+    inner = annotations.get("region")
+    while inner is not None and inner is not region:
+        inner = inner.parent
+    if inner is region:
+        annotations["region_output"] = True
+
+
+class ModuleCall:
+    """One run of an ``nn.Module``'s forward while recording: what ``annotations["module"]`` holds.
+
+    ``name``: the qualified name below the outermost module that was called
+    (``"features.0"``; ``""`` for that outermost module itself); ``type_name``: its
+    class name; ``parent``: the call it ran in (None for the outermost); ``module``:
+    a weak reference to the module.
+    """
+
+    __slots__ = ("name", "type_name", "parent", "module", "__weakref__")
+
+    def __init__(self, name, type_name, parent, module):
+        self.name = name
+        self.type_name = type_name
+        self.parent = parent
+        self.module = weakref.ref(module) if module is not None else None
+
+    @property
+    def root(self) -> ModuleCall:
+        call = self
+        while call.parent is not None:
+            call = call.parent
+        return call
+
+    def __repr__(self):
+        return f"<ModuleCall {self.name or '(root)'}: {self.type_name}>"
+
+
+class _Unrecorded:
+    """What ``region(...)`` returns when nothing is recorded: a context that ignores output."""
+
+    __slots__ = ()
+    name = None
+    inputs = ()
+    attrs = {}
+    formula = rule = ""
+    module = parent = None
+
+    @property
+    def output(self):
+        return None
+
+    @output.setter
+    def output(self, value):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        pass
+
+    def __bool__(self):
+        return False
+
+
+_UNRECORDED = _Unrecorded()
+
+
+class _State(threading.local):
+    region = None  # the innermost active Region of this thread
+    module = None  # the innermost ModuleCall of this thread
+
+
+_state = _State()
+_users = {"count": 0}
+_lock = threading.Lock()
+_TAG_KEY = -1  # the observer's key in the engine's table (handles count up from 0)
+
+
+def _tag(node, inputs, output) -> None:
+    """The observer: tag each recorded node with its region and its module."""
+    state = _state
+    region_, call = state.region, state.module
+    if region_ is None and call is None:
+        return
+    annotations = node.annotations
+    if annotations is None:
+        annotations = node.annotations = {}
+    if region_ is not None:
+        annotations["region"] = region_
+    if call is not None:
+        annotations["module"] = call
+
+
+def _activate() -> None:
+    with _lock:
+        _users["count"] += 1
+        if _TAG_KEY not in _observers:
+            # First among the observers, so that the others (the ONNX exporter's,
+            # keep_values) see each node's region and module already tagged.
+            others = list(_observers.items())
+            _observers.clear()
+            _observers[_TAG_KEY] = _tag
+            _observers.update(others)
+
+
+def _deactivate() -> None:
+    with _lock:
+        _users["count"] -= 1
+        if _users["count"] <= 0:
+            _users["count"] = 0
+            _observers.pop(_TAG_KEY, None)
+
+
+def region(name, inputs=(), attrs=None, formula="", rule=""):
+    """Mark the ops recorded inside ``with`` as one lecture-level op (see the module docstring).
+
+    Returns the :class:`Region` (set ``r.output = y`` before leaving the block), or,
+    when grad mode is off or no tensor input requires grad, a shared object that
+    records nothing and ignores ``output``.
+
+    Example::
+
+        x = autodiff.randn(4, 3, requires_grad=True)
+        with autodiff.region("relu", inputs=(x,), formula="y = max(x, 0)",
+                             rule="dL/dx = g * [x > 0]") as r:
+            y = x.clamp(min=0)
+            r.output = y
+        y.grad_fn.annotations["region"].name          # 'relu'
+    """
+    if not modes.grad_enabled:
+        return _UNRECORDED
+    for tensor in inputs:
+        if isinstance(tensor, Tensor) and tensor._requires_grad:
+            break
+    else:
+        return _UNRECORDED
+    call = _state.module
+    module = call.name or None if call is not None else None
+    return Region(name, inputs, attrs, formula, rule, module)
+
+
+class module_scope:
+    """Ops recorded inside run in ``call`` (a :class:`ModuleCall`): ``nn.Module.__call__`` uses it."""
+
+    __slots__ = ("call", "previous")
+
+    def __init__(self, call: ModuleCall):
+        self.call = call
+
+    def __enter__(self):
+        state = _state
+        self.previous = state.module
+        state.module = self.call
+        _activate()
+        return self.call
+
+    def __exit__(self, *exc_info):
+        _state.module = self.previous
+        _deactivate()
+
+
+def current_module() -> ModuleCall | None:
+    """The ModuleCall whose forward this thread is running (None outside every module)."""
+    return _state.module
