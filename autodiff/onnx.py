@@ -59,18 +59,26 @@ class UnsupportedOperatorError(RuntimeError):
 
 def export(
     model,
-    args,
-    f,
+    args=(),
+    f=None,
+    *,
+    kwargs=None,
+    verbose=None,
     input_names=None,
     output_names=None,
-    dynamic_axes=None,
     opset_version=None,
+    dynamo=True,
+    export_params=True,
+    do_constant_folding=True,
+    dynamic_axes=None,
 ):
     """Write ``model`` as an ONNX file that computes ``model(*args)``, as ``torch.onnx.export``.
 
     - ``args``: a Tensor or a tuple of the model's positional arguments; each
       Tensor becomes a graph input (other values are fixed into the graph).
     - ``f``: a path (written atomically) or a binary file object.
+    - ``kwargs``: keyword arguments for the model that are not tensors (fixed into
+      the graph).
     - ``input_names`` / ``output_names``: the graph's names for the inputs and
       outputs; by default the names of ``forward``'s parameters (``x``) and
       ``output`` (``output_0``, ``output_1``, ... for several).
@@ -80,6 +88,10 @@ def export(
       for fixed sizes.  Output axes that follow an input's dynamic axis are
       marked dynamic with it.
     - ``opset_version``: the ONNX opset, ``MIN_OPSET`` (13) or newer; default 20.
+    - ``verbose=True`` prints the graph written.  ``dynamo`` and
+      ``do_constant_folding`` are accepted for PyTorch's sake and change nothing
+      (there is one exporter; ONNX Runtime folds constants when it loads the file);
+      ``export_params`` must stay True (the weights are always in the file).
 
     The model runs in evaluation mode (Dropout is the identity, BatchNorm uses its
     running statistics) and each module's mode is restored afterwards.  Raises
@@ -95,7 +107,22 @@ def export(
     """
     onnx = _require_onnx()
     opset = _check_opset(opset_version, onnx)
+    if f is None:
+        raise ValueError("export: f, the file to write (a path or a binary file), is required")
+    if not export_params:
+        raise NotImplementedError(
+            "export: export_params=False (a graph without its weights) is not supported; "
+            "the weights are always written as initializers"
+        )
     args = tuple(args) if isinstance(args, (tuple, list)) else (args,)
+    if kwargs:
+        tensors = [k for k, v in kwargs.items() if isinstance(v, Tensor)]
+        if tensors:
+            raise ValueError(
+                f"export: the keyword arguments {tensors} are tensors; pass tensors in args so "
+                "that they become inputs of the graph"
+            )
+        model = _WithKeywords(model, dict(kwargs))
     positions = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
     names_in = _input_names(model, args, positions, input_names)
     dynamic = _dynamic_axes_by_input(dynamic_axes, names_in, args, positions)
@@ -120,6 +147,8 @@ def export(
         onnx, graph_a, first, second, names_in, names_out, dynamic_axes, dynamic, opset
     )
     onnx.checker.check_model(model_proto, full_check=True)
+    if verbose:
+        print(onnx.printer.to_text(model_proto.graph))
     data = model_proto.SerializeToString()
     if isinstance(f, (str, os.PathLike)):
         with atomic_write(f) as file:
@@ -129,6 +158,20 @@ def export(
 
 
 # -- options ---------------------------------------------------------------------------
+
+
+class _WithKeywords:
+    """The model called with fixed keyword arguments (``kwargs=``), its modules still visible."""
+
+    def __init__(self, model, keywords):
+        self.model, self.keywords = model, keywords
+        for name in ("named_modules", "state_dict", "named_parameters", "named_buffers", "eval"):
+            if hasattr(model, name):
+                setattr(self, name, getattr(model, name))
+        self.forward = getattr(model, "forward", model)
+
+    def __call__(self, *args):
+        return self.model(*args, **self.keywords)
 
 
 def _require_onnx():

@@ -492,3 +492,30 @@ def test_cli_export_errors_are_one_line(tmp_path, monkeypatch, capsys):
     session = ort.InferenceSession("cnn.onnx", providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["image"]
     assert session.get_outputs()[0].shape == ["batch", 10]
+
+
+def test_pytorch_keywords(tmp_path, capsys):
+    class Scaled(nn.Module):
+        def forward(self, x, scale=1.0):
+            return x * scale
+
+    session = export_and_load(
+        Scaled(),
+        (autodiff.randn(2, 3),),
+        tmp_path / "s.onnx",
+        kwargs={"scale": 3.0},
+        dynamo=False,
+        do_constant_folding=True,
+        verbose=True,
+    )
+    assert "Mul" in capsys.readouterr().out  # verbose prints the graph
+    x = np.ones((4, 3), np.float32)
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], 3 * x)
+    with pytest.raises(ValueError, match="pass tensors in args"):
+        autodiff.onnx.export(
+            Scaled(), autodiff.randn(2, 3), io.BytesIO(), kwargs={"scale": autodiff.tensor(x)}
+        )
+    with pytest.raises(NotImplementedError, match="export_params=False"):
+        autodiff.onnx.export(Scaled(), autodiff.randn(2, 3), io.BytesIO(), export_params=False)
+    with pytest.raises(TypeError):  # as in PyTorch 2.13, options are keyword-only
+        autodiff.onnx.export(Scaled(), autodiff.randn(2, 3), io.BytesIO(), ["x"])
