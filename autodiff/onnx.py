@@ -1034,22 +1034,29 @@ def _windows2d(g, unit):
 
 
 def _im2col(g, unit):
-    """conv2d's matrix of windows (g, N*oh*ow, C/g*kh*kw), from the taps."""
-    x, kernel, stride, dilation, groups = unit.args
-    c, (h, w), (kh, kw) = x.shape[1], x.shape[2:], kernel
+    """conv2d's matrices of windows (N, g, C/g*kh*kw, oh*ow) of the zero-padded input, from the taps."""
+    x, kernel, stride, padding, dilation, groups = unit.args
+    c, (kh, kw) = x.shape[1], kernel
+    (top, bottom), (left, right) = padding
+    _, _, k, _ = unit.output.shape
+    h, w = x.shape[2] + top + bottom, x.shape[3] + left + right
     oh = (h - dilation[0] * (kh - 1) - 1) // stride[0] + 1
     ow = (w - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    taps = _window_taps(g, g.arg(0), (oh, ow), kernel, stride, dilation)  # (N, C, oh, ow, kh*kw)
+    source = g.arg(0)
+    if top or bottom or left or right:
+        pads = [0, 0, int(top), int(left), 0, 0, int(bottom), int(right)]
+        zero = g.constant(np.zeros((), dtype=x.dtype), "value")
+        source = g.node("Pad", [source, g.ints(pads, "pads"), zero], mode="constant")
+    taps = _window_taps(g, source, (oh, ow), kernel, stride, dilation)  # (N, C, oh, ow, kh*kw)
     shape = [0, groups, c // groups, oh, ow, kh * kw]
     grouped = g.node("Reshape", [taps, g.ints(shape, "shape")])
-    grouped = g.node("Transpose", [grouped], perm=[1, 0, 3, 4, 2, 5])  # (g, N, oh, ow, C/g, taps)
-    target = [groups, -1, c // groups * kh * kw]
-    return g.node("Reshape", [grouped, g.ints(target, "shape")])
+    grouped = g.node("Transpose", [grouped], perm=[0, 1, 2, 5, 3, 4])  # (N, g, C/g, taps, oh, ow)
+    return g.node("Reshape", [grouped, g.ints([0, groups, k, oh * ow], "shape")])
 
 
-def _gather_taps(g, unit):
-    """max_pool2d's primitive: the value at each window's maximum, i.e. MaxPool (checked)."""
-    x, _, _, kernel, stride, dilation = unit.args
+def _window_max(g, unit):
+    """max_pool2d's primitive: the maximum of each window, i.e. MaxPool (checked)."""
+    x, kernel, stride, dilation, _ = unit.args
     span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]
     windows = np.lib.stride_tricks.sliding_window_view(x.data, span, axis=(2, 3))
     windows = windows[:, :, :: stride[0], :: stride[1], :: dilation[0], :: dilation[1]]
@@ -1116,7 +1123,7 @@ _PRIMITIVE_RULES = {
     ops.Gather: _gather,
     ops.Windows2d: _windows2d,
     ops.window.Im2col: _im2col,
-    ops.window.GatherTaps: _gather_taps,
+    ops.window.WindowMax: _window_max,
     ops.Erf: _same_named("Erf"),
     ops.Softplus: _same_named("Softplus"),
 }

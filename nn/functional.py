@@ -416,9 +416,9 @@ def _check_4d(input, op, what="input"):
         )
 
 
-def _output_size(x, kernel, stride, dilation, op) -> tuple:
-    """(oh, ow): how many windows fit along H and W, with a clear error when none does."""
-    _n, _c, h, w = x.shape
+def _output_size(size, kernel, stride, dilation, op) -> tuple:
+    """(oh, ow): how many windows fit in the (padded) (H, W), with a clear error when none does."""
+    h, w = size
     span = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
     if span[0] > h or span[1] > w:
         raise RuntimeError(
@@ -430,7 +430,7 @@ def _output_size(x, kernel, stride, dilation, op) -> tuple:
 
 def _windows(x, kernel, stride, dilation, op):
     """(N, C, H, W) -> (N, C, oh, ow, kh, kw) sliding-window view, with a clear size error."""
-    _output_size(x, kernel, stride, dilation, op)
+    _output_size(x.shape[2:], kernel, stride, dilation, op)
     return Windows2d.apply(x, kernel, stride, dilation)
 
 
@@ -450,12 +450,12 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     y[n, o, i, j] = b[o] + sum_{c, p, q} x_pad[n, g(o) c, i sh + p dh, j sw + q dw] w[o, c, p, q]
 
     with x of shape (N, C_in, H, W) and w of shape (C_out, C_in / groups, kh, kw).
-    The graph records ``Pad`` (when padding), ``Im2col`` (every window as one
-    row of a matrix), ``MatMul`` with the reshaped kernel, reshapes and
-    permutes back to (N, C_out, oh, ow), a ``Contiguous`` copy and the bias
-    ``Add``.  The gradient flows back through the matmul to the kernel and to
-    the matrix, whose backward (``Col2im``) adds every window's gradient back
-    where it was read.
+    The graph records ``Im2col`` (the windows of the zero-padded input, one
+    (C_in/groups * kh * kw, oh * ow) matrix per image), ``MatMul`` of the reshaped
+    kernel by it, which is already laid out as (N, C_out, oh, ow), a ``Reshape``
+    and the bias ``Add``.  The gradient flows back through the matmul to the
+    kernel and to the matrix, whose backward (``Col2im``) adds every window's
+    gradient back where it was read.
     """
     input = _tensor(input)
     _check_4d(input, "conv2d")
@@ -485,26 +485,19 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     else:
         ph, pw = _pair(padding, "padding", "conv2d")
         widths = [(ph, ph), (pw, pw)]
-    if any(widths[0] + widths[1]):
-        x = autodiff.pad(input, (*widths[1], *widths[0]))  # (N, C, H + 2ph, W + 2pw)
-    else:
-        x = input
     g = groups
-    oh, ow = _output_size(x, (kh, kw), stride, dilation, "conv2d")
-    # im2col, (g, N*oh*ow, K): the sliding windows (N, C, oh, ow, kh, kw) regrouped
-    # to (N, g, C/g, oh, ow, kh, kw), permuted to (g, N, oh, ow, C/g, kh, kw) and
-    # flattened.  Im2col builds this matrix (and its backward the fold) as one
-    # primitive, copying tap by tap: 1 ms instead of 10 ms per 64x16x14x14 batch
-    # against the composed view + reshape (benchmarks/).
-    cols = Im2col.apply(x, (kh, kw), stride, dilation, g)
+    padded = [size + before + after for size, (before, after) in zip(input.shape[2:], widths)]
+    oh, ow = _output_size(padded, (kh, kw), stride, dilation, "conv2d")
+    # im2col, (N, g, K = C/g*kh*kw, L = oh*ow): the windows of the zero-padded
+    # input, reshaped to (N, g, C/g, oh, ow, kh, kw), permuted to (N, g, C/g, kh,
+    # kw, oh, ow) and flattened.  Im2col builds the same matrix (and its backward
+    # the same fold) as one primitive, copying tap by tap with the padding folded
+    # in (autodiff/ops/window.py has the figures).
+    cols = Im2col.apply(input, (kh, kw), stride, tuple(widths), dilation, g)
     kernel = weight.reshape(g, c_out // g, c_per_group * kh * kw)  # (g, O/g, K)
-    out = cols @ kernel.transpose(1, 2)  # (g, N*oh*ow, K) @ (g, K, O/g) -> (g, N*oh*ow, O/g)
-    out = out.reshape(g, n, oh, ow, c_out // g)  # (g, N, oh, ow, O/g)
-    out = out.permute(1, 0, 4, 2, 3).reshape(n, c_out, oh, ow)  # (N, O, oh, ow)
-    # a view whose channels are innermost in memory: copied to row-major once,
-    # since elementwise ops that mix the two layouts (ReLU's backward against
-    # the pooling gradient) ran 14x slower: 3.4 ms against 0.25 ms (benchmarks/)
-    out = out.contiguous()
+    # one product per image, (g, O/g, K) @ (N, g, K, L) -> (N, g, O/g, L): already
+    # (N, O, oh, ow) in memory, so no permute and no copy
+    out = (kernel @ cols).reshape(n, c_out, oh, ow)
     if bias is not None:
         out = out + bias.reshape(1, c_out, 1, 1)  # (N, O, oh, ow) + (1, O, 1, 1)
     return out
@@ -591,9 +584,10 @@ def max_pool2d(
         x = autodiff.pad(x, widths, value=-np.inf)  # (N, C, H', W') with -inf borders
     # (N, C, oh, ow): the maximum of each window and its tap p * kw + q.  The same
     # values and gradients as windows(x).reshape(N, C, oh, ow, kh * kw).max(dim=-1),
-    # from a fused primitive: the reshape copy and the argmax along a 4-element
-    # axis took 20 ms per 64x16x28x28 batch, the primitive 4 ms (benchmarks/).
-    values, taps = window_max(x, kernel, stride, dilation, (oh, ow))
+    # from a fused primitive that finds the maximum and its tap in one pass: the
+    # reshape copy and the argmax along a 4-element axis took 20 ms per
+    # 64x16x28x28 batch, the primitive 0.6 ms (autodiff/ops/window.py).
+    values, taps = window_max(x, kernel, stride, dilation, (oh, ow), with_taps=return_indices)
     out = values[0] if unbatched else values
     if not return_indices:
         return out

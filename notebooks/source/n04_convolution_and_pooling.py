@@ -313,7 +313,7 @@ visualize.trace_backward(loss, params=small_cnn)  # a table; print() it for plai
         r"""
 The same graph drawn, with the step numbers of the table and the loss collapsed
 into one box.  Inside the `Conv2d` cluster (module `0`), the convolution is
-reshapes, permutes and one matrix product with **two** inputs: the filters, and
+reshapes and one matrix product with **two** inputs: the filters, and
 the unfolded image.  The image does not require a gradient, so its unfold is not
 recorded as an op: the matrix product reads it as a constant (the dashed box,
 drawn because the forward pass ran inside `keep_values()`), and only the
@@ -328,7 +328,7 @@ loss.backward()
 graph = visualize.trace_graph(loss, params=small_cnn)
 ops_in = {path: [op.name for op in graph.ops if op.module == path] for path in ("0", "2")}
 assert "MatMul" in ops_in["0"] and "Im2col" not in ops_in["0"], ops_in  # no unfold of the image
-assert ops_in["2"] == ["GatherTaps"], ops_in  # max pooling: one op, the window maximum
+assert ops_in["2"] == ["WindowMax"], ops_in  # max pooling: one op, the window maximum
 for op in graph.ops:
     if op.name == "MatMul":
         assert len(graph.inputs_of(op.id)) == 2, op  # every matrix product: two inputs drawn
@@ -378,8 +378,9 @@ trace
     (
         "markdown",
         r"""
-(The engine lays the windows out as rows, $(N, L, C k_h k_w)$, and multiplies
-$U^\top W^\top$: the same numbers, transposed.)  The same gradient by hand, with
+(The engine computes exactly this: $U(x)$ of shape $(C k_h k_w, L)$ for each
+image, and $Y = W\,U(x)$, which is already laid out as the output image.)  The
+same gradient by hand, with
 NumPy: $W^\top g$ gives one column per window, and `fold` adds the columns back
 where their windows were read.
 """,
