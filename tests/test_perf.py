@@ -302,3 +302,32 @@ def test_sigmoid_of_python_and_numpy_scalars():
 
     assert abs(Sigmoid.apply(2.0).item() - 1 / (1 + np.exp(-2.0))) < 1e-7
     assert Sigmoid.apply(np.float32(-3)).dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("slope_kind", ["mask", "slopes"])
+@pytest.mark.parametrize("special", ["none", "inf", "nan", "-inf", "huge"])
+def test_apply_slope_fast_product_is_the_where_form(dtype, slope_kind, special):
+    """relu/leaky_relu's backward product: bit for bit np.where's, zeros signs included."""
+    from autodiff.ops.elementwise import _apply_slope
+
+    rng = np.random.default_rng(3)
+    g = rng.standard_normal((4, 5, 6)).astype(dtype)
+    g.reshape(-1)[:7] = -1.5  # negative gradients where the slope is 0: -0.0 in a product
+    if special != "none":
+        value = {"inf": np.inf, "nan": np.nan, "-inf": -np.inf, "huge": np.finfo(dtype).max}
+        g.reshape(-1)[rng.integers(0, g.size, 3)] = value[special]
+    mask = rng.random(g.shape) > 0.5
+    mask.reshape(-1)[:7] = False
+    s = mask if slope_kind == "mask" else np.where(mask, 1.0, 0.01).astype(dtype)
+    if slope_kind == "slopes":
+        s.reshape(-1)[:7] = 0.0
+    expected = (
+        np.where(s, g, 0).astype(dtype)
+        if slope_kind == "mask"
+        else np.where(s == 0, 0, g * s).astype(dtype)
+    )
+    got = _apply_slope(g, s)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
