@@ -19,13 +19,18 @@ it, ``set_num_threads`` cannot reach the BLAS library: it warns (a
 were set before Python started, otherwise the number of usable cores).  Setting
 ``OMP_NUM_THREADS=n`` before Python starts works with or without it.
 
-The default is BLAS's own: one thread per usable core, as in PyTorch.  On a
-machine whose cores are shared with other busy processes (a class's
-JupyterHub, a loaded CI runner) every multi-threaded BLAS or OpenMP library,
-PyTorch's included, can run many times slower than with one thread, because
-each matrix product waits for its slowest thread; there, ``set_num_threads(1)``
-(or ``autodiff train --threads 1``) is the fix.  README's performance section
-has the measurements.
+The default is one thread, unless ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``
+or ``MKL_NUM_THREADS`` was set before Python started (then that count is
+kept).  PyTorch's default is one thread per core; this one differs on purpose.
+On a machine whose cores are shared with other busy processes (a class's
+JupyterHub, a loaded CI runner) a multi-threaded BLAS waits at the end of every
+matrix product for its slowest thread, and its idle threads spin: on 2 cores
+shared with other jobs (load average 5 to 8), an MLP epoch took 137 s at 2
+threads against 1.9 s of work at one (PyTorch at 2 threads: 26 s), while on a
+quiet machine the second thread saved about a fifth of an epoch (README's
+performance section has the figures).  ``set_num_threads(os.cpu_count())`` gives the cores back when
+the machine is yours.  The default needs ``threadpoolctl``; without it BLAS
+keeps its own default, one thread per core.
 """
 
 from __future__ import annotations
@@ -119,3 +124,15 @@ def get_num_threads() -> int:
     if blas is not None and blas.lib_controllers:
         return max(lib.num_threads for lib in blas.lib_controllers)
     return _AT_STARTUP
+
+
+def _apply_default() -> None:
+    """One BLAS thread, unless a thread variable chose the count before Python started."""
+    if any(os.environ.get(name, "").strip() for name in _THREAD_VARIABLES):
+        return
+    blas = _blas()
+    if blas is not None and blas.lib_controllers:
+        blas.limit(limits=1)
+
+
+_apply_default()

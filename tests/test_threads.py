@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -31,10 +32,20 @@ def test_set_then_get(restore_threads):
     assert autodiff.get_num_threads() == 2
 
 
-def test_default_is_one_thread_per_core():
+def _threads_in_a_fresh_process(**env):
+    clean = {k: v for k, v in os.environ.items() if k not in threads._THREAD_VARIABLES}
+    code = "import autodiff; print(autodiff.get_num_threads())"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout)
+
+
+def test_default_is_one_thread_unless_the_environment_chose():
     pytest.importorskip("threadpoolctl")
-    # BLAS's own default unless the environment pinned it before Python started
-    assert autodiff.get_num_threads() >= 1
+    assert _threads_in_a_fresh_process() == 1
+    assert _threads_in_a_fresh_process(OMP_NUM_THREADS="2") == 2
 
 
 @pytest.mark.parametrize("bad", [0, -1])
