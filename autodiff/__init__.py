@@ -94,25 +94,15 @@ def _mirror(name):
     return function
 
 
-for _name in [
+# autodiff.<name>(x, ...) is x.<name>(...): for the methods written in tensor.py
+# (they parse arguments or compose ops), and for every method an op class names.
+_COMPOSED_METHODS = [
     "add",
     "sub",
     "mul",
     "div",
     "pow",
-    "matmul",
-    "mm",
-    "neg",
-    "exp",
-    "log",
-    "sqrt",
     "rsqrt",
-    "abs",
-    "sin",
-    "cos",
-    "tanh",
-    "sigmoid",
-    "relu",
     "square",
     "reciprocal",
     "clamp",
@@ -137,7 +127,6 @@ for _name in [
     "unsqueeze",
     "squeeze",
     "numel",
-    "clone",
     "detach",
     "softmax",
     "log_softmax",
@@ -152,30 +141,19 @@ for _name in [
     "le",
     "gt",
     "ge",
-    "sign",
-    "floor",
-    "ceil",
-    "round",
     "masked_fill",
     "logical_not",
     "any",
     "all",
+]
+for _name in _COMPOSED_METHODS + [
+    name for op in ops.primitives() for name in ops.method_names(op) if not name.startswith("_")
 ]:
     globals()[_name] = _mirror(_name)
 del _name
 
 subtract, multiply, divide = sub, mul, div  # noqa: F821 (made by _mirror above)
 absolute, clip = abs, clamp  # noqa: F821
-
-
-def maximum(input, other) -> Tensor:
-    """Elementwise maximum (ties share the gradient equally)."""
-    return ops.Maximum.apply(input, other)
-
-
-def minimum(input, other) -> Tensor:
-    """Elementwise minimum (ties share the gradient equally)."""
-    return ops.Minimum.apply(input, other)
 
 
 def is_tensor(obj) -> bool:

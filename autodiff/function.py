@@ -316,6 +316,12 @@ class Function:
     # that in-place changes through the view are seen by the base's version.
     returns_view = False
 
+    # The Tensor method(s) that apply this op as it is, e.g. ``method = "exp"``:
+    # ``x.exp()`` is ``Exp.apply(x)``, and ``autodiff.exp(x)`` too (see the end of
+    # tensor.py).  None for ops whose methods first parse their arguments (sum's
+    # dims, reshape's sizes): those are written in tensor.py by hand.
+    method: str | tuple | None = None
+
     @staticmethod
     def forward(ctx, *args):
         raise NotImplementedError("a Function subclass must define forward(ctx, *args)")

@@ -489,9 +489,6 @@ class Tensor:
     def cpu(self) -> Tensor:
         return self
 
-    def clone(self) -> Tensor:
-        return _ops.Clone.apply(self)
-
     # -- arithmetic -------------------------------------------------------------
     def __add__(self, other):
         return _ops.Add.apply(self, other)
@@ -529,14 +526,8 @@ class Tensor:
     def __rmatmul__(self, other):
         return _ops.MatMul.apply(other, self)
 
-    def __neg__(self):
-        return _ops.Neg.apply(self)
-
     def __pos__(self):
         return self
-
-    def __abs__(self):
-        return _ops.Abs.apply(self)
 
     def __floordiv__(self, other):
         return _integer_division(np.floor_divide, self.data, _data(other), "floor_divide")
@@ -561,15 +552,6 @@ class Tensor:
 
     def pow(self, exponent):
         return _ops.Pow.apply(self, exponent)
-
-    def matmul(self, other):
-        return _ops.MatMul.apply(self, other)
-
-    def mm(self, other):
-        return _ops.MatMul.apply(self, other)
-
-    def neg(self):
-        return _ops.Neg.apply(self)
 
     # -- comparisons (no gradient; boolean results) -----------------------------
     def __eq__(self, other):
@@ -647,48 +629,9 @@ class Tensor:
     def all(self, dim=None, keepdim=False):
         return _constant(np.all(self.data, axis=dim, keepdims=keepdim))
 
-    def sign(self):
-        return _ops.Sign.apply(self)
-
-    def floor(self):
-        return _ops.Floor.apply(self)
-
-    def ceil(self):
-        return _ops.Ceil.apply(self)
-
-    def round(self):
-        return _ops.Round.apply(self)
-
     # -- elementwise functions --------------------------------------------------
-    def exp(self):
-        return _ops.Exp.apply(self)
-
-    def log(self):
-        return _ops.Log.apply(self)
-
-    def sqrt(self):
-        return _ops.Sqrt.apply(self)
-
     def rsqrt(self):
         return 1 / _ops.Sqrt.apply(self)
-
-    def abs(self):
-        return _ops.Abs.apply(self)
-
-    def sin(self):
-        return _ops.Sin.apply(self)
-
-    def cos(self):
-        return _ops.Cos.apply(self)
-
-    def tanh(self):
-        return _ops.Tanh.apply(self)
-
-    def sigmoid(self):
-        return _ops.Sigmoid.apply(self)
-
-    def relu(self):
-        return _ops.Relu.apply(self)
 
     def square(self):
         return _ops.Mul.apply(self, self)
@@ -702,12 +645,6 @@ class Tensor:
         return _ops.Clamp.apply(self, min, max)
 
     clip = clamp
-
-    def maximum(self, other):
-        return _ops.Maximum.apply(self, other)
-
-    def minimum(self, other):
-        return _ops.Minimum.apply(self, other)
 
     def where(self, condition, other):
         return _ops.where(condition, self, other)
@@ -1082,3 +1019,25 @@ def _normalize_index_item(item, tensor):
 
 # The operations import Tensor, so they are imported after it is defined.
 from . import ops as _ops  # noqa: E402
+
+
+def bind_methods(bindings) -> None:
+    """Make ``Tensor.<name>`` apply the op, for each (name, op class) pair.
+
+    Called by ``autodiff.ops`` once all op classes exist: an op class that names
+    its ``method`` (``method = "exp"``) is the one place that defines it.
+    """
+    for name, function in bindings:
+        setattr(Tensor, name, _method_applying(function, name))
+
+
+def _method_applying(function, name: str):
+    apply = function.apply
+
+    def method(self, *args):
+        return apply(self, *args)
+
+    method.__name__ = name
+    method.__qualname__ = f"Tensor.{name}"
+    method.__doc__ = function.__doc__
+    return method

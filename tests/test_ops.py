@@ -16,6 +16,7 @@ row, Hypothesis checks that
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from collections.abc import Callable
 
@@ -467,6 +468,7 @@ OPS = [
     Op("rsqrt", lambda lib, x: x.rsqrt(), lambda x: 1 / np.sqrt(x), unary(0.1, 10)),
     Op("abs", lambda lib, x: x.abs(), np.abs, unary(avoid=(0.0,))),
     Op("sin", lambda lib, x: x.sin(), np.sin, unary()),
+    Op("atan2", lambda lib, y, x: lib.atan2(y, x), np.arctan2, binary(b=(0.5, 5.0))),
     Op("cos", lambda lib, x: x.cos(), np.cos, unary()),
     Op("tanh", lambda lib, x: x.tanh(), np.tanh, unary()),
     Op("sigmoid", lambda lib, x: x.sigmoid(), np_sigmoid, unary(-8, 8)),
@@ -924,3 +926,41 @@ def test_trace_backward_gives_the_gradients_of_backward(op, data, seed):
             assert x.name not in trace.grads, f"{op.name}: {x.name}"
         else:
             np.testing.assert_array_equal(trace.grads[x.name], x.grad.data, err_msg=op.name)
+
+
+def test_every_primitive_has_a_rule_that_visualize_reads():
+    """Each Function's docstring starts with its forward and one dL/d... line per input."""
+    import nn  # noqa: F401 (its Functions too)
+    from visualize.trace import input_names, op_rule
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    library = [
+        f for f in subclasses(autodiff.Function) if f.__module__.startswith(("autodiff", "nn"))
+    ]
+    assert set(autodiff.ops.primitives()) <= set(library)
+    for function in library:
+        formula, rule = op_rule(function)
+        assert formula, f"{function.__name__}: no forward formula in its docstring"
+        assert rule.startswith("dL/d"), f"{function.__name__}: no dL/d... rule in its docstring"
+        n_inputs = len(inspect.signature(function.forward).parameters) - 1  # without ctx
+        named = input_names(rule, n_inputs)
+        assert not named or len(named) == n_inputs, function.__name__
+
+
+def test_an_op_class_naming_its_method_is_the_only_binding_needed():
+    """Atan2 is one class with ``method = "atan2"`` (and one row of OPS): nothing else."""
+    y, x = autodiff.tensor([1.0, -1.0]), autodiff.tensor([1.0, 1.0])
+    assert autodiff.atan2(y, x).grad_fn is None
+    assert autodiff.Tensor.atan2.__doc__ == autodiff.ops.Atan2.__doc__
+    y.requires_grad_()
+    assert y.atan2(x).grad_fn.name() == "Atan2Backward"
+    assert [op.name for op in OPS].count("atan2") == 1
+    for op in autodiff.ops.primitives():
+        for name in autodiff.ops.method_names(op):
+            assert getattr(autodiff.Tensor, name).__doc__ == op.__doc__, name
+            if not name.startswith("_"):
+                assert callable(getattr(autodiff, name)), name

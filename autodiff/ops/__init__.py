@@ -39,3 +39,20 @@ def primitives() -> list:
         for value in _public_names(family).values()
         if isinstance(value, type) and issubclass(value, Function)
     ]
+
+
+def method_names(function) -> tuple:
+    """The Tensor methods an op class names (``method``), as a tuple."""
+    names = function.method
+    if names is None:
+        return ()
+    return (names,) if isinstance(names, str) else tuple(names)
+
+
+def _bind_methods() -> None:
+    from ..tensor import bind_methods
+
+    bind_methods((name, op) for op in primitives() for name in method_names(op))
+
+
+_bind_methods()

@@ -43,6 +43,8 @@ class Sub(Function):
 class Neg(Function):
     """y = -x        dL/dx = -dL/dy"""
 
+    method = ("neg", "__neg__")
+
     @staticmethod
     def forward(ctx, x):
         return np.negative(x)
@@ -139,6 +141,8 @@ class Pow(Function):
 class Exp(Function):
     """y = exp(x)        dL/dx = dL/dy * y"""
 
+    method = "exp"
+
     @staticmethod
     def forward(ctx, x):
         y = np.exp(x)
@@ -154,6 +158,8 @@ class Exp(Function):
 class Log(Function):
     """y = log(x)        dL/dx = dL/dy / x"""
 
+    method = "log"
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -167,6 +173,8 @@ class Log(Function):
 
 class Sqrt(Function):
     """y = sqrt(x)        dL/dx = dL/dy / (2 y)"""
+
+    method = "sqrt"
 
     @staticmethod
     def forward(ctx, x):
@@ -183,6 +191,8 @@ class Sqrt(Function):
 class Abs(Function):
     """y = |x|        dL/dx = dL/dy * sign(x)        (0 at x = 0 and at NaN, as PyTorch)"""
 
+    method = ("abs", "__abs__")
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -196,6 +206,8 @@ class Abs(Function):
 
 class Sign(Function):
     """y = sign(x) in {-1, 0, 1} (0 at NaN, as PyTorch)        dL/dx = 0"""
+
+    method = "sign"
 
     @staticmethod
     def forward(ctx, x):
@@ -212,6 +224,8 @@ class Sign(Function):
 class Floor(Function):
     """y = floor(x)        dL/dx = 0 (a step function: flat wherever it is differentiable)"""
 
+    method = "floor"
+
     @staticmethod
     def forward(ctx, x):
         return np.floor(x)
@@ -224,6 +238,8 @@ class Floor(Function):
 class Ceil(Function):
     """y = ceil(x)        dL/dx = 0"""
 
+    method = "ceil"
+
     @staticmethod
     def forward(ctx, x):
         return np.ceil(x)
@@ -235,6 +251,8 @@ class Ceil(Function):
 
 class Round(Function):
     """y = x rounded to the nearest integer (halves to even)        dL/dx = 0"""
+
+    method = "round"
 
     @staticmethod
     def forward(ctx, x):
@@ -299,8 +317,27 @@ def zeros_for(like: Tensor) -> Tensor:
     return Tensor._make(np.zeros(like.shape, like.dtype), None, None)
 
 
+class Atan2(Function):
+    """z = atan2(y, x), the angle of the point (x, y)        dL/dy = dL/dz * x / (x^2 + y^2)        dL/dx = -dL/dz * y / (x^2 + y^2)"""
+
+    method = "atan2"
+
+    @staticmethod
+    def forward(ctx, y, x):
+        ctx.save_for_backward(y, x)
+        return np.arctan2(y, x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, x = ctx.saved_tensors
+        scale = grad / (x * x + y * y)
+        return scale * x, -scale * y
+
+
 class Sin(Function):
     """y = sin(x)        dL/dx = dL/dy * cos(x)"""
+
+    method = "sin"
 
     @staticmethod
     def forward(ctx, x):
@@ -316,6 +353,8 @@ class Sin(Function):
 class Cos(Function):
     """y = cos(x)        dL/dx = -dL/dy * sin(x)"""
 
+    method = "cos"
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -329,6 +368,8 @@ class Cos(Function):
 
 class Tanh(Function):
     """y = tanh(x)        dL/dx = dL/dy * (1 - y^2)"""
+
+    method = "tanh"
 
     @staticmethod
     def forward(ctx, x):
@@ -344,6 +385,8 @@ class Tanh(Function):
 
 class Sigmoid(Function):
     """y = 1 / (1 + exp(-x))        dL/dx = dL/dy * y (1 - y)"""
+
+    method = "sigmoid"
 
     @staticmethod
     def forward(ctx, x):
@@ -373,6 +416,8 @@ class Sigmoid(Function):
 
 class Relu(Function):
     """y = max(x, 0)        dL/dx = dL/dy * [x > 0]        (1 at NaN, as PyTorch)"""
+
+    method = "relu"
 
     op_name = "relu"
 
@@ -435,6 +480,8 @@ class Elu(Function):
 class Maximum(Function):
     """z = max(x, y)        dL/dx = dL/dz * [x > y]        (ties share dL/dz equally)"""
 
+    method = "maximum"
+
     @staticmethod
     def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
@@ -467,6 +514,8 @@ def _values(x):
 
 class Minimum(Function):
     """z = min(x, y)        dL/dx = dL/dz * [x < y]        (ties share dL/dz equally)"""
+
+    method = "minimum"
 
     @staticmethod
     def forward(ctx, x, y):
@@ -556,6 +605,8 @@ class Cast(Function):
 class Clone(Function):
     """y = x (a copy)        dL/dx = dL/dy"""
 
+    method = "clone"
+
     @staticmethod
     def forward(ctx, x):
         return np.array(x, copy=True)
@@ -604,6 +655,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 class Erf(Function):
     """y = erf(x) = 2/sqrt(pi) int_0^x exp(-t^2) dt        dL/dx = dL/dy * 2/sqrt(pi) exp(-x^2)"""
+
+    method = "erf"
 
     @staticmethod
     def forward(ctx, x):

@@ -15,6 +15,8 @@ class MatMul(Function):
     broadcast; the engine sums the gradients back over them.
     """
 
+    method = ("matmul", "mm")
+
     op_name = "matmul"
 
     @staticmethod
