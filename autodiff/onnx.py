@@ -165,7 +165,7 @@ class _WithKeywords:
 
     def __init__(self, model, keywords):
         self.model, self.keywords = model, keywords
-        for name in ("named_modules", "state_dict", "named_parameters", "named_buffers", "eval"):
+        for name in ("modules", "state_dict", "named_parameters", "named_buffers", "eval"):
             if hasattr(model, name):
                 setattr(self, name, getattr(model, name))
         self.forward = getattr(model, "forward", model)
@@ -320,12 +320,9 @@ def _key(tensor: Tensor):
 
 
 def _region_of(node):
-    region = getattr(node, "region", None)
-    if region is None:
-        annotations = getattr(node, "annotations", None)
-        if annotations:
-            region = annotations.get("region")
-    return region
+    """The innermost lecture-level region the node was recorded in (``autodiff.region``)."""
+    annotations = getattr(node, "annotations", None)
+    return annotations.get("region") if annotations else None
 
 
 def _region_chain(region) -> tuple:
@@ -351,7 +348,7 @@ def _trace(model, args, positions) -> _Trace:
     params = _parameter_names(model)
     records = []
     region_keys = {}
-    stack = []
+    types = {}
     thread = threading.get_ident()
 
     def observer(node, node_inputs, output):
@@ -365,26 +362,21 @@ def _trace(model, args, positions) -> _Trace:
                     for t in (getattr(region, "inputs", None) or ())
                 )
         keys = tuple(_key(t) if isinstance(t, Tensor) else None for t in node_inputs)
-        module = stack[-1] if stack else None
+        # the module that ran it, as Module.__call__ tagged it (region.py's observer runs first)
+        call = (getattr(node, "annotations", None) or {}).get("module")
+        module = getattr(call, "name", None) or None  # "" is the model's own forward
+        if module is not None:
+            types[module] = call.type_name
         records.append(_Record(node, tuple(node_inputs), keys, output, module, chain))
 
-    modes = {}
-    hooks = []
-    named = list(model.named_modules()) if hasattr(model, "named_modules") else []
-    for name, module in named:
-        modes[id(module)] = (module, module.training)
-        if name:  # the model itself has no name of its own
-            hooks.append(module.register_forward_pre_hook(_push(stack, name)))
-            hooks.append(module.register_forward_hook(_pop(stack)))
+    modes = [(m, m.training) for m in model.modules()] if hasattr(model, "modules") else []
     try:
         if hasattr(model, "eval"):
             model.eval()
         with enable_grad(), observe(observer):
             result = model(*given)
     finally:
-        for handle in hooks:
-            handle.remove()
-        for module, mode in modes.values():  # each module's own mode, as it was
+        for module, mode in modes:  # each module's own mode, as it was
             module.training = mode
     outputs = list(result) if isinstance(result, (tuple, list)) else [result]
     for k, out in enumerate(outputs):
@@ -393,22 +385,7 @@ def _trace(model, args, positions) -> _Trace:
                 f"export: the model's output {k} is a {type(out).__name__}; export writes "
                 "models that return a Tensor or a tuple of Tensors"
             )
-    types = {name: type(module).__name__ for name, module in named if name}
     return _Trace(records, inputs, outputs, params, region_keys, types)
-
-
-def _push(stack, name):
-    def hook(module, args):
-        stack.append(name)
-
-    return hook
-
-
-def _pop(stack):
-    def hook(module, args, output):
-        stack.pop()
-
-    return hook
 
 
 def _parameter_names(model) -> dict:
@@ -556,8 +533,8 @@ def _region_output_key(unit) -> tuple:
     key = _key(output)
     if key in members:
         return key
-    for node_key, record in reversed(unit.members):
-        if record.output is output or record.output.shape == output.shape:
+    for node_key, record in reversed(unit.members):  # changed in place since: its own node
+        if (getattr(record.node, "annotations", None) or {}).get("region_output"):
             return node_key
     raise UnsupportedOperatorError(
         f"export: {unit.where()}: cannot tell which of its nodes computed its output"

@@ -8,9 +8,7 @@ when onnx or onnxruntime is missing (CI installs both: ``.ci/run``).
 
 from __future__ import annotations
 
-import inspect
 import io
-import types
 
 import numpy as np
 import pytest
@@ -24,76 +22,6 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 TOLERANCE = {"rtol": 0, "atol": 1e-5}  # the issue's "logits equal within 1e-5"
-
-
-# -- lecture-level regions ---------------------------------------------------------------
-# Until issue 14's autodiff.region lands, the layers of nn.functional are wrapped here in
-# regions of the contract's shape (name, inputs, attrs, output, module, parent), and an
-# observer puts each recorded node's innermost region in node.annotations["region"].
-_TENSOR_PARAMETERS = {
-    "linear": ("input", "weight", "bias"),
-    "conv2d": ("input", "weight", "bias"),
-    "batch_norm": ("input", "running_mean", "running_var", "weight", "bias"),
-}
-_LAYERS = [
-    "linear",
-    "conv2d",
-    "max_pool2d",
-    "avg_pool2d",
-    "adaptive_avg_pool2d",
-    "relu",
-    "sigmoid",
-    "tanh",
-    "leaky_relu",
-    "elu",
-    "gelu",
-    "softmax",
-    "log_softmax",
-    "batch_norm",
-    "dropout",
-]
-
-
-@pytest.fixture(autouse=True)
-def regions(monkeypatch):
-    if hasattr(autodiff, "region"):
-        yield
-        return
-    stack = []
-
-    def wrap(name, function):
-        signature = inspect.signature(function)
-        tensor_names = _TENSOR_PARAMETERS.get(name, ("input",))
-
-        def wrapped(*args, **kwargs):
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            region = types.SimpleNamespace(
-                name=name,
-                inputs=tuple(bound.arguments[n] for n in tensor_names),
-                attrs={k: v for k, v in bound.arguments.items() if k not in tensor_names},
-                output=None,
-                module=None,
-                parent=stack[-1] if stack else None,
-            )
-            stack.append(region)
-            try:
-                region.output = function(*args, **kwargs)
-            finally:
-                stack.pop()
-            return region.output
-
-        return wrapped
-
-    for name in _LAYERS:
-        monkeypatch.setattr(F, name, wrap(name, getattr(F, name)))
-
-    def tag(node, inputs, output):
-        if stack:
-            node.annotations = {"region": stack[-1]}
-
-    with autodiff.observe(tag):
-        yield
 
 
 # -- helpers ----------------------------------------------------------------------------------
