@@ -610,7 +610,15 @@ class _Lowering:
         self.unit = None
         outputs = []
         for name, tensor in zip(self.names_out, self.trace.outputs, strict=True):
-            value = self.value_of(tensor, _key(tensor), f"output {name!r}")
+            key = _key(tensor)
+            if key not in self.names and key not in self.trace.params:
+                raise UnsupportedOperatorError(
+                    f"export: the output {name!r} was not computed by recorded operations "
+                    "(an operation without a gradient, such as argmax or a comparison, or "
+                    "code under no_grad or on .detach()ed values): export writes only what "
+                    "the graph records, so it would be a constant in the file"
+                )
+            value = self.value_of(tensor, key, f"output {name!r}")
             outputs.append((self.rename_output(value, name), tensor))
         inputs = list(zip(self.names_in, self.trace.inputs, strict=True))
         self.prune([name for name, _ in outputs])

@@ -378,6 +378,19 @@ def test_control_flow_on_values_is_refused(tmp_path):
         autodiff.onnx.export(Branchy(), x, str(tmp_path / "b.onnx"))
 
 
+def test_an_output_computed_outside_the_graph_is_refused():
+    class Classify(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 4)
+
+        def forward(self, x):
+            return self.fc(x).argmax(1)  # no gradient: not recorded
+
+    with pytest.raises(UnsupportedOperatorError, match="output 'output' was not computed"):
+        autodiff.onnx.export(Classify(), autodiff.randn(2, 3), io.BytesIO())
+
+
 def test_max_pool_with_indices_and_training_dropout_are_refused(tmp_path):
     class Indices(nn.Module):
         def forward(self, x):
