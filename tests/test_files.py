@@ -160,3 +160,45 @@ def test_a_user_sigterm_handler_is_left_alone(tmp_path):
         assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+if sys.argv[1] == "save":
+    import numpy as np, autodiff
+    try:
+        autodiff.save({"w": autodiff.tensor(np.ones(1 << 20, np.float32))}, sys.argv[2])
+    except OSError as error:
+        print(type(error).__name__, error.errno, error.filename, error.strerror, sep="|")
+else:
+    from autodiff_cli import main
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX resource limits")
+def test_a_full_disk_names_the_users_path_and_keeps_the_old_file(tmp_path):
+    """A real write failure: the file-size limit makes the 4 MiB save fail half way."""
+    target = tmp_path / "model.pth"
+    target.write_bytes(b"old")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [sys.executable, "-c", LIMITED, "save", str(target)],
+        capture_output=True, text=True, env=env, timeout=120, check=True,
+    )  # fmt: skip
+    _, number, filename, _ = result.stdout.strip().split("|")
+    assert int(number) == errno.EFBIG and filename == str(target)
+    assert target.read_bytes() == b"old" and temporaries(tmp_path) == []
+    # the command: one line naming the path, exit 1, the old model kept
+    result = subprocess.run(
+        [sys.executable, "-c", LIMITED, "train", "--dataset", "digits", "--epochs", "0",
+         "--save", str(target), "--no-progress"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"autodiff train: error: cannot save the model to {target}: File too large"
+    )
+    assert target.read_bytes() == b"old" and temporaries(tmp_path) == []
