@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 
-__all__ = ["atomic_write", "check_expansion"]
+__all__ = ["atomic_write", "check_expansion", "new_folders"]
 
 # Errors of the disk rather than of a path: they carry no file name, so the user's
 # path is added to them.  Network errors raised inside the block are left alone.
@@ -157,6 +157,34 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = None):
         if renamed is error:
             raise
         raise renamed from None
+
+
+@contextlib.contextmanager
+def new_folders(folder):
+    """Make ``folder`` and its missing parents; if the ``with`` block then raises, remove
+    the ones made here that are still empty, so a failed command leaves no empty folders.
+
+    Example::
+
+        with new_folders("data/MNIST/raw"), atomic_write("data/MNIST/raw/x.gz") as f:
+            ...
+    """
+    folder = os.path.abspath(os.fspath(folder))
+    made = []
+    while not os.path.lexists(folder):
+        made.append(folder)  # deepest first
+        folder = os.path.dirname(folder)
+    if made:
+        os.makedirs(made[0], exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for path in made:
+            try:
+                os.rmdir(path)
+            except OSError:
+                break  # not empty (files that did arrive), or not ours to remove
+        raise
 
 
 def check_expansion(what: str, stored: int, declared: int, max_expansion, allow: str) -> None:

@@ -30,6 +30,7 @@ import numpy as np
 
 import autodiff
 import nn
+from autodiff.files import new_folders
 from nn import datasets
 from nn.data import DataLoader
 from nn.models import build_model
@@ -326,8 +327,8 @@ def check_save_target(path: str) -> None:
 def _save(model, path: str) -> None:
     folder = os.path.dirname(os.path.realpath(path))
     try:
-        os.makedirs(folder, exist_ok=True)
-        autodiff.save(model.state_dict(), path)
+        with new_folders(folder):  # removed again if the save fails
+            autodiff.save(model.state_dict(), path)
     except OSError as error:
         raise CommandError(f"cannot save the model to {path}: {error.strerror or error}") from None
 

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from autodiff import Tensor
-from autodiff.files import DEFAULT_MAX_EXPANSION, atomic_write, check_expansion
+from autodiff.files import DEFAULT_MAX_EXPANSION, atomic_write, check_expansion, new_folders
 
 from .data import Dataset, _check_index
 from .transforms import is_batchable
@@ -552,28 +552,25 @@ class MNIST(_ArrayImages):
         if self._check_exists():
             return
         folder = Path(self.raw_folder)
-        created = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
-        try:
-            self._download_into(folder)
-        except BaseException:
-            for empty in created:  # a failed download leaves no empty folders behind
-                try:
-                    empty.rmdir()
-                except OSError:
-                    break  # not empty (files that did arrive), or not ours to remove
-            raise
-
-    def _download_into(self, folder: Path) -> None:
         deadline = download_deadline(self.deadline)  # a bad setting fails before any request
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            with new_folders(folder):  # a failed download leaves no empty folders behind
+                self._download_into(folder, deadline)
+        except (FileExistsError, NotADirectoryError) as error:  # a file on the way
+            raise self._unwritable(folder, error) from None
+
+    def _unwritable(self, folder: Path, error: OSError) -> PermissionError:
+        return PermissionError(
+            f"{type(self).__name__}: cannot write to the data folder {folder} "
+            f"({error.strerror or error}); pass a root folder you can write to"
+        )
+
+    def _download_into(self, folder: Path, deadline) -> None:
+        try:
             with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
                 pass
         except OSError as error:
-            raise PermissionError(
-                f"{type(self).__name__}: cannot write to the data folder {folder} "
-                f"({error.strerror or error}); pass a root folder you can write to"
-            ) from None
+            raise self._unwritable(folder, error) from None
         for filename, md5 in self.resources:
             if (folder / filename).is_file() or (folder / filename.removesuffix(".gz")).is_file():
                 continue

@@ -202,3 +202,10 @@ def test_a_full_disk_names_the_users_path_and_keeps_the_old_file(tmp_path):
         f"autodiff train: error: cannot save the model to {target}: File too large"
     )
     assert target.read_bytes() == b"old" and temporaries(tmp_path) == []
+    result = subprocess.run(
+        [sys.executable, "-c", LIMITED, "train", "--dataset", "digits", "--epochs", "0",
+         "--save", str(tmp_path / "new" / "model.pth"), "--no-progress"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1 and "File too large" in result.stderr
+    assert not (tmp_path / "new").exists()  # the folder made for the save is gone again
