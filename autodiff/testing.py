@@ -658,7 +658,9 @@ def check_gradients(
     * a seed for the random upstream gradient,
 
     and calls ``assert_gradients_match(fn, *inputs, order=order)`` (``order=2``
-    checks second derivatives too).  Example::
+    checks second derivatives too).  It runs under the Hypothesis settings in
+    force when it is called (the profile, or ``hypothesis.settings(...)`` applied
+    to the returned function) and reports one failure, the simplest it shrank to.  Example::
 
         test_mul = check_gradients(lambda a, b: a * b, num_inputs=2)
         test_log = check_gradients(autodiff.log, elements=(0.1, 10))
@@ -789,7 +791,7 @@ def _recorded_inputs(node):
 class OpCheck:
     """One op of the graph, checked: ``status`` is "right", "wrong" or "not checked"."""
 
-    step: int  # 1 for the first op that backward() runs (the one that made the loss)
+    step: int  # its place among the ops in backward order: 1 for the op that made the loss
     name: str  # the Function's name, as in a traceback or a picture: "MatMul"
     node: object = dataclasses.field(repr=False)  # the graph's Node (PyTorch's grad_fn)
     status: str
@@ -823,7 +825,7 @@ class GraphCheck:
             lines.append("Every op's backward matches finite differences of its own forward.")
         else:
             lines.append(
-                f"The first wrong op is step {wrong.step} of backward, {wrong.name} "
+                f"The first wrong op is op {wrong.step} in backward order, {wrong.name} "
                 f"({wrong.node.name()}):"
             )
             lines += ["  " + line for line in wrong.message.splitlines()]
