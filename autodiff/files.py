@@ -75,26 +75,49 @@ def _remove_stale_temporaries(directory: str, name: str) -> None:
             continue
 
 
-@contextlib.contextmanager
-def _sigterm_raises():
+class _SigtermRaises:
     """While writing, SIGTERM unwinds like Ctrl-C does (so the temporary file is removed)
     and then exits with status 143, as the default action would.  Only in the main
-    thread, and only when nobody installed their own SIGTERM handler."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
-        yield
-        return
+    thread, and only when nobody installed their own SIGTERM handler.
 
-    def terminate(signum, frame):
+    ``with guard.held():`` holds a SIGTERM back until the block ends: the temporary
+    file is created inside it, so that an exit never leaves a file whose name was not
+    yet known to the code that removes it.
+    """
+
+    def __init__(self):
+        self._holding = False
+        self._pending = None
+        self._previous = None
+
+    def _terminate(self, signum, frame):
+        if self._holding:
+            self._pending = signum
+            return
         raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __enter__(self):
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        ):
+            self._previous = signal.signal(signal.SIGTERM, self._terminate)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+        return False
+
+    @contextlib.contextmanager
+    def held(self):
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self._pending is not None:
+            raise SystemExit(128 + self._pending)
 
 
 def _naming(error: OSError, path: str, name: str) -> OSError:
@@ -137,11 +160,13 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = None):
         mode_bits = 0o666 & ~_umask()
     _remove_stale_temporaries(directory, name)
     try:
-        with _sigterm_raises():
-            handle, temp = tempfile.mkstemp(
-                dir=directory, prefix=f".{name}.{os.getpid()}-", suffix=".part"
-            )
+        with _SigtermRaises() as sigterm:
+            temp = None
             try:
+                with sigterm.held():
+                    handle, temp = tempfile.mkstemp(
+                        dir=directory, prefix=f".{name}.{os.getpid()}-", suffix=".part"
+                    )
                 with os.fdopen(handle, mode, encoding=encoding) as file:
                     yield file
                     file.flush()
@@ -149,8 +174,9 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = None):
                 os.chmod(temp, mode_bits)
                 os.replace(temp, target)
             except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
+                if temp is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(temp)
                 raise
     except OSError as error:
         renamed = _naming(error, path, name)
