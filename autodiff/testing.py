@@ -796,6 +796,7 @@ class OpCheck:
     node: object = dataclasses.field(repr=False)  # the graph's Node (PyTorch's grad_fn)
     status: str
     message: str = ""  # why: the gradient report for a wrong op
+    where: str = ""  # the lecture's layer and the module that ran it: "conv2d, Conv2d '0'"
 
 
 @dataclasses.dataclass
@@ -824,16 +825,18 @@ class GraphCheck:
         if wrong is None:
             lines.append("Every op's backward matches finite differences of its own forward.")
         else:
+            where = f", {wrong.where}" if wrong.where else ""
             lines.append(
                 f"The first wrong op is op {wrong.step} in backward order, {wrong.name} "
-                f"({wrong.node.name()}):"
+                f"({wrong.node.name()}{where}):"
             )
             lines += ["  " + line for line in wrong.message.splitlines()]
         width = max((len(op.name) for op in self.ops), default=0)
+        places = max((len(op.where) for op in self.ops), default=0)
         for op in self.ops:
             mark = {"right": "ok", "wrong": "WRONG", "not checked": "--"}[op.status]
             note = f"  {op.message.splitlines()[0]}" if op.status == "not checked" else ""
-            lines.append(f"  {op.step:>3}  {op.name:<{width}}  {mark}{note}")
+            lines.append(f"  {op.step:>3}  {op.name:<{width}}  {op.where:<{places}}  {mark}{note}")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -900,7 +903,23 @@ def check_graph(loss, *, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0) -> GraphCheck:
     )
 
 
+def _where(node) -> str:
+    """The lecture's layer (a region) and the module that recorded the node, as tagged."""
+    annotations = node.annotations or {}
+    region, call = annotations.get("region"), annotations.get("module")
+    parts = [region.name] if getattr(region, "name", None) else []
+    if call is not None:
+        parts.append(f"{call.type_name} {call.name!r}" if call.name else call.type_name)
+    return ", ".join(parts)
+
+
 def _check_op(step, node, recorded, rng, eps, atol, rtol) -> OpCheck:
+    result = _check_op_values(step, node, recorded, rng, eps, atol, rtol)
+    result.where = _where(node)
+    return result
+
+
+def _check_op_values(step, node, recorded, rng, eps, atol, rtol) -> OpCheck:
     function = node.function
     name = function.__name__
     inputs = []

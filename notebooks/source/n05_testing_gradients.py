@@ -452,7 +452,7 @@ with record_inputs():
     loss = F.cross_entropy(model(X), y)
 report = check_graph(loss)
 print(report)
-assert report.wrong.name == "ReLUWithBug"
+assert report.wrong.name == "ReLUWithBug" and report.wrong.where == "HandWrittenReLU '1'"
 assert "expected 0 (finite differences), got 1 (ReLUWithBug.backward)" in report.wrong.message
 assert all(op.status == "right" for op in report.ops if op is not report.wrong)
 """,
@@ -461,7 +461,8 @@ assert all(op.status == "right" for op in report.ops if op is not report.wrong)
         "markdown",
         r"""
 The ops that `backward()` runs before it (the loss, the linear layer, the max
-pooling) are right; the first wrong one is the hand-written ReLU.  For an
+pooling) are right; the first wrong one is the hand-written ReLU, in module `1`
+of the model.  For an
 element-wise op the report gives the **local derivative** itself at one entry:
 where $-0.5 \le x \le 0$ the true derivative of $\max(x, 0)$ is 0, and the
 backward returned 1.  The ops after it in backward order (the convolution's)
