@@ -9,7 +9,7 @@ RUN_EXTRAS := progress
 TEST_EXTRAS := test,progress,lint
 EXTRAS ?= $(TEST_EXTRAS)
 
-.PHONY: venv run test format bench notebooks clean
+.PHONY: venv run test format bench fuzz notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ test: $(BIN)/.installed-$(TEST_EXTRAS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The differential edge suite run long: thousands of examples per op against PyTorch
+# (tests/test_differential.py; about an hour on two cores). PyTorch is the oracle:
+# installed here (pinned, the CPU build) when the environment lacks it.
+fuzz: $(BIN)/.installed-$(TEST_EXTRAS)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet torch==2.13.0
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_differential.py tests/test_edges.py $(PYTEST_ARGS)
 
 format: $(BIN)/.installed-$(TEST_EXTRAS)
 	$(BIN)/ruff format .

@@ -553,6 +553,17 @@ class Tensor:
     def pow(self, exponent):
         return _ops.Pow.apply(self, exponent)
 
+    def mm(self, other):
+        """Matrix product of two 2-D tensors (``matmul`` takes other shapes)."""
+        other_ndim = np.ndim(_data(other))
+        if self.ndim != 2 or other_ndim != 2:
+            raise RuntimeError(
+                f"mm: both arguments must be matrices (2-D), got {self.ndim}-D and "
+                f"{other_ndim}-D tensors of shapes {self.shape} and {np.shape(_data(other))} "
+                "(matmul handles other shapes)"
+            )
+        return _ops.MatMul.apply(self, other)
+
     # -- comparisons (no gradient; boolean results) -----------------------------
     def __eq__(self, other):
         return _compare(np.equal, self, other)
@@ -608,10 +619,12 @@ class Tensor:
         return _constant(np.logical_not(self.data))
 
     def equal(self, other) -> bool:
+        _require_tensor(other, "equal")
         other = _data(other)
         return self.shape == np.shape(other) and bool(np.array_equal(self.data, other))
 
     def allclose(self, other, rtol=1e-5, atol=1e-8) -> bool:
+        _require_tensor(other, "allclose")
         return bool(np.allclose(self.data, _data(other), rtol=rtol, atol=atol))
 
     def isnan(self):
@@ -630,18 +643,19 @@ class Tensor:
         return _constant(np.all(self.data, axis=dim, keepdims=keepdim))
 
     # -- elementwise functions --------------------------------------------------
-    def rsqrt(self):
-        return 1 / _ops.Sqrt.apply(self)
-
     def square(self):
         return _ops.Mul.apply(self, self)
-
-    def reciprocal(self):
-        return _ops.Div.apply(1.0, self)
 
     def clamp(self, min=None, max=None):
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
+        if (min is not None and max is not None) and (
+            isinstance(min, Tensor) != isinstance(max, Tensor)
+        ):
+            raise TypeError(
+                "clamp: min and max must both be numbers or both be tensors, got "
+                f"{type(min).__name__} and {type(max).__name__}"
+            )
         return _ops.Clamp.apply(self, min, max)
 
     clip = clamp
@@ -868,6 +882,14 @@ class Tensor:
     def relu_(self):
         return _in_place(
             self, "relu_", lambda x: x.relu(), lambda a, _: np.maximum(a, 0, out=a), None
+        )
+
+
+def _require_tensor(other, op):
+    if not isinstance(other, Tensor):
+        raise TypeError(
+            f"{op}: argument 'other' must be a Tensor, not {type(other).__name__} "
+            f"(wrap a number with autodiff.tensor)"
         )
 
 

@@ -228,7 +228,7 @@ def softplus(input, beta=1.0, threshold=20.0) -> Tensor:
     """softplus(x) = log(1 + exp(beta x)) / beta, and x where beta x > threshold."""
     input = _tensor(input)
     bx = input * beta
-    return autodiff.where(bx > threshold, input, Softplus.apply(bx) / beta)
+    return autodiff.where(bx > threshold, input, Softplus.apply(bx, threshold) / beta)
 
 
 def silu(input, inplace=False) -> Tensor:
@@ -531,18 +531,16 @@ def _pool_geometry(size, kernel, stride, pad, dilation, ceil_mode, op):
             f"{op}: pad should be at most half of effective kernel size, but got pad={pad}, "
             f"kernel_size={kernel}"
         )
-    numerator = size + 2 * pad - span
-    if numerator < 0:
+    # ceil_mode rounds the number of steps up: a last window may hang over the end
+    numerator = size + 2 * pad - span + (stride - 1 if ceil_mode else 0)
+    out = numerator // stride + 1  # Python's // rounds down, as PyTorch's div_rtn
+    if ceil_mode and (out - 1) * stride >= size + pad:  # the last window must start inside
+        out -= 1
+    if out <= 0:
         raise RuntimeError(
             f"{op}: kernel size {kernel} (dilation {dilation}) is larger than the padded "
             f"input of size {size + 2 * pad}"
         )
-    if ceil_mode:
-        out = -(-numerator // stride) + 1
-        if (out - 1) * stride >= size + pad:  # the last window must start inside the input
-            out -= 1
-    else:
-        out = numerator // stride + 1
     extra = max((out - 1) * stride + span - (size + 2 * pad), 0)
     return out, extra
 

@@ -84,9 +84,9 @@ class Div(Function):
     @staticmethod
     def backward(ctx, grad):
         y, x = ctx.saved_tensors
-        grad_over_y = grad / y
-        grad_x = grad_over_y if ctx.needs_input_grad[0] else None
-        grad_y = -grad_over_y * x / y if ctx.needs_input_grad[1] else None
+        grad_x = grad / y if ctx.needs_input_grad[0] else None
+        # PyTorch's order of operations, so that underflow (y = 1e-300) rounds alike
+        grad_y = -grad * x / (y * y) if ctx.needs_input_grad[1] else None
         return grad_x, grad_y
 
 
@@ -186,6 +186,40 @@ class Sqrt(Function):
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
         return grad / (2 * y)
+
+
+class Reciprocal(Function):
+    """y = 1 / x        dL/dx = -dL/dy * y^2"""
+
+    method = "reciprocal"
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.reciprocal(x if x.dtype.kind == "f" else x.astype(np.float32))
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return -grad * (y * y)
+
+
+class Rsqrt(Function):
+    """y = 1 / sqrt(x)        dL/dx = -dL/dy * y^3 / 2"""
+
+    method = "rsqrt"
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.reciprocal(np.sqrt(x if x.dtype.kind == "f" else x.astype(np.float32)))
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return -0.5 * grad * y**3
 
 
 class Abs(Function):
@@ -484,12 +518,23 @@ class Maximum(Function):
 
     @staticmethod
     def forward(ctx, x, y):
+        _check_tensors(x, y, "maximum")
         ctx.save_for_backward(x, y)
         return np.maximum(x, y)
 
     @staticmethod
     def backward(ctx, grad):
         return _extremum_grads(ctx, grad, np.less)
+
+
+def _check_tensors(x, y, op):
+    """maximum / minimum take two tensors, as in PyTorch (clamp takes a number)."""
+    for value in (x, y):
+        if not isinstance(value, np.ndarray):
+            raise TypeError(
+                f"{op}: arguments must be tensors, got a {type(value).__name__} "
+                f"(use clamp(min=...) / clamp(max=...) for a number)"
+            )
 
 
 def _extremum_grads(ctx, grad, loses):
@@ -519,6 +564,7 @@ class Minimum(Function):
 
     @staticmethod
     def forward(ctx, x, y):
+        _check_tensors(x, y, "minimum")
         ctx.save_for_backward(x, y)
         return np.minimum(x, y)
 
@@ -678,11 +724,18 @@ class Softplus(Function):
     """
 
     @staticmethod
-    def forward(ctx, x):
+    def forward(ctx, x, threshold=math.inf):
         ctx.save_for_backward(x)
+        ctx.threshold = threshold
         return np.logaddexp(np.zeros((), x.dtype), x)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad * x.sigmoid()
+        # F.softplus switches to x above its threshold; at x = threshold PyTorch
+        # takes this slope but the switched branch's second derivative, 0: the
+        # slope is held constant from the threshold on.
+        held = x.data >= ctx.threshold
+        slope = (where(held, x.detach(), x) if held.any() else x).sigmoid()
+        grads = (grad * slope,)
+        return grads if len(ctx.needs_input_grad) == 1 else (*grads, None)

@@ -87,5 +87,6 @@ class BinaryCrossEntropy(Function):
         if ctx.needs_input_grad[0]:
             grad_x = grad * (x - y) / (x * (1 - x)).clamp(min=_BCE_EPSILON)
         if ctx.needs_input_grad[1]:
-            grad_y = grad * ((1 - x).log().clamp(min=-100) - x.log().clamp(min=-100))
+            # unclamped, as PyTorch's: inf where x is 0 or 1
+            grad_y = grad * ((1 - x).log() - x.log())
         return grad_x, grad_y

@@ -15,7 +15,7 @@ class MatMul(Function):
     broadcast; the engine sums the gradients back over them.
     """
 
-    method = ("matmul", "mm")
+    method = "matmul"  # Tensor.mm (2-D only) is written in tensor.py
 
     op_name = "matmul"
 

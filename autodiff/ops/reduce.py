@@ -172,6 +172,8 @@ def gather(x: Tensor, dim: int, index) -> Tensor:
         raise ShapeError(
             f"gather: index has {index.ndim} dims but the input of shape {x.shape} has {x.ndim}"
         )
+    if x.ndim == 0:  # a 0-d tensor gathers as a 1-element vector (index 0 only), as PyTorch
+        return Gather.apply(x.reshape(1), 0, index.reshape(1)).reshape(())
     return Gather.apply(x, dim, index)
 
 
@@ -286,8 +288,31 @@ def var(x: Tensor, dim=None, unbiased=None, keepdim=False, *, correction=None) -
         correction = 1 if unbiased is None or unbiased else 0
     dims = normalize_dims(dim, x.ndim, "var")
     count = x.numel() if dims is None else math.prod(x.shape[d] for d in dims)
+    if count - correction <= 0 and (dims is None or x.ndim == 0) and x.numel():
+        out = NoDegreesOfFreedom.apply(x)
+        return out.reshape((1,) * x.ndim) if keepdim else out
     centered = x - mean(x, dims, keepdim=True)
     return Sum.apply(centered * centered, dims, keepdim) / builtins.max(count - correction, 0)
+
+
+class NoDegreesOfFreedom(Function):
+    """var over all elements with correction >= n: y = sum (x - mean)^2 / 0 (inf; NaN if constant)
+    dL/dx = dL/dy * (NaN where x = mean, else inf)        (PyTorch's convention)
+    """
+
+    op_name = "var"
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        centered = x - np.mean(x)
+        return np.asarray(np.sum(centered * centered) / 0.0, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        slope = np.where(x.data == np.mean(x.data), np.nan, np.inf).astype(grad.dtype)
+        return grad * Tensor._make(slope, None, None)
 
 
 def std(x: Tensor, dim=None, unbiased=None, keepdim=False, *, correction=None) -> Tensor:
