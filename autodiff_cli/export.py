@@ -9,6 +9,8 @@ The file takes a batch of images of any size, scaled to [0, 1] as in training
 
 from __future__ import annotations
 
+import os
+
 import autodiff
 
 
@@ -46,6 +48,8 @@ def command_export(args) -> int:
         ) from None
     model, name, side = load_saved_model(args.model_path)
     try:
+        # missing folders are made, as `autodiff train --save` makes them
+        os.makedirs(os.path.dirname(os.path.realpath(args.out)), exist_ok=True)
         autodiff.onnx.export(
             model,
             autodiff.zeros(1, 1, side, side),

@@ -437,11 +437,14 @@ def test_cli_export_errors_are_one_line(tmp_path, monkeypatch, capsys):
     autodiff.save(nn.models.ConvNet(8).state_dict(), "cnn.pth")
     assert main(["export", "--model-path", "cnn.pth", "--opset", "7"]) == 2
     assert "opset_version must be an int from 13" in capsys.readouterr().err
-    assert main(["export", "--model-path", "cnn.pth", "--out", "cnn.onnx"]) == 0
-    assert capsys.readouterr().out.startswith("Wrote cnn.onnx: the cnn for 8x8 images")
-    session = ort.InferenceSession("cnn.onnx", providers=["CPUExecutionProvider"])
+    assert main(["export", "--model-path", "cnn.pth", "--out", "out/cnn.onnx"]) == 0
+    assert capsys.readouterr().out.startswith("Wrote out/cnn.onnx: the cnn for 8x8 images")
+    session = ort.InferenceSession("out/cnn.onnx", providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["image"]
     assert session.get_outputs()[0].shape == ["batch", 10]
+    (tmp_path / "taken").write_text("a file, not a folder")
+    assert main(["export", "--model-path", "cnn.pth", "--out", "taken/cnn.onnx"]) == 1
+    assert capsys.readouterr().err.startswith("autodiff export: error: cannot write taken/cnn.onnx")
 
 
 def test_pytorch_keywords(tmp_path, capsys):
