@@ -148,6 +148,15 @@ def test_batch_norm_and_dropout_export_in_eval_mode_and_modes_are_restored(tmp_p
 # -- layers one by one ----------------------------------------------------------------------
 
 
+class PoolOneImage(nn.Module):
+    """Pooling on an unbatched (C, H, W) image, as F.max_pool2d and F.avg_pool2d allow."""
+
+    def forward(self, x):
+        image = x[0]  # (C, H, W)
+        pooled = F.max_pool2d(image, 2, ceil_mode=True) + F.avg_pool2d(image, 2, ceil_mode=True)
+        return x * pooled.sum()
+
+
 class Unfolded(nn.Module):
     def forward(self, x):
         return F.unfold(x, (2, 3), dilation=(2, 1), padding=1, stride=(1, 2))
@@ -193,6 +202,7 @@ def _layer_cases():
         "linear on 3-d input": (nn.Linear(4, 3), (2, 4)),
         "batch norm 1d on (N, C, L)": (nn.BatchNorm1d(3), (3, 4)),
         "unfold": (Unfolded(), (2, 6, 5)),
+        "pooling an unbatched image": (PoolOneImage(), (2, 5, 5)),
     }
 
 
@@ -223,6 +233,7 @@ def test_opsets(tmp_path, opset):
         nn.Conv2d(1, 2, 3),
         nn.BatchNorm2d(2),
         nn.GELU(),
+        nn.GELU("tanh"),
         nn.AvgPool2d(2, ceil_mode=True),
         nn.Flatten(),
         nn.Linear(2 * 3 * 3, 4),
