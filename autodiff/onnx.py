@@ -1428,7 +1428,7 @@ def _compare(a: _Graph, b: _Graph, args, varied, positions):
             f"export: {where} depends on the input's values or batch size ({detail}; inputs "
             f"{changed}), so one ONNX file cannot compute it. Compute it with tensor "
             "operations, not .data, .numpy(), .item() or Python numbers taken from the input; "
-            "or export with fixed sizes: dynamic_axes={}"
+            "or export with fixed sizes: dynamic_axes={}" + _shift_hint(unit)
         )
 
     for node_a, node_b in zip(a.nodes, b.nodes):
@@ -1442,6 +1442,22 @@ def _compare(a: _Graph, b: _Graph, args, varied, positions):
             refuse(unit, f"the constant {name} differs between two runs")
     if [n for n, _ in a.outputs] != [n for n, _ in b.outputs]:
         refuse(None, "its outputs differ")
+
+
+def _shift_hint(unit) -> str:
+    """A hint when the refused op subtracts a detached max: softmax written as a tensor method."""
+    if unit is None or unit.op != "sub" or unit.region is not None:
+        return ""
+    x, shift = unit.args[0], unit.args[1]
+    if not isinstance(x, Tensor) or not isinstance(shift, Tensor) or shift.requires_grad:
+        return ""
+    if shift.ndim != x.ndim or 1 not in shift.shape:
+        return ""
+    return (
+        ". (x.softmax(dim), x.log_softmax(dim) and x.logsumexp(dim) subtract a detached "
+        "maximum like this one: call nn.functional.softmax or log_softmax, which export "
+        "writes as one Softmax or LogSoftmax)"
+    )
 
 
 def _same_attrs(node_a, node_b) -> bool:

@@ -378,6 +378,15 @@ def test_values_taken_out_of_the_graph_are_refused(tmp_path):
         autodiff.onnx.export(Leaky(), autodiff.randn(2, 3), str(tmp_path / "l.onnx"))
 
 
+def test_softmax_as_a_tensor_method_is_refused_with_a_hint():
+    class Probabilities(nn.Module):
+        def forward(self, x):
+            return x.softmax(1)  # shifts by a detached max: a value taken out of the graph
+
+    with pytest.raises(UnsupportedOperatorError, match="call nn.functional.softmax"):
+        autodiff.onnx.export(Probabilities(), autodiff.randn(2, 5), io.BytesIO())
+
+
 def test_control_flow_on_values_is_refused(tmp_path):
     class Branchy(nn.Module):
         def forward(self, x):
