@@ -383,7 +383,7 @@ def test_softmax_as_a_tensor_method_is_refused_with_a_hint():
         def forward(self, x):
             return x.softmax(1)  # shifts by a detached max: a value taken out of the graph
 
-    with pytest.raises(UnsupportedOperatorError, match="call nn.functional.softmax"):
+    with pytest.raises(UnsupportedOperatorError, match=r"call nn\.functional\.softmax"):
         autodiff.onnx.export(Probabilities(), autodiff.randn(2, 5), io.BytesIO())
 
 
