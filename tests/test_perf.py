@@ -149,6 +149,8 @@ def test_window_max_equals_composed_max(case):
         flat = x0.reshape(-1)
         flat[rng.integers(0, flat.size, 2)] = np.nan if special == "nan" else -np.inf
     upstream = rng.standard_normal((shape[0], shape[1], *out_hw))
+    if special == "inf" and upstream.size:  # an infinite upstream gradient: other taps stay 0
+        upstream.reshape(-1)[rng.integers(0, upstream.size)] = np.inf
     v = autodiff.tensor(rng.standard_normal(shape))
     results = []
     for pool in (window_max, _composed_window_max):
@@ -178,6 +180,8 @@ def test_max_pool2d_matches_pytorch_with_ties(torch):
     np.testing.assert_array_equal(out.data, out_t.detach().numpy())
     np.testing.assert_array_equal(idx.data, idx_t.numpy())
     np.testing.assert_array_equal(ours.grad.data, theirs.grad.numpy())
+    # zeros where no maximum was: 0.0, never the -0.0 of a negative gradient times 0
+    np.testing.assert_array_equal(np.signbit(ours.grad.data), np.signbit(theirs.grad.numpy()))
 
 
 # -- im2col: the fused primitive equals pad + windows + reshape + permute + reshape --
