@@ -335,3 +335,32 @@ def test_apply_slope_fast_product_is_the_where_form(dtype, slope_kind, special):
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape"),
+    [
+        ((1, 3, 4), (5, 1, 4, 6)),
+        ((3, 4), (5, 4, 6)),
+        ((2, 1, 3, 4), (2, 5, 4, 6)),
+        ((5, 3, 4), (1, 4, 6)),
+    ],
+)
+def test_batched_matmul_gradients_with_a_broadcast_operand(x_shape, w_shape, torch):
+    """conv2d's kernel @ cols: the broadcast operand's gradient (computed transposed) and
+    second order match PyTorch."""
+    rng = np.random.default_rng(4)
+    x0, w0 = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    ours = [autodiff.tensor(a, requires_grad=True) for a in (x0, w0)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x0, w0)]
+    out, out_t = ours[0] @ ours[1], theirs[0] @ theirs[1]
+    upstream = rng.standard_normal(out.shape)
+    grads = autodiff.grad(out, ours, autodiff.tensor(upstream), create_graph=True)
+    grads_t = torch.autograd.grad(out_t, theirs, torch.tensor(upstream), create_graph=True)
+    for g, g_t in zip(grads, grads_t, strict=True):
+        np.testing.assert_allclose(g.data, g_t.detach().numpy(), rtol=1e-12, atol=1e-12)
+        assert g.data.flags.c_contiguous
+    second = autodiff.grad(sum((g * g).sum() for g in grads), ours)
+    second_t = torch.autograd.grad(sum((g * g).sum() for g in grads_t), theirs)
+    for s, s_t in zip(second, second_t, strict=True):
+        np.testing.assert_allclose(s.data, s_t.numpy(), rtol=1e-10, atol=1e-10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..function import Function
+from .shape import sum_to_shape
 
 
 class MatMul(Function):
@@ -34,6 +35,11 @@ class MatMul(Function):
                 f"({inner_x} columns in the first, {inner_w} rows in the second)"
             )
         ctx.ndims = (len(x_shape), len(w_shape))
+        # x's batch dims broadcast against w's (its gradient is summed over them)
+        ctx.x_shape = x_shape
+        ctx.x_broadcast = (
+            len(w_shape) > 2 and len(x_shape) > 1 and _broadcast_up(x_shape[:-2], w_shape[:-2])
+        )
         x_transposed, w_transposed = _transposed(np.asarray(x)), _transposed(np.asarray(w))
         ctx.transposed = (x_transposed, w_transposed)
         ctx.save_for_backward(
@@ -71,11 +77,29 @@ class MatMul(Function):
         else:
             # each gradient laid out like its input (see _transposed)
             x_transposed, w_transposed = ctx.transposed
-            if w is not None:
+            # x broadcast over w's batch (conv2d's kernel against one matrix of
+            # windows per image): its gradient is summed over that batch, which
+            # makes it row-major whichever way the products ran, and OpenBLAS ran
+            # them 1.6x faster as (w @ g^T)^T: 0.70 ms against 1.15 ms for 64 of
+            # (32x196) @ (196x144) float32 (measured)
+            if w is not None and ctx.x_broadcast:
+                # summed here, and the small sum made row-major for the optimizer
+                grad_x = sum_to_shape((w @ grad.mT).mT, ctx.x_shape, "matmul").contiguous()
+            elif w is not None:
                 grad_x = (w @ grad.mT).mT if x_transposed else grad @ w.mT
             if x is not None:
                 grad_w = (grad.mT @ x).mT if w_transposed else x.mT @ grad
         return grad_x, grad_w
+
+
+def _broadcast_up(batch, other) -> bool:
+    """True when the batch dims ``batch`` grow by broadcasting against ``other``."""
+    if batch == other:
+        return False
+    try:
+        return np.broadcast_shapes(batch, other) != batch
+    except ValueError:  # matmul reports batch dims that do not broadcast
+        return False
 
 
 def _transposed(array) -> bool:
