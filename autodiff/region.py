@@ -52,14 +52,36 @@ class Region:
     lecture writes them (one ``dL/d...`` per line); ``output``: the result (held
     weakly: None once the tensor is gone); ``module``: the qualified name of the
     ``nn.Module`` that ran it (None outside modules or in the model's own forward);
-    ``parent``: the enclosing region (``cross_entropy`` holds ``log_softmax``), or None.
+    ``parent``: the enclosing region (``cross_entropy`` holds ``log_softmax``), or None;
+    ``input_names``: the parameter names of ``inputs`` ("input", "weight", "target"), if given.
     """
 
-    __slots__ = ("name", "inputs", "attrs", "formula", "rule", "module", "parent", "_output")
+    __slots__ = (
+        "name",
+        "inputs",
+        "attrs",
+        "formula",
+        "rule",
+        "module",
+        "parent",
+        "input_names",
+        "_output",
+    )
 
-    def __init__(self, name, inputs=(), attrs=None, formula="", rule="", module=None, parent=None):
+    def __init__(
+        self,
+        name,
+        inputs=(),
+        attrs=None,
+        formula="",
+        rule="",
+        module=None,
+        parent=None,
+        input_names=(),
+    ):
         self.name = name
         self.inputs = tuple(inputs)
+        self.input_names = tuple(input_names)
         self.attrs = dict(attrs) if attrs else {}
         self.formula = formula
         self.rule = rule
@@ -224,9 +246,10 @@ def _deactivate() -> None:
             _observers.pop(_TAG_KEY, None)
 
 
-def region(name, inputs=(), attrs=None, formula="", rule=""):
+def region(name, inputs=(), attrs=None, formula="", rule="", input_names=()):
     """Mark the ops recorded inside ``with`` as one lecture-level op (see the module docstring).
 
+    ``input_names`` optionally names the inputs (pictures label a constant input by it).
     Returns the :class:`Region` (set ``r.output = y`` before leaving the block), or,
     when grad mode is off or no tensor input requires grad, a shared object that
     records nothing and ignores ``output``.
@@ -249,7 +272,7 @@ def region(name, inputs=(), attrs=None, formula="", rule=""):
         return _UNRECORDED
     call = _state.module
     module = call.name or None if call is not None else None
-    return Region(name, inputs, attrs, formula, rule, module)
+    return Region(name, inputs, attrs, formula, rule, module, None, input_names)
 
 
 class module_scope:

@@ -99,7 +99,7 @@ def _lecture_op(name, tensors=("input",), formula="", rule=""):
             inputs = tuple(given.get(n) for n in tensors)
             attrs = {n: given.get(n, defaults.get(n)) for n in attr_names}
             text = formula(attrs) if callable(formula) else formula
-            with autodiff.region(name, inputs, attrs, text, rule) as marked:
+            with autodiff.region(name, inputs, attrs, text, rule, tensors) as marked:
                 output = function(*args, **kwargs)
                 marked.output = output
             return output

@@ -84,7 +84,9 @@ def test_stepper_in_headless_chromium(tmp_path):
     with Browser(executable) as browser:
         browser.open(f"file://{path}")
         assert browser.evaluate("document.body.dataset.step") == "0"
-        assert browser.evaluate(CURRENT) is None
+        # it opens on the root, where backward starts, fitted to the window
+        assert browser.evaluate(CURRENT) == visualize.trace_graph(loss).roots[0]
+        assert browser.evaluate("document.getElementById('fit').checked") is True
         # Only the seed dL/dL = 1 is known before the first step.
         assert sorted(browser.evaluate(GRAD_TEXTS)) == ["grad 1"] + ["grad ?"] * 4
         a_id = visualize.trace_graph(loss).tensor("a").id

@@ -81,39 +81,59 @@ def draw_graph(
     show_rules: bool = False,
     show_order: bool = False,
     modules: bool | None = None,
-    collapse=False,
+    collapse=None,
     max_nodes: int | None = DEFAULT_MAX_NODES,
     legend: bool = True,
-    rankdir: str = "LR",
+    rankdir: str | None = None,
     highlight=None,
+    detail: str = "lecture",
+    expand=None,
 ) -> Digraph:
     """Draw the computation graph behind ``root`` (a tensor, or a list of tensors).
 
-    One box per tensor (leaves, parameters, intermediates and the root coloured
-    apart; shape and dtype, and with ``show_values``/``show_grads`` the value and
-    ``.grad``: numbers for tiny tensors, min/mean/max for larger ones) and one
-    ellipse per op (with ``show_rules`` its forward formula and local derivative
-    rule, e.g. ``dL/dx = dL/dz * y``; with ``show_order`` its step in the order
-    ``backward()`` processes the graph).  Before ``backward()`` the picture says
-    that there are no gradients yet instead of showing zeros.  Gradients shown are
-    what the engine stored: the leaves' ``.grad`` (which accumulates over backward
-    calls until zeroed) and intermediate gradients kept by ``retain_grad()`` or
-    :func:`retain_grads`; values of temporaries need :func:`keep_values`.
+    One box per tensor (leaves, parameters, intermediates, the root and the
+    constant inputs such as the input batch and the targets coloured apart; shape
+    and dtype, and with ``show_values``/``show_grads`` the value and ``.grad``:
+    numbers for tiny tensors, min/mean/max for larger ones) and one ellipse per op
+    (with ``show_rules`` its forward formula and local derivative rule, e.g.
+    ``dL/dx = dL/dz * y``; with ``show_order`` its step in the order ``backward()``
+    processes the graph).  Before ``backward()`` the picture says that there are no
+    gradients yet instead of showing zeros.  Gradients shown are what the engine
+    stored: the leaves' ``.grad`` (which accumulates over backward calls until
+    zeroed) and intermediate gradients kept by ``retain_grad()`` or
+    :func:`retain_grads`; values of temporaries and constants need :func:`keep_values`.
+
+    ``detail="lecture"`` (the default) draws each layer of ``nn.functional`` as the
+    lecture does: one op (``conv2d``: ``y = W * x + b``; ``max_pool2d``;
+    ``cross_entropy``: ``L = -log softmax(z)_y``) between its real inputs and its
+    output, with none of the ops it is computed with; ``detail="primitives"`` draws
+    every recorded op.  ``expand=["conv2d"]`` (region names, or ids of drawn ops)
+    opens those layers.
 
     ``params``: ``dict(model.named_parameters())`` or the model, to name parameters.
-    ``modules``: draw ``nn.Module`` clusters (None: when the forward pass ran inside
-    ``with visualize.track_modules(model):``); ``collapse=True`` draws each innermost
-    module as one node, ``collapse=1`` each child of the model, a path or list of
-    paths those modules (``collapse="CrossEntropyLoss"``).  ``max_nodes``
-    guards against unreadable pictures (``GraphTooLargeError``; None: no limit).
-    ``rankdir``: "LR" (left to right, like the lecture's diagrams) or "TB".
-    ``highlight``: an op to mark in red: what ``autodiff.testing.check_graph``
-    returned (its first wrong op), one of its entries, or a node (``tensor.grad_fn``).
+    ``modules``: draw ``nn.Module`` clusters (None: when the graph knows the modules:
+    a model's forward in grad mode records them, as does ``track_modules``);
+    ``collapse=True`` draws each innermost module as one node, ``collapse=1`` each
+    child of the model, a path or list of paths those modules
+    (``collapse="CrossEntropyLoss"``); by default (None) runs of repeated modules
+    are drawn as one box once the picture is large, with a line saying so
+    (``collapse=False`` draws them all).  ``max_nodes`` guards against unreadable
+    pictures (``GraphTooLargeError``; None: no limit).  ``rankdir``: "LR" (left to
+    right, like the lecture's diagrams) or "TB"; None: top to bottom for deep
+    networks (10 ops or more).  ``highlight``: an op to mark in red: what
+    ``autodiff.testing.check_graph`` returned (its first wrong op), one of its
+    entries, or a node (``tensor.grad_fn``).
 
     Returns a :class:`Digraph` (a ``graphviz.Digraph``): displayed inline in
     Jupyter; ``g.render("graph", format="png")`` or ``g.save_as("graph.svg")``.
     """
-    graph = trace_graph(root, params=params, max_nodes=None if collapse else max_nodes)
+    graph = trace_graph(
+        root,
+        params=params,
+        max_nodes=None if collapse is not False else max_nodes,
+        detail=detail,
+        expand=expand,
+    )
     highlighted = _op_to_highlight(graph, highlight)
     return to_digraph(
         graph,
@@ -140,6 +160,9 @@ def _op_to_highlight(graph, highlight) -> str | None:
     node = getattr(node, "node", node)  # one op of the report
     for op in graph.ops:
         if op.node is node:
+            return op.id
+    for op in graph.ops:  # at the lecture level: the layer that holds the node
+        if any(member.node is node for member in op.members):
             return op.id
     raise ValueError(f"draw_graph: highlight={highlight!r} is not an op of this graph")
 

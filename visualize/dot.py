@@ -17,6 +17,7 @@ when it is missing.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import os
 
@@ -143,6 +144,8 @@ def op_label(op, show_rules=False, show_order=False) -> str:
         step = f"step {op.step}" if op.step else "not reached"
         head = f'<FONT COLOR="#1155cc" POINT-SIZE="10">{step}</FONT>  ' + head
     rows.append(head)
+    if op.region is not None and op.formula and not show_rules:  # a layer: its formula
+        rows.append(f'<FONT POINT-SIZE="9">{_e(op.formula)}</FONT>')
     if show_rules:
         if op.formula:
             rows.append(f'<FONT POINT-SIZE="9">{_e(op.formula)}</FONT>')
@@ -163,6 +166,11 @@ def _group_of(path: str | None, collapse, modules) -> str | None:
     a path or a list of paths: those modules.
     """
     if path is None or path == "":
+        return None
+    if isinstance(collapse, dict):  # runs of repeated modules: module path -> one group
+        for outer, group in collapse.items():
+            if path == outer or path.startswith(outer + "."):
+                return group
         return None
     if isinstance(collapse, (str, list, tuple, set, frozenset)):
         chosen = [collapse] if isinstance(collapse, str) else list(collapse)
@@ -220,6 +228,72 @@ def collapse_modules(graph: Graph, collapse) -> dict:
     return rep
 
 
+# -- repeated modules ----------------------------------------------------------------------
+
+AUTO_COLLAPSE_NODES = 80  # past this many nodes, runs of repeated modules are drawn as one box
+DEEP_OPS = 10  # this many ops or more (a deep network) lay out top to bottom by default
+
+
+def repeated_runs(graph: Graph, min_repeats: int = 3) -> dict:
+    """Runs of repeated sibling modules to draw as one box: {module path: run id}.
+
+    Siblings (the children of one module, in forward order) repeat when their class
+    and parameter shapes follow a period of 1 to 4 modules (Linear, ReLU, Linear,
+    ReLU, ...).  In each run of at least ``min_repeats`` periods, the first and the
+    last period stay drawn and the modules between them become one box, whose
+    ModuleInfo (added to ``graph.modules``) says what it holds.
+    """
+    first_step = {}
+    for op in graph.ops:
+        for path in _ancestors(op.module):
+            first_step[path] = max(first_step.get(path, 0), op.step)
+    shapes = {}
+    for tensor in graph.tensors:
+        if tensor.kind == "parameter" and tensor.module:
+            shapes.setdefault(tensor.module, []).append(tuple(tensor.shape))
+    children = {}
+    for path, info in graph.modules.items():
+        if info.parent is not None and path in first_step:
+            children.setdefault(info.parent, []).append(path)
+    runs = {}
+    for paths in children.values():
+        paths.sort(key=lambda p: -first_step[p])  # forward order
+        signature = [(graph.modules[p].type_name, tuple(sorted(shapes.get(p, [])))) for p in paths]
+        best = None
+        for period in range(1, 5):
+            start = 0
+            while start + period < len(paths):
+                end = start
+                while end + period < len(paths) and signature[end] == signature[end + period]:
+                    end += 1
+                length = end - start + period  # modules in the run
+                if length >= min_repeats * period and (best is None or length > best[2]):
+                    best = (start, period, length)
+                start = max(end, start + 1)
+        if best is None:
+            continue
+        start, period, length = best
+        middle = paths[start + period : start + length - period]
+        if len(middle) < 2:
+            continue
+        key = f"{middle[0]}..{middle[-1]}"
+        kinds = ", ".join(graph.modules[p].type_name for p in paths[start : start + period])
+        graph.modules[key] = ModuleInfo(
+            key, f"{len(middle)} modules: ({kinds}) repeated", graph.modules[middle[0]].parent
+        )
+        for path in middle:
+            runs[path] = key
+    return runs
+
+
+def _ancestors(path):
+    while path is not None:
+        yield path
+        if path == "":
+            return
+        path = path.rsplit(".", 1)[0] if "." in path else ""
+
+
 # -- the Digraph ---------------------------------------------------------------------------
 
 
@@ -230,9 +304,9 @@ def to_digraph(
     show_rules: bool = False,
     show_order: bool = False,
     modules: bool | None = None,
-    collapse=False,
+    collapse=None,
     legend: bool = True,
-    rankdir: str = "LR",
+    rankdir: str | None = None,
     max_nodes: int | None = None,
     highlight: str | None = None,
 ) -> Digraph:
@@ -241,9 +315,27 @@ def to_digraph(
     ``modules``: draw module clusters (None: when the graph has module information).
     ``collapse``: True draws each innermost module as one node; an int ``d`` collapses
     the modules at depth ``d`` (1 = the model's direct children); a module path or a
-    list of paths (``"CrossEntropyLoss"``, ``["linear_relu_stack.0"]``) collapses those.
+    list of paths (``"CrossEntropyLoss"``, ``["linear_relu_stack.0"]``) collapses those;
+    None (the default) draws runs of repeated modules as one box once the graph has more
+    than ``AUTO_COLLAPSE_NODES`` nodes (a line on the picture says so); False never collapses.
+    ``rankdir``: "LR" or "TB"; None: top to bottom for ``DEEP_OPS`` ops or more.
     """
     draw_clusters = bool(graph.modules) if modules is None else bool(modules)
+    notes = list(graph.notes)
+    graph = dataclasses.replace(graph, modules=dict(graph.modules))  # runs add to its modules
+    if collapse is None:  # by default: runs of repeated modules, once the picture is large
+        collapse = False
+        if len(graph) > AUTO_COLLAPSE_NODES and graph.modules:
+            runs = repeated_runs(graph)
+            if runs:
+                collapse = runs
+                boxes = sorted(set(runs.values()))
+                notes.append(
+                    f"repeated modules {', '.join(boxes)} drawn as one box: "
+                    "draw_graph(..., collapse=False) draws every module"
+                )
+    if rankdir is None:
+        rankdir = "TB" if len(graph.ops) >= DEEP_OPS else "LR"
     if collapse and not graph.modules:
         raise ValueError(
             "draw_graph(collapse=...): the graph has no module information; run the forward "
@@ -277,8 +369,9 @@ def to_digraph(
             "; intermediate gradients not kept (call visualize.retain_grads(loss) "
             "before backward() to see them)"
         )
-    if title:
-        dot.attr(label=title, labelloc="t", labeljust="l")
+    title = "\\l".join(line for line in [title, *notes] if line)
+    if title:  # "\\l" ends a left-aligned line in a DOT label
+        dot.attr(label=title + ("\\l" if notes else ""), labelloc="t", labeljust="l")
 
     clusters = {}
     if draw_clusters:

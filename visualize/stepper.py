@@ -37,7 +37,7 @@ button { font-size: 15px; padding: 4px 14px; margin-right: 6px; }
            min-height: 4.5em; }
 #graph { flex: 1; padding: 10px; overflow: auto; min-height: 0; }
 #graph svg { height: auto; }
-#graph.fit svg { max-width: 100%; }
+#graph.fit svg { max-width: 100%; max-height: 100%; }
 label { font-size: 13px; margin-left: 10px; }
 g.node.current ellipse, g.node.current polygon, g.node.current path {
   stroke: #e69138; stroke-width: 4px; fill: #fce5cd; }
@@ -77,6 +77,11 @@ _JS = """
     var text;
     if (current === 0) {
       text = data.intro;
+      var root = node(data.root);  // backward starts at the root: dL/dL = 1
+      if (root) {
+        root.classList.add('current');
+        if (root.scrollIntoView) { root.scrollIntoView({block: 'center', inline: 'center', behavior: 'instant'}); }
+      }
     } else {
       var s = steps[current - 1];
       var here = node(s.node); if (here) { here.classList.add('current'); }
@@ -102,12 +107,9 @@ _JS = """
     if (e.key === 'ArrowRight') { show(current + 1); }
     if (e.key === 'ArrowLeft') { show(current - 1); }
   });
-  // Fit the picture to the window unless that would make its text too small to read.
-  var box = document.getElementById('graph');
-  var natural = svg.getBoundingClientRect().width;
-  var fit = natural <= 1.6 * box.clientWidth;
-  document.getElementById('fit').checked = fit;
-  box.classList.toggle('fit', fit);
+  // Fit to the window from the start; unticking it shows the picture at full size.
+  document.getElementById('fit').checked = true;
+  document.getElementById('graph').classList.add('fit');
   var match = /step=(\\d+)/.exec(window.location.hash);
   show(match ? parseInt(match[1], 10) : 0);
 })();
@@ -121,8 +123,9 @@ def _step_text(step, total, names) -> str:
             f"the leaf {step.target} receives its gradient: {step.target}.grad += "
             f"{step.grad_output_summary}   shape {step.grad_output}"
         )
+    where = f" (in {step.module})" if step.module else ""
     lines = [
-        f"Step {step.step}/{total}: {step.op}",
+        f"Step {step.step}/{total}: {step.op}{where}",
         f"receives dL/d(output) = {step.grad_output_summary}   shape {step.grad_output}",
     ]
     if step.rule:
@@ -151,13 +154,20 @@ def backward_stepper(
     title: str | None = None,
     show_rules: bool = True,
     max_nodes: int | None = 200,
-    rankdir: str = "LR",
+    rankdir: str | None = None,
+    detail: str = "lecture",
+    expand=None,
 ) -> str:
     """Write a self-contained HTML page that steps through ``loss``'s backward pass.
 
     ``path``: the ``.html`` file to write (atomically).  ``params`` names
     parameters (a dict or the model).  Needs Graphviz's ``dot`` to lay out the
-    picture.  No ``.grad`` is changed and the graph is not freed.  Returns ``path``.
+    picture.  ``detail="lecture"`` (the default) steps through the layers as the
+    lecture draws them (cross_entropy, linear, flatten, max_pool2d, relu, conv2d, ...),
+    ``detail="primitives"`` through every recorded op; ``expand`` opens layers (see
+    ``draw_graph``).  The page opens on the root (dL/dL = 1), fitted to the window,
+    and keeps the current op in view.  No ``.grad`` is changed and the graph is not
+    freed.  Returns ``path``.
 
     Example::
 
@@ -165,7 +175,7 @@ def backward_stepper(
         loss = (x.tanh() * x).sum()
         visualize.backward_stepper(loss, "backprop.html")   # open it in a browser
     """
-    trace = trace_backward(loss, params=params)
+    trace = trace_backward(loss, params=params, detail=detail, expand=expand)
     graph = trace.graph
     if max_nodes is not None and len(graph) > max_nodes:
         raise GraphTooLargeError(
@@ -228,10 +238,11 @@ def backward_stepper(
             for s in trace.steps
         ],
         "filled": filled,
+        "root": graph.roots[0],
         "intro": (
             f"Forward pass done: every value is known; the only gradient is the root's "
-            f"(dL/dL = {trace.seed}). Backward takes {total} steps, from the root to the "
-            "leaves. Press Next (or the right arrow key)."
+            f"(dL/dL = {trace.seed}), highlighted. Backward takes {total} steps, from the "
+            "root to the leaves. Press Next (or the right arrow key)."
         ),
     }
     payload = json.dumps(data).replace("</", "<\\/")

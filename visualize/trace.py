@@ -93,6 +93,11 @@ class OpNode:
     output: str | None = None  # id of the output tensor node
     input_names: list = field(default_factory=list)  # the rule's names of the inputs ("x", "y")
     node: object = field(default=None, repr=False, compare=False)  # the engine's node (grad_fn)
+    # the lecture-level regions it was recorded in, outermost first (autodiff.region)
+    regions: tuple = field(default=(), repr=False, compare=False)
+    # at detail="lecture": the recorded ops (OpNodes) this op stands for
+    members: list = field(default_factory=list, repr=False, compare=False)
+    region: object = field(default=None, repr=False, compare=False)  # the region drawn
 
 
 @dataclass
@@ -136,6 +141,10 @@ class Graph:
     backward_done: bool = False
     freed: bool = False
     note: str = ""
+    detail: str = "primitives"
+    # id(region) -> [(slot, tensor id)]: where each region's inputs are drawn
+    region_inputs: dict = field(default_factory=dict, repr=False, compare=False)
+    notes: list = field(default_factory=list)  # more lines for the picture's title
 
     @property
     def nodes(self) -> list:
@@ -539,35 +548,94 @@ def _node_value(node: Node):
     return None, data
 
 
-def trace_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) -> Graph:
+DETAILS = ("lecture", "primitives")
+
+
+def check_detail(detail, op: str) -> None:
+    if detail not in DETAILS:
+        raise ValueError(
+            f"{op}: detail must be 'lecture' (one op per layer, as the lecture draws it) or "
+            f"'primitives' (every recorded op), got {detail!r}"
+        )
+
+
+def trace_graph(
+    root,
+    params=None,
+    max_nodes: int | None = DEFAULT_MAX_NODES,
+    detail: str = "lecture",
+    expand=None,
+) -> Graph:
     """Turn the graph behind ``root`` (a tensor or a list of tensors) into a :class:`Graph`.
 
     ``params`` names parameters: ``dict(model.named_parameters())`` or the model.
+    ``detail="lecture"`` (the default) gives one op per lecture-level layer that the
+    forward pass marked as a region (``conv2d``, ``max_pool2d``, ``cross_entropy``,
+    ...; see ``autodiff.region``), with the region's formula and rule, its inputs
+    and its output; ``detail="primitives"`` one op per recorded node.  ``expand``:
+    region names or op ids (``["conv2d"]``, ``"op12"``) drawn open at the lecture level.
     Raises :class:`GraphTooLargeError` when the graph has more than ``max_nodes``
-    nodes (tensors + ops); ``None`` means no limit.
+    nodes (tensors + ops) at that detail; ``None`` means no limit.
 
     Example::
 
         a = autodiff.tensor(2.0, requires_grad=True)
         b = autodiff.tensor(-3.0, requires_grad=True)
-        g = trace_graph(a * b + a)      # 2 leaves, 2 ops (Mul, Add), 2 outputs
+        g = trace_graph(a * b + a)      # 2 leaves, 2 ops (Add, Mul), 2 outputs
         [op.name for op in g.ops]       # ['Add', 'Mul']  (backward order)
     """
+    check_detail(detail, "trace_graph")
+    graph = _primitive_graph(root, params, max_nodes if detail == "primitives" else None)
+    if detail == "lecture":
+        from .lecture import lecture_view
+
+        graph = lecture_view(graph, expand).graph
+        _check_size(len(graph), max_nodes, "trace_graph", f"{len(graph.ops)} ops at lecture level")
+    return graph
+
+
+def _check_size(n_nodes, max_nodes, op, what) -> None:
+    if max_nodes is not None and n_nodes > max_nodes:
+        raise GraphTooLargeError(
+            f"{op}: the graph has {n_nodes} nodes ({what}), more than max_nodes={max_nodes}. "
+            "Pass collapse=True to draw each module as one node, raise max_nodes, or draw "
+            "a smaller part of the graph."
+        )
+
+
+def _main_root(order, params):
+    """The outermost module call whose paths are its own ("features.0"; others get a prefix).
+
+    The model given as ``params``, else the outermost module that ran the most ops.
+    """
+    counts, calls = {}, {}
+    for node in order:
+        if type(node) is Node:
+            call = _tag(node, "module")
+            if call is not None:
+                module = call.root.module() if call.root.module is not None else None
+                key = id(module) if module is not None else id(call.root)
+                counts[key] = counts.get(key, 0) + 1
+                calls[key] = call.root
+    if hasattr(params, "named_parameters") and id(params) in counts:
+        return id(params), calls
+    if not counts:
+        return None, calls
+    return max(counts, key=counts.get), calls
+
+
+def _primitive_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) -> Graph:
+    """The graph with one op per recorded node (see ``trace_graph``)."""
     roots = _root_nodes(root, "trace_graph")
     root_tensors = [root] if isinstance(root, Tensor) else list(root)
     order = topological_order(roots)
     n_nodes = sum(2 if type(n) is Node else 1 for n in order)
-    if max_nodes is not None and n_nodes > max_nodes:
-        raise GraphTooLargeError(
-            f"trace_graph: the graph has {n_nodes} nodes ({len(order)} ops and leaves), more "
-            f"than max_nodes={max_nodes}. Pass collapse=True (with the forward run inside "
-            "visualize.track_modules(model)) to draw each module as one node, raise "
-            "max_nodes, or draw a smaller part of the graph."
-        )
+    _check_size(n_nodes, max_nodes, "trace_graph", f"{len(order)} ops and leaves")
     names = _param_names(params)
     graph = Graph()
     root_set = set(roots)
     index = {node: i for i, node in enumerate(order)}
+    leaf_position = {id(n.variable): i for i, n in enumerate(order) if type(n) is AccumulateGrad}
 
     leaves = [n.variable for n in order if type(n) is AccumulateGrad]
     released = any(type(n) is Node and n.released for n in order)
@@ -581,13 +649,44 @@ def trace_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) ->
     else:
         graph.note = "after backward(): grad = dL/d(tensor)"
 
-    # Module information from the tags left by track_modules.
+    # Module information: the tags left by track_modules, else the module calls that
+    # nn.Module.__call__ recorded (autodiff.region's annotations["module"]).
     infos = {}
     for node in order:
         if type(node) is Node:
             tag = _tag(node, _MODULE_TAG)
             if tag is not None:
                 infos[id(tag[1])] = tag[1]
+    main, root_calls = _main_root(order, params)
+    call_prefix = {}
+    taken = {""}
+    for key, call in root_calls.items():
+        if key == main:
+            call_prefix[key] = ""
+        else:
+            prefix = call.type_name
+            while prefix in taken:
+                prefix += "_"
+            taken.add(prefix)
+            call_prefix[key] = prefix
+    for key, call in root_calls.items():
+        module = call.module() if call.module is not None else None
+        if module is not None and hasattr(module, "named_modules"):
+            info = _ModelInfo(module, call_prefix[key])
+            infos.setdefault(("calls", key), info)
+
+    def call_path(call):
+        top = call.root
+        module = top.module() if top.module is not None else None
+        prefix = call_prefix.get(id(module) if module is not None else id(top), "")
+        return _join(prefix, call.name)
+
+    def add_call(call):
+        path = call_path(call)
+        if path not in graph.modules:
+            parent = add_call(call.parent) if call.parent is not None else None
+            graph.modules[path] = ModuleInfo(path, call.type_name, parent)
+        return path
 
     def module_param_name(tensor):
         for info in infos.values():
@@ -607,7 +706,61 @@ def trace_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) ->
             graph.modules[path] = ModuleInfo(path, info.types.get(path, "Module"), parent)
             path = parent
 
+    # Inputs that take no gradient: kept values (keep_values) by identity.
+    kept = {}
+    for node in order:
+        if type(node) is Node:
+            for data, _name, key, boundary in _tag(node, _CONSTANTS_TAG, {}).values():
+                kept.setdefault(key, (data, boundary))
     constant_ids = {}
+    edge_set = set()
+
+    def constant(value, label=None, module=None, key=None):
+        """The id of the constant node for a tensor (or a kept value), made once per object."""
+        key = id(value) if key is None else key
+        data = value.data if isinstance(value, (Tensor, _KeptValue)) else np.asarray(value)
+        # A tensor and its array are one constant (the fused cross-entropy reads target.data).
+        const_id = constant_ids.get(key) or constant_ids.get(id(data))
+        if const_id is not None:
+            if label is not None:
+                for tensor in graph.tensors:
+                    if tensor.id == const_id and tensor.label is None:
+                        tensor.label = label
+            return const_id
+        const_id = f"c{len(set(constant_ids.values()))}"
+        constant_ids[key] = constant_ids[id(data)] = const_id
+        if label is None and isinstance(value, Tensor):
+            label = value.name
+            if label is None:
+                label, _ = module_param_name(value)
+                if label is None and key in names and names[key][0] is value:
+                    label = names[key][1]
+        stored = kept.get(key)
+        if stored is not None and stored[1] is not None:
+            boundary = stored[1]
+            add_module(boundary[0], boundary[1])
+            module = graph.modules[boundary[0]].parent
+            if label is None:
+                label = f"input to {boundary[0] or graph.modules[boundary[0]].type_name}"
+        graph.tensors.append(
+            TensorNode(
+                id=const_id,
+                kind="constant",
+                label=label,
+                shape=tuple(data.shape),
+                dtype=str(data.dtype),
+                value=summarize(stored[0]) if stored is not None else None,
+                module=module,
+            )
+        )
+        return const_id
+
+    def edge(src, dst, slot):
+        if (src, dst) not in edge_set:
+            edge_set.add((src, dst))
+            graph.edges.append(Edge(src, dst, slot))
+
+    region_members = {}  # id(region) -> (region, [positions of its nodes])
     for position, node in enumerate(order):
         step = position + 1
         if type(node) is AccumulateGrad:
@@ -620,7 +773,10 @@ def trace_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) ->
                 if label is None:
                     label, kind = name, "parameter"
                 module = name.rsplit(".", 1)[0] if "." in name else ""
-                add_module(module, info)
+                if module in info.types:
+                    add_module(module, info)
+                else:
+                    module = None
             if label is None:
                 label = tensor.name
             if node in root_set:
@@ -650,6 +806,14 @@ def trace_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) ->
         if tag is not None:
             module = tag[0]
             add_module(module, tag[1])
+        elif _tag(node, "module") is not None:
+            module = add_call(_tag(node, "module"))
+        regions = []
+        region = _tag(node, "region")
+        while region is not None:
+            regions.append(region)
+            region_members.setdefault(id(region), (region, []))[1].append(position)
+            region = region.parent
         graph.ops.append(
             OpNode(
                 id=op_id,
@@ -662,6 +826,7 @@ def trace_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) ->
                 output=out_id,
                 input_names=input_names(rule, len(node.next_functions)),
                 node=node,
+                regions=tuple(reversed(regions)),
             )
         )
         tensor, data = _node_value(node)
@@ -694,34 +859,67 @@ def trace_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) ->
         for slot, child in enumerate(node.next_functions):
             if child is not None:
                 graph.edges.append(Edge(f"t{index[child]}", op_id, slot))
-        for slot, (data, name, key, boundary) in _tag(node, _CONSTANTS_TAG, {}).items():
-            # An input that takes no gradient (recorded by keep_values): one node per
-            # tensor object, however many ops use it; drawn in the module whose forward
-            # made it, or outside the module it was passed to.
-            const_id = constant_ids.get(key)
-            if const_id is None:
-                const_id = constant_ids[key] = f"c{len(constant_ids)}"
-                const_module = module
-                if boundary is not None:
-                    add_module(boundary[0], boundary[1])
-                    const_module = graph.modules[boundary[0]].parent
-                    if name is None:
-                        name = f"input to {boundary[0] or graph.modules[boundary[0]].type_name}"
-                graph.tensors.append(
-                    TensorNode(
-                        id=const_id,
-                        kind="constant",
-                        label=name,
-                        shape=tuple(data.shape),
-                        dtype=str(data.dtype),
-                        value=summarize(data),
-                        module=const_module,
-                    )
-                )
-            graph.edges.append(Edge(const_id, op_id, slot))
+        # Inputs that take no gradient: those it saved for backward (the input batch
+        # of a matrix product, a mask), and those keep_values saw it read.
+        kept_here = _tag(node, _CONSTANTS_TAG, {})
+        for slot, (data, name, key, _boundary) in kept_here.items():
+            edge(constant(_KeptValue(data), name, module, key), op_id, slot)
+        kept_keys = {entry[2] for entry in kept_here.values()}
+        for value in getattr(node, "_saved", None) or ():
+            if isinstance(value, Tensor) and not value.requires_grad and id(value) not in kept_keys:
+                edge(constant(value, None, module), op_id, None)
+
+    # Each region's inputs, where they are drawn: the lecture view draws its edges
+    # from these; a constant input (the input batch, the targets) is drawn here
+    # too, read by the op that saved it (else by the region's first op).
+    for key, (region, positions) in region_members.items():
+        slots = []
+        names_of = getattr(region, "input_names", ()) or ()
+        for slot, value in enumerate(getattr(region, "inputs", ()) or ()):
+            if not isinstance(value, Tensor):
+                continue
+            if value.requires_grad:
+                node = value.grad_fn
+                if node is not None and node in index:
+                    slots.append((slot, f"t{index[node]}"))
+                elif node is None and id(value) in leaf_position:
+                    slots.append((slot, f"t{leaf_position[id(value)]}"))
+                continue
+            label = names_of[slot] if slot < len(names_of) else None
+            const_id = constant(value, value.name or _param_label(value, names) or label, None)
+            slots.append((slot, const_id))
+            if not any(src == const_id and dst in _op_ids(positions) for src, dst in edge_set):
+                reader = _reader(order, positions, value)
+                edge(const_id, f"op{reader}", None)
+        graph.region_inputs[key] = slots
 
     graph.roots = [f"t{index[node]}" for node in roots]
     return graph
+
+
+class _KeptValue:
+    """A value keep_values kept, standing for the tensor it came from."""
+
+    def __init__(self, data):
+        self.data = data
+
+
+def _param_label(tensor, names):
+    entry = names.get(id(tensor))
+    return entry[1] if entry is not None and entry[0] is tensor else None
+
+
+def _op_ids(positions):
+    return {f"op{p}" for p in positions}
+
+
+def _reader(order, positions, value) -> int:
+    """The region's node that saved ``value`` (its first node in forward order otherwise)."""
+    for position in positions:
+        for saved in getattr(order[position], "_saved", None) or ():
+            if saved is value or (isinstance(saved, np.ndarray) and saved is value.data):
+                return position
+    return max(positions)
 
 
 def _grad_note(graph: Graph, has_grad: bool, leaf: bool) -> str | None:

@@ -340,19 +340,22 @@ plt.show()
         r"""
 ### The graph of one training step
 
-`visualize.track_modules(model, loss_fn)` notes which module ran each operation
-during the forward pass, and `visualize.draw_graph` draws one cluster per module,
-with the parameters named as in `model.state_dict()` (`keep_values` keeps the
-values of temporary results, and `retain_grads` their gradients, for the picture).  A small batch of 4 images keeps
+The forward pass records which module ran each operation, and each layer of
+`nn.functional` marks the operations it records as one op of the lecture, so
+`visualize.draw_graph(loss, params=model)` draws one cluster per module and each
+layer as the lecture draws it (`linear`: $y = x W^T + b$; `cross_entropy`:
+$L = -\log \mathrm{softmax}(z)_y$), with the parameters named as in
+`model.state_dict()` (`keep_values` keeps the values of temporary results, and
+`retain_grads` their gradients, for the picture).  A small batch of 4 images keeps
 the values readable.  Read it from top to bottom for the forward pass (the input
-batch, flattened, at the top), and from the loss at the bottom back up for the
-backward pass: each `Linear` is a transpose of its weight, a matrix product and a
-broadcast bias, and the gradient of every parameter arrives through exactly these
-operations.  The loss, `nn.CrossEntropyLoss`, is drawn collapsed into one box
-(`collapse="CrossEntropyLoss"`): inside, it is one fused operation,
-`CrossEntropy`, whose backward is the lecture's $(s - t)/N$ (notebook 2 derives
-it; the engine fuses softmax, log and the pick of the true class into one op
-for speed).  The cell checks these claims on the graph before drawing it.
+batch, flattened, enters the first `linear` as a constant: it takes no gradient),
+and from the loss at the bottom back up for the backward pass.
+`detail="primitives"` shows what the engine recorded instead: each `linear` is a
+transpose of its weight, a matrix product and a broadcast bias, and the loss is
+one fused operation, `CrossEntropy`, whose backward is the lecture's $(s - t)/N$
+(notebook 2 derives it; the engine fuses softmax, log and the pick of the true
+class into one op for speed).  The cell checks these claims on both graphs before
+drawing the lecture's.
 """,
     ),
     (
@@ -361,21 +364,31 @@ for speed).  The cell checks these claims on the graph before drawing it.
 X, y = next(iter(DataLoader(test_data, batch_size=4)))
 model.train()
 optimizer.zero_grad()
-with visualize.track_modules(model, loss_fn), visualize.keep_values():
+with visualize.keep_values():
     loss = loss_fn(model(X), y)
 visualize.retain_grads(loss)  # keep the gradient of every intermediate result, to draw it
 loss.backward()
-graph = visualize.trace_graph(loss, params=model)
-ops_in = {}
-for op in graph.ops:
-    ops_in.setdefault(op.module, []).append(op.name)
-assert ops_in["CrossEntropyLoss"] == ["CrossEntropy"], ops_in  # one fused op
+
+
+def ops_by_module(graph):
+    ops_in = {}
+    for op in graph.ops:
+        ops_in.setdefault(op.module, []).append(op.name)
+    return ops_in
+
+
+lecture = ops_by_module(visualize.trace_graph(loss, params=model))
+recorded = ops_by_module(visualize.trace_graph(loss, params=model, detail="primitives"))
+assert lecture["CrossEntropyLoss"] == ["cross_entropy"], lecture
+assert recorded["CrossEntropyLoss"] == ["CrossEntropy"], recorded  # one fused op
 for path in ("linear_relu_stack.0", "linear_relu_stack.2", "linear_relu_stack.4"):
-    assert sorted(ops_in[path]) == ["Add", "MatMul", "Permute"], ops_in  # W^T, the product, + b
-    assert path in graph.modules  # a cluster of its own
+    assert lecture[path] == ["linear"], lecture
+    assert sorted(recorded[path]) == ["Add", "MatMul", "Permute"], recorded  # W^T, x W^T, + b
+graph = visualize.trace_graph(loss, params=model)
+assert "linear_relu_stack.0" in graph.modules  # a cluster of its own
 parameters = {t.label for t in graph.tensors if t.kind == "parameter"}
 assert parameters == set(model.state_dict()), parameters  # named as in the state dict
-picture = visualize.draw_graph(loss, params=model, collapse="CrossEntropyLoss", rankdir="TB")
+picture = visualize.draw_graph(loss, params=model, rankdir="TB")
 assert "rankdir=TB" in picture.source  # top to bottom
 picture
 """,

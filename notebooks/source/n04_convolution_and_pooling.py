@@ -285,8 +285,9 @@ into one primitive for speed.)
 ## 4. A backward trace through a small CNN
 
 `visualize.trace_backward(loss)` runs the backward pass step by step in the
-engine's order and lists, for each operation, the shape of the gradient it
-receives, the shape of its local Jacobian and the shapes of the gradients it
+engine's order and lists, for each layer of the lecture (`conv2d`, `relu`,
+`max_pool2d`, `flatten`, `linear`, `cross_entropy`), the module that ran it, the
+gradient it receives, the shape of its local Jacobian and the gradients it
 passes on.  Read it with the lecture's rule in mind: every layer's backward is
 the chain rule over these local pieces.
 """,
@@ -303,7 +304,7 @@ small_cnn = nn.Sequential(
 )
 loss_fn = nn.CrossEntropyLoss()
 X, y = next(iter(DataLoader(train_set, batch_size=3)))
-with visualize.track_modules(small_cnn, loss_fn), visualize.keep_values():
+with visualize.keep_values():
     loss = loss_fn(small_cnn(X), y)
 visualize.trace_backward(loss, params=small_cnn)  # a table; print() it for plain text
 """,
@@ -311,30 +312,31 @@ visualize.trace_backward(loss, params=small_cnn)  # a table; print() it for plai
     (
         "markdown",
         r"""
-The same graph drawn, with the step numbers of the table and the loss collapsed
-into one box.  Inside the `Conv2d` cluster (module `0`), the convolution is
-reshapes and one matrix product with **two** inputs: the filters, and
-the unfolded image.  The image does not require a gradient, so its unfold is not
-recorded as an op: the matrix product reads it as a constant (the dashed box,
-drawn because the forward pass ran inside `keep_values()`), and only the
-weight's path is back-propagated.  Inside `MaxPool2d` (module `2`), the op that
-takes each window's maximum.  The cell checks these claims on the graph.
+The same graph drawn, with the step numbers of the table.  Each layer is one
+op with its formula: `conv2d` ($y = W * x + b$) reads the image batch, which
+needs no gradient (the dashed constant box), the filters and the bias, and only
+the filters' and the bias's paths are back-propagated.  `detail="primitives"`
+shows what the engine recorded for speed: inside the `Conv2d` module (`0`),
+reshapes and one matrix product with **two** inputs, the filters and the
+image's windows (the image does not require a gradient, so its unfold is not
+recorded as an op); inside `MaxPool2d` (module `2`), one op that takes each
+window's maximum.  The cell checks these claims on both graphs.
 """,
     ),
     (
         "code",
         r"""
 loss.backward()
-graph = visualize.trace_graph(loss, params=small_cnn)
-ops_in = {path: [op.name for op in graph.ops if op.module == path] for path in ("0", "2")}
+layers = [op.name for op in visualize.trace_graph(loss, params=small_cnn).ops]
+assert layers == ["cross_entropy", "linear", "flatten", "max_pool2d", "relu", "conv2d"], layers
+recorded = visualize.trace_graph(loss, params=small_cnn, detail="primitives")
+ops_in = {path: [op.name for op in recorded.ops if op.module == path] for path in ("0", "2")}
 assert "MatMul" in ops_in["0"] and "Im2col" not in ops_in["0"], ops_in  # no unfold of the image
 assert ops_in["2"] == ["WindowMax"], ops_in  # max pooling: one op, the window maximum
-for op in graph.ops:
+for op in recorded.ops:
     if op.name == "MatMul":
-        assert len(graph.inputs_of(op.id)) == 2, op  # every matrix product: two inputs drawn
-visualize.draw_graph(
-    loss, params=small_cnn, show_values=False, show_order=True, collapse="CrossEntropyLoss", rankdir="TB"
-)
+        assert len(recorded.inputs_of(op.id)) == 2, op  # every matrix product: two inputs drawn
+visualize.draw_graph(loss, params=small_cnn, show_values=False, show_order=True, rankdir="TB")
 """,
     ),
     (
@@ -357,8 +359,9 @@ its window (a pixel in 4 windows collects 4 contributions).  Fold after a
 matrix product with $W^\top$ is what libraries call a *transposed convolution*.
 
 A tiny example: one $4\times 4$ input that requires a gradient, two $3\times 3$
-filters, so four windows.  The trace now has the fold step, `Im2colBackward`,
-and its gradient reaches $x$:
+filters, so four windows.  The trace's `conv2d` step now also sends a gradient
+to $x$, by its rule $\partial L/\partial x = \operatorname{fold}(W^\top g)$; at
+`detail="primitives"` the fold is the step `Im2colBackward`:
 """,
     ),
     (
@@ -369,8 +372,11 @@ x = autodiff.tensor(rng.normal(size=(1, 1, 4, 4)), requires_grad=True)  # float6
 weight = autodiff.tensor(rng.normal(size=(2, 1, 3, 3)), requires_grad=True)
 g = autodiff.tensor(rng.normal(size=(1, 2, 2, 2)))  # an upstream dL/dY
 Y = F.conv2d(x, weight)  # (1, 2, 2, 2)
-trace = visualize.trace_backward(Y, gradient=g)
-fold_steps = [step for step in trace if step.op == "Im2colBackward"]
+trace = visualize.trace_backward(Y, gradient=g)  # the lecture's level: one conv2d step
+(conv,) = [step for step in trace if step.op == "conv2d"]
+assert conv.grad_inputs[0] == (1, 1, 4, 4) and "dL/dx = fold(W^T g)" in conv.rule, conv
+recorded = visualize.trace_backward(Y, gradient=g, detail="primitives")
+fold_steps = [step for step in recorded if step.op == "Im2colBackward"]
 assert len(fold_steps) == 1 and fold_steps[0].grad_inputs[0] == (1, 1, 4, 4), fold_steps
 trace
 """,

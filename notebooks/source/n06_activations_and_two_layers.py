@@ -268,11 +268,11 @@ $(s - T)/N$):
         r"""
 for tensor, name in ((W1, "W1"), (b1, "b1"), (W2, "W2"), (b2, "b2"), (z1, "z1"), (h, "h"), (z2, "z2"), (L, "L")):
     tensor.name = name
-graph = visualize.trace_graph(L)
+graph = visualize.trace_graph(L, detail="primitives")  # every op the engine recorded
 assert [op.name for op in graph.ops] == ["CrossEntropy", "Add", "MatMul", "Permute", "Relu", "Add", "MatMul", "Permute"]
 matmuls = [op.id for op in graph.ops if op.name == "MatMul"]
 assert all(len(graph.inputs_of(op_id)) == 2 for op_id in matmuls)  # X (or h) and W^T
-visualize.draw_graph(L, show_values=False, rankdir="TB")
+visualize.draw_graph(L, show_values=False, rankdir="TB", detail="primitives")
 """,
     ),
     (
