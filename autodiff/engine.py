@@ -9,8 +9,6 @@ one gradient to each of its inputs' nodes.  Leaves add what reaches them into
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
 from . import function as _function
@@ -102,25 +100,6 @@ def _seeds(outputs, gradients, name: str) -> list:
     return seeds
 
 
-class BackwardStep(NamedTuple):
-    """One step of the backward pass, as ``backward_steps`` yields it.
-
-    ``node`` is the node processed; ``grad_output`` the gradient it received
-    (dL/d(its output): the sum of what every consumer passed on, after its
-    hooks); ``grad_inputs`` one entry per ``node.next_functions``: the gradient
-    passed on to that input (un-broadcast to the input's shape, in its dtype,
-    checked), or None where the input takes none.  A leaf's ``AccumulateGrad``
-    step passes nothing on (``grad_inputs == ()``).
-    """
-
-    node: object
-    grad_output: Tensor
-    grad_inputs: tuple
-
-
-_new_step = tuple.__new__  # BackwardStep(...) without the Python-level __new__: per node
-
-
 def backward_steps(
     tensors, grad_tensors=None, retain_graph=False, create_graph=False, *, name="backward_steps"
 ):
@@ -132,14 +111,22 @@ def backward_steps(
     gradients its consumers passed on, runs its hooks, calls its Function's
     ``backward`` (recorded when ``create_graph``), un-broadcasts and checks each
     input's gradient (arity, type, shape; NaN/inf under ``detect_anomaly``),
-    frees its saved values unless ``retain_graph``, and yields a
-    :class:`BackwardStep`.  It writes no ``.grad``: ``backward()`` stores the
-    leaves' gradients once every step has succeeded, ``autodiff.grad`` returns
-    them, and visualize's tables print the steps.  Example::
+    frees its saved values unless ``retain_graph``, and yields one step, a
+    tuple ``(node, grad_output, grad_inputs)``:
+
+    * ``node``: the node processed (an op's node, or a leaf's ``AccumulateGrad``);
+    * ``grad_output``: the gradient it received, dL/d(its output), after hooks;
+    * ``grad_inputs``: a sequence with one entry per ``node.next_functions``, the
+      gradient passed on to that input (in the input's shape and dtype), or None
+      where the input takes none; empty for a leaf.
+
+    It writes no ``.grad``: ``backward()`` stores the leaves' gradients once every
+    step has succeeded, ``autodiff.grad`` returns them, and visualize's tables
+    print the steps.  Example::
 
         x = autodiff.tensor([1.0, 2.0], requires_grad=True)
-        for step in autodiff.backward_steps((x * x).sum()):
-            print(step.node.name(), step.grad_output)
+        for node, grad_output, grad_inputs in autodiff.backward_steps((x * x).sum()):
+            print(node.name(), grad_output)
         # SumBackward tensor(1.)
         # MulBackward tensor([1., 1.])
         # AccumulateGrad tensor([2., 4.])
@@ -173,7 +160,7 @@ def backward_steps(
             if type(node) is AccumulateGrad:
                 if node.variable._hooks:  # a leaf's hooks, for backward and grad alike
                     grad = _run_hooks(node.variable._hooks, grad)
-                step = _new_step(BackwardStep, (node, grad, ()))
+                step = (node, grad, ())
             else:
                 # The vector-Jacobian product, then one checked gradient per input,
                 # added into what that input's node has received so far.
@@ -194,7 +181,10 @@ def backward_steps(
                     if (  # the common case inline: a Tensor of the right shape and dtype
                         type(input_grad) is not Tensor
                         or input_grad.data.shape != next_node.shape
-                        or input_grad.data.dtype != next_node.dtype
+                        or (  # (dtypes are shared objects: `is` first, cheaply)
+                            input_grad.data.dtype is not next_node.dtype
+                            and input_grad.data.dtype != next_node.dtype
+                        )
                         or check_finite
                     ):
                         input_grad = _checked(node, next_node, input_grad, check_finite)
@@ -203,7 +193,7 @@ def backward_steps(
                     else:
                         pending[next_node] = input_grad
                     passed.append(input_grad)
-                step = _new_step(BackwardStep, (node, grad, tuple(passed)))
+                step = (node, grad, passed)
                 if not retain_graph:
                     node._release()
             modes.grad_enabled = outer_mode

@@ -48,6 +48,7 @@ from .tensor import Tensor
 _observers: dict = {}
 
 _OUTPUT = object()  # marks "the output of this node" among saved values
+_FREED = object()  # the saved values of a node whose backward freed them (see Node.released)
 
 
 class _QuietFloatingPoint:
@@ -122,7 +123,6 @@ class Node:
     # under no_grad, where it serves only as forward's ctx).
     pre_hooks = None  # register_hook's hooks, by handle id
     retained = None  # a weak reference to the output tensor, after retain_grad()
-    released = False  # True once backward freed the saved values
     creation_trace = None  # where forward ran, under detect_anomaly
 
     def __init__(self, function):
@@ -143,8 +143,8 @@ class Node:
     @property
     def saved_tensors(self):
         """The values saved in forward, as Tensors (inputs keep their graph)."""
-        if self._saved is None:
-            if self.released:
+        if self._saved is None or self._saved is _FREED:
+            if self._saved is _FREED:
                 raise RuntimeError(
                     f"{self.name()}: trying to backward through the graph a second time "
                     "(or to use saved values after they were freed). Saved values are "
@@ -180,9 +180,13 @@ class Node:
 
     def _release(self):
         """Free the saved values once backward no longer needs them."""
-        self._saved = None
+        self._saved = _FREED
         self._out_data = None
-        self.released = True
+
+    @property
+    def released(self) -> bool:
+        """True once a backward pass freed the saved values (without retain_graph)."""
+        return self._saved is _FREED
 
     # -- description -----------------------------------------------------------
     def name(self) -> str:

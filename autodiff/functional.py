@@ -35,7 +35,7 @@ import numpy as np
 from .engine import grad as _grad
 from .grad_mode import enable_grad
 from .ops.shape import stack
-from .tensor import Tensor
+from .tensor import Tensor, constant
 
 __all__ = ["hessian", "hvp", "jacobian", "jvp", "vhp", "vjp"]
 
@@ -104,7 +104,7 @@ def _postprocess(values, create_graph: bool):
 
 
 def _zeros_like(x: Tensor) -> Tensor:
-    return Tensor._make(np.zeros(x.shape, dtype=x.dtype), None, None)
+    return constant(np.zeros(x.shape, dtype=x.dtype))
 
 
 def _fill_unused(grads, reference, strict: bool, fn_name: str, what: str):
@@ -177,7 +177,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
                 f"a single Tensor with a single element; it returned shapes "
                 f"{[o.shape for o in outputs]}"
             )
-        v = (Tensor._make(np.ones(outputs[0].shape, outputs[0].dtype), None, None),)
+        v = (constant(np.ones(outputs[0].shape, outputs[0].dtype)),)
     else:
         _, v = _as_tuple(v, "v", "vjp")
         _check_v(v, outputs, "vjp", "output")
@@ -209,7 +209,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
                 f"function is a single Tensor with a single element; got shapes "
                 f"{[x.shape for x in inputs]}"
             )
-        v = (Tensor._make(np.ones(inputs[0].shape, inputs[0].dtype), None, None),)
+        v = (constant(np.ones(inputs[0].shape, inputs[0].dtype)),)
     else:
         _, v = _as_tuple(v, "v", "jvp")
         _check_v(v, inputs, "jvp", "input")
@@ -218,7 +218,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
         # u: a dummy upstream gradient per output; J^T u keeps a graph in u.
         us = []
         for out in outputs:
-            u = Tensor._make(np.zeros(out.shape, out.dtype), None, None)
+            u = constant(np.zeros(out.shape, out.dtype))
             u.requires_grad_(out.dtype.kind == "f")
             us.append(u)
         grads = _vjp_grads(outputs, inputs, us, create_graph=True)
@@ -290,7 +290,7 @@ def jacobian(
             for k in range(out.numel()):
                 one_hot = np.zeros(out.numel(), dtype=out.dtype)
                 one_hot[k] = 1
-                upstream = Tensor._make(one_hot.reshape(out.shape), None, None)
+                upstream = constant(one_hot.reshape(out.shape))
                 grads = _vjp_grads((out,), inputs, (upstream,), create_graph)
                 for j, (g, x) in enumerate(zip(grads, inputs, strict=True)):
                     used[j] = used[j] or g is not None
@@ -305,7 +305,7 @@ def jacobian(
                 if rows[j]:
                     block = stack(rows[j]).reshape(out.shape + x.shape)
                 else:  # an empty output
-                    block = Tensor._make(np.zeros(out.shape + x.shape, x.dtype), None, None)
+                    block = constant(np.zeros(out.shape + x.shape, x.dtype))
                 blocks.append(block)
             result.append(tuple(blocks))
     result = _postprocess(tuple(result), create_graph)
@@ -324,7 +324,7 @@ def _jacobian_forward(
                 e = np.zeros(xx.numel(), dtype=xx.dtype)
                 if jj == j:
                     e[l] = 1
-                v.append(Tensor._make(e.reshape(xx.shape), None, None))
+                v.append(constant(e.reshape(xx.shape)))
             _, jv = jvp(func, tuple(inputs), tuple(v), create_graph=create_graph, strict=strict)
             jv = jv if isinstance(jv, tuple) else (jv,)
             for i in range(len(outputs)):
@@ -337,7 +337,7 @@ def _jacobian_forward(
                 # stack columns on the last axis: shape out.shape + (x.numel(),)
                 block = stack(columns[i][j], dim=out.ndim).reshape(out.shape + x.shape)
             else:
-                block = Tensor._make(np.zeros(out.shape + x.shape, x.dtype), None, None)
+                block = constant(np.zeros(out.shape + x.shape, x.dtype))
             blocks.append(block)
         result.append(tuple(blocks))
     result = _postprocess(tuple(result), create_graph)
@@ -378,9 +378,7 @@ def hessian(
     def gradient(*xs):
         out = scalar(*xs)
         with enable_grad():
-            grads = _vjp_grads(
-                (out,), xs, (Tensor._make(np.ones(out.shape, out.dtype), None, None),), True
-            )
+            grads = _vjp_grads((out,), xs, (constant(np.ones(out.shape, out.dtype)),), True)
         grads = _fill_unused(grads, xs, strict, "hessian", "input")
         return grads if is_inputs_tuple else grads[0]
 
@@ -403,15 +401,13 @@ def _hessian_product(func, inputs, v, create_graph, strict, fn_name):
                 f"{fn_name}: the vector v can only be None if the input to the user-provided "
                 "function is a single Tensor with a single element"
             )
-        v = (Tensor._make(np.ones(inputs[0].shape, inputs[0].dtype), None, None),)
+        v = (constant(np.ones(inputs[0].shape, inputs[0].dtype)),)
     else:
         _, v = _as_tuple(v, "v", fn_name)
         _check_v(v, inputs, fn_name, "input")
     with enable_grad():
         out = _scalar_output(func, fn_name)(*inputs)
-        grads = _vjp_grads(
-            (out,), inputs, (Tensor._make(np.ones(out.shape, out.dtype), None, None),), True
-        )
+        grads = _vjp_grads((out,), inputs, (constant(np.ones(out.shape, out.dtype)),), True)
         grads = _fill_unused(grads, inputs, strict, fn_name, "input")
         pairs = [(g, vi) for g, vi in zip(grads, v, strict=True) if g.requires_grad]
         if pairs:

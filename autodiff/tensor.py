@@ -451,7 +451,7 @@ class Tensor:
             return self.clone() if copy else self
         dtype = as_dtype(dtype, "to")
         if dtype.kind not in "fc":  # rounding to integers or bools: no gradient, no graph
-            return _constant(self.data.astype(dtype))
+            return constant(self.data.astype(dtype))
         return _ops.Cast.apply(self, dtype)
 
     def type(self, dtype=None):
@@ -611,12 +611,12 @@ class Tensor:
         return _compare(np.logical_xor if self.dtype == np.bool_ else np.bitwise_xor, self, other)
 
     def __invert__(self):
-        return _constant(
+        return constant(
             np.logical_not(self.data) if self.dtype == np.bool_ else np.invert(self.data)
         )
 
     def logical_not(self):
-        return _constant(np.logical_not(self.data))
+        return constant(np.logical_not(self.data))
 
     def equal(self, other) -> bool:
         _require_tensor(other, "equal")
@@ -628,19 +628,19 @@ class Tensor:
         return bool(np.allclose(self.data, _data(other), rtol=rtol, atol=atol))
 
     def isnan(self):
-        return _constant(np.isnan(self.data))
+        return constant(np.isnan(self.data))
 
     def isinf(self):
-        return _constant(np.isinf(self.data))
+        return constant(np.isinf(self.data))
 
     def isfinite(self):
-        return _constant(np.isfinite(self.data))
+        return constant(np.isfinite(self.data))
 
     def any(self, dim=None, keepdim=False):
-        return _constant(np.any(self.data, axis=dim, keepdims=keepdim))
+        return constant(np.any(self.data, axis=dim, keepdims=keepdim))
 
     def all(self, dim=None, keepdim=False):
-        return _constant(np.all(self.data, axis=dim, keepdims=keepdim))
+        return constant(np.all(self.data, axis=dim, keepdims=keepdim))
 
     # -- elementwise functions --------------------------------------------------
     def square(self):
@@ -846,6 +846,31 @@ class Tensor:
             self, "fill_", lambda x: _ops.where(True, value, x), lambda a, v: a.fill(v), value
         )
 
+    def set_(self, source) -> Tensor:
+        """Make ``source`` (a Tensor's data or an array, not copied) this tensor's data.
+
+        As PyTorch's ``set_``: shape and dtype may change, and it counts as an
+        in-place change (the version goes up), so a graph that saved the old value
+        refuses to use it.  Like every in-place change of a leaf that requires
+        grad, do it under ``no_grad()``.  Example (what ``module.double()`` does)::
+
+            with autodiff.no_grad():
+                weight.set_(weight.data.astype(np.float64))
+        """
+        if modes.grad_enabled and (self._requires_grad or self.grad_fn is not None):
+            raise RuntimeError(
+                "set_: a tensor that requires grad (or is part of a graph) is being given new "
+                "data; wrap it in `with autodiff.no_grad():`"
+            )
+        array = source.data if isinstance(source, Tensor) else source
+        if type(array) is not np.ndarray:
+            raise TypeError(
+                f"set_: expected a Tensor or a NumPy array, got {type(source).__name__}"
+            )
+        self.data = array
+        self._version[0] += 1
+        return self
+
     def copy_(self, src):
         def copy_into(array, other):
             np.copyto(array, np.broadcast_to(other, array.shape), casting="unsafe")
@@ -901,8 +926,19 @@ def _data(value):
     return value.data if isinstance(value, Tensor) else value
 
 
-def _constant(array) -> Tensor:
-    return Tensor._make(np.asarray(array), None, None)
+def constant(array) -> Tensor:
+    """A tensor around ``array`` as it is: no copy, no checks, no gradient.
+
+    For code that computed an array itself and hands it on as a tensor (a mask, a
+    one-hot target, a gradient of ones): the cheap, public form of what
+    ``autodiff.tensor`` does after checking and copying its input.  ``array``
+    should be a NumPy array (anything else goes through ``np.asarray``).  Example::
+
+        mask = autodiff.constant(x.data > 0)      # a boolean tensor, outside the graph
+    """
+    if type(array) is not np.ndarray:
+        array = np.asarray(array)
+    return Tensor._make(array, None, None)
 
 
 def _integer_division(ufunc, a, b, op) -> Tensor:
@@ -911,7 +947,7 @@ def _integer_division(ufunc, a, b, op) -> Tensor:
     if np.result_type(a, b).kind in "iub" and b.size and not np.all(b):
         raise RuntimeError(f"{op}: ZeroDivisionError (an integer tensor divided by zero)")
     with np.errstate(divide="ignore", invalid="ignore"):  # floats: inf and nan, silently
-        return _constant(ufunc(a, b))
+        return constant(ufunc(a, b))
 
 
 def _compare(ufunc, x, other):

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 import autodiff
-from autodiff import Tensor
+from autodiff import Tensor, constant
 from autodiff.random import Generator, numpy_rng
 
 __all__ = [
@@ -112,7 +112,7 @@ class TensorDataset(Dataset):
             return None  # the per-sample path keeps the graph to the tensors
         if type(self).__getitem__ is not TensorDataset.__getitem__:
             return None  # a subclass that changes __getitem__ is asked sample by sample
-        return [Tensor._make(t.data[indices], None, None) for t in self.tensors]
+        return [constant(t.data[indices]) for t in self.tensors]
 
 
 class Subset(Dataset):
@@ -317,7 +317,7 @@ def _stack_tensors(tensors: list, op: str) -> Tensor:
         )
     if autodiff.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return autodiff.stack(tensors)
-    return Tensor._make(np.stack([t.data for t in tensors]), None, None)
+    return constant(np.stack([t.data for t in tensors]))
 
 
 def default_collate(batch: list):
@@ -345,13 +345,13 @@ def default_collate(batch: list):
             )
         return _stack_tensors([autodiff.as_tensor(a) for a in batch], "default_collate")
     if isinstance(elem, np.generic):
-        return Tensor._make(np.array(batch), None, None)
+        return constant(np.array(batch))
     if isinstance(elem, bool):
-        return Tensor._make(np.array(batch, dtype=np.bool_), None, None)
+        return constant(np.array(batch, dtype=np.bool_))
     if isinstance(elem, int):
-        return Tensor._make(np.array(batch, dtype=np.int64), None, None)
+        return constant(np.array(batch, dtype=np.int64))
     if isinstance(elem, float):
-        return Tensor._make(np.array(batch, dtype=np.float64), None, None)
+        return constant(np.array(batch, dtype=np.float64))
     if isinstance(elem, (str, bytes)):
         return batch
     if isinstance(elem, collections.abc.Mapping):

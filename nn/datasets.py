@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autodiff import Tensor
+from autodiff import Tensor, constant
 from autodiff.files import DEFAULT_MAX_EXPANSION, atomic_write, check_expansion, new_folders
 
 from .data import Dataset, _check_index
@@ -411,7 +411,7 @@ class _ArrayImages(Dataset):
         if self.transform is not None:
             images = self.transform.batch(images)
         targets = self.targets.data[indices]
-        return [Tensor._make(images, None, None), Tensor._make(targets, None, None)]
+        return [constant(images), constant(targets)]
 
     @property
     def _split(self) -> str:
@@ -517,8 +517,8 @@ class MNIST(_ArrayImages):
                 f"{type(self).__name__}: the labels file {labels_path} holds label "
                 f"{int(labels.max())}, but there are only {len(self.classes)} classes"
             )
-        self.data = Tensor._make(images, None, None)
-        self.targets = Tensor._make(labels.astype(np.int64), None, None)
+        self.data = constant(images)
+        self.targets = constant(labels.astype(np.int64))
 
     @property
     def raw_folder(self) -> str:
@@ -663,8 +663,8 @@ class Digits(_ArrayImages):
         images, labels = self._load()
         order = np.random.default_rng(self.split_seed).permutation(len(labels))
         chosen = order[: -self.n_test] if train else order[-self.n_test :]
-        self.data = Tensor._make(images[chosen], None, None)
-        self.targets = Tensor._make(labels[chosen], None, None)
+        self.data = constant(images[chosen])
+        self.targets = constant(labels[chosen])
 
     @classmethod
     def _load(cls) -> tuple[np.ndarray, np.ndarray]:

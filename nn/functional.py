@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 
 import autodiff
-from autodiff import Tensor
+from autodiff import Tensor, constant
 from autodiff.grad_mode import modes
 from autodiff.ops import (
     BinaryCrossEntropy,
@@ -329,7 +329,7 @@ def dropout(input, p=0.5, training=True, inplace=False) -> Tensor:
     from autodiff.random import numpy_rng
 
     keep = numpy_rng().random(input.shape) >= p
-    mask = Tensor._make((keep / (1.0 - p)).astype(input.dtype), None, None)
+    mask = constant((keep / (1.0 - p)).astype(input.dtype))
     out = input * mask
     return input.copy_(out) if inplace else out
 
@@ -369,7 +369,7 @@ def embedding(
     out = weight[input.data]  # (*input.shape, embedding_dim)
     if padding_idx is not None:
         padding_idx = padding_idx % n
-        mask = Tensor._make((input.data == padding_idx)[..., None], None, None)
+        mask = constant((input.data == padding_idx)[..., None])
         out = autodiff.where(mask, out.detach(), out)
     return out
 
@@ -392,7 +392,7 @@ def one_hot(tensor, num_classes=-1) -> Tensor:
             f"[{data.min()}, {data.max()}]"
         )
     out = (data[..., None] == np.arange(num_classes)).astype(np.int64)
-    return Tensor._make(out, None, None)
+    return constant(out)
 
 
 def pad(input, pad, mode="constant", value=None) -> Tensor:
@@ -593,7 +593,7 @@ def max_pool2d(
     p, q = taps // kernel[1], taps % kernel[1]
     rows = np.arange(oh)[:, None] * stride[0] + p * dilation[0] - pad_[0]
     cols_ = np.arange(ow)[None, :] * stride[1] + q * dilation[1] - pad_[1]
-    indices = Tensor._make((rows * w + cols_).astype(np.int64), None, None)
+    indices = constant((rows * w + cols_).astype(np.int64))
     return out, (indices[0] if unbatched else indices)
 
 
@@ -640,7 +640,7 @@ def avg_pool2d(
             :: stride[0], :: stride[1]
         ]
         counts = counts[:oh, :ow].sum(axis=(-2, -1))  # (oh, ow)
-        out = total / Tensor._make(counts.astype(x.dtype), None, None)
+        out = total / constant(counts.astype(x.dtype))
     return out[0] if unbatched else out
 
 
@@ -671,8 +671,8 @@ def adaptive_avg_pool2d(input, output_size) -> Tensor:
         output_size = (output_size, output_size)
     oh = h if output_size[0] is None else int(output_size[0])
     ow = w if output_size[1] is None else int(output_size[1])
-    a_h = Tensor._make(_adaptive_matrix(h, oh, input.dtype), None, None)  # (oh, H)
-    a_w = Tensor._make(_adaptive_matrix(w, ow, input.dtype), None, None)  # (ow, W)
+    a_h = constant(_adaptive_matrix(h, oh, input.dtype))  # (oh, H)
+    a_w = constant(_adaptive_matrix(w, ow, input.dtype))  # (ow, W)
     return a_h @ (input @ a_w.T)  # (oh, H) @ ((..., H, W) @ (W, ow)) -> (..., oh, ow)
 
 
@@ -709,15 +709,11 @@ def batch_norm(
         if running_mean is not None:
             with autodiff.no_grad():
                 m = mean.data.reshape(-1)
-                running_mean.data *= 1 - momentum
-                running_mean.data += (momentum * m).astype(running_mean.dtype)
-                running_mean._version[0] += 1
+                running_mean.mul_(1 - momentum).add_(momentum * m)
         if running_var is not None:
             with autodiff.no_grad():
                 unbiased = var.data.reshape(-1) * (count / (count - 1))
-                running_var.data *= 1 - momentum
-                running_var.data += (momentum * unbiased).astype(running_var.dtype)
-                running_var._version[0] += 1
+                running_var.mul_(1 - momentum).add_(momentum * unbiased)
         out = centered / (var + eps).sqrt()
     else:
         if running_mean is None or running_var is None:
@@ -864,10 +860,10 @@ def nll_loss(
     logp = _moved_class_last(input, class_dim)  # (N, d1, ..., C)
     ignored = target.data == ignore_index
     safe = np.where(ignored, 0, target.data).astype(np.int64)
-    picked = logp.gather(-1, Tensor._make(safe[..., None], None, None)).squeeze(-1)  # (N, d1, ...)
+    picked = logp.gather(-1, constant(safe[..., None])).squeeze(-1)  # (N, d1, ...)
     keep = (~ignored).astype(input.dtype)
     w = keep if weight is None else weight.detach().data[safe] * keep
-    w = Tensor._make(np.asarray(w, dtype=input.dtype), None, None)
+    w = constant(np.asarray(w, dtype=input.dtype))
     loss = -picked * w
     if reduction == "none":
         return loss
@@ -961,7 +957,7 @@ def cross_entropy(
     ignored = target.data == ignore_index
     terms = logp if weight is None else logp * weight.reshape(w_shape)
     smooth = -terms.sum(dim=class_dim)  # (N, d1, ...)
-    smooth = smooth * Tensor._make((~ignored).astype(input.dtype), None, None)
+    smooth = smooth * constant((~ignored).astype(input.dtype))
     if reduction == "mean":
         if weight is None:
             smooth = smooth.sum() / int((~ignored).sum())

@@ -88,8 +88,7 @@ def _calculate_correct_fan(tensor, mode):
 
 def _fill(tensor: Tensor, values) -> Tensor:
     with autodiff.no_grad():
-        tensor.data[...] = np.asarray(values, dtype=tensor.dtype)
-        tensor._version[0] += 1
+        tensor.copy_(np.asarray(values, dtype=tensor.dtype))
     return tensor
 
 

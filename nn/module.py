@@ -24,7 +24,7 @@ from collections import OrderedDict
 import numpy as np
 
 import autodiff
-from autodiff import RemovableHandle, Tensor
+from autodiff import RemovableHandle, Tensor, constant
 from autodiff.ops import BackwardHookFunction
 from autodiff.region import ModuleCall, current_module, module_scope
 from autodiff.tensor import as_dtype
@@ -542,10 +542,10 @@ class Module:
                         continue
                     new = convert(tensor.data)
                     if new is not tensor.data:
-                        tensor.data = new
-                        tensor._version[0] += 1
+                        with autodiff.no_grad():
+                            tensor.set_(new)
                         if tensor._grad is not None:
-                            tensor._grad = Tensor._make(convert(tensor._grad.data), None, None)
+                            tensor._grad = constant(convert(tensor._grad.data))
         return self
 
     def to(self, *args, **kwargs):
@@ -698,12 +698,12 @@ class Module:
                     self._get_name(), "\n\t".join(errors)
                 )
             )
-        for tensor, array in updates:  # all checks passed: now copy
-            if assign:
-                tensor.data = np.array(array, dtype=tensor.data.dtype, copy=True)
-            else:
-                np.copyto(tensor.data, array, casting="unsafe")
-            tensor._version[0] += 1
+        with autodiff.no_grad():
+            for tensor, array in updates:  # all checks passed: now copy
+                if assign:
+                    tensor.set_(np.array(array, dtype=tensor.data.dtype, copy=True))
+                else:
+                    tensor.copy_(array)
         return _IncompatibleKeys(missing, unexpected)
 
     # -- printing -----------------------------------------------------------------

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 import autodiff
-from autodiff import Tensor
+from autodiff import Tensor, constant
 
 __all__ = ["Compose", "Lambda", "Normalize", "ToTensor", "is_batchable"]
 
@@ -66,7 +66,7 @@ class ToTensor:
                 f"ToTensor: expected an image of shape (H, W) or (H, W, C), got shape "
                 f"{tuple(array.shape)}"
             )
-        return Tensor._make(self._convert(array[None], "ToTensor")[0], None, None)
+        return constant(self._convert(array[None], "ToTensor")[0])
 
     def batch(self, images: np.ndarray) -> np.ndarray:
         """``(N, H, W[, C])`` images -> ``(N, C, H, W)`` array, the same numbers as one by one."""
@@ -144,12 +144,12 @@ class Normalize:
             tensor = autodiff.as_tensor(tensor)
         mean, std = self._params(tensor.data, -3, "Normalize")
         if tensor.requires_grad and autodiff.is_grad_enabled():
-            return (tensor - Tensor._make(mean, None, None)) / Tensor._make(std, None, None)
+            return (tensor - constant(mean)) / constant(std)
         if self.inplace:
             np.subtract(tensor.data, mean, out=tensor.data)
             np.divide(tensor.data, std, out=tensor.data)
             return tensor
-        return Tensor._make((tensor.data - mean) / std, None, None)
+        return constant((tensor.data - mean) / std)
 
     def batch(self, images: np.ndarray) -> np.ndarray:
         """``(N, C, H, W)`` -> ``(N, C, H, W)``, the same numbers as one image at a time."""

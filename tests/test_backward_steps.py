@@ -155,19 +155,18 @@ def test_backward_steps_yields_node_gradient_and_what_it_passes_on():
     b = autodiff.tensor([3.0], requires_grad=True)
     loss = (x * b).sum()  # b is broadcast: its gradient is un-broadcast in the step
     steps = list(autodiff.backward_steps(loss))
-    assert [s.node.name() for s in steps] == [
+    assert [node.name() for node, _, _ in steps] == [
         "SumBackward",
         "MulBackward",
         "AccumulateGrad",
         "AccumulateGrad",
     ]
-    mul = steps[1]
-    assert mul.grad_output.shape == (1, 2)
-    gx, gb = mul.grad_inputs
+    _, grad_output, (gx, gb) = steps[1]
+    assert grad_output.shape == (1, 2)
     np.testing.assert_array_equal(gx.data, [[3.0, 3.0]])
     assert gb.shape == (1,) and gb.data[0] == 3.0  # un-broadcast: summed to b's shape
-    assert steps[2].grad_inputs == ()
-    assert {s.node.variable for s in steps[2:]} == {x, b}
+    assert not steps[2][2]  # a leaf passes nothing on
+    assert {node.variable for node, _, _ in steps[2:]} == {x, b}
     assert x.grad is None and b.grad is None  # the steps write no .grad
     with pytest.raises(RuntimeError, match="second time"):  # saved values were freed
         loss.backward()
@@ -186,7 +185,7 @@ def test_backward_steps_checks_its_arguments():
     with pytest.raises(RuntimeError, match="does not require grad"):
         next(autodiff.backward_steps(autodiff.tensor(1.0)))
     steps = list(autodiff.backward_steps([x * 2, x * 3], [autodiff.ones(2), autodiff.ones(2)]))
-    np.testing.assert_array_equal(steps[-1].grad_output.data, [5.0, 5.0])
+    np.testing.assert_array_equal(steps[-1][1].data, [5.0, 5.0])
 
 
 # -- observers -------------------------------------------------------------------------

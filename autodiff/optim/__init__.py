@@ -20,7 +20,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..grad_mode import no_grad
+from ..tensor import Tensor, constant
 
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]
 
@@ -159,11 +160,7 @@ class Optimizer:
             for p in group["params"]:
                 if self.state.get(p):
                     state[index[id(p)]] = {
-                        k: (
-                            Tensor._make(np.array(v, copy=True), None, None)
-                            if isinstance(v, np.ndarray)
-                            else v
-                        )
+                        k: (constant(np.array(v, copy=True)) if isinstance(v, np.ndarray) else v)
                         for k, v in self.state[p].items()
                     }
         return {"state": state, "param_groups": groups}
@@ -267,8 +264,9 @@ class SGD(Optimizer):
         }
         super().__init__(params, defaults)
 
+    @no_grad()
     def step(self, closure=None):
-        loss = self._closure(closure)
+        loss = self._closure(closure)  # (the closure runs with grad enabled)
         for group in self.param_groups:
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             weight_decay, nesterov = group["weight_decay"], group["nesterov"]
@@ -284,8 +282,7 @@ class SGD(Optimizer):
                         buf *= momentum
                         buf += (1 - dampening) * g
                     g = g + momentum * buf if nesterov else buf
-                p.data -= (lr * g).astype(p.data.dtype, copy=False)
-                p._version[0] += 1
+                p.sub_(lr * g)
         return loss
 
 
@@ -339,8 +336,9 @@ class Adam(Optimizer):
         }
         super().__init__(params, defaults)
 
+    @no_grad()
     def step(self, closure=None):
-        loss = self._closure(closure)
+        loss = self._closure(closure)  # (the closure runs with grad enabled)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
@@ -371,8 +369,7 @@ class Adam(Optimizer):
                     denom = np.sqrt(state["max_exp_avg_sq"]) / bias_correction2_sqrt + eps
                 else:
                     denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
-                p.data -= (step_size * (exp_avg / denom)).astype(p.data.dtype, copy=False)
-                p._version[0] += 1
+                p.sub_(step_size * (exp_avg / denom))
         return loss
 
 
@@ -457,8 +454,9 @@ class RMSprop(Optimizer):
         }
         super().__init__(params, defaults)
 
+    @no_grad()
     def step(self, closure=None):
-        loss = self._closure(closure)
+        loss = self._closure(closure)  # (the closure runs with grad enabled)
         for group in self.param_groups:
             lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
             momentum, weight_decay = group["momentum"], group["weight_decay"]
@@ -490,8 +488,7 @@ class RMSprop(Optimizer):
                     update = lr * buf
                 else:
                     update = lr * g / avg
-                p.data -= update.astype(p.data.dtype, copy=False)
-                p._version[0] += 1
+                p.sub_(update)
         return loss
 
 
