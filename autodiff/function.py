@@ -13,22 +13,24 @@ requires grad, records a ``Node`` (PyTorch's ``grad_fn``) that links to the node
 of its inputs.  The node doubles as the ``ctx`` that ``forward`` and
 ``backward`` share.
 
-Example: a user-defined op::
+Example: a user-defined op with two inputs, so its backward returns two
+gradients (the engine checks that there is one per input)::
 
-    class Cube(autodiff.Function):
-        '''y = x^3        dL/dx = dL/dy * 3 x^2'''
+    class Hypot(autodiff.Function):
+        '''z = sqrt(x^2 + y^2)        dL/dx = dL/dz * x / z        dL/dy = dL/dz * y / z'''
 
         @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return x ** 3
+        def forward(ctx, x, y):
+            z = np.hypot(x, y)
+            ctx.save_for_backward(x, y, z)      # inputs and the output, matched by identity
+            return z
 
         @staticmethod
         def backward(ctx, grad):
-            (x,) = ctx.saved_tensors
-            return grad * 3 * x ** 2
+            x, y, z = ctx.saved_tensors          # Tensors again: the rule is differentiable
+            return grad * x / z, grad * y / z
 
-    y = Cube.apply(autodiff.tensor([2.0], requires_grad=True))
+    z = Hypot.apply(autodiff.tensor([3.0], requires_grad=True), autodiff.tensor([4.0]))
 """
 
 from __future__ import annotations

@@ -801,17 +801,12 @@ class Tensor:
         index = _normalize_index(index, self)
         value = value if isinstance(value, Tensor) else _data(value)
 
-        def update_in_place(array, other):
-            try:
-                array[index] = other
-            except (ValueError, IndexError) as error:
-                raise type(error)(
-                    f"setitem: cannot assign a value of shape {np.shape(other)} to index "
-                    f"{index!r} of a tensor of shape {self.shape}: {error}"
-                ) from None
-
         _in_place(
-            self, "setitem", lambda x: _ops.SetItem.apply(x, index, value), update_in_place, value
+            self,
+            "setitem",
+            lambda x: _ops.SetItem.apply(x, index, value),
+            lambda array, other: _ops.set_items(array, index, other),
+            value,
         )
 
     # -- in-place operations ----------------------------------------------------

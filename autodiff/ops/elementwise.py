@@ -238,63 +238,56 @@ class Abs(Function):
         return grad * x.sign()  # sign is flat: create_graph gives a zero second derivative
 
 
-class Sign(Function):
+class _Flat(Function):
+    """y = a step function of x (flat wherever it is differentiable)        dL/dx = 0
+
+    The base of sign, floor, ceil and round: ``numpy_function`` computes y.
+    """
+
+    numpy_function = None
+
+    @staticmethod
+    def forward(ctx, x):
+        return ctx.function.numpy_function(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return zeros_for(grad)
+
+
+def _sign(x):
+    if x.dtype.kind == "b":
+        return np.array(x, copy=True)
+    y = np.sign(x)
+    return np.where(np.isnan(y), 0, y).astype(y.dtype, copy=False) if y.dtype.kind == "f" else y
+
+
+class Sign(_Flat):
     """y = sign(x) in {-1, 0, 1} (0 at NaN, as PyTorch)        dL/dx = 0"""
 
     method = "sign"
-
-    @staticmethod
-    def forward(ctx, x):
-        if x.dtype.kind == "b":
-            return np.array(x, copy=True)
-        y = np.sign(x)
-        return np.where(np.isnan(y), 0, y).astype(y.dtype, copy=False) if y.dtype.kind == "f" else y
-
-    @staticmethod
-    def backward(ctx, grad):
-        return zeros_for(grad)
+    numpy_function = staticmethod(_sign)
 
 
-class Floor(Function):
+class Floor(_Flat):
     """y = floor(x)        dL/dx = 0 (a step function: flat wherever it is differentiable)"""
 
     method = "floor"
-
-    @staticmethod
-    def forward(ctx, x):
-        return np.floor(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return zeros_for(grad)
+    numpy_function = staticmethod(np.floor)
 
 
-class Ceil(Function):
+class Ceil(_Flat):
     """y = ceil(x)        dL/dx = 0"""
 
     method = "ceil"
-
-    @staticmethod
-    def forward(ctx, x):
-        return np.ceil(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return zeros_for(grad)
+    numpy_function = staticmethod(np.ceil)
 
 
-class Round(Function):
+class Round(_Flat):
     """y = x rounded to the nearest integer (halves to even)        dL/dx = 0"""
 
     method = "round"
-
-    @staticmethod
-    def forward(ctx, x):
-        return np.round(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return zeros_for(grad)
+    numpy_function = staticmethod(np.round)
 
 
 class LocalSlope(Function):

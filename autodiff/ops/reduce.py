@@ -71,11 +71,12 @@ class Amax(Function):
     """
 
     op_name = "max"
+    numpy_reduction = staticmethod(np.max)
 
     @staticmethod
     def forward(ctx, x, dims, keepdim, nan_wins=False):
         _check_reducible(x, dims, ctx.function.op_name)
-        y = np.max(x, axis=dims, keepdims=True)
+        y = ctx.function.numpy_reduction(x, axis=dims, keepdims=True)
         ctx.save_for_backward(_extreme_mask(x, y, nan_wins))
         ctx.kept = y.shape
         return y if keepdim else drop_dims(y, dims)
@@ -85,22 +86,11 @@ class Amax(Function):
         return _share_among_ties(ctx, grad)
 
 
-class Amin(Function):
+class Amin(Amax):
     """y = min_i x_i        dL/dx_i = dL/dy * [x_i = y] / #ties        (NaN: as Amax)"""
 
     op_name = "min"
-
-    @staticmethod
-    def forward(ctx, x, dims, keepdim, nan_wins=False):
-        _check_reducible(x, dims, ctx.function.op_name)
-        y = np.min(x, axis=dims, keepdims=True)
-        ctx.save_for_backward(_extreme_mask(x, y, nan_wins))
-        ctx.kept = y.shape
-        return y if keepdim else drop_dims(y, dims)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return _share_among_ties(ctx, grad)
+    numpy_reduction = staticmethod(np.min)
 
 
 def _check_reducible(x, dims, op):

@@ -146,13 +146,7 @@ class SetItem(Function):
     def forward(ctx, x, index, value):
         ctx.index = index
         out = np.array(x, copy=True)
-        try:
-            out[index] = value
-        except (ValueError, IndexError) as error:
-            raise type(error)(
-                f"setitem: cannot assign a value of shape {np.shape(value)} to index "
-                f"{index!r} of a tensor of shape {x.shape}: {error}"
-            ) from None
+        set_items(out, index, value)
         return out
 
     @staticmethod
@@ -201,7 +195,7 @@ class Pad(Function):
 
 
 def normalize_dim(dim, ndim: int, op: str) -> int:
-    """One dim, negative allowed, checked against ``ndim`` dims."""
+    """One dim, negative allowed, checked against ``ndim`` dims (a 0-d tensor has dim 0)."""
     rank = max(ndim, 1)
     if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
         raise TypeError(f"{op}: dim must be an int, got {dim!r}")
@@ -211,6 +205,17 @@ def normalize_dim(dim, ndim: int, op: str) -> int:
             f"but got {dim})"
         )
     return int(dim) % rank
+
+
+def set_items(array: np.ndarray, index, value) -> None:
+    """``array[index] = value``, with an error that names setitem and the shapes."""
+    try:
+        array[index] = value
+    except (ValueError, IndexError) as error:
+        raise type(error)(
+            f"setitem: cannot assign a value of shape {np.shape(value)} to index "
+            f"{index!r} of a tensor of shape {array.shape}: {error}"
+        ) from None
 
 
 def parse_shape(args, op: str) -> tuple:
