@@ -164,11 +164,11 @@ def backward_steps(
             else:
                 # The vector-Jacobian product, then one checked gradient per input,
                 # added into what that input's node has received so far.
-                quiet = _function.quiet_floating_point.enter()  # inf / nan silently, as PyTorch
+                quiet = _function.quiet_floating_point()  # inf / nan silently, as PyTorch
                 try:
                     input_grads = node.function.backward(node, grad)
                 finally:
-                    _function.quiet_floating_point.exit(quiet)
+                    _function.loud_floating_point(quiet)
                 if type(input_grads) is not tuple:
                     input_grads = (input_grads,)
                 if len(input_grads) != len(node.next_functions):
@@ -240,7 +240,7 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, na
                 finished.append(step)
     previous_mode = modes.grad_enabled
     modes.grad_enabled = create_graph
-    quiet = _function.quiet_floating_point.enter()  # IEEE inf / nan silently, as PyTorch
+    quiet = _function.quiet_floating_point()  # IEEE inf / nan silently, as PyTorch
     try:
         for node, grad, _ in finished:
             if type(node) is AccumulateGrad:
@@ -249,7 +249,7 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, na
                 _retain(node, grad, handed_out)
     finally:
         modes.grad_enabled = previous_mode
-        _function.quiet_floating_point.exit(quiet)
+        _function.loud_floating_point(quiet)
     return captured
 
 

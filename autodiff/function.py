@@ -35,6 +35,7 @@ gradients (the engine checks that there is one per input)::
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import traceback
@@ -53,41 +54,35 @@ _OUTPUT = object()  # marks "the output of this node" among saved values
 _FREED = object()  # the saved values of a node whose backward freed them (see Node.released)
 
 
-class _QuietFloatingPoint:
-    """NumPy's floating-point error state set to "ignore" while an op computes.
+# NumPy's floating-point error state is "ignore" while an op computes: x / 0 = inf,
+# 0 * inf = nan, log(0) = -inf are the IEEE results, which PyTorch computes
+# silently, where NumPy would print a RuntimeWarning pointing into the engine.
+# np.errstate costs ~1 us a call (a third of a small op); setting NumPy's
+# error-state context variable directly costs ~0.1 us.  ``_quiet()`` returns the
+# token that ``_loud(token)`` restores; a NumPy laid out otherwise gets errstate.
+try:
+    from numpy._core._ufunc_config import _extobj_contextvar as _np_errors
+    from numpy._core._ufunc_config import _make_extobj as _np_make_errors
 
-    x / 0 = inf, 0 * inf = nan, log(0) = -inf are the IEEE results, and PyTorch
-    computes them silently; NumPy would print a RuntimeWarning pointing into the
-    engine.  ``np.errstate`` costs ~1 us (a sixth of a small op), so apply sets
-    NumPy's error-state context variable directly (~0.1 us); the public
-    errstate is the fallback for a NumPy laid out differently.
-    """
+    _quiet = functools.partial(_np_errors.set, _np_make_errors(all="ignore"))
+    _loud = _np_errors.reset
+except ImportError:  # pragma: no cover - another NumPy version
 
-    try:
-        from numpy._core._ufunc_config import _extobj_contextvar as _variable
-        from numpy._core._ufunc_config import _make_extobj
-
-        _ignore = _make_extobj(all="ignore")
-    except ImportError:  # pragma: no cover - another NumPy version
-        _variable = None
-
-    @classmethod
-    def enter(cls):
-        if cls._variable is not None:
-            return cls._variable.set(cls._ignore)
+    def _quiet():
         state = np.errstate(all="ignore")
         state.__enter__()
         return state
 
-    @classmethod
-    def exit(cls, token):
-        if cls._variable is not None:
-            cls._variable.reset(token)
-        else:  # pragma: no cover
-            token.__exit__(None, None, None)
+    def _loud(state):
+        state.__exit__(None, None, None)
 
 
-quiet_floating_point = _QuietFloatingPoint
+def quiet_floating_point():
+    """Enter NumPy's "ignore" error state; returns the token for ``loud_floating_point``."""
+    return _quiet()
+
+
+loud_floating_point = _loud
 
 
 class Node:
@@ -354,13 +349,13 @@ class Function:
                     arrays[1] = arrays[1].view()
             else:
                 _distinguish(inputs, arrays)
-        quiet = _QuietFloatingPoint.enter()
+        quiet = _quiet()
         try:
             out = cls.forward(ctx, *arrays)
         except (ValueError, TypeError, IndexError) as error:
             raise _forward_error(cls, inputs, error) from error
         finally:
-            _QuietFloatingPoint.exit(quiet)
+            _loud(quiet)
         raw = out  # what forward returned (a NumPy scalar for 0-d results)
         if type(out) is not np.ndarray:
             if isinstance(out, Tensor):
