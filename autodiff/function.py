@@ -51,7 +51,13 @@ from .tensor import Tensor
 _observers: dict = {}
 
 _OUTPUT = object()  # marks "the output of this node" among saved values
-_FREED = object()  # the saved values of a node whose backward freed them (see Node.released)
+
+
+class _Freed(tuple):
+    """The saved values of a node whose backward freed them: none (see Node.released)."""
+
+
+_FREED = _Freed()
 
 
 # NumPy's floating-point error state is "ignore" while an op computes: x / 0 = inf,
