@@ -325,6 +325,7 @@ ARGUMENTS = {
     "value": lambda draw, shape, got: Const(draw(st.sampled_from([0.0, 1.0, -INF, NAN]))),
     "index": lambda draw, shape, got: _index_along(draw, shape, got["dim"]),
     "src": lambda draw, shape, got: Array(draw(arrays(shape))),
+    "source": lambda draw, shape, got: Array(draw(arrays(draw(shapes())))),
     "fill_value": lambda draw, shape, got: Const(draw(st.sampled_from([0.0, 1.5, -INF]))),
     "x": lambda draw, shape, got: _other(draw, shape),
     "y": lambda draw, shape, got: _other(draw, shape),
