@@ -26,7 +26,15 @@ from autodiff import Tensor
 from autodiff.engine import topological_order
 from autodiff.function import AccumulateGrad, Node
 
-from .trace import _root_nodes, check_detail, input_names, op_rule, summarize, trace_graph
+from .trace import (
+    _root_nodes,
+    check_detail,
+    input_names,
+    op_rule,
+    recorded_graph,
+    summarize,
+    without_unread_constants,
+)
 
 SMALL = 6  # tensors with at most this many elements show their values
 
@@ -237,7 +245,7 @@ def trace_backward(
         raise TypeError(f"trace_backward: expected a Tensor, got {type(loss).__name__}")
     check_detail(detail, "trace_backward")
     (root,) = _root_nodes(loss, "trace_backward")
-    graph = trace_graph(loss, params=params, max_nodes=None, detail="primitives")
+    graph = recorded_graph(loss, params=params, max_nodes=None)
     order = topological_order(root)
     position = {node: i for i, node in enumerate(order)}
     labels = {t.id: t.label for t in graph.tensors}
@@ -324,7 +332,8 @@ def trace_backward(
                 steps.append(op_step(count, node, grad, sent))
     else:
         steps = _lecture_steps(raw, view, position, leaf_step, op_step, receive, value, small)
-    trace = BackwardTrace(steps, grads, view.graph if view is not None else graph)
+    drawn = view.graph if view is not None else without_unread_constants(graph)
+    trace = BackwardTrace(steps, grads, drawn)
     if gradient is not None:
         trace.seed = summarize(gradient.data if isinstance(gradient, Tensor) else gradient)
     return trace

@@ -24,6 +24,7 @@ when its op saved it for backward; an intermediate's gradient is known when
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import weakref
 from dataclasses import dataclass, field
@@ -585,8 +586,10 @@ def trace_graph(
         [op.name for op in g.ops]       # ['Add', 'Mul']  (backward order)
     """
     check_detail(detail, "trace_graph")
-    graph = _primitive_graph(root, params, max_nodes if detail == "primitives" else None)
-    if detail == "lecture":
+    graph = recorded_graph(root, params, max_nodes if detail == "primitives" else None)
+    if detail == "primitives":
+        graph = without_unread_constants(graph)
+    else:
         from .lecture import lecture_view
 
         graph = lecture_view(graph, expand).graph
@@ -624,8 +627,9 @@ def _main_root(order, params):
     return max(counts, key=counts.get), calls
 
 
-def _primitive_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) -> Graph:
-    """The graph with one op per recorded node (see ``trace_graph``)."""
+def recorded_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES) -> Graph:
+    """The graph with one op per recorded node (see ``trace_graph``), with every region's
+    constant inputs (those no recorded op read are left for the lecture's view)."""
     roots = _root_nodes(root, "trace_graph")
     root_tensors = [root] if isinstance(root, Tensor) else list(root)
     order = topological_order(roots)
@@ -888,8 +892,8 @@ def _primitive_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODE
             label = names_of[slot] if slot < len(names_of) else None
             const_id = constant(value, value.name or _param_label(value, names) or label, None)
             slots.append((slot, const_id))
-            if not any(src == const_id and dst in _op_ids(positions) for src, dst in edge_set):
-                reader = _reader(order, positions, value)
+            reader = _reader(order, positions, value)
+            if reader is not None:
                 edge(const_id, f"op{reader}", None)
         graph.region_inputs[key] = slots
 
@@ -909,17 +913,28 @@ def _param_label(tensor, names):
     return entry[1] if entry is not None and entry[0] is tensor else None
 
 
-def _op_ids(positions):
-    return {f"op{p}" for p in positions}
+def _reader(order, positions, value) -> int | None:
+    """The region's node that saved ``value`` for backward (None: none of them did).
 
-
-def _reader(order, positions, value) -> int:
-    """The region's node that saved ``value`` (its first node in forward order otherwise)."""
+    Only then did a recorded op read it: conv2d's image enters an im2col that is
+    not recorded (the image takes no gradient), whose result the product reads.
+    """
     for position in positions:
         for saved in getattr(order[position], "_saved", None) or ():
             if saved is value or (isinstance(saved, np.ndarray) and saved is value.data):
                 return position
-    return max(positions)
+    return None
+
+
+def without_unread_constants(graph: Graph) -> Graph:
+    """The graph without the constant nodes that no recorded op reads.
+
+    A region's constant input (the image batch of a convolution) is kept in the
+    recorded graph for the lecture's view, which draws it as the layer's input.
+    """
+    read = {e.src for e in graph.edges}
+    tensors = [t for t in graph.tensors if t.kind != "constant" or t.id in read]
+    return dataclasses.replace(graph, tensors=tensors)
 
 
 def _grad_note(graph: Graph, has_grad: bool, leaf: bool) -> str | None:

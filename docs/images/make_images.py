@@ -43,13 +43,36 @@ def scalar_graph():
 
 
 def mlp_graph():
-    """One training step of the lecture's MLP (batch of 4), modules as clusters."""
+    """One training step of the lecture's MLP (batch of 4): each layer one op, modules as clusters."""
     model, loss = visualize.command.training_step_loss("mlp", batch_size=4)
     visualize.retain_grads(loss)
     loss.backward()
-    dot = visualize.draw_graph(loss, params=model, collapse="CrossEntropyLoss", rankdir="TB")
+    dot = visualize.draw_graph(loss, params=model, rankdir="TB")
     dot.attr(dpi="72")
     return dot.save_as(os.path.join(HERE, "mlp_graph.png"))
+
+
+def cnn_graphs():
+    """One training step of the lecture's CNN, at the lecture's level and as recorded."""
+    import numpy as np
+
+    import nn
+
+    autodiff.manual_seed(0)
+    model = nn.models.ConvNet(image_size=28)
+    rng = np.random.default_rng(0)
+    images = autodiff.tensor(rng.random((4, 1, 28, 28), dtype=np.float32))
+    labels = autodiff.tensor(rng.integers(0, 10, size=4))
+    loss = nn.functional.cross_entropy(model(images), labels)
+    loss.name = "loss"
+    paths = []
+    for detail in ("lecture", "primitives"):
+        dot = visualize.draw_graph(
+            loss, params=model, show_values=False, show_grads=False, rankdir="TB", detail=detail
+        )
+        dot.attr(dpi="60")
+        paths.append(dot.save_as(os.path.join(HERE, f"cnn_{detail}.png")))
+    return paths
 
 
 def stepper_screenshot():
@@ -78,5 +101,5 @@ def stepper_screenshot():
 
 
 if __name__ == "__main__":
-    for make in (scalar_graph, mlp_graph, stepper_screenshot):
+    for make in (scalar_graph, mlp_graph, cnn_graphs, stepper_screenshot):
         print(make())
