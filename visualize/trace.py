@@ -869,7 +869,7 @@ def recorded_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES)
         for slot, (data, name, key, _boundary) in kept_here.items():
             edge(constant(_KeptValue(data), name, module, key), op_id, slot)
         kept_keys = {entry[2] for entry in kept_here.values()}
-        for value in getattr(node, "_saved", None) or ():
+        for value in _saved_values(node):
             if isinstance(value, Tensor) and not value.requires_grad and id(value) not in kept_keys:
                 edge(constant(value, None, module), op_id, None)
 
@@ -920,10 +920,16 @@ def _reader(order, positions, value) -> int | None:
     not recorded (the image takes no gradient), whose result the product reads.
     """
     for position in positions:
-        for saved in getattr(order[position], "_saved", None) or ():
+        for saved in _saved_values(order[position]):
             if saved is value or (isinstance(saved, np.ndarray) and saved is value.data):
                 return position
     return None
+
+
+def _saved_values(node) -> tuple:
+    """What the node saved for backward (nothing once backward freed it)."""
+    saved = getattr(node, "_saved", None)
+    return tuple(saved) if isinstance(saved, (list, tuple)) else ()
 
 
 def without_unread_constants(graph: Graph) -> Graph:
