@@ -159,6 +159,27 @@ def _call(func, inputs, fn_name: str):
 # -- the products --------------------------------------------------------------------------
 
 
+def _vector(v, tensors, op: str, what: str) -> tuple:
+    """The vector of a vjp/jvp/hvp/vhp, as a tuple shaped like ``tensors`` (the
+    function's outputs or inputs, ``what`` says which); None means 1, allowed
+    only for a single one-element tensor."""
+    if v is not None:
+        _, v = _as_tuple(v, "v", op)
+        _check_v(v, tensors, op, what)
+        return v
+    if len(tensors) != 1 or tensors[0].numel() != 1:
+        where = (
+            "the user-provided function returns"
+            if what == "output"
+            else "the input to the user-provided function is"
+        )
+        raise RuntimeError(
+            f"{op}: the vector v can only be None if {where} a single Tensor with a single "
+            f"element; got shapes {[t.shape for t in tensors]}"
+        )
+    return (constant(np.ones(tensors[0].shape, tensors[0].dtype)),)
+
+
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
     """Vector-Jacobian product ``v^T J``: what one backward pass computes.
 
@@ -170,17 +191,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
     is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "vjp")
     inputs = _grad_preprocess(inputs, create_graph, need_graph=True)
     is_outputs_tuple, outputs = _call(func, inputs, "vjp")
-    if v is None:
-        if len(outputs) != 1 or outputs[0].numel() != 1:
-            raise RuntimeError(
-                "vjp: the vector v can only be None if the user-provided function returns "
-                f"a single Tensor with a single element; it returned shapes "
-                f"{[o.shape for o in outputs]}"
-            )
-        v = (constant(np.ones(outputs[0].shape, outputs[0].dtype)),)
-    else:
-        _, v = _as_tuple(v, "v", "vjp")
-        _check_v(v, outputs, "vjp", "output")
+    v = _vector(v, outputs, "vjp", "output")
     with enable_grad():
         grads = _vjp_grads(outputs, inputs, v, create_graph)
     grads = _fill_unused(grads, inputs, strict, "vjp", "input")
@@ -202,17 +213,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
     """
     _, inputs = _as_tuple(inputs, "inputs", "jvp")
     inputs = _grad_preprocess(inputs, create_graph, need_graph=True)
-    if v is None:
-        if len(inputs) != 1 or inputs[0].numel() != 1:
-            raise RuntimeError(
-                "jvp: the vector v can only be None if the input to the user-provided "
-                f"function is a single Tensor with a single element; got shapes "
-                f"{[x.shape for x in inputs]}"
-            )
-        v = (constant(np.ones(inputs[0].shape, inputs[0].dtype)),)
-    else:
-        _, v = _as_tuple(v, "v", "jvp")
-        _check_v(v, inputs, "jvp", "input")
+    v = _vector(v, inputs, "jvp", "input")
     is_outputs_tuple, outputs = _call(func, inputs, "jvp")
     with enable_grad():
         # u: a dummy upstream gradient per output; J^T u keeps a graph in u.
@@ -395,16 +396,7 @@ def hessian(
 def _hessian_product(func, inputs, v, create_graph, strict, fn_name):
     is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", fn_name)
     inputs = _grad_preprocess(inputs, create_graph, need_graph=True)
-    if v is None:
-        if len(inputs) != 1 or inputs[0].numel() != 1:
-            raise RuntimeError(
-                f"{fn_name}: the vector v can only be None if the input to the user-provided "
-                "function is a single Tensor with a single element"
-            )
-        v = (constant(np.ones(inputs[0].shape, inputs[0].dtype)),)
-    else:
-        _, v = _as_tuple(v, "v", fn_name)
-        _check_v(v, inputs, fn_name, "input")
+    v = _vector(v, inputs, fn_name, "input")
     with enable_grad():
         out = _scalar_output(func, fn_name)(*inputs)
         grads = _vjp_grads((out,), inputs, (constant(np.ones(out.shape, out.dtype)),), True)

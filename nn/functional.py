@@ -252,8 +252,22 @@ def gelu(input, approximate="none") -> Tensor:
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
-def _softmax_dim(ndim):
-    return 0 if ndim in (0, 1, 3) else 1
+def _softmax_args(input, dim, dtype, op, stacklevel):
+    """PyTorch's arguments of softmax and log_softmax: ``dtype`` casts first; no
+    ``dim`` picks PyTorch's old implicit one (0 for 0-, 1- and 3-d input, else 1)
+    with its deprecation warning."""
+    input = _tensor(input)
+    if dtype is not None:
+        input = input.to(dtype)
+    if dim is None:
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+        warnings.warn(
+            f"Implicit dimension choice for {op} has been deprecated. "
+            "Change the call to include dim=X as an argument.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    return input, dim
 
 
 @_lecture("softmax")
@@ -264,17 +278,7 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
     max), ``Exp``, ``Sum`` and ``Div``; back-propagating through them applies the
     Jacobian diag(s) - s s^T, i.e. dL/dx = s * (g - sum(g * s)).
     """
-    input = _tensor(input)
-    if dtype is not None:
-        input = input.to(dtype)
-    if dim is None:
-        dim = _softmax_dim(input.ndim)
-        warnings.warn(
-            "Implicit dimension choice for softmax has been deprecated. "
-            "Change the call to include dim=X as an argument.",
-            UserWarning,
-            stacklevel=_stacklevel,
-        )
+    input, dim = _softmax_args(input, dim, dtype, "softmax", _stacklevel + 1)
     return autodiff.ops.softmax(input, dim)
 
 
@@ -285,17 +289,7 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
     The same code as ``Tensor.log_softmax`` (``autodiff.ops.log_softmax``); this
     adds PyTorch's ``dtype`` and its implicit-dim warning.
     """
-    input = _tensor(input)
-    if dtype is not None:
-        input = input.to(dtype)
-    if dim is None:
-        dim = _softmax_dim(input.ndim)
-        warnings.warn(
-            "Implicit dimension choice for log_softmax has been deprecated. "
-            "Change the call to include dim=X as an argument.",
-            UserWarning,
-            stacklevel=_stacklevel,
-        )
+    input, dim = _softmax_args(input, dim, dtype, "log_softmax", _stacklevel + 1)
     return autodiff.ops.log_softmax(input, dim)
 
 
