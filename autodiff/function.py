@@ -156,14 +156,15 @@ class Node:
                 )
             return ()
         unpacked = []
-        for index, (value, version) in enumerate(
-            zip(self._saved, self._saved_versions, strict=True)
-        ):
+        versions = self._saved_versions
+        for index, value in enumerate(self._saved):
             if value is _OUTPUT:
-                self._check_version(self._out_version, version, index, "output")
+                if self._out_version[0] != versions[index]:
+                    self._check_version(self._out_version, versions[index], index, "output")
                 unpacked.append(Tensor._make(self._out_data, self, self._out_version))
             elif isinstance(value, Tensor):
-                self._check_version(value._version, version, index, "input")
+                if value._version[0] != versions[index]:
+                    self._check_version(value._version, versions[index], index, "input")
                 unpacked.append(value)
             elif isinstance(value, (np.ndarray, np.generic)):
                 unpacked.append(Tensor._make(np.asarray(value), None, None))
@@ -340,15 +341,17 @@ class Function:
     @classmethod
     def apply(cls, *inputs):
         """Run ``forward`` on the inputs' arrays and record the node if needed."""
-        record = False
+        # The hot path of every op (forward, and each op of a backward formula);
+        # benchmarks/ times it ("per op, 8 elements").
+        ctx = Node(cls)
+        arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
         if modes.grad_enabled:
             needs = tuple([isinstance(t, Tensor) and t._requires_grad for t in inputs])
             record = True in needs
         else:
-            needs = (False,) * len(inputs)
-        ctx = Node(cls)
+            needs = _NOTHING_NEEDED[len(inputs)] if len(inputs) < 8 else (False,) * len(inputs)
+            record = False
         ctx.needs_input_grad = needs
-        arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
         if record and len(arrays) > 1:
             if len(arrays) == 2:  # the common case, kept cheap
                 if arrays[0] is arrays[1] and inputs[0] is not inputs[1]:
@@ -374,7 +377,7 @@ class Function:
             ctx.next_functions = tuple(
                 [
                     (t.grad_fn or _accumulator_of(t)) if need else None
-                    for t, need in zip(inputs, needs, strict=True)
+                    for t, need in zip(inputs, needs)
                 ]
             )
             ctx.shape = out.shape
@@ -382,7 +385,7 @@ class Function:
             ctx._output_ref = weakref.ref(result)
             if ctx.to_save:
                 _pack_saved(ctx, inputs, arrays, out, result, raw)
-        if cls.returns_view and isinstance(inputs[0], Tensor) and out.base is not None:
+        if cls.returns_view and out.base is not None and isinstance(inputs[0], Tensor):
             base = inputs[0]
             result._version = base._version
             result._base = base._base if base._base is not None else base
@@ -408,6 +411,12 @@ def _distinguish(inputs, arrays):
             arrays[i] = array.view()
 
 
+_NOTHING_NEEDED = tuple((False,) * n for n in range(8))
+
+# Saved values that are kept as they are: no input or output can be one of them.
+_KEPT_AS_IS = frozenset({int, float, bool, complex, tuple, str})
+
+
 def _pack_saved(ctx, inputs, arrays, out, result, raw=None):
     """Turn the arrays given to ``save_for_backward`` into saved references.
 
@@ -419,13 +428,19 @@ def _pack_saved(ctx, inputs, arrays, out, result, raw=None):
     saved = []
     versions = []
     for value in ctx.to_save:
+        if (
+            value is None or type(value) in _KEPT_AS_IS
+        ):  # nothing to match (the common "not needed")
+            saved.append(value)
+            versions.append(0)
+            continue
         if value is out or (value is raw and raw is not None):  # raw: np.exp(0-d) is a scalar
             saved.append(_OUTPUT)
             versions.append(0)
             ctx._out_data = out
             ctx._out_version = result._version
             continue
-        for tensor, array in zip(inputs, arrays, strict=True):
+        for tensor, array in zip(inputs, arrays):
             if value is array and isinstance(tensor, Tensor):
                 saved.append(tensor)
                 versions.append(tensor._version[0])
