@@ -180,6 +180,21 @@ def _vector(v, tensors, op: str, what: str) -> tuple:
     return (constant(np.ones(tensors[0].shape, tensors[0].dtype)),)
 
 
+def _backward_of_gradients(pairs, wrt, create_graph) -> tuple:
+    """The second backward pass of jvp and hvp: sum_k v_k^T d(g_k)/d(wrt), for the
+    (gradient g_k, vector v_k) pairs; None for each of ``wrt`` when there are none."""
+    if not pairs:
+        return (None,) * len(wrt)
+    return _grad(
+        [g for g, _ in pairs],
+        list(wrt),
+        [v for _, v in pairs],
+        retain_graph=True,
+        create_graph=create_graph,
+        allow_unused=True,
+    )
+
+
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
     """Vector-Jacobian product ``v^T J``: what one backward pass computes.
 
@@ -231,17 +246,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
         pairs = [
             (g, vi) for g, vi in zip(grads, v, strict=True) if g is not None and g.requires_grad
         ]
-        if pairs:
-            jv = _grad(
-                [g for g, _ in pairs],
-                us,
-                [vi for _, vi in pairs],
-                retain_graph=True,
-                create_graph=create_graph,
-                allow_unused=True,
-            )
-        else:
-            jv = (None,) * len(us)
+        jv = _backward_of_gradients(pairs, us, create_graph)
     jv = _fill_unused(jv, outputs, strict, "jvp", "output")
     return (
         _tuple_postprocess(_postprocess(outputs, create_graph), is_outputs_tuple),
@@ -402,17 +407,7 @@ def _hessian_product(func, inputs, v, create_graph, strict, fn_name):
         grads = _vjp_grads((out,), inputs, (constant(np.ones(out.shape, out.dtype)),), True)
         grads = _fill_unused(grads, inputs, strict, fn_name, "input")
         pairs = [(g, vi) for g, vi in zip(grads, v, strict=True) if g.requires_grad]
-        if pairs:
-            products = _grad(
-                [g for g, _ in pairs],
-                list(inputs),
-                [vi for _, vi in pairs],
-                retain_graph=True,
-                create_graph=create_graph,
-                allow_unused=True,
-            )
-        else:
-            products = (None,) * len(inputs)
+        products = _backward_of_gradients(pairs, inputs, create_graph)
     products = _fill_unused(products, inputs, strict, fn_name, "input")
     return (
         _postprocess(out, create_graph),

@@ -11,6 +11,7 @@ import numpy as np
 from ..function import Function, ShapeError
 from ..grad_mode import modes
 from ..tensor import Tensor
+from .shape import normalize_dim
 
 
 def normalize_dims(dim, ndim: int, op: str):
@@ -18,17 +19,11 @@ def normalize_dims(dim, ndim: int, op: str):
     if dim is None:
         return None
     dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
-    rank = builtins.max(ndim, 1)
     normalized = []
     for d in dims:
         if not isinstance(d, (int, np.integer)) or isinstance(d, bool):
             raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {d!r}")
-        if not -rank <= d < rank:
-            raise IndexError(
-                f"{op}: dimension out of range (expected to be in range of "
-                f"[{-rank}, {rank - 1}], but got {d}) for a tensor of {ndim} dims"
-            )
-        normalized.append(int(d) % rank)
+        normalized.append(normalize_dim(d, ndim, op))
     if ndim == 0:
         return ()
     if len(set(normalized)) != len(normalized):

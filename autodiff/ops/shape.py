@@ -202,7 +202,7 @@ def normalize_dim(dim, ndim: int, op: str) -> int:
     if not -rank <= dim < rank:
         raise IndexError(
             f"{op}: dimension out of range (expected to be in range of [{-rank}, {rank - 1}], "
-            f"but got {dim})"
+            f"but got {dim}) for a tensor of {ndim} dims"
         )
     return int(dim) % rank
 
