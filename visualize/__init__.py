@@ -1,12 +1,15 @@
 """Pictures of the computation graph and of back-propagation.
 
 * :func:`draw_graph` draws the graph behind a tensor as a ``graphviz.Digraph``
-  (inline in Jupyter; ``.render()``/``.pipe()``/``.save_as()`` write SVG, PNG, PDF);
+  (inline in Jupyter; ``.render()``/``.pipe()``/``.save_as()`` write SVG, PNG, PDF),
+  by default at the lecture's level (``conv2d``, ``max_pool2d``, ``cross_entropy``:
+  one op each, with its formula), or every recorded op with ``detail="primitives"``;
 * :func:`trace_graph` gives the same graph as plain data (for tests and tools);
 * :func:`trace_backward` prints the backward pass as a table, one row per step;
 * :func:`backward_stepper` writes one self-contained HTML page that steps through
   back-propagation with Next/Previous buttons;
-* :func:`track_modules` records which ``nn.Module`` ran each op, for clusters;
+* :func:`track_modules` records which ``nn.Module`` ran each op, for clusters (a
+  model's forward in grad mode records it anyway; this also names other modules);
 * :func:`retain_grads` keeps every intermediate gradient of the next ``backward()``;
 * :func:`keep_values` keeps every intermediate value computed inside a ``with`` block;
 * :func:`graph_command` draws the lecture's MLP or CNN (the ``autodiff graph`` command).

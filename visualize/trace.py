@@ -13,8 +13,10 @@ forward direction, as the lecture draws it::
 * one :class:`OpNode` per recorded op, with the op's forward formula and its
   vector-Jacobian rule (read from the docstring of the op's ``Function``) and its
   ``step``: the position at which ``backward()`` processes it (1 is the root's op);
-* module boundaries, when the forward pass ran inside
-  ``with visualize.track_modules(model):``.
+* module boundaries: recorded by ``nn.Module.__call__`` whenever the forward pass
+  runs in grad mode (or by ``with visualize.track_modules(model):``);
+* at ``detail="lecture"`` (the default), each layer of ``nn.functional`` that marked
+  its ops as a region (``autodiff.region``) as one op (see ``visualize.lecture``).
 
 Values and gradients are read, never computed: an intermediate tensor's value is
 known while the tensor is alive (the node keeps only a weak reference to it) or
@@ -58,8 +60,9 @@ class TensorNode:
 
     ``kind`` is "leaf" (a user tensor with requires_grad=True), "parameter" (a leaf
     named by ``params``), "intermediate" (an op's output), "root", or "constant" (an
-    input that takes no gradient, such as the input images; only known for ops run
-    inside ``keep_values()``).  ``value`` and
+    input that takes no gradient, such as the input images, the targets or a mask:
+    one that an op saved for backward, a layer's input, or, inside ``keep_values()``,
+    any input; its value is shown when kept).  ``value`` and
     ``grad`` are short text summaries (None when unknown); ``grad_note`` says why
     a gradient is missing.  ``step`` is the backward step at which the tensor's
     gradient is complete.
