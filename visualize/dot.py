@@ -349,6 +349,8 @@ def to_digraph(
         if target.startswith("mod@"):
             groups.setdefault(target, []).append(node_id)
     group_paths = {g[4:] for g in groups}
+    if isinstance(collapse, dict):  # the modules of a run are inside its box
+        group_paths |= set(collapse)
     drawn = len(set(rep.values()))
     if max_nodes is not None and drawn > max_nodes:
         raise GraphTooLargeError(
@@ -439,8 +441,9 @@ def to_digraph(
             rows.append(_e(info.type_name))
         rows.append(f'<FONT POINT-SIZE="9">{n_ops} op{"s" if n_ops != 1 else ""}</FONT>')
         if params:
-            short = [p.rsplit(".", 1)[-1] for p in params]
-            rows.append(f'<FONT POINT-SIZE="9">params: {_e(", ".join(short))}</FONT>')
+            short = list(dict.fromkeys(p.rsplit(".", 1)[-1] for p in params))
+            count = f"{len(params)} " if len(params) > len(short) else ""
+            rows.append(f'<FONT POINT-SIZE="9">{count}params: {_e(", ".join(short))}</FONT>')
         if show_order:
             steps = [by_id[m].step for m in members if m.startswith("op")]
             rows.append(

@@ -720,6 +720,7 @@ def recorded_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES)
             for data, _name, key, boundary in _tag(node, _CONSTANTS_TAG, {}).values():
                 kept.setdefault(key, (data, boundary))
     constant_ids = {}
+    const_nodes = {}  # constant id -> its TensorNode
     edge_set = set()
 
     def constant(value, label=None, module=None, key=None):
@@ -760,6 +761,7 @@ def recorded_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES)
                 module=module,
             )
         )
+        const_nodes[const_id] = graph.tensors[-1]
         return const_id
 
     def edge(src, dst, slot):
@@ -894,6 +896,9 @@ def recorded_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES)
                 continue
             label = names_of[slot] if slot < len(names_of) else None
             const_id = constant(value, value.name or _param_label(value, names) or label, None)
+            if id(value) not in kept and id(value.data) not in kept:
+                # a layer's input comes from outside it (keep_values knows where from)
+                const_nodes[const_id].module = None
             slots.append((slot, const_id))
             reader = _reader(order, positions, value)
             if reader is not None:
