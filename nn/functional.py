@@ -665,9 +665,27 @@ def adaptive_avg_pool2d(input, output_size) -> Tensor:
         output_size = (output_size, output_size)
     oh = h if output_size[0] is None else int(output_size[0])
     ow = w if output_size[1] is None else int(output_size[1])
+    if input.numel() and not np.all(np.isfinite(input.data)):
+        # inf or NaN: in the matrix products 0 * inf = NaN would reach every output of
+        # its row and column; average each window on its own, as PyTorch does
+        return _adaptive_windows(input, oh, ow)
     a_h = constant(_adaptive_matrix(h, oh, input.dtype))  # (oh, H)
     a_w = constant(_adaptive_matrix(w, ow, input.dtype))  # (ow, W)
     return a_h @ (input @ a_w.T)  # (oh, H) @ ((..., H, W) @ (W, ow)) -> (..., oh, ow)
+
+
+def _adaptive_windows(input, oh, ow) -> Tensor:
+    """The same averages, window by window: mean of rows [floor(i H/oh), ceil((i+1) H/oh))."""
+    h, w = input.shape[-2:]
+    rows = []
+    for i in range(oh):
+        top, bottom = (i * h) // oh, -((-(i + 1) * h) // oh)
+        cells = []
+        for j in range(ow):
+            left, right = (j * w) // ow, -((-(j + 1) * w) // ow)
+            cells.append(input[..., top:bottom, left:right].mean(dim=(-2, -1)))  # (...)
+        rows.append(autodiff.stack(cells, dim=-1))  # (..., ow)
+    return autodiff.stack(rows, dim=-2)  # (..., oh, ow)
 
 
 # -- normalisation ------------------------------------------------------------------

@@ -61,8 +61,6 @@ DIFFERENCES = {
     "function randn_like": "random numbers come from NumPy's generator, not PyTorch's",
     "function empty_like": "the values of an uninitialised tensor are arbitrary in both",
     "method view": "view() copies when NumPy must, where PyTorch raises (non-contiguous input)",
-    "functional adaptive_avg_pool2d": "two averaging matrix products: inf or NaN reaches every "
-    "output in its row and column (0 * inf), not only its own window",
     "functional batch_norm": "composed from mean, var and sqrt: where the batch variance "
     "overflows (inputs near 1e300) its derivatives are NaN, PyTorch's fused kernel gives 0",
     "functional dropout": "random masks come from NumPy's generator, not PyTorch's",

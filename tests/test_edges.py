@@ -410,9 +410,31 @@ def test_integer_to_a_negative_integer_power_is_a_dtype_error(torch_or_none):
         autodiff.tensor([2]) ** -1
     assert not isinstance(info.value, autodiff.errors.ShapeError)
     assert (autodiff.tensor([2]) ** -1.0).tolist() == [0.5]
+    # a tensor of exponents: PyTorch's integer results (1, +-1 or 0), no error
+    powers = autodiff.tensor([0, 1, -1, 2, -1]) ** autodiff.tensor([-1, -1, -1, -1, -2])
+    assert powers.tolist() == [0, 1, -1, 0, 1]
+    if torch_or_none is not None:
+        theirs = torch_or_none.tensor([0, 1, -1, 2, -1]) ** torch_or_none.tensor(
+            [-1, -1, -1, -1, -2]
+        )
+        assert theirs.tolist() == powers.tolist()
     if torch_or_none is not None:
         with pytest.raises(RuntimeError, match="negative integer powers"):
             torch_or_none.tensor([2]) ** -1
+
+
+def test_adaptive_avg_pool2d_keeps_inf_in_its_window(torch_or_none):
+    values = np.array([[[[1.0, INF, 2.0], [3.0, 4.0, 5.0]]]])
+    x = autodiff.tensor(values, requires_grad=True)
+    y = F.adaptive_avg_pool2d(x, (1, 3))
+    y.sum().backward()
+    np.testing.assert_array_equal(y.detach().numpy(), [[[[2.0, INF, 3.5]]]])
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((1, 1, 2, 3), 0.5))
+    if torch_or_none is not None:
+        theirs = torch_or_none.nn.functional.adaptive_avg_pool2d(
+            torch_or_none.tensor(values), (1, 3)
+        )
+        np.testing.assert_array_equal(y.detach().numpy(), theirs.numpy())
 
 
 # -- IEEE results are silent, as in PyTorch ------------------------------------------------

@@ -95,17 +95,18 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, x, p):
-        if (
-            np.result_type(x, p).kind in "iu"
-            and np.any(np.asarray(p) < 0)
+        if (  # a negative integer *number* as exponent of integers: PyTorch's error
+            not isinstance(p, np.ndarray)
+            and np.result_type(x, p).kind in "iu"
             and np.asarray(p).dtype.kind in "iu"
+            and p < 0
         ):
             raise RuntimeError(
                 f"pow: integers to negative integer powers are not allowed (base of dtype "
-                f"{np.asarray(x).dtype}, exponent {p if np.ndim(p) == 0 else 'a tensor'} with "
-                "negative entries); use a floating point base, e.g. x.float() ** p"
+                f"{np.asarray(x).dtype}, exponent {p}); use a floating point base, e.g. "
+                "x.float() ** p"
             )
-        z = np.power(x, p)
+        z = _integer_power(x, p) if np.result_type(x, p).kind in "iu" else np.power(x, p)
         ctx.save_for_backward(x, p, z if ctx.needs_input_grad[1] else None)
         return z
 
@@ -136,6 +137,16 @@ class Pow(Function):
                 log_x = Tensor._make(np.log(np.where(safe, x_data, 1)).astype(z.dtype), None, None)
             grad_p = where(safe, grad * z * log_x, 0.0)
         return grad_x, grad_p
+
+
+def _integer_power(x, p):
+    """x ** p for integers, a tensor of exponents included: PyTorch's integer results
+    for negative exponents (1 ** -n = 1, (-1) ** -n = +-1, anything else 0)."""
+    x, p = np.asarray(x), np.asarray(p)
+    if not np.any(p < 0):
+        return np.power(x, p)
+    negative = np.where(x == 1, 1, np.where(x == -1, np.where(p % 2 == 0, 1, -1), 0))
+    return np.where(p >= 0, np.power(x, np.maximum(p, 0)), negative).astype(np.result_type(x, p))
 
 
 class Exp(Function):
