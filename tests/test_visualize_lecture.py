@@ -160,6 +160,8 @@ def test_primitives_detail_draws_every_recorded_op_and_expand_opens_one_layer():
     assert half.count("conv2d") == 1 and half.count("Im2col") == 1
     with pytest.raises(ValueError, match="detail"):
         visualize.draw_graph(loss, detail="everything")
+    with pytest.raises(ValueError, match=r"'conv' names no layer .*conv2d"):
+        visualize.draw_graph(loss, expand="conv")
 
 
 def test_show_rules_shows_the_local_rule_and_names_the_inputs():

@@ -66,6 +66,15 @@ def lecture_view(graph: Graph, expand=None) -> LectureView:
     def opened(region) -> bool:
         return region.name in opened_names or region_output[id(region)] in opened_names
 
+    known = {r.name for op in graph.ops for r in op.regions} | set(region_output.values())
+    unknown = sorted(opened_names - known)
+    if unknown:
+        names = ", ".join(sorted({r.name for op in graph.ops for r in op.regions})) or "none"
+        raise ValueError(
+            f"expand: {', '.join(map(repr, unknown))} names no layer of this graph (its "
+            f"layers: {names}; or the id of a drawn op, such as 'op3')"
+        )
+
     unit_of, unit_region = {}, {}
     for op in graph.ops:
         region = next((r for r in op.regions if not opened(r)), None)
