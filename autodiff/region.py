@@ -114,14 +114,17 @@ class Region:
 
     def __enter__(self):
         state = _state
+        if state.region is None and state.module is None:  # this thread's outermost scope
+            _activate()
         self.parent = state.region
         state.region = self
-        _activate()
         return self
 
     def __exit__(self, *exc_info):
-        _state.region = self.parent
-        _deactivate()
+        state = _state
+        state.region = self.parent
+        if state.region is None and state.module is None:
+            _deactivate()
 
     def __repr__(self):
         where = f" in {self.module}" if self.module else ""
@@ -206,7 +209,7 @@ class _State(threading.local):
 
 
 _state = _State()
-_users = {"count": 0}
+_users = {"count": 0}  # threads inside a region or a module's forward
 _lock = threading.Lock()
 _TAG_KEY = -1  # the observer's key in the engine's table (handles count up from 0)
 
@@ -285,14 +288,17 @@ class module_scope:
 
     def __enter__(self):
         state = _state
+        if state.region is None and state.module is None:  # this thread's outermost scope
+            _activate()
         self.previous = state.module
         state.module = self.call
-        _activate()
         return self.call
 
     def __exit__(self, *exc_info):
-        _state.module = self.previous
-        _deactivate()
+        state = _state
+        state.module = self.previous
+        if state.region is None and state.module is None:
+            _deactivate()
 
 
 def current_module() -> ModuleCall | None:
