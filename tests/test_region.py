@@ -171,3 +171,27 @@ def test_region_is_a_public_context_for_users_layers():
     assert isinstance(r, autodiff.Region) and y.grad_fn.annotations["region"] is r
     assert r.output is y and "relu" in repr(r)
     np.testing.assert_array_equal(y.detach().numpy(), [0.0, 2.0])
+
+
+def test_regions_are_per_thread():
+    import threading
+
+    x = autodiff.randn(3, requires_grad=True)
+    inside, outside = threading.Event(), threading.Event()
+    found = {}
+
+    def other_thread():
+        inside.wait()  # the main thread is inside a region now
+        found["node"] = (x * 2).grad_fn
+        outside.set()
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    with autodiff.region("relu", (x,)) as r:
+        inside.set()
+        outside.wait()
+        r.output = y = x.relu()
+    worker.join()
+    assert y.grad_fn.annotations["region"] is r
+    assert found["node"].annotations is None  # another thread's op is not in this region
+    assert not _observers
