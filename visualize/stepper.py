@@ -25,6 +25,8 @@ from .backward import trace_backward
 from .dot import to_digraph
 from .trace import GraphTooLargeError
 
+STEPPER_TB_OPS = 6  # this many ops or more: the stepper's picture runs top to bottom
+
 _CSS = """
 html, body { height: 100%; }
 body { font-family: Helvetica, Arial, sans-serif; margin: 0; color: #222;
@@ -37,7 +39,7 @@ button { font-size: 15px; padding: 4px 14px; margin-right: 6px; }
            min-height: 4.5em; }
 #graph { flex: 1; padding: 10px; overflow: auto; min-height: 0; }
 #graph svg { height: auto; }
-#graph.fit svg { max-width: 100%; max-height: 100%; }
+#graph.fit svg { max-width: 100%; }
 label { font-size: 13px; margin-left: 10px; }
 g.node.current ellipse, g.node.current polygon, g.node.current path {
   stroke: #e69138; stroke-width: 4px; fill: #fce5cd; }
@@ -166,7 +168,8 @@ def backward_stepper(
     lecture draws them (cross_entropy, linear, flatten, max_pool2d, relu, conv2d, ...),
     ``detail="primitives"`` through every recorded op; ``expand`` opens layers (see
     ``draw_graph``).  The page opens on the root (dL/dL = 1), fitted to the window,
-    and keeps the current op in view.  No ``.grad`` is changed and the graph is not
+    and keeps the current op in view (``rankdir`` None: top to bottom from
+    ``STEPPER_TB_OPS`` ops on, so that the fitted picture stays readable).  No ``.grad`` is changed and the graph is not
     freed.  Returns ``path``.
 
     Example::
@@ -214,7 +217,8 @@ def backward_stepper(
         show_rules=show_rules,
         show_order=True,
         max_nodes=None,
-        rankdir=rankdir,
+        # a page scrolls down: past a few ops, top to bottom keeps the fitted text readable
+        rankdir=rankdir or ("TB" if len(graph.ops) >= STEPPER_TB_OPS else "LR"),
     )
     svg = dot.pipe(format="svg").decode("utf-8")
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and doctype
