@@ -131,24 +131,36 @@ def backward_steps(
         # MulBackward tensor([1., 1.])
         # AccumulateGrad tensor([2., 4.])
     """
+    tensors, grad_tensors = _as_lists(tensors, grad_tensors)
+    return _steps(tensors, grad_tensors, retain_graph, create_graph, True, True, name)
+
+
+def _as_lists(tensors, grad_tensors) -> tuple:
     if isinstance(tensors, Tensor):
-        tensors = [tensors]
-        grad_tensors = [grad_tensors]
-    elif grad_tensors is None:
-        grad_tensors = [None] * len(tensors)
-    elif isinstance(grad_tensors, Tensor):
-        grad_tensors = [grad_tensors]
+        return [tensors], [grad_tensors]
+    if grad_tensors is None:
+        return tensors, [None] * len(tensors)
+    if isinstance(grad_tensors, Tensor):
+        return tensors, [grad_tensors]
+    return tensors, grad_tensors
+
+
+def _steps(tensors, grad_tensors, retain_graph, create_graph, grad_inputs, own_mode, name):
+    """The loop behind ``backward_steps``.  ``backward()`` and ``grad()`` run it with
+    ``grad_inputs=False`` (they need only what each node receives: no list of the
+    passed-on gradients) and ``own_mode=False`` (their loop body records nothing,
+    so create_graph's mode stays on between steps: no switch per node)."""
     pending = {}
     roots = []
     for node, grad in _seeds(tensors, grad_tensors, name):
         pending[node] = pending[node] + grad if node in pending else grad
         roots.append(node)
-    check_finite = modes.anomaly_enabled and modes.anomaly_check_nan
-    # Backward formulas run in the mode create_graph asks for; the caller's code
-    # between two steps runs in its own mode.  The mode is this thread's, so
-    # another thread's forward pass keeps recording meanwhile.
-    outer_mode = modes.grad_enabled
-    modes.grad_enabled = create_graph
+    mode = modes  # this thread's flags (a local name: read twice per node)
+    check_finite = mode.anomaly_enabled and mode.anomaly_check_nan
+    # Backward formulas run in the mode create_graph asks for.  The mode is this
+    # thread's, so another thread's forward pass keeps recording meanwhile.
+    outer_mode = mode.grad_enabled
+    mode.grad_enabled = create_graph
     suspended = False
     try:
         for node in topological_order(roots):
@@ -173,10 +185,11 @@ def backward_steps(
                     input_grads = (input_grads,)
                 if len(input_grads) != len(node.next_functions):
                     raise _arity_error(node, input_grads)
-                passed = []
+                passed = [] if grad_inputs else None
                 for next_node, input_grad in zip(node.next_functions, input_grads):
                     if next_node is None or input_grad is None:
-                        passed.append(None)
+                        if grad_inputs:
+                            passed.append(None)
                         continue
                     if (  # the common case inline: a Tensor of the right shape and dtype
                         type(input_grad) is not Tensor
@@ -192,19 +205,23 @@ def backward_steps(
                         pending[next_node] = pending[next_node] + input_grad
                     else:
                         pending[next_node] = input_grad
-                    passed.append(input_grad)
+                    if grad_inputs:
+                        passed.append(input_grad)
                 step = (node, grad, passed)
                 if not retain_graph:
                     node._release()
-            modes.grad_enabled = outer_mode
-            suspended = True
-            yield step
-            suspended = False
-            outer_mode = modes.grad_enabled
-            modes.grad_enabled = create_graph
+            if own_mode:  # the caller's code between two steps runs in its own mode
+                mode.grad_enabled = outer_mode
+                suspended = True
+                yield step
+                suspended = False
+                outer_mode = mode.grad_enabled
+                mode.grad_enabled = create_graph
+            else:
+                yield step
     finally:
         if not suspended:  # closed while the caller held a step: its mode stands
-            modes.grad_enabled = outer_mode
+            mode.grad_enabled = outer_mode
 
 
 def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, name="backward"):
@@ -225,7 +242,7 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, na
     # as it was, never half-updated.
     # (autodiff.grad stores retain_grad tensors' .grad too, as PyTorch does.)
     finished = []
-    steps = backward_steps(outputs, seeds, retain_graph, create_graph, name=name)
+    steps = _steps(outputs, seeds, retain_graph, create_graph, False, False, name)
     if captured is None:
         for step in steps:
             node = step[0]
