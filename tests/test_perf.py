@@ -364,3 +364,69 @@ def test_batched_matmul_gradients_with_a_broadcast_operand(x_shape, w_shape, tor
     second_t = torch.autograd.grad(sum((g * g).sum() for g in grads_t), theirs)
     for s, s_t in zip(second, second_t, strict=True):
         np.testing.assert_allclose(s.data, s_t.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def _composed_tanh_backward(g, y):
+    return g * (1 - y * y)
+
+
+def _composed_sigmoid_backward(g, y):
+    return g * y * (1 - y)
+
+
+@pytest.mark.parametrize("kind", ["tanh", "sigmoid"])
+@given(
+    shape=st.sampled_from([(), (5,), (2, 3)]),
+    seed=st.integers(0, 2**32 - 1),
+    special=st.sampled_from(["none", "zeros", "ones", "nan", "inf"]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_tanh_and_sigmoid_backward_equal_the_composed_form(kind, shape, seed, special, dtype):
+    """TanhBackward / SigmoidBackward: values, gradients and second derivatives, bit for bit."""
+    from autodiff.ops import SigmoidBackward, TanhBackward
+
+    fused = TanhBackward.apply if kind == "tanh" else SigmoidBackward.apply
+    composed = _composed_tanh_backward if kind == "tanh" else _composed_sigmoid_backward
+    rng = np.random.default_rng(seed)
+    x0 = rng.standard_normal(shape).astype(dtype)
+    g0 = rng.standard_normal(shape).astype(dtype)
+    if special != "none" and x0.size:
+        value = {"zeros": 0.0, "ones": 1.0, "nan": np.nan, "inf": np.inf}[special]
+        x0.reshape(-1)[rng.integers(0, x0.size)] = value
+        g0.reshape(-1)[rng.integers(0, g0.size)] = value
+    u, v = (autodiff.tensor(rng.standard_normal(shape).astype(dtype)) for _ in range(2))
+    results = []
+    for backward in (fused, composed):
+        x = autodiff.tensor(x0, requires_grad=True)
+        g = autodiff.tensor(g0, requires_grad=True)
+        y = x.tanh() if kind == "tanh" else x.sigmoid()
+        z = backward(g, y)
+        grad_g, grad_x = autodiff.grad(z, (g, x), u, create_graph=True)
+        second = autodiff.grad((grad_g * v).sum() + (grad_x * v).sum(), (g, x), allow_unused=True)
+        results.append((z.data, grad_g.data, grad_x.data, *(s.data for s in second)))
+    fused_results, composed_results = results
+    # values and first derivatives: the same NumPy operations, so the same bits
+    for ours, reference in zip(fused_results[:3], composed_results[:3], strict=True):
+        np.testing.assert_array_equal(ours, reference)
+        assert ours.dtype == reference.dtype
+    # second derivatives: the same terms, summed in another order by the engine
+    # (the two graphs have different nodes), so equal up to rounding
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    for ours, reference in zip(fused_results[3:], composed_results[3:], strict=True):
+        np.testing.assert_allclose(ours, reference, rtol=tolerance, atol=tolerance)
+        assert ours.dtype == reference.dtype
+
+
+def test_tanh_and_sigmoid_backward_through_the_ops(torch):
+    """The ops' gradients and second derivatives still match PyTorch's."""
+    rng = np.random.default_rng(5)
+    x0 = rng.standard_normal((3, 4))
+    for name in ("tanh", "sigmoid"):
+        x = autodiff.tensor(x0, requires_grad=True)
+        x_t = torch.tensor(x0, requires_grad=True)
+        (g,) = autodiff.grad(getattr(x, name)().sum(), x, create_graph=True)
+        (g_t,) = torch.autograd.grad(getattr(x_t, name)().sum(), x_t, create_graph=True)
+        (h,) = autodiff.grad(g.sum(), x)
+        (h_t,) = torch.autograd.grad(g_t.sum(), x_t)
+        np.testing.assert_allclose(g.data, g_t.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(h.data, h_t.numpy(), rtol=1e-10, atol=1e-12)
