@@ -85,6 +85,12 @@ def test_x_to_the_zero_at_zero(torch_or_none):
     check(torch_or_none, tensor_exponent, [0.0, 2.0], [[0.0, 0.0]])
 
 
+def test_square_root_as_a_power_at_negative_zero(torch_or_none):
+    # PyTorch computes x ** 0.5 as sqrt and x ** -0.5 as rsqrt: signed zeros and infinities
+    check(torch_or_none, lambda lib, x: x**0.5, [-0.0, 0.0], [[-INF, INF]])
+    check(torch_or_none, lambda lib, x: x**-0.5, [4.0], [[-1 / 16]])
+
+
 def test_higher_derivatives_of_powers_at_zero(torch_or_none):
     check(torch_or_none, lambda lib, x: x**1, [0.0, 1.0], [[1.0, 1.0], [0.0, 0.0]], order=2)
     check(

@@ -106,7 +106,14 @@ class Pow(Function):
                 f"{np.asarray(x).dtype}, exponent {p}); use a floating point base, e.g. "
                 "x.float() ** p"
             )
-        z = _integer_power(x, p) if np.result_type(x, p).kind in "iu" else np.power(x, p)
+        if np.result_type(x, p).kind in "iu":
+            z = _integer_power(x, p)
+        elif isinstance(p, float) and p in (0.5, -0.5):
+            # PyTorch computes these as sqrt and rsqrt: sqrt(-0) = -0, 1 / sqrt(-0) = -inf
+            # (np.power gives +0 and +inf), which sets the sign of x ** 0.5's slope at -0
+            z = np.sqrt(x) if p == 0.5 else 1 / np.sqrt(x)
+        else:
+            z = np.power(x, p)
         ctx.save_for_backward(x, p, z if ctx.needs_input_grad[1] else None)
         return z
 
