@@ -132,7 +132,7 @@ def backward_steps(
         # AccumulateGrad tensor([2., 4.])
     """
     tensors, grad_tensors = _as_lists(tensors, grad_tensors)
-    return _steps(tensors, grad_tensors, retain_graph, create_graph, True, True, name)
+    return _steps(tensors, grad_tensors, retain_graph, create_graph, None, name)
 
 
 def _as_lists(tensors, grad_tensors) -> tuple:
@@ -145,11 +145,15 @@ def _as_lists(tensors, grad_tensors) -> tuple:
     return tensors, grad_tensors
 
 
-def _steps(tensors, grad_tensors, retain_graph, create_graph, grad_inputs, own_mode, name):
-    """The loop behind ``backward_steps``.  ``backward()`` and ``grad()`` run it with
-    ``grad_inputs=False`` (they need only what each node receives: no list of the
-    passed-on gradients) and ``own_mode=False`` (their loop body records nothing,
-    so create_graph's mode stays on between steps: no switch per node)."""
+def _steps(tensors, grad_tensors, retain_graph, create_graph, wanted, name):
+    """The loop behind ``backward_steps``: every step when ``wanted`` is None.
+
+    ``backward()`` and ``grad()`` pass ``wanted``, the set of nodes whose gradient
+    they return: then only the steps they keep are yielded (those nodes, leaves
+    and retain_grad tensors), with no list of the passed-on gradients, and
+    create_graph's mode stays on between steps (their loop records nothing), so
+    that the one loop costs them no more per node than a loop of their own."""
+    every_step = wanted is None
     pending = {}
     roots = []
     for node, grad in _seeds(tensors, grad_tensors, name):
@@ -185,10 +189,10 @@ def _steps(tensors, grad_tensors, retain_graph, create_graph, grad_inputs, own_m
                     input_grads = (input_grads,)
                 if len(input_grads) != len(node.next_functions):
                     raise _arity_error(node, input_grads)
-                passed = [] if grad_inputs else None
+                passed = [] if every_step else None
                 for next_node, input_grad in zip(node.next_functions, input_grads):
                     if next_node is None or input_grad is None:
-                        if grad_inputs:
+                        if every_step:
                             passed.append(None)
                         continue
                     if (  # the common case inline: a Tensor of the right shape and dtype
@@ -205,19 +209,19 @@ def _steps(tensors, grad_tensors, retain_graph, create_graph, grad_inputs, own_m
                         pending[next_node] = pending[next_node] + input_grad
                     else:
                         pending[next_node] = input_grad
-                    if grad_inputs:
+                    if every_step:
                         passed.append(input_grad)
                 step = (node, grad, passed)
                 if not retain_graph:
                     node._release()
-            if own_mode:  # the caller's code between two steps runs in its own mode
+            if every_step:  # the caller's code between two steps runs in its own mode
                 mode.grad_enabled = outer_mode
                 suspended = True
                 yield step
                 suspended = False
                 outer_mode = mode.grad_enabled
                 mode.grad_enabled = create_graph
-            else:
+            elif type(node) is AccumulateGrad or node.retained is not None or node in wanted:
                 yield step
     finally:
         if not suspended:  # closed while the caller held a step: its mode stands
@@ -241,14 +245,12 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, na
     # whole pass has succeeded: an error in some op's backward leaves every .grad
     # as it was, never half-updated.
     # (autodiff.grad stores retain_grad tensors' .grad too, as PyTorch does.)
-    finished = []
-    steps = _steps(outputs, seeds, retain_graph, create_graph, False, False, name)
+    # The loop yields only the steps of leaves, retain_grad tensors and ``inputs``.
+    steps = _steps(outputs, seeds, retain_graph, create_graph, captured or frozenset(), name)
     if captured is None:
-        for step in steps:
-            node = step[0]
-            if type(node) is AccumulateGrad or node.retained is not None:
-                finished.append(step)
+        finished = list(steps)
     else:
+        finished = []
         for step in steps:
             node = step[0]
             if node in captured:
