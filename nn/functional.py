@@ -579,16 +579,44 @@ def max_pool2d(
     # from a fused primitive that finds the maximum and its tap in one pass: the
     # reshape copy and the argmax along a 4-element axis took 20 ms per
     # 64x16x28x28 batch, the primitive 0.6 ms (autodiff/ops/window.py).
-    values, taps = window_max(x, kernel, stride, dilation, (oh, ow), with_taps=return_indices)
+    # A window whose input is all -inf ties with its -inf padding: PyTorch, which
+    # never reads the padding, picks the window's first input element.
+    padded_ties = any(widths) and bool(np.isneginf(input.data).any())
+    values, taps = window_max(
+        x, kernel, stride, dilation, (oh, ow), with_taps=return_indices or padded_ties
+    )
+    if padded_ties:  # in place: the node's backward routes the gradient by these taps
+        _first_input_tap_at_padding_ties(taps, (h, w), kernel, stride, pad_, dilation)
     out = values[0] if unbatched else values
     if not return_indices:
         return out
     # the flat index (row * W + col) in the unpadded input of every maximum
-    p, q = taps // kernel[1], taps % kernel[1]
-    rows = np.arange(oh)[:, None] * stride[0] + p * dilation[0] - pad_[0]
-    cols_ = np.arange(ow)[None, :] * stride[1] + q * dilation[1] - pad_[1]
+    rows, cols_ = _tap_positions(taps, kernel, stride, pad_, dilation)
     indices = constant((rows * w + cols_).astype(np.int64))
     return out, (indices[0] if unbatched else indices)
+
+
+def _tap_positions(taps, kernel, stride, pad, dilation):
+    """(row, col) in the unpadded input of each window's tap p * kw + q."""
+    oh, ow = taps.shape[-2:]
+    p, q = taps // kernel[1], taps % kernel[1]
+    rows = np.arange(oh)[:, None] * stride[0] + p * dilation[0] - pad[0]
+    cols = np.arange(ow)[None, :] * stride[1] + q * dilation[1] - pad[1]
+    return rows, cols
+
+
+def _first_input_tap_at_padding_ties(taps, size, kernel, stride, pad, dilation):
+    """Move taps that chose padding (an all -inf window) to the window's first input element."""
+    rows, cols = _tap_positions(taps, kernel, stride, pad, dilation)
+    outside = (rows < 0) | (rows >= size[0]) | (cols < 0) | (cols >= size[1])
+    if not outside.any():
+        return
+    oh, ow = taps.shape[-2:]
+    # the smallest p (q) whose row (column) i s + p d - pad is inside: ceil((pad - i s) / d)
+    first_p = np.maximum(0, -((np.arange(oh) * stride[0] - pad[0]) // dilation[0]))
+    first_q = np.maximum(0, -((np.arange(ow) * stride[1] - pad[1]) // dilation[1]))
+    first = first_p[:, None] * kernel[1] + first_q[None, :]  # (oh, ow)
+    taps[outside] = np.broadcast_to(first, taps.shape)[outside]
 
 
 @_lecture("avg_pool2d")

@@ -443,6 +443,24 @@ def test_adaptive_avg_pool2d_keeps_inf_in_its_window(torch_or_none):
         np.testing.assert_array_equal(y.detach().numpy(), theirs.numpy())
 
 
+@pytest.mark.parametrize("padding", [0, 1])
+def test_max_pool2d_picks_pytorchs_element_with_nan_and_minus_inf(torch_or_none, padding):
+    # several NaNs in a window: the last one (PyTorch's kernel takes every NaN it meets);
+    # an all -inf window next to the -inf padding: its first input element
+    values = np.array([[[[NAN, 5.0, NAN, 1.0], [3.0, NAN, 0.5, -INF], [-INF, -INF, 2.0, -INF]]]])
+    results = []
+    for lib, pool in [(autodiff, F.max_pool2d)] + (
+        [(torch_or_none, torch_or_none.nn.functional.max_pool2d)] if torch_or_none else []
+    ):
+        x = lib.tensor(values, requires_grad=True)
+        y, indices = pool(x, 2, stride=1, padding=padding, return_indices=True)
+        y.backward(lib.ones_like(y))
+        results.append((indices.numpy().tolist(), x.grad.numpy().tolist()))
+    assert results[0][0][0][0][0][0] == (5 if padding == 0 else 0)
+    if len(results) == 2:
+        assert results[0] == results[1]
+
+
 # -- IEEE results are silent, as in PyTorch ------------------------------------------------
 
 
