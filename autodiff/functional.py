@@ -180,21 +180,6 @@ def _vector(v, tensors, op: str, what: str) -> tuple:
     return (constant(np.ones(tensors[0].shape, tensors[0].dtype)),)
 
 
-def _backward_of_gradients(pairs, wrt, create_graph) -> tuple:
-    """The second backward pass of jvp and hvp: sum_k v_k^T d(g_k)/d(wrt), for the
-    (gradient g_k, vector v_k) pairs; None for each of ``wrt`` when there are none."""
-    if not pairs:
-        return (None,) * len(wrt)
-    return _grad(
-        [g for g, _ in pairs],
-        list(wrt),
-        [v for _, v in pairs],
-        retain_graph=True,
-        create_graph=create_graph,
-        allow_unused=True,
-    )
-
-
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
     """Vector-Jacobian product ``v^T J``: what one backward pass computes.
 
@@ -243,10 +228,9 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
                 "jvp: the output of the user-provided function is independent of input "
                 f"{[g is None for g in grads].index(True)}. This is not allowed in strict mode."
             )
-        pairs = [
-            (g, vi) for g, vi in zip(grads, v, strict=True) if g is not None and g.requires_grad
-        ]
-        jv = _backward_of_gradients(pairs, us, create_graph)
+        # J v = the VJP of the gradients (J^T u) with v; an unused input's None is 0.
+        pairs = [(g, vi) for g, vi in zip(grads, v, strict=True) if g is not None]
+        jv = _vjp_grads([g for g, _ in pairs], us, [vi for _, vi in pairs], create_graph)
     jv = _fill_unused(jv, outputs, strict, "jvp", "output")
     return (
         _tuple_postprocess(_postprocess(outputs, create_graph), is_outputs_tuple),
@@ -406,8 +390,7 @@ def _hessian_product(func, inputs, v, create_graph, strict, fn_name):
         out = _scalar_output(func, fn_name)(*inputs)
         grads = _vjp_grads((out,), inputs, (constant(np.ones(out.shape, out.dtype)),), True)
         grads = _fill_unused(grads, inputs, strict, fn_name, "input")
-        pairs = [(g, vi) for g, vi in zip(grads, v, strict=True) if g.requires_grad]
-        products = _backward_of_gradients(pairs, inputs, create_graph)
+        products = _vjp_grads(grads, inputs, v, create_graph)
     products = _fill_unused(products, inputs, strict, fn_name, "input")
     return (
         _postprocess(out, create_graph),
