@@ -39,7 +39,7 @@ from .function import _observers
 from .grad_mode import modes
 from .tensor import Tensor
 
-__all__ = ["ModuleCall", "Region", "current_module", "module_scope", "region"]
+__all__ = ["ModuleCall", "Region", "current_module", "made_by", "module_scope", "region"]
 
 
 class Region:
@@ -65,6 +65,8 @@ class Region:
         "module",
         "parent",
         "input_names",
+        "recorded",
+        "call",
         "_output",
     )
 
@@ -87,6 +89,8 @@ class Region:
         self.rule = rule
         self.module = module
         self.parent = parent
+        self.recorded = True  # False: a layer computed on constants only (see made_by)
+        self.call = None  # the ModuleCall it ran in
         self._output = None
 
     @property
@@ -101,6 +105,10 @@ class Region:
 
     @output.setter
     def output(self, value):
+        if not self.recorded:  # nothing was recorded: remember which layer made the value
+            for v in value if isinstance(value, tuple) else (value,):
+                if isinstance(v, Tensor):
+                    _remember_maker(v, self)
         if isinstance(value, Tensor):
             self._output = weakref.ref(value)
             _mark_output(value, self)
@@ -113,6 +121,8 @@ class Region:
             self._output = value
 
     def __enter__(self):
+        if not self.recorded:  # on constants: nothing inside is recorded, nothing to tag
+            return self
         state = _state
         if state.region is None and state.module is None:  # this thread's outermost scope
             _activate()
@@ -121,6 +131,8 @@ class Region:
         return self
 
     def __exit__(self, *exc_info):
+        if not self.recorded:
+            return
         state = _state
         state.region = self.parent
         if state.region is None and state.module is None:
@@ -129,6 +141,33 @@ class Region:
     def __repr__(self):
         where = f" in {self.module}" if self.module else ""
         return f"<Region {self.name}{where}>"
+
+
+# id(tensor) -> (weak reference, Region): tensors that a layer computed from constants
+# only, while grad mode was on (the input batch flattened by nn.Flatten)
+_makers: dict = {}
+
+
+def _remember_maker(tensor: Tensor, region: Region) -> None:
+    key = id(tensor)
+
+    def forget(_ref, key=key):
+        _makers.pop(key, None)
+
+    _makers[key] = (weakref.ref(tensor, forget), region)
+
+
+def made_by(tensor) -> Region | None:
+    """The lecture layer that computed ``tensor`` from constants only (None if none did).
+
+    Nothing is recorded for such a layer (no input requires grad), so its region
+    tags no node; pictures use this to draw ``flatten`` between the input batch
+    and the first ``linear``.  Only known for layers run in grad mode.
+    """
+    entry = _makers.get(id(tensor))
+    if entry is None or entry[0]() is not tensor:
+        return None
+    return entry[1]
 
 
 def _mark_output(tensor: Tensor, region: Region) -> None:
@@ -254,8 +293,10 @@ def region(name, inputs=(), attrs=None, formula="", rule="", input_names=()):
 
     ``input_names`` optionally names the inputs (pictures label a constant input by it).
     Returns the :class:`Region` (set ``r.output = y`` before leaving the block), or,
-    when grad mode is off or no tensor input requires grad, a shared object that
-    records nothing and ignores ``output``.
+    when grad mode is off or there is no tensor input, a shared object that records
+    nothing and ignores ``output``.  When no tensor input requires grad nothing is
+    recorded either: the region (``recorded`` False) only remembers its output, for
+    :func:`made_by`.
 
     Example::
 
@@ -268,14 +309,21 @@ def region(name, inputs=(), attrs=None, formula="", rule="", input_names=()):
     """
     if not modes.grad_enabled:
         return _UNRECORDED
+    constants = False
     for tensor in inputs:
-        if isinstance(tensor, Tensor) and tensor._requires_grad:
-            break
+        if isinstance(tensor, Tensor):
+            if tensor._requires_grad:
+                break
+            constants = True
     else:
-        return _UNRECORDED
+        if not constants:
+            return _UNRECORDED
     call = _state.module
     module = call.name or None if call is not None else None
-    return Region(name, inputs, attrs, formula, rule, module, None, input_names)
+    made = Region(name, inputs, attrs, formula, rule, module, None, input_names)
+    made.call = call
+    made.recorded = not constants or any(isinstance(t, Tensor) and t._requires_grad for t in inputs)
+    return made
 
 
 class module_scope:

@@ -13,6 +13,7 @@ import nn
 import nn.functional as F  # noqa: N812 (PyTorch's name)
 from autodiff.engine import topological_order
 from autodiff.function import Node, _observers
+from autodiff.region import made_by
 
 
 def regions_of(root):
@@ -117,11 +118,17 @@ def test_no_region_and_no_observer_without_recording():
         assert autodiff.region("relu", (x,)).output is None  # the shared no-op
         model(x)
         assert not _observers
-    # grad mode on, but nothing requires grad: no region either
+    # grad mode on, but nothing requires grad: nothing recorded, only the maker remembered
     plain = autodiff.randn(2, 3)
     with autodiff.region("relu", (plain,)) as r:
-        r.output = plain.relu()
-    assert r.output is None and not isinstance(r, autodiff.Region)
+        r.output = y = plain.relu()
+        assert not _observers
+    assert not r.recorded and y.grad_fn is None and made_by(y) is r
+    assert made_by(plain) is None
+    del y
+    assert r.output is None and not autodiff.region.__globals__["_makers"]
+    with autodiff.region("relu", (1.0,)) as r:  # no tensor at all: the shared no-op
+        assert not isinstance(r, autodiff.Region)
     model(x)
     assert not _observers  # only registered while a module or region runs
 
@@ -195,3 +202,13 @@ def test_regions_are_per_thread():
     assert y.grad_fn.annotations["region"] is r
     assert found["node"].annotations is None  # another thread's op is not in this region
     assert not _observers
+
+
+def test_flatten_of_the_input_batch_remembers_its_maker():
+    model = nn.models.NeuralNetwork(in_features=16)
+    images = autodiff.randn(2, 1, 4, 4)
+    flat = model.flatten(images)
+    maker = made_by(flat)
+    assert maker.name == "flatten" and maker.inputs == (images,) and maker.module is None
+    with autodiff.no_grad():
+        assert made_by(model.flatten(images)) is None  # nothing under no_grad

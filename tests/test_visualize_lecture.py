@@ -98,7 +98,7 @@ def _svg_text(svg: bytes) -> str:
 
 
 USES = {
-    "mlp": {"linear": 3, "relu": 2, "cross_entropy": 1},
+    "mlp": {"flatten": 1, "linear": 3, "relu": 2, "cross_entropy": 1},
     "cnn": {
         "conv2d": 2,
         "relu": 2,
@@ -108,6 +108,9 @@ USES = {
         "cross_entropy": 1,
     },
 }
+
+
+USES_FIRST = {"mlp": "flatten", "cnn": "conv2d"}  # the layer the input batch enters
 
 
 @needs_dot
@@ -127,9 +130,10 @@ def test_lecture_level_graph_of_the_lecture_models(model_name):
     assert dot.source.count("int64") == 1  # the targets; no index tables
     # the input batch is a constant node with its shape
     graph = visualize.trace_graph(loss, params=model)
-    batch_shape = (4, 64) if model_name == "mlp" else (4, 1, 8, 8)
-    (batch,) = [t for t in graph.tensors if t.kind == "constant" and t.shape == batch_shape]
-    assert f"{batch_shape}  float32" in text and batch.label == "input"
+    (batch,) = [t for t in graph.tensors if t.kind == "constant" and t.shape == (4, 1, 8, 8)]
+    assert "(4, 1, 8, 8)  float32" in text and batch.label == "input"
+    first = [op for op in graph.ops if op.name == USES_FIRST[model_name]][-1]  # backward order
+    assert graph.inputs_of(first.id)[0] == batch.id  # the batch enters the first layer
     (target,) = [t for t in graph.tensors if t.kind == "constant" and t.shape == (4,)]
     assert target.label == "target"
     # modules cluster with params=model alone (no track_modules)

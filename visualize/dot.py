@@ -141,7 +141,10 @@ def op_label(op, show_rules=False, show_order=False) -> str:
     rows = []
     head = f"<B>{_e(op.name)}</B>"
     if show_order:
-        step = f"step {op.step}" if op.step else "not reached"
+        if op.step:
+            step = f"step {op.step}"
+        else:  # a layer on constants only records nothing: no gradient flows through it
+            step = "no gradient" if op.region is not None and not op.members else "not reached"
         head = f'<FONT COLOR="#1155cc" POINT-SIZE="10">{step}</FONT>  ' + head
     rows.append(head)
     if op.region is not None and op.formula and not show_rules:  # a layer: its formula

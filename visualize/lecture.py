@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .trace import Edge, Graph, input_names
+from .trace import Edge, Graph, OpNode, input_names
 
 
 @dataclass
@@ -167,6 +167,33 @@ def lecture_view(graph: Graph, expand=None) -> LectureView:
                 regions=op.regions[: op.regions.index(region) + 1],
             )
         )
+    # Layers computed on constants only (nothing recorded, so no backward step):
+    # nn.Flatten between the input batch and the first linear.
+    for number, (region, inputs, output, module) in enumerate(graph.constant_layers):
+        op_id = f"opc{number}"  # an op on constants (no recorded node)
+        for slot, source in inputs:
+            add(source, op_id, slot)
+        add(op_id, output, None)
+        drawn_ops.append(
+            OpNode(
+                id=op_id,
+                name=region.name,
+                backward_name=region.name,
+                formula=region.formula or "",
+                rule=region.rule or "",
+                step=0,
+                module=module,
+                output=output,
+                region=region,
+                regions=(region,),
+            )
+        )
+        used.update(source for _, source in inputs)
+    tensors = [
+        t
+        for t in graph.tensors
+        if tensor_of[t.id] == t.id and (t.kind != "constant" or t.id in used)
+    ]
     step_of_tensor = {}
     for op in drawn_ops:
         step_of_tensor[op.output] = op.step

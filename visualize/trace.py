@@ -37,6 +37,7 @@ import autodiff
 from autodiff import Tensor
 from autodiff.engine import gradient_node, topological_order
 from autodiff.function import AccumulateGrad, Node
+from autodiff.region import made_by
 
 # The keys of visualize's tags in ``Node.annotations``.
 _MODULE_TAG = "visualize.module"
@@ -148,6 +149,9 @@ class Graph:
     detail: str = "primitives"
     # id(region) -> [(slot, tensor id)]: where each region's inputs are drawn
     region_inputs: dict = field(default_factory=dict, repr=False, compare=False)
+    # layers computed on constants only, nothing recorded (nn.Flatten on the input
+    # batch): [(region, [(slot, constant id)], output constant id, module path)]
+    constant_layers: list = field(default_factory=list, repr=False, compare=False)
     notes: list = field(default_factory=list)  # more lines for the picture's title
 
     @property
@@ -878,6 +882,25 @@ def recorded_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES)
             if isinstance(value, Tensor) and not value.requires_grad and id(value) not in kept_keys:
                 edge(constant(value, None, module), op_id, None)
 
+    def constant_layer(value, const_id) -> None:
+        """The layer that made a constant from constants (nn.Flatten on the input batch)."""
+        maker = made_by(value)
+        if maker is None or any(entry[2] == const_id for entry in graph.constant_layers):
+            return
+        inputs = []
+        names_of = getattr(maker, "input_names", ()) or ()
+        for slot, source in enumerate(maker.inputs):
+            if isinstance(source, Tensor):
+                label = None if made_by(source) is not None else "input"
+                label = names_of[slot] if label and slot < len(names_of) else label
+                source_id = constant(source, source.name or label, None)
+                inputs.append((slot, source_id))
+                constant_layer(source, source_id)
+        module = add_call(maker.call) if maker.call is not None else None
+        if id(value) not in kept and id(value.data) not in kept:
+            const_nodes[const_id].module = module  # the layer's output, drawn beside it
+        graph.constant_layers.append((maker, inputs, const_id, module))
+
     # Each region's inputs, where they are drawn: the lecture view draws its edges
     # from these; a constant input (the input batch, the targets) is drawn here
     # too, read by the op that saved it (else by the region's first op).
@@ -895,10 +918,13 @@ def recorded_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES)
                     slots.append((slot, f"t{leaf_position[id(value)]}"))
                 continue
             label = names_of[slot] if slot < len(names_of) else None
+            if made_by(value) is not None:
+                label = None  # made by a layer from the input batch: that one is the input
             const_id = constant(value, value.name or _param_label(value, names) or label, None)
             if id(value) not in kept and id(value.data) not in kept:
                 # a layer's input comes from outside it (keep_values knows where from)
                 const_nodes[const_id].module = None
+            constant_layer(value, const_id)
             slots.append((slot, const_id))
             reader = _reader(order, positions, value)
             if reader is not None:

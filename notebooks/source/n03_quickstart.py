@@ -348,8 +348,9 @@ $L = -\log \mathrm{softmax}(z)_y$), with the parameters named as in
 `model.state_dict()` (`keep_values` keeps the values of temporary results, and
 `retain_grads` their gradients, for the picture).  A small batch of 4 images keeps
 the values readable.  Read it from top to bottom for the forward pass (the input
-batch, flattened, enters the first `linear` as a constant: it takes no gradient),
-and from the loss at the bottom back up for the backward pass.
+batch enters `flatten`, which hands the first `linear` a constant: no gradient
+flows into the images, so nothing there is recorded or back-propagated), and from
+the loss at the bottom back up for the backward pass.
 `detail="primitives"` shows what the engine recorded instead: each `linear` is a
 transpose of its weight, a matrix product and a broadcast bias, and the loss is
 one fused operation, `CrossEntropy`, whose backward is the lecture's $(s - t)/N$
@@ -380,6 +381,8 @@ def ops_by_module(graph):
 lecture = ops_by_module(visualize.trace_graph(loss, params=model))
 recorded = ops_by_module(visualize.trace_graph(loss, params=model, detail="primitives"))
 assert lecture["CrossEntropyLoss"] == ["cross_entropy"], lecture
+assert lecture["flatten"] == ["flatten"], lecture  # on the images: no gradient, nothing recorded
+assert "flatten" not in recorded, recorded
 assert recorded["CrossEntropyLoss"] == ["CrossEntropy"], recorded  # one fused op
 for path in ("linear_relu_stack.0", "linear_relu_stack.2", "linear_relu_stack.4"):
     assert lecture[path] == ["linear"], lecture
