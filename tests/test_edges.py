@@ -340,6 +340,13 @@ def test_split_and_chunk_of_empty_tensors(torch_or_none):
             torch_or_none.zeros(3).chunk(0)
 
 
+def test_cat_skips_one_dimensional_empty_tensors(torch_or_none):
+    for lib in (autodiff, torch_or_none) if torch_or_none else (autodiff,):
+        empty, block = lib.zeros(0), lib.ones(2, 3)
+        assert tuple(lib.cat([empty, empty], dim=-2).shape) == (0,)
+        assert tuple(lib.cat([empty, block], dim=1).shape) == (2, 3)
+
+
 def test_indexing_with_an_empty_list(torch_or_none):
     x = autodiff.zeros(3, 2, requires_grad=True)
     y = x[[]]

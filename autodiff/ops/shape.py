@@ -349,6 +349,11 @@ def cat(tensors, dim=0) -> Tensor:
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ShapeError("cat: expected a non-empty list of tensors")
+    # PyTorch skips 1-D empty tensors (its "legacy" empty shape) whatever the dim
+    joined = [t for t in tensors if t.shape != (0,)]
+    if not joined:
+        return Cat.apply(0, *tensors)
+    tensors = joined
     ndim = tensors[0].ndim
     d = normalize_dim(dim, ndim, "cat")
     for t in tensors:
