@@ -46,7 +46,8 @@ class Region:
     """One lecture-level op: the ops a layer of ``nn.functional`` recorded, with its name.
 
     ``name``: the lecture's op name ("conv2d", "max_pool2d", "cross_entropy", ...);
-    ``inputs``: the call's tensor arguments in signature order (None where absent);
+    ``inputs``: the call's tensor arguments in signature order (None where absent; a
+    tensor the graph computed is held weakly, see ``input_nodes``);
     ``attrs``: its other arguments by PyTorch's names (stride, padding, dim, p, ...);
     ``formula`` and ``rule``: the forward formula and the local gradient rule, as the
     lecture writes them (one ``dL/d...`` per line); ``output``: the result (held
@@ -58,7 +59,7 @@ class Region:
 
     __slots__ = (
         "name",
-        "inputs",
+        "_inputs",
         "attrs",
         "formula",
         "rule",
@@ -82,7 +83,16 @@ class Region:
         input_names=(),
     ):
         self.name = name
-        self.inputs = tuple(inputs)
+        # A tensor the graph computed (an activation) is held weakly, with its node: a
+        # strong reference would keep every layer's input alive as long as the graph,
+        # after backward() freed what the ops saved.  Leaves and constants (the
+        # parameters, the input batch, the targets) are held as given.
+        self._inputs = tuple(
+            _Computed(weakref.ref(t), t.grad_fn)
+            if isinstance(t, Tensor) and t.grad_fn is not None
+            else t
+            for t in inputs
+        )
         self.input_names = tuple(input_names)
         self.attrs = dict(attrs) if attrs else {}
         self.formula = formula
@@ -92,6 +102,16 @@ class Region:
         self.recorded = True  # False: a layer computed on constants only (see made_by)
         self.call = None  # the ModuleCall it ran in
         self._output = None
+
+    @property
+    def inputs(self) -> tuple:
+        """The call's tensor arguments; one the graph computed is None once it is gone."""
+        return tuple(i.tensor() if type(i) is _Computed else i for i in self._inputs)
+
+    @property
+    def input_nodes(self) -> tuple:
+        """For each input: the node that computed it (its ``grad_fn`` when the region began)."""
+        return tuple(i.node if type(i) is _Computed else None for i in self._inputs)
 
     @property
     def output(self):
@@ -141,6 +161,16 @@ class Region:
     def __repr__(self):
         where = f" in {self.module}" if self.module else ""
         return f"<Region {self.name}{where}>"
+
+
+class _Computed:
+    """A region's input that the graph computed: a weak reference and its node."""
+
+    __slots__ = ("node", "tensor")
+
+    def __init__(self, tensor, node):
+        self.tensor = tensor
+        self.node = node
 
 
 # id(tensor) -> (weak reference, Region): tensors that a layer computed from constants

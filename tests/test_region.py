@@ -212,3 +212,18 @@ def test_flatten_of_the_input_batch_remembers_its_maker():
     assert maker.name == "flatten" and maker.inputs == (images,) and maker.module is None
     with autodiff.no_grad():
         assert made_by(model.flatten(images)) is None  # nothing under no_grad
+
+
+def test_a_layers_computed_input_is_not_kept_alive_by_its_region():
+    x = autodiff.randn(4, 3, requires_grad=True)
+    h = F.linear(x, autodiff.randn(5, 3, requires_grad=True))
+    loss = F.relu(h).sum()
+    region = next(r for r in regions_of(loss) if r is not None and r.name == "relu")
+    assert region.inputs[0] is h and region.input_nodes[0] is h.grad_fn
+    node, kept = h.grad_fn, weakref.ref(h)
+    loss.backward()  # frees what the ops saved
+    del h
+    assert kept() is None  # the region held the activation weakly
+    assert region.inputs == (None,) and region.input_nodes == (node,)
+    assert region.input_nodes[0].annotations["region"].name == "linear"
+    assert loss.grad_fn.annotations is None  # sum(): outside every region

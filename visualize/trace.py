@@ -907,7 +907,12 @@ def recorded_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES)
     for key, (region, positions) in region_members.items():
         slots = []
         names_of = getattr(region, "input_names", ()) or ()
+        computed = getattr(region, "input_nodes", ()) or ()
         for slot, value in enumerate(getattr(region, "inputs", ()) or ()):
+            node = computed[slot] if slot < len(computed) else None
+            if node is not None and node in index:  # an activation (maybe gone by now)
+                slots.append((slot, f"t{index[node]}"))
+                continue
             if not isinstance(value, Tensor):
                 continue
             if value.requires_grad:
