@@ -104,7 +104,7 @@ def run(table, repeats=3, quick=False, batch_sizes=(64,)):
             f"small CNN training epoch, {label}",
             medians["autodiff"]["train"] * scale,
             medians["torch"]["train"] * scale if "torch" in medians else None,
-            target="<= 2x PyTorch" if batch_size == 64 else "",
+            target="<= 1.5x PyTorch" if batch_size == 64 else "",
         )
 
 

@@ -122,7 +122,7 @@ def run(table, repeats=7, quick=False):
                 medians["autodiff"][metric],
                 medians.get("torch", {}).get(metric),
                 medians["numpy"][metric],
-                target="<= 2x PyTorch" if shape == (8,) else "<= 1.2x NumPy",
+                target="<= 1.1x PyTorch" if shape == (8,) else "<= 1.2x NumPy",
             )
         both = {k: v["forward"] + v["backward"] for k, v in medians.items()}
         table.add(
@@ -130,5 +130,5 @@ def run(table, repeats=7, quick=False):
             both["autodiff"],
             both.get("torch"),
             both["numpy"],
-            target="<= 2x PyTorch" if shape == (8,) else "<= 1.2x NumPy",
+            target="<= 1.1x PyTorch" if shape == (8,) else "<= 1.2x NumPy",
         )
