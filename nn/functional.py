@@ -909,8 +909,14 @@ def nll_loss(
         return loss
     if reduction == "sum":
         return loss.sum()
-    with np.errstate(invalid="ignore"):  # every target ignored: 0 / 0 = nan, as PyTorch
-        return loss.sum() / w.sum()
+    if not w.data.sum():
+        # Every target ignored (or weighted 0): the mean is 0 / 0 = nan, as PyTorch, but the
+        # gradient is 0 at each ignored target (PyTorch skips them, no 0 / 0 there) and
+        # w / 0 at the others.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(ignored, 0, w.data / w.data.sum()).astype(input.dtype)
+        return (-picked * constant(share)).sum() + math.nan
+    return loss.sum() / w.sum()
 
 
 @_lecture("cross_entropy", ("input", "target", "weight"))
@@ -1000,10 +1006,11 @@ def cross_entropy(
     smooth = smooth * constant((~ignored).astype(input.dtype))
     if reduction == "mean":
         if weight is None:
-            smooth = smooth.sum() / int((~ignored).sum())
+            total = float((~ignored).sum())
         else:
-            kept = target.data[~ignored].astype(np.int64)
-            smooth = smooth.sum() / float(weight.detach().data[kept].sum())
+            total = float(weight.detach().data[target.data[~ignored].astype(np.int64)].sum())
+        # every target ignored: the nll part is already nan, and the gradient stays 0
+        smooth = smooth.sum() / total if total else smooth.sum()
     elif reduction == "sum":
         smooth = smooth.sum()
     return (1 - label_smoothing) * nll + smooth * (label_smoothing / n_classes)

@@ -447,9 +447,16 @@ def test_nll_loss_picks_and_weights():
     assert_gradients_match(lambda t: F.nll_loss(t, y, weight=w, reduction="sum"), logp)
 
 
-def test_nll_loss_all_targets_ignored_gives_nan_like_pytorch():
-    out = F.nll_loss(leaf([[0.1, 0.2]]), autodiff.tensor([-100]))
+@pytest.mark.parametrize(
+    "loss",
+    [F.nll_loss, F.cross_entropy, lambda x, y: F.cross_entropy(x, y, label_smoothing=0.2)],
+)
+def test_loss_with_all_targets_ignored_is_nan_with_zero_gradient_like_pytorch(loss):
+    x = leaf([[0.1, 0.2], [0.3, -0.4]])
+    out = loss(x, autodiff.tensor([-100, -100]))
     assert math.isnan(out.item())
+    out.backward()
+    np.testing.assert_array_equal(x.grad.data, np.zeros((2, 2)))
 
 
 @settings(max_examples=10)

@@ -518,6 +518,26 @@ def test_nll_loss_matches_pytorch(reduction):
     compare_module(ours, theirs, rng.standard_normal((2, 4, 3)), rng.integers(0, 4, (2, 3)))
 
 
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("CrossEntropyLoss", {}),
+        ("CrossEntropyLoss", {"label_smoothing": 0.1}),
+        ("CrossEntropyLoss", {"weight": np.array([1.0, 2.0, 0.5, 3.0])}),
+        ("NLLLoss", {}),
+        ("NLLLoss", {"weight": np.array([1.0, 2.0, 0.5, 3.0])}),
+    ],
+)
+@pytest.mark.parametrize("shape", [(4,), (3, 4), (2, 4, 3)])
+def test_losses_with_every_target_ignored_give_nan_and_zero_gradients(name, kwargs, shape):
+    """The mean over no targets is 0 / 0 = nan, yet PyTorch's gradient is 0 (not nan)."""
+    rng = np.random.default_rng(12)
+    target = np.full(shape[:1] + shape[2:] if len(shape) > 1 else (), -100)
+    ours, theirs = _loss_pair(name, **kwargs)
+    out = compare_module(ours, theirs, rng.standard_normal(shape), target)
+    assert np.isnan(out.item())
+
+
 @pytest.mark.parametrize("name", ["MSELoss", "L1Loss"])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_regression_losses_match_pytorch(name, reduction):
