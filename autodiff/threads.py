@@ -27,8 +27,8 @@ JupyterHub, a loaded CI runner) a multi-threaded BLAS waits at the end of every
 matrix product for its slowest thread, and its idle threads spin: on 2 cores
 shared with other jobs (load average 5 to 8), an MLP epoch took 137 s at 2
 threads against 1.9 s of work at one (PyTorch at 2 threads: 26 s), while on a
-quiet machine the second thread saved about a fifth of an epoch (README's
-performance section has the figures).  ``set_num_threads(os.cpu_count())`` gives the cores back when
+quiet machine the second thread gained little, the matrix products here being
+small (README's performance section has the figures).  ``set_num_threads(os.cpu_count())`` gives the cores back when
 the machine is yours.  The default needs ``threadpoolctl``; without it BLAS
 keeps its own default, one thread per core.
 """
