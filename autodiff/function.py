@@ -187,6 +187,35 @@ class Node:
         self._saved = _FREED
         self._out_data = None
 
+    # -- what tools read (pictures, traces); read-only, never used by backward ----------
+    @property
+    def output(self):
+        """The output Tensor while the program still holds it, else None.
+
+        The node keeps only a weak reference, so that the graph does not keep every
+        intermediate result alive (PyTorch's ``grad_fn`` has no such link at all).
+        """
+        ref = getattr(self, "_output_ref", None)
+        return ref() if ref is not None else None
+
+    @property
+    def saved_output(self):
+        """The output's array if forward saved it for backward, until backward frees it."""
+        return getattr(self, "_out_data", None)
+
+    @property
+    def saved_values(self) -> tuple:
+        """What forward saved for backward, as kept: input Tensors, the output's array,
+        other arrays and numbers; () when nothing was saved or once backward freed it.
+
+        A view for tools, like PyTorch's ``grad_fn._saved_*``: no version check and
+        nothing wrapped (``saved_tensors`` is what backward uses).
+        """
+        saved = self._saved
+        if saved is None or saved is _FREED:
+            return ()
+        return tuple(self._out_data if value is _OUTPUT else value for value in saved)
+
     @property
     def released(self) -> bool:
         """True once a backward pass freed the saved values (without retain_graph)."""

@@ -1009,3 +1009,18 @@ def test_in_place_programs_work_wherever_pytorch_does(graph):
         assert (g is None) == (h is None)
         if g is not None:
             np.testing.assert_allclose(g, h, rtol=1e-10, atol=1e-12)
+
+
+def test_node_shows_its_output_and_saved_values_to_tools_until_they_are_gone():
+    x = autodiff.tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp()  # saves its output
+    node = y.grad_fn
+    assert node.output is y
+    np.testing.assert_array_equal(node.saved_output, y.data)
+    assert len(node.saved_values) == 1 and node.saved_values[0] is node.saved_output
+    z = x * autodiff.tensor([3.0, 4.0], requires_grad=True)  # saves its inputs
+    assert any(value is x for value in z.grad_fn.saved_values)
+    y.sum().backward()
+    assert node.saved_values == () and node.saved_output is None
+    del y
+    assert node.output is None  # the node holds its output only weakly

@@ -546,13 +546,12 @@ def _param_names(params) -> dict:
 
 def _node_value(node: Node):
     """The output's value while it is known: a live tensor, or the array saved for backward."""
-    ref = getattr(node, "_output_ref", None)
-    tensor = ref() if ref is not None else None
+    tensor = node.output
     if tensor is not None:
         return tensor, tensor.data
     data = _tag(node, _VALUE_TAG)
     if data is None:
-        data = getattr(node, "_out_data", None)
+        data = node.saved_output
     return None, data
 
 
@@ -652,7 +651,7 @@ def recorded_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES)
     released = any(type(n) is Node and n.released for n in order)
     retained_any = any(type(n) is Node and _tag(n, _GRAD_TAG) is not None for n in order)
     graph.freed = released
-    graph.backward_done = released or retained_any or any(leaf._grad is not None for leaf in leaves)
+    graph.backward_done = released or retained_any or any(leaf.grad is not None for leaf in leaves)
     if not graph.backward_done:
         graph.note = "before backward(): no gradients yet"
     elif released:
@@ -794,7 +793,7 @@ def recorded_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES)
                 label = tensor.name
             if node in root_set:
                 kind = "root"
-            grad = tensor._grad
+            grad = tensor.grad
             graph.tensors.append(
                 TensorNode(
                     id=f"t{position}",
@@ -844,8 +843,8 @@ def recorded_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES)
         )
         tensor, data = _node_value(node)
         grad = None
-        if tensor is not None and tensor._grad is not None:
-            grad = tensor._grad.data
+        if tensor is not None and tensor.retains_grad and tensor.grad is not None:
+            grad = tensor.grad.data
         elif _tag(node, _GRAD_TAG) is not None:
             grad = _tag(node, _GRAD_TAG)
         label = tensor.name if tensor is not None else None
@@ -878,7 +877,7 @@ def recorded_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES)
         for slot, (data, name, key, _boundary) in kept_here.items():
             edge(constant(_KeptValue(data), name, module, key), op_id, slot)
         kept_keys = {entry[2] for entry in kept_here.values()}
-        for value in _saved_values(node):
+        for value in node.saved_values:
             if isinstance(value, Tensor) and not value.requires_grad and id(value) not in kept_keys:
                 edge(constant(value, None, module), op_id, None)
 
@@ -959,16 +958,10 @@ def _reader(order, positions, value) -> int | None:
     not recorded (the image takes no gradient), whose result the product reads.
     """
     for position in positions:
-        for saved in _saved_values(order[position]):
+        for saved in order[position].saved_values:
             if saved is value or (isinstance(saved, np.ndarray) and saved is value.data):
                 return position
     return None
-
-
-def _saved_values(node) -> tuple:
-    """What the node saved for backward (nothing once backward freed it)."""
-    saved = getattr(node, "_saved", None)
-    return tuple(saved) if isinstance(saved, (list, tuple)) else ()
 
 
 def without_unread_constants(graph: Graph) -> Graph:
