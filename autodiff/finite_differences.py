@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .grad_mode import enable_grad
-from .tensor import Tensor
+from .tensor import Tensor, constant
 
 __all__ = [
     "directional_difference",
@@ -69,8 +69,8 @@ def perturbable_copies(inputs, dtype=None) -> list:
     for x in inputs:
         if isinstance(x, Tensor):
             wanted = dtype if dtype is not None and x.dtype.kind == "f" else x.dtype
-            copy = Tensor._make(np.array(x.data, dtype=wanted, copy=True, order="C"), None, None)
-            copy._requires_grad = x.requires_grad and copy.dtype.kind == "f"
+            copy = constant(np.array(x.data, dtype=wanted, copy=True, order="C"))
+            copy.requires_grad_(x.requires_grad and copy.dtype.kind == "f")
             copies.append(copy)
         else:
             copies.append(x)

@@ -43,7 +43,7 @@ from .finite_differences import (
     worst_entry,
 )
 from .grad_mode import enable_grad
-from .tensor import Tensor
+from .tensor import Tensor, constant
 
 __all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
 
@@ -124,7 +124,7 @@ def _analytical_jacobians(fn, inputs, wanted, name) -> tuple:
         for k in range(out.numel()):
             one_hot = np.zeros(out.numel(), dtype=out.dtype)
             one_hot[k] = 1
-            upstream = Tensor._make(one_hot.reshape(out.shape), None, None)
+            upstream = constant(one_hot.reshape(out.shape))
             grads = _grad(out, differentiable, upstream, retain_graph=True, allow_unused=True)
             for j, g in zip(wanted, grads, strict=True):
                 if g is None:
@@ -173,7 +173,7 @@ def _fast_check(fn, inputs, wanted, eps, atol, rtol, name, raise_exception) -> b
             numerical = float(np.sum(u * along[i]))
             analytical = 0.0
             if out.requires_grad:
-                upstream = Tensor._make(u.astype(out.dtype), None, None)
+                upstream = constant(u.astype(out.dtype))
                 (g,) = _grad(out, [inputs[j]], upstream, retain_graph=True, allow_unused=True)
                 if g is not None:
                     analytical = float(np.sum(np.asarray(g.data, np.float64) * directions[j]))
@@ -250,7 +250,7 @@ def gradcheck(
             grads = _grad(
                 out,
                 [inputs[j] for j in wanted],
-                Tensor._make(np.ones(out.shape, out.dtype), None, None),
+                constant(np.ones(out.shape, out.dtype)),
                 allow_unused=True,
             )
             for j, g in zip(wanted, grads, strict=True):
@@ -325,11 +325,10 @@ def gradgradcheck(
     if grad_outputs is None:
         rng = np.random.default_rng(0)
         grad_outputs = tuple(
-            Tensor._make(rng.standard_normal(out.shape).astype(out.dtype), None, None)
-            for out in outs
+            constant(rng.standard_normal(out.shape).astype(out.dtype)) for out in outs
         )
         for g in grad_outputs:
-            g._requires_grad = True
+            g.requires_grad_()
     grad_outputs = as_tuple(grad_outputs)
     if len(grad_outputs) != len(outs):
         raise ValueError(
@@ -343,9 +342,7 @@ def gradgradcheck(
         pairs = [(y, v) for y, v in zip(ys, vs, strict=True) if y.requires_grad]
         differentiable = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
         if not pairs:
-            return tuple(
-                Tensor._make(np.zeros(x.shape, x.dtype), None, None) for x in differentiable
-            )
+            return tuple(constant(np.zeros(x.shape, x.dtype)) for x in differentiable)
         grads = _grad(
             [y for y, _ in pairs],
             differentiable,
@@ -354,7 +351,7 @@ def gradgradcheck(
             allow_unused=True,
         )
         return tuple(
-            g if g is not None else Tensor._make(np.zeros(x.shape, x.dtype), None, None)
+            g if g is not None else constant(np.zeros(x.shape, x.dtype))
             for g, x in zip(grads, differentiable, strict=True)
         )
 

@@ -43,7 +43,7 @@ import numpy as np
 from . import ops
 from .files import atomic_write
 from .grad_mode import enable_grad
-from .tensor import Tensor
+from .tensor import Tensor, constant
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "UnsupportedOperatorError", "export"]
 
@@ -420,7 +420,7 @@ def _varied_args(args, positions, dynamic):
             data = (data * 0.75 + 0.125).astype(data.dtype)
         elif not axes and data.size > 1:
             data = np.roll(data, 1)
-        varied[i] = Tensor._make(np.ascontiguousarray(data), None, None)
+        varied[i] = constant(np.ascontiguousarray(data))
     return tuple(varied)
 
 

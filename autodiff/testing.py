@@ -69,7 +69,7 @@ from .finite_differences import (
 )
 from .function import Function, Node, observe
 from .grad_mode import enable_grad
-from .tensor import Tensor
+from .tensor import Tensor, constant
 
 # pytest hides the frames of modules that set this: a failing gradient test shows the
 # report, not this file's source.
@@ -239,9 +239,7 @@ def _leaves(draw, values, requires_grad):
 
 
 def _leaf(array: np.ndarray, requires_grad: bool) -> Tensor:
-    tensor = Tensor._make(array, None, None)
-    tensor._requires_grad = bool(requires_grad)
-    return tensor
+    return constant(array).requires_grad_(requires_grad)
 
 
 # -- the gradient assertion ---------------------------------------------------------
@@ -491,7 +489,7 @@ def _engine_gradients(checked, inputs, wanted, outputs, vs) -> list:
         grads = _grad(
             [out for out, _ in differentiable],
             [inputs[j] for j in wanted],
-            [Tensor._make(v.astype(out.dtype), None, None) for out, v in differentiable],
+            [constant(v.astype(out.dtype)) for out, v in differentiable],
             retain_graph=True,  # the local derivative may need a second pass
             allow_unused=True,
         )
@@ -577,9 +575,7 @@ def _check_second_order(fn, checked, inputs, wanted, vs, outputs, eps, atol, rto
         outs = _outputs(fn(*xs))
         pairs = [(o, u) for o, u in zip(outs, us, strict=True) if o.requires_grad]
         if not pairs:  # no graph at all: every first derivative is 0
-            return tuple(
-                Tensor._make(np.zeros(xs[j].shape, xs[j].dtype), None, None) for j in wanted
-            )
+            return tuple(constant(np.zeros(xs[j].shape, xs[j].dtype)) for j in wanted)
         grads = _grad(
             [o for o, _ in pairs],
             [xs[j] for j in wanted],
@@ -588,7 +584,7 @@ def _check_second_order(fn, checked, inputs, wanted, vs, outputs, eps, atol, rto
             allow_unused=True,
         )
         return tuple(
-            g if g is not None else Tensor._make(np.zeros(xs[j].shape, xs[j].dtype), None, None)
+            g if g is not None else constant(np.zeros(xs[j].shape, xs[j].dtype))
             for g, j in zip(grads, wanted, strict=True)
         )
 
