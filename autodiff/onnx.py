@@ -1445,7 +1445,7 @@ def _compare(a: _Graph, b: _Graph, args, varied, positions):
 
 
 def _shift_hint(unit) -> str:
-    """A hint when the refused op subtracts a detached max: softmax written as a tensor method."""
+    """A hint when the refused op subtracts a detached max: ``x.logsumexp(dim)``."""
     if unit is None or unit.op != "sub" or unit.region is not None:
         return ""
     x, shift = unit.args[0], unit.args[1]
@@ -1454,9 +1454,9 @@ def _shift_hint(unit) -> str:
     if shift.ndim != x.ndim or 1 not in shift.shape:
         return ""
     return (
-        ". (x.softmax(dim), x.log_softmax(dim) and x.logsumexp(dim) subtract a detached "
-        "maximum like this one: call nn.functional.softmax or log_softmax, which export "
-        "writes as one Softmax or LogSoftmax)"
+        ". (x.logsumexp(dim) subtracts a detached maximum like this one; log_softmax "
+        "(nn.functional's or x.log_softmax(dim)) exports as one LogSoftmax: "
+        "x - x.log_softmax(dim) is logsumexp at every position)"
     )
 
 

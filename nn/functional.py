@@ -144,8 +144,6 @@ _RULES = {
     "sigmoid": ("y = 1 / (1 + e^-x)", "dL/dx = g * y (1 - y)"),
     "tanh": ("y = tanh(x)", "dL/dx = g * (1 - y^2)"),
     "gelu": ("y = x Phi(x)", "dL/dx = g * (Phi(x) + x phi(x))"),
-    "softmax": ("s = e^z / sum e^z", "dL/dz = s * (g - sum(g * s))"),
-    "log_softmax": ("y = z - log sum e^z", "dL/dz = g - softmax(z) sum(g)"),
     "cross_entropy": ("L = -log softmax(z)_y", "dL/dz = (s - t) / N"),
     "nll_loss": ("L = -mean_n x[n, y_n]", "dL/dx = -t / N"),
     "mse_loss": ("L = mean (x - y)^2", "dL/dx = 2 (x - y) / N"),
@@ -252,13 +250,9 @@ def gelu(input, approximate="none") -> Tensor:
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
-def _softmax_args(input, dim, dtype, op, stacklevel):
-    """PyTorch's arguments of softmax and log_softmax: ``dtype`` casts first; no
-    ``dim`` picks PyTorch's old implicit one (0 for 0-, 1- and 3-d input, else 1)
+def _implicit_dim(input, dim, op, stacklevel):
+    """No ``dim`` picks PyTorch's old implicit one (0 for 0-, 1- and 3-d input, else 1)
     with its deprecation warning."""
-    input = _tensor(input)
-    if dtype is not None:
-        input = input.to(dtype)
     if dim is None:
         dim = 0 if input.ndim in (0, 1, 3) else 1
         warnings.warn(
@@ -267,30 +261,32 @@ def _softmax_args(input, dim, dtype, op, stacklevel):
             UserWarning,
             stacklevel=stacklevel,
         )
-    return input, dim
+    return dim
 
 
-@_lecture("softmax")
 def softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
     """softmax(x)_i = exp(x_i - m) / sum_j exp(x_j - m), m = max(x) (for stability).
 
     Composed, not fused: the graph records the shift (``Sub`` of the detached
     max), ``Exp``, ``Sum`` and ``Div``; back-propagating through them applies the
-    Jacobian diag(s) - s s^T, i.e. dL/dx = s * (g - sum(g * s)).
+    Jacobian diag(s) - s s^T, i.e. dL/dx = s * (g - sum(g * s)).  The same code
+    as ``Tensor.softmax`` (``autodiff.ops.softmax``, which marks the lecture's
+    softmax region); this adds PyTorch's implicit-dim warning.
     """
-    input, dim = _softmax_args(input, dim, dtype, "softmax", _stacklevel + 1)
-    return autodiff.ops.softmax(input, dim)
+    input = _tensor(input)
+    dim = _implicit_dim(input, dim, "softmax", _stacklevel + 1)
+    return autodiff.ops.softmax(input, dim, dtype)
 
 
-@_lecture("log_softmax")
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
     """log_softmax(x)_i = (x_i - m) - log sum_j exp(x_j - m), m = max(x) (detached).
 
-    The same code as ``Tensor.log_softmax`` (``autodiff.ops.log_softmax``); this
-    adds PyTorch's ``dtype`` and its implicit-dim warning.
+    The same code as ``Tensor.log_softmax`` (``autodiff.ops.log_softmax``, which
+    marks the lecture's log_softmax region); this adds PyTorch's implicit-dim warning.
     """
-    input, dim = _softmax_args(input, dim, dtype, "log_softmax", _stacklevel + 1)
-    return autodiff.ops.log_softmax(input, dim)
+    input = _tensor(input)
+    dim = _implicit_dim(input, dim, "log_softmax", _stacklevel + 1)
+    return autodiff.ops.log_softmax(input, dim, dtype)
 
 
 # -- linear, dropout, embedding ---------------------------------------------------

@@ -378,13 +378,31 @@ def test_values_taken_out_of_the_graph_are_refused(tmp_path):
         autodiff.onnx.export(Leaky(), autodiff.randn(2, 3), str(tmp_path / "l.onnx"))
 
 
-def test_softmax_as_a_tensor_method_is_refused_with_a_hint():
+@pytest.mark.parametrize("method", ["softmax", "log_softmax"])
+def test_softmax_as_a_tensor_method_exports_as_one_operator(tmp_path, method):
     class Probabilities(nn.Module):
-        def forward(self, x):
-            return x.softmax(1)  # shifts by a detached max: a value taken out of the graph
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(5, 4)
 
-    with pytest.raises(UnsupportedOperatorError, match=r"call nn\.functional\.softmax"):
-        autodiff.onnx.export(Probabilities(), autodiff.randn(2, 5), io.BytesIO())
+        def forward(self, x):
+            return getattr(self.fc(x), method)(1)  # the same region as nn.functional's
+
+    autodiff.manual_seed(3)
+    model = Probabilities()
+    path = tmp_path / "probabilities.onnx"
+    session = export_and_load(model, autodiff.randn(2, 5), path)
+    assert_runs_like(model, session, (5,))
+    assert op_types(path).count("Softmax" if method == "softmax" else "LogSoftmax") == 1
+
+
+def test_logsumexp_is_refused_with_a_hint():
+    class LogPartition(nn.Module):
+        def forward(self, x):
+            return x.logsumexp(1)  # shifts by a detached max: a value taken out of the graph
+
+    with pytest.raises(UnsupportedOperatorError, match=r"x - x\.log_softmax\(dim\)"):
+        autodiff.onnx.export(LogPartition(), autodiff.randn(2, 5), io.BytesIO())
 
 
 def test_control_flow_on_values_is_refused(tmp_path):

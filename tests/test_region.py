@@ -227,3 +227,14 @@ def test_a_layers_computed_input_is_not_kept_alive_by_its_region():
     assert region.inputs == (None,) and region.input_nodes == (node,)
     assert region.input_nodes[0].annotations["region"].name == "linear"
     assert loss.grad_fn.annotations is None  # sum(): outside every region
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_as_a_tensor_method_is_the_same_region_as_nn_functional(name):
+    x = autodiff.randn(2, 3, requires_grad=True)
+    by_method = getattr(x, name)(1).grad_fn.annotations["region"]
+    by_function = getattr(F, name)(x, dim=1).grad_fn.annotations["region"]
+    for region in (by_method, by_function):
+        assert region.name == name and region.inputs[0] is x
+        assert region.attrs == {"dim": 1, "dtype": None}
+    assert (by_method.formula, by_method.rule) == (by_function.formula, by_function.rule)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..function import Function, ShapeError
 from ..grad_mode import modes
+from ..region import region
 from ..tensor import Tensor
 from .shape import normalize_dim
 
@@ -338,16 +339,23 @@ def logsumexp(x: Tensor, dim, keepdim=False) -> Tensor:
     return out if keepdim else out.reshape(drop_dims(shift.data, dims).shape)
 
 
+# The lecture's formula and backward rule, shown by pictures of the softmax region.
+SOFTMAX_RULE = ("s = e^z / sum e^z", "dL/dz = s * (g - sum(g * s))")
+LOG_SOFTMAX_RULE = ("y = z - log sum e^z", "dL/dz = g - softmax(z) sum(g)")
+
+
 def softmax(x: Tensor, dim, dtype=None) -> Tensor:
     """softmax(x)_i = exp(x_i - m) / sum_j exp(x_j - m), m = max(x) (detached, for stability).
 
     Its Jacobian is diag(s) - s s^T.  Over a dim of size 0 the result is empty.
     """
-    if dtype is not None:
-        x = x.to(dtype)
-    dims = _one_dim(dim, x.ndim, "softmax")
-    e = (x - _max_shift(x, dims, finite_only=False)).exp()
-    return e / Sum.apply(e, dims, True)
+    with region("softmax", (x,), {"dim": dim, "dtype": dtype}, *SOFTMAX_RULE) as marked:
+        if dtype is not None:
+            x = x.to(dtype)
+        dims = _one_dim(dim, x.ndim, "softmax")
+        e = (x - _max_shift(x, dims, finite_only=False)).exp()
+        out = marked.output = e / Sum.apply(e, dims, True)
+    return out
 
 
 def log_softmax(x: Tensor, dim, dtype=None) -> Tensor:
@@ -357,11 +365,13 @@ def log_softmax(x: Tensor, dim, dtype=None) -> Tensor:
     Stable at any scale: shifting first keeps a large m out of the rounding, so
     float32 logits [1e8, 1e8, 0] give [-0.693, -0.693, -1e8].
     """
-    if dtype is not None:
-        x = x.to(dtype)
-    dims = _one_dim(dim, x.ndim, "log_softmax")
-    shifted = x - _max_shift(x, dims, finite_only=False)
-    return shifted - Sum.apply(shifted.exp(), dims, True).log()
+    with region("log_softmax", (x,), {"dim": dim, "dtype": dtype}, *LOG_SOFTMAX_RULE) as marked:
+        if dtype is not None:
+            x = x.to(dtype)
+        dims = _one_dim(dim, x.ndim, "log_softmax")
+        shifted = x - _max_shift(x, dims, finite_only=False)
+        out = marked.output = shifted - Sum.apply(shifted.exp(), dims, True).log()
+    return out
 
 
 def _one_dim(dim, ndim, op):
