@@ -437,7 +437,11 @@ def command_graph(args) -> int:
         raise UsageError(f"autodiff graph needs the visualize package ({error})") from None
     try:
         written = visualize.graph_command(
-            model=args.model, out=args.out, fmt=args.format, collapse=args.collapse
+            model=args.model,
+            out=args.out,
+            fmt=args.format,
+            collapse=args.collapse,
+            detail=args.detail,
         )
     except ValueError as error:  # the model, --out's extension or --format
         raise UsageError(_one_line(error)) from None
@@ -535,6 +539,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     graph.add_argument(
         "--collapse", action="store_true", help="draw each module as one box instead of its ops"
+    )
+    graph.add_argument(
+        "--detail",
+        choices=("lecture", "primitives"),
+        default="lecture",
+        help="lecture: each layer as one op (conv2d, max pooling, cross-entropy); "
+        "primitives: every recorded op (default lecture)",
     )
     graph.set_defaults(handler=command_graph, parser=graph)
 

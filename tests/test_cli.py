@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import shutil
 import stat
 import sys
@@ -254,8 +255,42 @@ def test_graph_calls_visualize_graph_command(tmp_path, capsys, monkeypatch):
         capsys, "graph", "--model", "cnn", "--out", tmp_path / "g", "--format", "png", "--collapse"
     )
     assert status == 0
-    assert calls == [{"model": "cnn", "out": str(tmp_path / "g"), "fmt": "png", "collapse": True}]
+    assert calls == [
+        {
+            "model": "cnn",
+            "out": str(tmp_path / "g"),
+            "fmt": "png",
+            "collapse": True,
+            "detail": "lecture",
+        }
+    ]
     assert f"Wrote {tmp_path / 'g.png'}" in out
+    status, _, _ = run(capsys, "graph", "--out", tmp_path / "g.svg", "--detail", "primitives")
+    assert status == 0 and calls[-1]["detail"] == "primitives"
+
+
+def test_graph_detail_must_be_lecture_or_primitives(tmp_path, capsys):
+    status, _, err = run(capsys, "graph", "--out", tmp_path / "g.svg", "--detail", "ops")
+    assert status == 2
+    assert "invalid choice: 'ops'" in err and "lecture" in err and "primitives" in err
+
+
+@pytest.mark.parametrize(
+    "detail, ops",
+    [
+        ("lecture", {"linear": 3, "relu": 2, "flatten": 1, "cross_entropy": 1}),
+        ("primitives", {"MatMul": 3, "Add": 3, "Relu": 2, "CrossEntropy": 1}),
+    ],
+)
+def test_graph_detail_draws_layers_or_every_recorded_op(tmp_path, capsys, detail, ops):
+    pytest.importorskip("graphviz")
+    pytest.importorskip("visualize")
+    out = tmp_path / "mlp.dot"  # the DOT text: no Graphviz program needed
+    status, _, err = run(capsys, "graph", "--model", "mlp", "--out", out, "--detail", detail)
+    assert status == 0, err
+    ellipses = [line for line in out.read_text().splitlines() if "shape=ellipse" in line]
+    drawn = [re.search(r"<B>([^<]*)</B>", line).group(1) for line in ellipses]
+    assert {name: drawn.count(name) for name in ops} == ops
 
 
 def test_graph_renders_an_svg(tmp_path, capsys):

@@ -16,7 +16,7 @@ import numpy as np
 
 import autodiff
 
-from .trace import DEFAULT_MAX_NODES, keep_values, retain_grads, track_modules
+from .trace import DEFAULT_MAX_NODES, check_detail, keep_values, retain_grads, track_modules
 
 MODELS = ("mlp", "cnn")
 FORMATS = ("svg", "png", "pdf", "dot", "gv")
@@ -81,20 +81,25 @@ def graph_command(
     show_rules: bool = False,
     rankdir: str = "TB",
     batch_size: int = 4,
+    detail: str = "lecture",
 ) -> str:
     """Draw one training step's loss graph of the lecture's ``model`` to ``out``; returns the path.
 
     ``fmt``: "svg", "png" or "pdf" (None: from the extension of ``out``, else SVG;
     "dot" writes the DOT text, which needs no Graphviz); an extension that is not a
     format, or that contradicts ``fmt``, is a ``ValueError`` (see ``output_format``).  ``collapse=True`` draws each
-    layer as one box.  Rendering needs Graphviz's ``dot`` program
+    layer as one box.  ``detail``: "lecture" draws each layer of ``nn.functional`` as
+    one op (conv2d, max pooling, cross-entropy), "primitives" every recorded op (see
+    ``draw_graph``); anything else is a ``ValueError``.  Rendering needs Graphviz's ``dot`` program
     (``apt-get install graphviz`` / ``brew install graphviz``).
 
     Example::
 
         visualize.graph_command("mlp", "mlp.svg")              # = autodiff graph --model mlp --out mlp.svg
         visualize.graph_command("cnn", "cnn.png", collapse=True)
+        visualize.graph_command("mlp", "mlp.svg", detail="primitives")   # every recorded op
     """
+    check_detail(detail, "graph_command")
     out = os.fspath(out)
     fmt = output_format(out, fmt)
     from . import draw_graph
@@ -111,5 +116,6 @@ def graph_command(
         collapse=collapse,
         max_nodes=DEFAULT_MAX_NODES,
         rankdir=rankdir,
+        detail=detail,
     )
     return dot.save_as(out, format=fmt)
