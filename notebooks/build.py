@@ -47,6 +47,8 @@ NOTEBOOKS = {
 def load_cells(name: str) -> list[tuple[str, str]]:
     """The ``CELLS`` list of ``(kind, text)`` pairs of one notebook's source module."""
     module_name = NOTEBOOKS[name]
+    if str(SOURCES) not in sys.path:  # the sources share their setup cell (shared_setup.py)
+        sys.path.insert(0, str(SOURCES))
     spec = importlib.util.spec_from_file_location(module_name, SOURCES / f"{module_name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

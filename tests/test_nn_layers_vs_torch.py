@@ -71,21 +71,6 @@ def compare_module(ours, theirs, *inputs, seed=0, grad_inputs=True):
 
 
 def _lecture_models():
-    class NeuralNetwork(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.flatten = nn.Flatten()
-            self.linear_relu_stack = nn.Sequential(
-                nn.Linear(28 * 28, 512),
-                nn.ReLU(),
-                nn.Linear(512, 512),
-                nn.ReLU(),
-                nn.Linear(512, 10),
-            )
-
-        def forward(self, x):
-            return self.linear_relu_stack(self.flatten(x))
-
     class TorchNeuralNetwork(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -102,7 +87,7 @@ def _lecture_models():
             return self.linear_relu_stack(self.flatten(x))
 
     TorchNeuralNetwork.__name__ = "NeuralNetwork"
-    return NeuralNetwork(), TorchNeuralNetwork()
+    return nn.models.NeuralNetwork(), TorchNeuralNetwork()
 
 
 def test_lecture_model_repr_keys_count_and_numbers():

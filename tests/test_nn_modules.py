@@ -12,25 +12,7 @@ import pytest
 import autodiff
 import nn
 from autodiff.testing import assert_gradients_match
-
-
-class NeuralNetwork(nn.Module):
-    """The lecture's model."""
-
-    def __init__(self):
-        super().__init__()
-        self.flatten = nn.Flatten()
-        self.linear_relu_stack = nn.Sequential(
-            nn.Linear(28 * 28, 512),
-            nn.ReLU(),
-            nn.Linear(512, 512),
-            nn.ReLU(),
-            nn.Linear(512, 10),
-        )
-
-    def forward(self, x):
-        return self.linear_relu_stack(self.flatten(x))
-
+from nn.models import NeuralNetwork  # the lecture's model
 
 LECTURE_REPR = """NeuralNetwork(
   (flatten): Flatten(start_dim=1, end_dim=-1)

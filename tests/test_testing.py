@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import Cube
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -171,21 +172,7 @@ class _TransposedGrad(autodiff.Function):
         return grad @ autodiff.tensor(_TransposedGrad.W)
 
 
-class _Cube(autodiff.Function):
-    """y = x^3        dL/dx = dL/dy * 3 x^2"""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x**3
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * 3 * x**2
-
-
-class _WrongCube(_Cube):
+class _WrongCube(Cube):
     """y = x^3 with the wrong derivative 2 x^2."""
 
     @staticmethod
@@ -197,7 +184,7 @@ class _WrongCube(_Cube):
 def test_assert_gradients_match_passes_and_returns_gradients():
     x = autodiff.tensor([[0.5, -1.0], [2.0, 0.25]], dtype=autodiff.float64, requires_grad=True)
     v = np.array([[1.0, 2.0], [3.0, 4.0]])
-    (g,) = assert_gradients_match(_Cube.apply, x, grad_outputs=v)
+    (g,) = assert_gradients_match(Cube.apply, x, grad_outputs=v)
     np.testing.assert_allclose(g, v * 3 * x.data**2)
 
 
@@ -305,7 +292,7 @@ class _CubeWithConstantSlope(autodiff.Function):
 
 def test_second_order_check():
     x = autodiff.tensor([0.5, -1.0], dtype=autodiff.float64, requires_grad=True)
-    assert_gradients_match(_Cube.apply, x, order=2)
+    assert_gradients_match(Cube.apply, x, order=2)
     assert_gradients_match(lambda a, b: (a * b.exp(), a.sin()), x, x * 2, order=2)
     assert_gradients_match(_CubeWithConstantSlope.apply, x)  # first order is fine
     with pytest.raises(AssertionError, match=r"(?s)second order: .*input 0 .*got 0 "):
@@ -315,7 +302,7 @@ def test_second_order_check():
 # -- check_gradients ------------------------------------------------------------------
 
 
-test_cube_with_the_helper = check_gradients(_Cube.apply, elements=(-3, 3), max_examples=10)
+test_cube_with_the_helper = check_gradients(Cube.apply, elements=(-3, 3), max_examples=10)
 test_broadcast_mul_with_the_helper = check_gradients(
     lambda a, b: a * b, num_inputs=2, max_examples=10
 )
@@ -332,7 +319,7 @@ test_abs_away_from_its_kink = check_gradients(
 )
 
 
-test_cube_to_second_order = check_gradients(_Cube.apply, elements=(-3, 3), max_examples=5, order=2)
+test_cube_to_second_order = check_gradients(Cube.apply, elements=(-3, 3), max_examples=5, order=2)
 
 
 def test_check_gradients_to_second_order_catches_a_lost_graph():
@@ -369,7 +356,7 @@ def test_import_without_hypothesis_names_the_extra():
 # A user's test file: the Cube above with 2 x^2 planted where 3 x^2 belongs.
 PLANTED_BUG = (
     "import autodiff\nfrom autodiff.testing import check_gradients\n\n"
-    + inspect.getsource(_Cube).replace("_Cube", "Cube").replace("3 * x**2", "2 * x**2")
+    + inspect.getsource(Cube).replace("3 * x**2", "2 * x**2")
     + "\ntest_cube = check_gradients(Cube.apply, elements=(-3, 3))\n"
 )
 
@@ -575,11 +562,11 @@ def test_check_graph_needs_the_inputs_each_op_saw():
 def test_check_gradients_takes_hypothesis_settings_applied_to_it():
     calls = []
 
-    class CountedCube(_Cube):
+    class CountedCube(Cube):
         @staticmethod
         def forward(ctx, x):
             calls.append(x.shape)
-            return _Cube.forward(ctx, x)
+            return Cube.forward(ctx, x)
 
     test = settings(max_examples=3, database=None, derandomize=True)(
         check_gradients(CountedCube.apply, elements=(-3, 3))

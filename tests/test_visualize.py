@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import Cube
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -363,19 +364,6 @@ def test_rules_and_input_names_from_docstrings():
     assert mul.input_names == ["x", "y"]
     source = visualize.to_digraph(graph, show_rules=True).source
     assert "dL/dx = dL/dz * y" in source and "label=x" in source
-
-    class Cube(autodiff.Function):
-        """y = x^3        dL/dx = dL/dy * 3 x^2"""
-
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return x**3
-
-        @staticmethod
-        def backward(ctx, grad):
-            (x,) = ctx.saved_tensors
-            return grad * 3 * x**2
 
     (cube,) = visualize.trace_graph(Cube.apply(a)).ops
     assert (cube.name, cube.formula, cube.rule) == ("Cube", "y = x^3", "dL/dx = dL/dy * 3 x^2")

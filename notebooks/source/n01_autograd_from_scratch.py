@@ -1,5 +1,7 @@
 """Cells of notebooks/01_autograd_from_scratch.ipynb (built by notebooks/build.py)."""
 
+from shared_setup import setup_cell
+
 CELLS = [
     (
         "markdown",
@@ -21,28 +23,7 @@ at the engine's order (`autodiff.engine`), each line below is PyTorch code with
 `torch` renamed `autodiff`.  Run the cells top to bottom; the exercises are at the end.
 """,
     ),
-    (
-        "code",
-        r"""
-# Setup.  Opened from a clone without `pip install -e .`?  Make the checkout importable.
-import importlib.util
-import os
-import sys
-from pathlib import Path
-
-if importlib.util.find_spec("autodiff") is None and (Path.cwd().parent / "autodiff").is_dir():
-    sys.path.insert(0, str(Path.cwd().parent))
-
-import matplotlib.pyplot as plt
-import numpy as np
-
-import autodiff
-import visualize
-
-autodiff.manual_seed(0)  # the same numbers on every run
-np.random.seed(0)
-""",
-    ),
+    setup_cell("import visualize", fast=False),
     (
         "markdown",
         r"""

@@ -1,5 +1,7 @@
 """Cells of notebooks/02_softmax_and_cross_entropy.ipynb (built by notebooks/build.py)."""
 
+from shared_setup import setup_cell
+
 CELLS = [
     (
         "markdown",
@@ -20,32 +22,12 @@ lecture's formulas checked by the engine:
    checked against the engine's at every step.
 """,
     ),
-    (
-        "code",
-        r"""
-# Setup.  Opened from a clone without `pip install -e .`?  Make the checkout importable.
-import importlib.util
-import os
-import sys
-from pathlib import Path
-
-if importlib.util.find_spec("autodiff") is None and (Path.cwd().parent / "autodiff").is_dir():
-    sys.path.insert(0, str(Path.cwd().parent))
-
-import matplotlib.pyplot as plt
-import numpy as np
-
-import autodiff
+    setup_cell(r"""
 import nn
 import nn.functional as F
 from autodiff.functional import jacobian
 from nn import datasets
-
-FAST = os.environ.get("AUTODIFF_NOTEBOOK_FAST") == "1"  # the test suite sets it: shorter training
-autodiff.manual_seed(0)  # the same numbers on every run
-np.random.seed(0)
-""",
-    ),
+"""),
     (
         "markdown",
         r"""

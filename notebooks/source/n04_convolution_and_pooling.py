@@ -1,5 +1,7 @@
 """Cells of notebooks/04_convolution_and_pooling.ipynb (built by notebooks/build.py)."""
 
+from shared_setup import setup_cell
+
 CELLS = [
     (
         "markdown",
@@ -21,22 +23,7 @@ how gradients flow back through them:
    and the CNN against an MLP with a similar number of parameters.
 """,
     ),
-    (
-        "code",
-        r"""
-# Setup.  Opened from a clone without `pip install -e .`?  Make the checkout importable.
-import importlib.util
-import os
-import sys
-from pathlib import Path
-
-if importlib.util.find_spec("autodiff") is None and (Path.cwd().parent / "autodiff").is_dir():
-    sys.path.insert(0, str(Path.cwd().parent))
-
-import matplotlib.pyplot as plt
-import numpy as np
-
-import autodiff
+    setup_cell(r"""
 import nn
 import nn.functional as F
 import visualize
@@ -44,12 +31,7 @@ from autodiff.ops import Windows2d
 from nn import datasets
 from nn.data import DataLoader
 from nn.transforms import Compose, Normalize, ToTensor
-
-FAST = os.environ.get("AUTODIFF_NOTEBOOK_FAST") == "1"  # the test suite sets it: shorter training
-autodiff.manual_seed(0)  # the same numbers on every run
-np.random.seed(0)
-""",
-    ),
+"""),
     (
         "markdown",
         r"""

@@ -1,5 +1,7 @@
 """Cells of notebooks/05_testing_gradients.ipynb (built by notebooks/build.py)."""
 
+from shared_setup import setup_cell
+
 CELLS = [
     (
         "markdown",
@@ -21,27 +23,10 @@ as an `autodiff.Function` (PyTorch's `torch.autograd.Function`), and how to
    wrong op marked on the graph.
 """,
     ),
-    (
-        "code",
-        r"""
-# Setup.  Opened from a clone without `pip install -e .`?  Make the checkout importable.
-import importlib.util
-import sys
-from pathlib import Path
-
-if importlib.util.find_spec("autodiff") is None and (Path.cwd().parent / "autodiff").is_dir():
-    sys.path.insert(0, str(Path.cwd().parent))
-
-import hypothesis
-import matplotlib.pyplot as plt
-import numpy as np
-
-import autodiff
-from autodiff.testing import assert_gradients_match, check_gradients
-
-autodiff.manual_seed(0)  # the same numbers on every run
-np.random.seed(0)
-""",
+    setup_cell(
+        "from autodiff.testing import assert_gradients_match, check_gradients",
+        fast=False,
+        libraries="import hypothesis",
     ),
     (
         "markdown",

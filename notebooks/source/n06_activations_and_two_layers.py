@@ -1,5 +1,7 @@
 """Cells of notebooks/06_activations_and_two_layers.ipynb (built by notebooks/build.py)."""
 
+from shared_setup import setup_cell
+
 CELLS = [
     (
         "markdown",
@@ -21,31 +23,11 @@ each one checked by the engine:
 It builds on notebook 2 (softmax, cross-entropy and one fully connected layer).
 """,
     ),
-    (
-        "code",
-        r"""
-# Setup.  Opened from a clone without `pip install -e .`?  Make the checkout importable.
-import importlib.util
-import os
-import sys
-from pathlib import Path
-
-if importlib.util.find_spec("autodiff") is None and (Path.cwd().parent / "autodiff").is_dir():
-    sys.path.insert(0, str(Path.cwd().parent))
-
-import matplotlib.pyplot as plt
-import numpy as np
-
-import autodiff
+    setup_cell(r"""
 import nn.functional as F
 import visualize
 from nn import datasets
-
-FAST = os.environ.get("AUTODIFF_NOTEBOOK_FAST") == "1"  # the test suite sets it: shorter training
-autodiff.manual_seed(0)  # the same numbers on every run
-np.random.seed(0)
-""",
-    ),
+"""),
     (
         "markdown",
         r"""
