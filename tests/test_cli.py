@@ -15,6 +15,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from _helpers import private_file_behind_a_symlink
 from synthetic_mnist import write_dataset
 
 import autodiff
@@ -426,12 +427,7 @@ def test_a_diverged_training_does_not_overwrite_the_previous_model(tmp_path, cap
 
 
 def test_save_through_a_symlink_keeps_the_link_and_the_mode(tmp_path, capsys):
-    real = tmp_path / "runs" / "model.pth"
-    real.parent.mkdir()
-    real.write_bytes(b"old")
-    real.chmod(0o600)
-    link = tmp_path / "model.pth"
-    link.symlink_to(real)
+    real, link = private_file_behind_a_symlink(tmp_path)
     status, _, err = run(
         capsys, "train", "--dataset", "digits", "--epochs", 0, "--save", link, "--no-progress"
     )

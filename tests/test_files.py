@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from _helpers import private_file_behind_a_symlink
 
 from autodiff.files import atomic_write
 
@@ -72,12 +73,7 @@ def test_a_stale_temporary_of_a_dead_writer_is_removed_by_the_next_write(tmp_pat
 
 
 def test_writes_go_through_a_symlink_and_keep_the_files_mode(tmp_path):
-    real = tmp_path / "store" / "model.pth"
-    real.parent.mkdir()
-    real.write_bytes(b"old")
-    real.chmod(0o600)
-    link = tmp_path / "model.pth"
-    link.symlink_to(real)
+    real, link = private_file_behind_a_symlink(tmp_path)
     with atomic_write(link) as file:
         file.write(b"new")
     assert link.is_symlink() and real.read_bytes() == b"new"

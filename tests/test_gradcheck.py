@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from _helpers import CubeWithConstantSlope
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_ops import GRAD_OPS  # the one op table
@@ -166,26 +167,13 @@ def test_fast_mode_also_catches_it():
 
 
 def test_gradgradcheck_catches_a_backward_that_is_not_differentiable():
-    class ConstantBackward(autodiff.Function):
-        """y = x^3, whose backward uses 3 x^2 as a constant: first derivatives are
-        right, second derivatives are lost."""
-
-        @staticmethod
-        def forward(ctx, x):
-            ctx.slope = 3 * x**2
-            return x**3
-
-        @staticmethod
-        def backward(ctx, grad):
-            return grad * autodiff.tensor(ctx.slope)
-
     x = t64([0.5, -1.0])
-    assert autodiff.gradcheck(ConstantBackward.apply, (x,))
+    assert autodiff.gradcheck(CubeWithConstantSlope.apply, (x,))
     with pytest.raises(
         GradcheckError,
         match="gradgradcheck: Jacobian mismatch for output 0 with respect to input 0",
     ):
-        autodiff.gradgradcheck(ConstantBackward.apply, (x,))
+        autodiff.gradgradcheck(CubeWithConstantSlope.apply, (x,))
 
 
 def test_gradgradcheck_with_given_grad_outputs():

@@ -43,8 +43,24 @@ def quadratic_problem(seed=0):
     )
 
 
+def quadratic_loss(lib, w, v):
+    """The loss of ``quadratic_problem`` at (w, v), with ``lib`` autodiff or torch."""
+    A, b, _, _ = quadratic_problem()
+    return ((lib.tensor(A) @ w - lib.tensor(b)) ** 2).sum() + (v**4).sum() / 4 - (v**2).sum()
+
+
+def continue_steps_3_to_5(opt, w, v, trajectory, rtol):
+    """Steps 3, 4, 5 with ``opt``: w and v must follow ``trajectory`` to ``rtol``."""
+    for step in range(3, 6):
+        opt.zero_grad()
+        quadratic_loss(autodiff, w, v).backward()
+        opt.step()
+        np.testing.assert_allclose(w.data, trajectory[step][0], rtol=rtol, err_msg=f"step {step}")
+        np.testing.assert_allclose(v.data, trajectory[step][1], rtol=rtol, err_msg=f"step {step}")
+
+
 def run_ours(name, kwargs, steps=8, groups=False):
-    A, b, w0, v0 = quadratic_problem()
+    _, _, w0, v0 = quadratic_problem()
     w = nn.Parameter(autodiff.tensor(w0))
     v = nn.Parameter(autodiff.tensor(v0))
     params = [{"params": [w]}, {"params": [v], "lr": 0.02}] if groups else [w, v]
@@ -52,19 +68,14 @@ def run_ours(name, kwargs, steps=8, groups=False):
     trajectory = []
     for _ in range(steps):
         opt.zero_grad()
-        loss = (
-            ((autodiff.tensor(A) @ w - autodiff.tensor(b)) ** 2).sum()
-            + (v**4).sum() / 4
-            - (v**2).sum()
-        )
-        loss.backward()
+        quadratic_loss(autodiff, w, v).backward()
         opt.step()
         trajectory.append((w.data.copy(), v.data.copy()))
     return trajectory, opt, (w, v)
 
 
 def run_theirs(torch, name, kwargs, steps=8, groups=False):
-    A, b, w0, v0 = quadratic_problem()
+    _, _, w0, v0 = quadratic_problem()
     w = torch.nn.Parameter(torch.tensor(w0))
     v = torch.nn.Parameter(torch.tensor(v0))
     params = [{"params": [w]}, {"params": [v], "lr": 0.02}] if groups else [w, v]
@@ -72,10 +83,7 @@ def run_theirs(torch, name, kwargs, steps=8, groups=False):
     trajectory = []
     for _ in range(steps):
         opt.zero_grad()
-        loss = (
-            ((torch.tensor(A) @ w - torch.tensor(b)) ** 2).sum() + (v**4).sum() / 4 - (v**2).sum()
-        )
-        loss.backward()
+        quadratic_loss(torch, w, v).backward()
         opt.step()
         trajectory.append((w.detach().numpy().copy(), v.detach().numpy().copy()))
     return trajectory, opt
@@ -250,18 +258,7 @@ def test_state_dict_round_trip_continues_the_same_trajectory(name, kwargs, tmp_p
     # a fresh optimizer over the same parameters, loaded from the file
     fresh = getattr(optim, name)([w, v], **kwargs)
     fresh.load_state_dict(autodiff.load(path))
-    A, b, _, _ = quadratic_problem()
-    for step in range(3, 6):
-        fresh.zero_grad()
-        loss = (
-            ((autodiff.tensor(A) @ w - autodiff.tensor(b)) ** 2).sum()
-            + (v**4).sum() / 4
-            - (v**2).sum()
-        )
-        loss.backward()
-        fresh.step()
-        np.testing.assert_allclose(w.data, full[step][0], rtol=1e-12, err_msg=f"step {step}")
-        np.testing.assert_allclose(v.data, full[step][1], rtol=1e-12, err_msg=f"step {step}")
+    continue_steps_3_to_5(fresh, w, v, full, rtol=1e-12)
 
 
 def test_load_state_dict_checks_the_groups():
@@ -310,7 +307,6 @@ def test_step_lr_and_cosine_by_formula():
     ("name", "kwargs"), [("Adam", {"lr": 0.01}), ("SGD", {"lr": 0.05, "momentum": 0.9})]
 )
 def test_pytorch_optimizer_state_dict_loads_and_continues_its_trajectory(torch, name, kwargs):
-    A, b, _, _ = quadratic_problem()
     theirs_traj, _ = run_theirs(torch, name, kwargs, steps=6)
     _, _, (w, v) = run_ours(name, kwargs, steps=0)
     # start ours where PyTorch was after 3 steps, with PyTorch's optimizer state
@@ -319,14 +315,4 @@ def test_pytorch_optimizer_state_dict_loads_and_continues_its_trajectory(torch, 
     w.data[...], v.data[...] = w3, v3
     ours = getattr(optim, name)([w, v], **kwargs)
     ours.load_state_dict(topt3.state_dict())
-    for step in range(3, 6):
-        ours.zero_grad()
-        loss = (
-            ((autodiff.tensor(A) @ w - autodiff.tensor(b)) ** 2).sum()
-            + (v**4).sum() / 4
-            - (v**2).sum()
-        )
-        loss.backward()
-        ours.step()
-        np.testing.assert_allclose(w.data, theirs_traj[step][0], rtol=1e-10, err_msg=f"step {step}")
-        np.testing.assert_allclose(v.data, theirs_traj[step][1], rtol=1e-10, err_msg=f"step {step}")
+    continue_steps_3_to_5(ours, w, v, theirs_traj, rtol=1e-10)

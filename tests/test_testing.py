@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers import Cube
+from _helpers import Cube, CubeWithConstantSlope
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -276,27 +276,13 @@ def test_unused_input_has_zero_gradient():
     assert np.all(gb == 0)
 
 
-class _CubeWithConstantSlope(autodiff.Function):
-    """y = x^3 whose backward uses 3 x^2 as a constant: right first derivatives, but the
-    recorded backward pass has no graph in x, so second derivatives are lost."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.slope = 3 * x**2
-        return x**3
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad * autodiff.tensor(ctx.slope)
-
-
 def test_second_order_check():
     x = autodiff.tensor([0.5, -1.0], dtype=autodiff.float64, requires_grad=True)
     assert_gradients_match(Cube.apply, x, order=2)
     assert_gradients_match(lambda a, b: (a * b.exp(), a.sin()), x, x * 2, order=2)
-    assert_gradients_match(_CubeWithConstantSlope.apply, x)  # first order is fine
+    assert_gradients_match(CubeWithConstantSlope.apply, x)  # first order is fine
     with pytest.raises(AssertionError, match=r"(?s)second order: .*input 0 .*got 0 "):
-        assert_gradients_match(_CubeWithConstantSlope.apply, x, order=2)
+        assert_gradients_match(CubeWithConstantSlope.apply, x, order=2)
 
 
 # -- check_gradients ------------------------------------------------------------------
@@ -323,7 +309,7 @@ test_cube_to_second_order = check_gradients(Cube.apply, elements=(-3, 3), max_ex
 
 
 def test_check_gradients_to_second_order_catches_a_lost_graph():
-    test = check_gradients(_CubeWithConstantSlope.apply, elements=(0.5, 2), order=2, max_examples=5)
+    test = check_gradients(CubeWithConstantSlope.apply, elements=(0.5, 2), order=2, max_examples=5)
     with pytest.raises(AssertionError, match="second order"):
         test()
 
