@@ -18,7 +18,37 @@ def _index(idx, length, kind):
     return idx % length
 
 
-class Sequential(Module):
+class _NumberedModules(Module):
+    """Children named "0", "1", ... in order: what Sequential and ModuleList share."""
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def _renumber(self, modules) -> None:
+        """Name the children 0, 1, 2, ... again (after a delete or an insert), as PyTorch does."""
+        self.__dict__["_modules"] = OrderedDict((str(i), m) for i, m in enumerate(modules))
+
+    def append(self, module):
+        """Add ``module`` at the end; returns self."""
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules):
+        for module in modules:
+            self.append(module)
+        return self
+
+    def insert(self, index, module):
+        modules = list(self._modules.values())
+        modules.insert(index, module)
+        self._renumber(modules)
+        return self
+
+
+class Sequential(_NumberedModules):
     """Modules applied one after the other: ``Sequential(a, b)(x) == b(a(x))``.
 
     Indexable (``seq[0]``, ``seq[1:]`` gives a Sequential), iterable, ``len()``,
@@ -59,40 +89,15 @@ class Sequential(Module):
         )
         for key in targets:
             del self._modules[key]
-        # keep the numbering 0, 1, 2, ... as PyTorch does
-        self.__dict__["_modules"] = OrderedDict(
-            (str(i), m) for i, m in enumerate(self._modules.values())
-        )
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
+        self._renumber(self._modules.values())
 
     def __add__(self, other):
         if not isinstance(other, Sequential):
             raise ValueError("add operator supports only objects of Sequential class")
         return Sequential(*self, *other)
 
-    def append(self, module):
-        """Add ``module`` at the end; returns self."""
-        self.add_module(str(len(self)), module)
-        return self
 
-    def extend(self, modules):
-        for module in modules:
-            self.append(module)
-        return self
-
-    def insert(self, index, module):
-        modules = list(self._modules.values())
-        modules.insert(index, module)
-        self.__dict__["_modules"] = OrderedDict((str(i), m) for i, m in enumerate(modules))
-        return self
-
-
-class ModuleList(Module):
+class ModuleList(_NumberedModules):
     """A list of modules, registered so that their parameters are found.
 
     Example::
@@ -116,13 +121,7 @@ class ModuleList(Module):
     def __delitem__(self, idx):
         modules = list(self._modules.values())
         del modules[idx]
-        self.__dict__["_modules"] = OrderedDict((str(i), m) for i, m in enumerate(modules))
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
+        self._renumber(modules)
 
     def __iadd__(self, modules):
         return self.extend(modules)
@@ -130,24 +129,16 @@ class ModuleList(Module):
     def __add__(self, other):
         return ModuleList([*self, *other])
 
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
-
     def extend(self, modules):
         if not isinstance(modules, Iterable):
             raise TypeError(
                 "ModuleList.extend should be called with an iterable, but got "
                 + type(modules).__name__
             )
-        for module in modules:
-            self.append(module)
-        return self
+        return super().extend(modules)
 
-    def insert(self, index, module):
-        modules = list(self._modules.values())
-        modules.insert(index, module)
-        self.__dict__["_modules"] = OrderedDict((str(i), m) for i, m in enumerate(modules))
+    def insert(self, index, module):  # PyTorch's ModuleList.insert returns None
+        super().insert(index, module)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ModuleList is a container and has no forward; iterate over it")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 
-import autodiff
-
 from .. import functional as F  # noqa: N812 (PyTorch's name)
 from .. import init
-from ..module import Module, Parameter
+from ..module import Module
+from .linear import add_weight_and_bias
 
 __all__ = ["Conv2d"]
 
@@ -72,15 +71,8 @@ class Conv2d(Module):
         self.padding_mode = padding_mode
         self.transposed = False
         self.output_padding = (0, 0)
-        dtype = dtype or autodiff.float32
-        self.weight = Parameter(
-            autodiff.empty(out_channels, in_channels // groups, *self.kernel_size, dtype=dtype)
-        )
-        if bias:
-            self.bias = Parameter(autodiff.empty(out_channels, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        weight_shape = (out_channels, in_channels // groups, *self.kernel_size)
+        add_weight_and_bias(self, weight_shape, bias, dtype)
 
     def reset_parameters(self) -> None:
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))

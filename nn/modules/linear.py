@@ -42,13 +42,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        dtype = dtype or autodiff.float32
-        self.weight = Parameter(autodiff.empty(out_features, in_features, dtype=dtype))
-        if bias:
-            self.bias = Parameter(autodiff.empty(out_features, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        add_weight_and_bias(self, (out_features, in_features), bias, dtype)
 
     def reset_parameters(self) -> None:
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -115,3 +109,16 @@ class Unflatten(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+def add_weight_and_bias(module, weight_shape, bias: bool, dtype) -> None:
+    """Register ``module.weight`` of ``weight_shape`` and ``module.bias`` (one per output,
+    the weight's first dim; None without ``bias``), as PyTorch's Linear and Conv2d do, and
+    fill them with the module's ``reset_parameters``."""
+    dtype = dtype or autodiff.float32
+    module.weight = Parameter(autodiff.empty(*weight_shape, dtype=dtype))
+    if bias:
+        module.bias = Parameter(autodiff.empty(weight_shape[0], dtype=dtype))
+    else:
+        module.register_parameter("bias", None)
+    module.reset_parameters()
