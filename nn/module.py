@@ -272,12 +272,9 @@ class Module:
 
     def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
         """Call ``hook(module, args)`` before ``forward``; it may return new args."""
-        handle = RemovableHandle(self._forward_pre_hooks, hook)
-        if with_kwargs:
-            self._forward_pre_hooks_with_kwargs.add(handle.id)
-        if prepend:
-            self._forward_pre_hooks.move_to_end(handle.id, last=False)
-        return handle
+        return _add_hook(
+            self._forward_pre_hooks, self._forward_pre_hooks_with_kwargs, hook, prepend, with_kwargs
+        )
 
     def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False, always_call=False):
         """Call ``hook(module, args, output)`` after ``forward``; it may return a new output.
@@ -288,12 +285,9 @@ class Module:
             for layer in model.modules():
                 layer.register_forward_hook(lambda m, args, out: shapes.append(out.shape))
         """
-        handle = RemovableHandle(self._forward_hooks, hook)
-        if with_kwargs:
-            self._forward_hooks_with_kwargs.add(handle.id)
-        if prepend:
-            self._forward_hooks.move_to_end(handle.id, last=False)
-        return handle
+        return _add_hook(
+            self._forward_hooks, self._forward_hooks_with_kwargs, hook, prepend, with_kwargs
+        )
 
     def register_full_backward_hook(self, hook, prepend=False):
         """Call ``hook(module, grad_input, grad_output)`` when the gradients w.r.t. the
@@ -386,28 +380,26 @@ class Module:
 
     def register_parameter(self, name: str, param) -> None:
         """Add a parameter (or None) under ``name``."""
-        _check_name(self, name, "parameter")
-        if param is not None and not isinstance(param, Parameter):
+        self._store(name, param, "parameter", Parameter, "nn.Parameter")
+
+    def _store(self, name, value, kind, required, required_name) -> None:
+        """Check and file a parameter or buffer (``kind``): ``value`` is None or a ``required``."""
+        _check_name(self, name, kind)
+        if value is not None and not isinstance(value, required):
             raise TypeError(
-                f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
-                "(nn.Parameter or None required)"
+                f"cannot assign '{type(value).__name__}' object to {kind} '{name}' "
+                f"({required_name} or None required)"
             )
-        self._remove_from(name, keep="_parameters")
-        self._parameters[name] = param
+        store = "_parameters" if kind == "parameter" else "_buffers"
+        self._remove_from(name, keep=store)
+        getattr(self, store)[name] = value
 
     def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
         """Add a tensor that is state but not a parameter (e.g. BatchNorm's running mean).
 
         Persistent buffers are saved in ``state_dict()``; they move with ``to()``.
         """
-        _check_name(self, name, "buffer")
-        if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(
-                f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
-                "(Tensor or None required)"
-            )
-        self._remove_from(name, keep="_buffers")
-        self._buffers[name] = tensor
+        self._store(name, tensor, "buffer", Tensor, "Tensor")
         if persistent:
             self._non_persistent_buffers_set.discard(name)
         else:
@@ -738,6 +730,16 @@ class Module:
 
 def _join(prefix: str, name: str) -> str:
     return prefix + "." + name if prefix else name
+
+
+def _add_hook(hooks, with_kwargs_ids, hook, prepend, with_kwargs):
+    """Register a forward (pre-)hook: first with ``prepend``, called with kwargs with ``with_kwargs``."""
+    handle = RemovableHandle(hooks, hook)
+    if with_kwargs:
+        with_kwargs_ids.add(handle.id)
+    if prepend:
+        hooks.move_to_end(handle.id, last=False)
+    return handle
 
 
 def _check_name(module, name, kind, allow_dots=False):
