@@ -43,3 +43,17 @@ def private_file_behind_a_symlink(tmp_path):
     link = tmp_path / "model.pth"
     link.symlink_to(real)
     return real, link
+
+
+def assert_same_outputs_as_pytorch(ours, theirs, seed):
+    """Our model and PyTorch's give the same output on one random batch of two 28x28 images."""
+    import numpy as np
+    import torch
+
+    x = np.random.default_rng(seed).random((2, 1, 28, 28), dtype=np.float32)
+    np.testing.assert_allclose(
+        ours(autodiff.tensor(x)).data,
+        theirs(torch.tensor(x)).detach().numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
+from _helpers import assert_same_outputs_as_pytorch  # noqa: E402
+
 import autodiff  # noqa: E402
 import nn  # noqa: E402
 import nn.functional as F  # noqa: E402, N812
@@ -614,10 +616,4 @@ def test_load_state_dict_accepts_pytorch_tensors_directly():
     ours, theirs = _lecture_models()
     result = ours.load_state_dict(theirs.state_dict())  # torch tensors, not NumPy arrays
     assert repr(result) == "<All keys matched successfully>"
-    x = np.random.default_rng(11).random((2, 1, 28, 28), dtype=np.float32)
-    np.testing.assert_allclose(
-        ours(autodiff.tensor(x)).data,
-        theirs(torch.tensor(x)).detach().numpy(),
-        rtol=1e-5,
-        atol=1e-6,
-    )
+    assert_same_outputs_as_pytorch(ours, theirs, seed=11)

@@ -55,14 +55,20 @@ def op_types(path):
 # -- the lecture's models ----------------------------------------------------------------------
 
 
+def export_lecture_model(model, batch, path):
+    """Export one of the lecture's 8x8 models from a random batch; it must run like the engine
+    and hold exactly the state dict's keys as initializers.  Returns the session."""
+    session = export_and_load(model, autodiff.randn(batch, 1, 8, 8), path)
+    assert_runs_like(model, session, (1, 8, 8))
+    assert {i.name for i in onnx.load(str(path)).graph.initializer} == set(model.state_dict())
+    return session
+
+
 def test_mlp_exports_runs_on_any_batch_and_names_weights_by_state_dict(tmp_path):
     autodiff.manual_seed(0)
     model = nn.models.NeuralNetwork(in_features=64)
     path = tmp_path / "mlp.onnx"
-    session = export_and_load(model, autodiff.randn(3, 1, 8, 8), path)
-    assert_runs_like(model, session, (1, 8, 8))
-    proto = onnx.load(str(path))
-    assert {i.name for i in proto.graph.initializer} == set(model.state_dict())
+    session = export_lecture_model(model, 3, path)
     assert [i.name for i in session.get_inputs()] == ["x"]
     assert session.get_inputs()[0].shape == ["batch", 1, 8, 8]
     assert session.get_outputs()[0].shape == ["batch", 10]
@@ -74,11 +80,9 @@ def test_cnn_exports_as_conv_and_max_pool(tmp_path):
     autodiff.manual_seed(0)
     model = nn.models.ConvNet(image_size=8)
     path = tmp_path / "cnn.onnx"
-    session = export_and_load(model, autodiff.randn(2, 1, 8, 8), path)
-    assert_runs_like(model, session, (1, 8, 8))
+    export_lecture_model(model, 2, path)
     types_ = op_types(path)
     assert types_.count("Conv") == 2 and types_.count("MaxPool") == 2
-    assert {i.name for i in onnx.load(str(path)).graph.initializer} == set(model.state_dict())
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from _helpers import assert_same_outputs_as_pytorch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -151,13 +152,7 @@ def test_weights_move_from_pytorch_through_npz(torch, tmp_path):
     np.savez(tmp_path / "from_torch.npz", **{k: v.numpy() for k, v in theirs.state_dict().items()})
     ours = lecture_model()
     ours.load_state_dict(autodiff.load(tmp_path / "from_torch.npz"))
-    x = np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32)
-    np.testing.assert_allclose(
-        ours(autodiff.tensor(x)).data,
-        theirs(torch.tensor(x)).detach().numpy(),
-        rtol=1e-5,
-        atol=1e-6,
-    )
+    assert_same_outputs_as_pytorch(ours, theirs, seed=0)
     torch.save(theirs.state_dict(), tmp_path / "torch.pth")
     with pytest.raises(RuntimeError, match="PyTorch"):
         autodiff.load(tmp_path / "torch.pth")

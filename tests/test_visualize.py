@@ -90,14 +90,21 @@ def programs(draw):
     return n_leaves, lines
 
 
-@settings(max_examples=30)
-@given(programs())
-def test_counts_of_random_programs(program):
+def run_program(program):
+    """The values of a drawn program: its leaves x0, x1, ..., then one per line."""
     n_leaves, lines = program
     values = [leaf(np.linspace(-1, 1, 3) + i, f"x{i}") for i in range(n_leaves)]
     for op, *args in lines:
         operands = [values[i] for i in args]
         values.append(getattr(autodiff, op)(*operands) if op != "neg" else -operands[0])
+    return values
+
+
+@settings(max_examples=30)
+@given(programs())
+def test_counts_of_random_programs(program):
+    n_leaves, lines = program
+    values = run_program(program)
     # What the root depends on: walk the program backwards.
     reachable, stack = set(), [len(values) - 1]
     while stack:
@@ -155,11 +162,7 @@ def _engine_order(loss):
 @settings(max_examples=15)
 @given(programs())
 def test_step_numbers_equal_the_engine_order(program):
-    n_leaves, lines = program
-    values = [leaf(np.linspace(-1, 1, 3) + i, f"x{i}") for i in range(n_leaves)]
-    for op, *args in lines:
-        operands = [values[i] for i in args]
-        values.append(getattr(autodiff, op)(*operands) if op != "neg" else -operands[0])
+    values = run_program(program)
     loss = values[-1].sum() if values[-1].grad_fn is not None else (values[-1] * 1).sum()
     graph = visualize.trace_graph(loss)
     trace = visualize.trace_backward(loss)
