@@ -27,9 +27,13 @@ def t64(values, requires_grad=True):
 @settings(max_examples=5)
 @given(data=st.data())
 def test_gradcheck_passes_for_every_built_in_op(op, data):
+    assert autodiff.gradcheck(*drawn_call(op, data))
+
+
+def drawn_call(op, data):
+    """(the op as a function of its tensors, float64 leaves drawn from its table row)."""
     arrays_, params = data.draw(op.inputs)
-    xs = tuple(t64(a) for a in arrays_)
-    assert autodiff.gradcheck(lambda *ts: op.fn(autodiff, *ts, **params), xs)
+    return (lambda *ts: op.fn(autodiff, *ts, **params)), tuple(t64(a) for a in arrays_)
 
 
 # Ops whose second derivatives exist everywhere in their table domain (relu, abs, max,
@@ -83,9 +87,7 @@ def test_second_order_table_covers_the_named_ops():
 @settings(max_examples=4)
 @given(data=st.data())
 def test_gradgradcheck_passes_for_ops_with_second_derivatives(op, data):
-    arrays_, params = data.draw(op.inputs)
-    xs = tuple(t64(a) for a in arrays_)
-    assert autodiff.gradgradcheck(lambda *ts: op.fn(autodiff, *ts, **params), xs, atol=1e-4)
+    assert autodiff.gradgradcheck(*drawn_call(op, data), atol=1e-4)
 
 
 def test_gradcheck_on_composed_functions():
