@@ -487,20 +487,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="threads for the matrix products (default: one per core; 1 is faster when "
         "the cores are shared with other busy processes)",
     )
-    train.add_argument(
+    _switch(
+        train,
         "--shuffle",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="shuffle the training set each epoch (the lecture does not; default off)",
+        False,
+        "shuffle the training set each epoch (the lecture does not; default off)",
     )
     train.add_argument(
         "--save", default="model.pth", help="where to save the state dict (default model.pth)"
     )
-    train.add_argument(
+    _switch(
+        train,
         "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="show a progress bar per epoch (default: when stderr is a terminal)",
+        None,
+        "show a progress bar per epoch (default: when stderr is a terminal)",
     )
     train.set_defaults(handler=command_train, parser=train)
 
@@ -555,17 +555,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _switch(parser, flag: str, default, help: str) -> None:
+    """An on/off option: ``--flag`` and ``--no-flag``."""
+    parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help)
+
+
 def _data_options(parser, dataset_help: str):
     parser.add_argument("--dataset", choices=DATASETS, help=dataset_help)
     parser.add_argument(
         "--data-dir", default="./data", help="where the data sets live (default ./data)"
     )
-    parser.add_argument(
-        "--download",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="download missing FashionMNIST/MNIST files (default on)",
-    )
+    _switch(parser, "--download", True, "download missing FashionMNIST/MNIST files (default on)")
 
 
 # Numeric options are checked as they are parsed: a bad value is a usage error (exit 2,

@@ -293,26 +293,22 @@ def test_reductions_of_zero_element_tensors(torch_or_none):
     assert x.argmax(1).shape == (0,) and x.argmax(1).dtype == np.int64
     (x.amax(1).sum() + x.max(1).values.sum() + x.softmax(1).sum()).backward()
     assert x.grad.shape == (0, 3)
+    _assert_max_over_no_elements_raises(x)
+    if torch_or_none is not None:
+        _assert_max_over_no_elements_raises(torch_or_none.zeros(0, 3))
+
+
+def _assert_max_over_no_elements_raises(t):
+    """For a (0, 3) tensor t (ours or PyTorch's): a max over the empty dim, or over all of t."""
     for call, kind in [
-        (lambda: x.amax(0), IndexError),
-        (lambda: x.max(0), IndexError),
-        (lambda: x.argmax(0), IndexError),
-        (lambda: x.amax(), RuntimeError),
-        (lambda: x.max(), RuntimeError),
+        (lambda: t.amax(0), IndexError),
+        (lambda: t.max(0), IndexError),
+        (lambda: t.argmax(0), IndexError),
+        (lambda: t.amax(), RuntimeError),
+        (lambda: t.max(), RuntimeError),
     ]:
         with pytest.raises(kind):
             call()
-    if torch_or_none is not None:
-        t = torch_or_none.zeros(0, 3)
-        for call, kind in [
-            (lambda: t.amax(0), IndexError),
-            (lambda: t.max(0), IndexError),
-            (lambda: t.argmax(0), IndexError),
-            (lambda: t.amax(), RuntimeError),
-            (lambda: t.max(), RuntimeError),
-        ]:
-            with pytest.raises(kind):
-                call()
 
 
 @pytest.mark.parametrize("length", [0, 1, 5, 6])
