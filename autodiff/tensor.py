@@ -104,6 +104,30 @@ def _check_can_require_grad(dtype, op="requires_grad"):
         )
 
 
+def _cast(name: str, dtype):
+    """The method ``Tensor.<name>()``: ``self.to(dtype)``."""
+
+    def cast(self) -> Tensor:
+        return self.to(dtype)
+
+    cast.__name__, cast.__qualname__ = name, f"Tensor.{name}"
+    cast.__doc__ = (
+        f"``self.to({np.dtype(dtype).name})``: as PyTorch, self when already of that dtype."
+    )
+    return cast
+
+
+def _comparison(name: str, ufunc):
+    """The method ``Tensor.<name>(other)`` (and its operator): ``ufunc`` element-wise, a
+    boolean tensor outside the graph."""
+
+    def compare(self, other):
+        return _compare(ufunc, self, other)
+
+    compare.__name__, compare.__qualname__ = name, f"Tensor.{name}"
+    return compare
+
+
 class Tensor:
     """A multi-dimensional array with automatic differentiation.
 
@@ -468,23 +492,13 @@ class Tensor:
             return "autodiff." + names.get(self.dtype.name, f"Tensor[{self.dtype.name}]")
         return self.to(dtype)
 
-    def float(self) -> Tensor:
-        return self.to(np.float32)
-
-    def double(self) -> Tensor:
-        return self.to(np.float64)
-
-    def half(self) -> Tensor:
-        return self.to(np.float16)
-
-    def long(self) -> Tensor:
-        return self.to(np.int64)
-
-    def int(self) -> Tensor:
-        return self.to(np.int32)
-
-    def bool(self) -> Tensor:
-        return self.to(np.bool_)
+    # PyTorch's short casts: x.float() is x.to(float32), ...
+    float = _cast("float", np.float32)
+    double = _cast("double", np.float64)
+    half = _cast("half", np.float16)
+    long = _cast("long", np.int64)
+    int = _cast("int", np.int32)
+    bool = _cast("bool", np.bool_)
 
     def cpu(self) -> Tensor:
         return self
@@ -565,41 +579,12 @@ class Tensor:
         return _ops.MatMul.apply(self, other)
 
     # -- comparisons (no gradient; boolean results) -----------------------------
-    def __eq__(self, other):
-        return _compare(np.equal, self, other)
-
-    def __ne__(self, other):
-        return _compare(np.not_equal, self, other)
-
-    def __lt__(self, other):
-        return _compare(np.less, self, other)
-
-    def __le__(self, other):
-        return _compare(np.less_equal, self, other)
-
-    def __gt__(self, other):
-        return _compare(np.greater, self, other)
-
-    def __ge__(self, other):
-        return _compare(np.greater_equal, self, other)
-
-    def eq(self, other):
-        return self == other
-
-    def ne(self, other):
-        return self != other
-
-    def lt(self, other):
-        return self < other
-
-    def le(self, other):
-        return self <= other
-
-    def gt(self, other):
-        return self > other
-
-    def ge(self, other):
-        return self >= other
+    __eq__ = eq = _comparison("eq", np.equal)
+    __ne__ = ne = _comparison("ne", np.not_equal)
+    __lt__ = lt = _comparison("lt", np.less)
+    __le__ = le = _comparison("le", np.less_equal)
+    __gt__ = gt = _comparison("gt", np.greater)
+    __ge__ = ge = _comparison("ge", np.greater_equal)
 
     def __and__(self, other):
         return _compare(np.logical_and if self.dtype == np.bool_ else np.bitwise_and, self, other)

@@ -572,16 +572,20 @@ def _data_options(parser, dataset_help: str):
 # with the subcommand's usage) before any work is done.
 def _count(minimum: int):
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        value = _whole_number(text)
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
         return value
 
     parse.__name__ = "integer"
     return parse
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
 def _positive_number(text: str) -> float:
@@ -595,10 +599,7 @@ def _positive_number(text: str) -> float:
 
 
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    value = _whole_number(text)
     if not -(2**63) <= value < 2**64:
         raise argparse.ArgumentTypeError(f"must be a 64-bit integer, got {value}")
     return value
