@@ -149,3 +149,14 @@ def worst_entry(analytical, numerical, atol, rtol):
     excess = np.abs(analytical - numerical) - (atol + rtol * np.abs(numerical))
     excess = np.where(np.isnan(excess), np.inf, excess)
     return int(np.argmax(excess))
+
+
+def wrong_gradient_shape(op: str, index: int, grad, input) -> str | None:
+    """What is wrong when the gradient of input ``index`` does not have the input's shape
+    (the message for the check ``op``), else None."""
+    if grad.shape == input.shape:
+        return None
+    return (
+        f"{op}: the gradient of input {index} has shape {grad.shape}, but the input has "
+        f"shape {input.shape}"
+    )

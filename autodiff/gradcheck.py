@@ -41,6 +41,7 @@ from .finite_differences import (
     jacobian_columns,
     perturbable_copies,
     worst_entry,
+    wrong_gradient_shape,
 )
 from .grad_mode import enable_grad
 from .tensor import Tensor, constant
@@ -129,11 +130,9 @@ def _analytical_jacobians(fn, inputs, wanted, name) -> tuple:
             for j, g in zip(wanted, grads, strict=True):
                 if g is None:
                     continue
-                if g.shape != inputs[j].shape:
-                    raise GradcheckError(
-                        f"{name}: the gradient for input {j} has shape {g.shape} but the input "
-                        f"has shape {inputs[j].shape}"
-                    )
+                wrong = wrong_gradient_shape(name, j, g, inputs[j])
+                if wrong:
+                    raise GradcheckError(wrong)
                 jacobians[(i, j)][k, :] = np.asarray(g.data, dtype=np.float64).reshape(-1)
     return jacobians, outputs
 

@@ -66,6 +66,7 @@ from .finite_differences import (
     jacobian_columns,
     perturbable_copies,
     worst_entry,
+    wrong_gradient_shape,
 )
 from .function import Function, Node, observe
 from .grad_mode import enable_grad
@@ -501,11 +502,9 @@ def _engine_gradients(checked, inputs, wanted, outputs, vs) -> list:
     for position, (j, g) in enumerate(zip(wanted, grads, strict=True)):
         if g is None:
             continue
-        if g.shape != inputs[j].shape:
-            raise AssertionError(
-                f"assert_gradients_match: the gradient of input {j} has shape {g.shape}, "
-                f"but the input has shape {inputs[j].shape}"
-            )
+        wrong = wrong_gradient_shape("assert_gradients_match", j, g, inputs[j])
+        if wrong:
+            raise AssertionError(wrong)
         if g.dtype != inputs[j].dtype:
             raise AssertionError(
                 f"assert_gradients_match: the gradient of input {j} has dtype {g.dtype}, "

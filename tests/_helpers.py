@@ -57,3 +57,17 @@ def assert_same_outputs_as_pytorch(ours, theirs, seed):
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+class Multiply(autodiff.Function):
+    """z = x * y        dL/dx = dL/dz * y, dL/dy = dL/dz * x"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return x * y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        return grad * y, grad * x

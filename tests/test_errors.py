@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 import pytest
+from _helpers import Multiply
 
 import autodiff
 
@@ -389,15 +390,10 @@ def test_backward_through_a_freed_graph_names_the_op():
 # -- custom Functions with a broken backward leave no gradient half-updated ----------------
 
 
-class TwoInputs(autodiff.Function):
+class TwoInputs(Multiply):
     """z = x * y, with a backward that can be made to misbehave."""
 
     mode = "ok"
-
-    @staticmethod
-    def forward(ctx, x, y):
-        ctx.save_for_backward(x, y)
-        return x * y
 
     @staticmethod
     def backward(ctx, grad):
