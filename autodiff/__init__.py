@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as _np
 
-from . import accelerator, ops
+from . import accelerator, allocation, ops  # allocation: keeps freed buffers (see its doc)
 from .creation import (
     arange,
     as_tensor,
