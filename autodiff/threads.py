@@ -1,41 +1,52 @@
-"""How many threads the engine's matrix products use: ``set_num_threads`` / ``get_num_threads``.
+"""How many threads the engine uses: ``set_num_threads`` / ``get_num_threads``, and its pool.
 
-The engine's arithmetic is NumPy's.  Elementwise ops, reductions and copies run
-on the calling thread; matrix products (``@``, ``linear``, ``conv2d``) go to
-NumPy's BLAS library (OpenBLAS in NumPy's wheels), which starts one thread per
-core.  ``autodiff.set_num_threads(n)`` limits that pool at run time, as
-``torch.set_num_threads(n)`` limits PyTorch's::
+As in PyTorch, ``autodiff.set_num_threads(n)`` sets how many threads one
+operation may use and ``autodiff.get_num_threads()`` reads it::
 
     import autodiff
-    autodiff.set_num_threads(1)        # one core: steadier on a shared machine
+    autodiff.set_num_threads(1)        # one core: nothing runs beside the calling thread
     autodiff.get_num_threads()         # 1
 
-Changing the thread count of a BLAS library that is already loaded needs the
-optional ``threadpoolctl`` package (``pip install autodiff[threads]``).  Without
-it, ``set_num_threads`` cannot reach the BLAS library: it warns (a
-``RuntimeWarning``) and only sets ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS``
-/ ``MKL_NUM_THREADS`` for processes started afterwards, and
-``get_num_threads`` reports what BLAS started with (those variables when they
-were set before Python started, otherwise the number of usable cores).  Setting
-``OMP_NUM_THREADS=n`` before Python starts works with or without it.
+The threads are the engine's own pool: ``n - 1`` worker threads beside the
+calling thread.  The large kernels (matrix products, convolution's im2col and
+its fold, max pooling and its backward, ReLU and its backward, large
+elementwise sums) split their first dim into one chunk per thread
+(:func:`parallel_for`), and NumPy releases the GIL inside those loops, so the
+chunks run on different cores.  An idle worker *sleeps* (it blocks on a
+queue), and a chunk that no worker has started when the calling thread is done
+with its own is taken by the calling thread: on a machine whose cores are busy
+with other work an operation degrades towards its one-thread time instead of
+waiting for a thread that is not running.
 
-The default is one thread, unless ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``
-or ``MKL_NUM_THREADS`` was set before Python started (then that count is
-kept).  PyTorch's default is one thread per core; this one differs on purpose.
-On a machine whose cores are shared with other busy processes (a class's
-JupyterHub, a loaded CI runner) a multi-threaded BLAS waits at the end of every
-matrix product for its slowest thread, and its idle threads spin: on 2 cores
-shared with other jobs (load average 5 to 8), an MLP epoch took 137 s at 2
-threads against 1.9 s of work at one (PyTorch at 2 threads: 26 s), while on a
-quiet machine the second thread gained little, the matrix products here being
-small (README's performance section has the figures).  ``set_num_threads(os.cpu_count())`` gives the cores back when
-the machine is yours.  The default needs ``threadpoolctl``; without it BLAS
-keeps its own default, one thread per core.
+NumPy's BLAS (OpenBLAS in NumPy's wheels) is held at **one thread**, the pool
+splitting the matrix products as it splits everything else (each chunk's
+product running on the thread that took the chunk).  OpenBLAS's own threads
+*spin* while they wait for the next product and wait for their slowest member
+at the end of each: on 2 cores shared with other jobs (load average 5 to 8)
+an MLP epoch took 137 s at 2 BLAS threads against 1.9 s of work at one; on a
+quiet machine, beside the pool, they took the cores its workers needed (the
+CNN epoch ran slower with both than with the pool alone); and the count they
+run with changes OpenBLAS's kernels, so results would depend on it (they do
+not here: every chunk is computed as on one thread, whatever the count).
+Holding BLAS at one thread needs the optional ``threadpoolctl`` package
+(``pip install autodiff[threads]``).
+
+The default is one thread per usable core, as in PyTorch, or the count in
+``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` or ``MKL_NUM_THREADS`` when one
+was set before Python started.  Without ``threadpoolctl`` BLAS keeps the
+threads it started with (one per core, or those variables' count), so the
+pool stays out of its way: the default is then one thread, BLAS's own threads
+doing the matrix products, and ``set_num_threads(n)`` sets the pool and warns
+(a ``RuntimeWarning``) that BLAS keeps its count.
 """
 
 from __future__ import annotations
 
+import contextvars
+import itertools
 import os
+import queue
+import threading
 import warnings
 
 # The variables BLAS libraries read when they are loaded: OpenBLAS (NumPy's
@@ -65,18 +76,36 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _threads_at_startup() -> int:
-    """What BLAS chose when it loaded: the first thread variable that is set, else the cores."""
+def _count_from_environment():
+    """The first thread variable that is set to a positive count, else None."""
     for name in _THREAD_VARIABLES:
         value = os.environ.get(name, "").split(",")[0].strip()
         if value.isdigit() and int(value) > 0:
             return int(value)
-    return _usable_cores()
+    return None
 
 
 # Read now, with the environment NumPy loaded BLAS under (autodiff imports NumPy
 # first); set_num_threads may change these variables later, for child processes.
-_AT_STARTUP = _threads_at_startup()
+_FROM_ENVIRONMENT = _count_from_environment()
+# What BLAS started with: the variables' count, else one thread per core.
+_AT_STARTUP = _FROM_ENVIRONMENT or _usable_cores()
+
+
+def _blas_settable() -> bool:
+    blas = _blas()
+    return blas is not None and bool(blas.lib_controllers)
+
+
+_BLAS_SETTABLE = _blas_settable()
+if _BLAS_SETTABLE:
+    _blas().limit(limits=1)
+
+# The pool's size (calling thread included), and BLAS's threads.
+_counts = {
+    "engine": (_FROM_ENVIRONMENT or _usable_cores()) if _BLAS_SETTABLE else 1,
+    "blas": 1 if _BLAS_SETTABLE else _AT_STARTUP,
+}
 
 
 def _check_count(n, op):
@@ -87,20 +116,21 @@ def _check_count(n, op):
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads for the matrix products (NumPy's BLAS), like ``torch.set_num_threads``.
+    """Use ``n`` threads per operation, like ``torch.set_num_threads``: the calling
+    thread and ``n - 1`` workers of the engine's pool, NumPy's BLAS held at one
+    thread (see the module doc).
 
     ``n`` must be a positive int.  Without the optional ``threadpoolctl``
-    package the running BLAS library cannot be changed: this warns and sets
-    the thread variables for processes started later (see the module doc).
+    package NumPy's BLAS keeps the threads it started with: this warns.
     """
     _check_count(n, "set_num_threads")
-    blas = _blas()
-    if blas is not None and blas.lib_controllers:
-        blas.limit(limits=n)
+    _counts["engine"] = n
+    if _BLAS_SETTABLE:
+        _blas().limit(limits=1)  # again: in case something else changed it since
         return
     for name in _THREAD_VARIABLES:
         os.environ[name] = str(n)
-    if blas is None:
+    if _blas() is None:
         reason = "threadpoolctl is not installed"
         fix = "pip install threadpoolctl (the autodiff[threads] extra)"
     else:
@@ -108,31 +138,145 @@ def set_num_threads(n: int) -> None:
         fix = "check numpy.show_config()"
     warnings.warn(
         f"set_num_threads({n}): {reason}, so NumPy's matrix products keep the "
-        f"{_AT_STARTUP} thread(s) BLAS started with; {fix}, or set "
-        f"OMP_NUM_THREADS={n} before Python starts (done now for child processes only)",
+        f"{_counts['blas']} thread(s) BLAS started with, which spin beside the "
+        f"engine's {n}; {fix}, or set OMP_NUM_THREADS={n} before Python starts "
+        "(done now for child processes only)",
         RuntimeWarning,
         stacklevel=2,
     )
 
 
 def get_num_threads() -> int:
-    """The number of threads the matrix products use (NumPy's BLAS), like ``torch.get_num_threads``.
+    """The number of threads an operation may use, like ``torch.get_num_threads``."""
+    return _counts["engine"]
 
-    Without ``threadpoolctl``: the count BLAS started with (see the module doc).
+
+def blas_threads() -> int:
+    """The threads NumPy's BLAS runs a matrix product on: 1, unless it could not be set."""
+    return _counts["blas"]
+
+
+# -- the pool -----------------------------------------------------------------
+
+# Below this many elements (or element-operations) an operation runs on the
+# calling thread.  Handing a chunk to a worker costs about 30 us here (median;
+# 130 us at the 90th percentile, measured in the MLP's training loop): the
+# worker needs the GIL to start, which the calling thread gives up only when it
+# enters NumPy's next loop.  A ReLU over 131,072 float32 takes about 40 us.
+MIN_PARALLEL_WORK = 1 << 17
+
+
+class _Job:
+    """One ``parallel_for`` call: chunks claimed one at a time by whoever is free."""
+
+    __slots__ = ("work", "bounds", "context", "next", "lock", "finished")
+
+    def __init__(self, work, bounds):
+        self.work = work
+        self.bounds = bounds
+        # The caller's context variables, NumPy's floating-point error state among
+        # them (the engine's ops run with errors ignored): a worker runs its chunks
+        # in a copy, so that they compute and warn as they would on the caller.
+        self.context = contextvars.copy_context()
+        self.next = 0
+        self.lock = threading.Lock()
+        self.finished = queue.SimpleQueue()  # one entry per chunk a worker ran
+
+    def claim(self):
+        with self.lock:
+            index = self.next
+            self.next += 1
+        return self.bounds[index] if index < len(self.bounds) else None
+
+    def run_as_worker(self):
+        context = self.context.copy()  # a context is entered by one thread at a time
+        while (chunk := self.claim()) is not None:
+            try:
+                context.run(self.work, *chunk)
+            except BaseException as error:  # handed to the caller, which raises it
+                self.finished.put(error)
+            else:
+                self.finished.put(None)
+
+
+class _Pool:
+    """Worker threads that sleep on a queue until a job is posted (they never spin)."""
+
+    def __init__(self):
+        self.jobs = queue.SimpleQueue()
+        self.workers = 0
+        self.lock = threading.Lock()
+
+    def start(self, count):
+        with self.lock:
+            while self.workers < count:
+                threading.Thread(
+                    target=self._serve, name=f"autodiff-worker-{self.workers}", daemon=True
+                ).start()
+                self.workers += 1
+
+    def _serve(self):
+        _inside.active = True  # work a chunk starts runs on this thread, not in the pool
+        while True:
+            self.jobs.get().run_as_worker()
+
+
+_pool = _Pool()
+_inside = threading.local()  # .active: this thread is running a chunk
+
+
+def _new_pool_after_fork():
+    # a forked child (a DataLoader worker) has none of the parent's threads
+    global _pool
+    _pool = _Pool()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_pool_after_fork)
+
+
+def parallel_for(total: int, work, cost_per_item: int = 1) -> None:
+    """Call ``work(start, stop)`` on ranges that cover ``range(total)``, on the engine's threads.
+
+    The ranges are consecutive and disjoint, so ``work`` may write
+    ``out[start:stop]`` of a shared output.  ``cost_per_item`` (elements per
+    item, say) keeps small operations on the calling thread (below
+    ``MIN_PARALLEL_WORK``).  Runs ``work(0, total)`` directly with one thread,
+    or when called from inside another chunk.  An exception from any chunk is
+    raised here, after every chunk has ended.
+
+    Example: ``parallel_for(len(x), lambda i, j: np.maximum(x[i:j], 0, out=y[i:j]), x[0].size)``.
     """
-    blas = _blas()
-    if blas is not None and blas.lib_controllers:
-        return max(lib.num_threads for lib in blas.lib_controllers)
-    return _AT_STARTUP
-
-
-def _apply_default() -> None:
-    """One BLAS thread, unless a thread variable chose the count before Python started."""
-    if any(os.environ.get(name, "").strip() for name in _THREAD_VARIABLES):
+    threads = _counts["engine"]
+    # One piece per thread: more, smaller pieces balance a loaded machine better, but
+    # every NumPy call hands the GIL between the threads, and with 4 pieces per
+    # 2 threads the window maximum took 0.45 ms against 0.36 ms (0.54 ms on one
+    # thread).  A worker that has not started when the caller is done with its
+    # own piece loses its piece to the caller.
+    pieces = min(total, threads, total * cost_per_item // MIN_PARALLEL_WORK)
+    if threads == 1 or pieces < 2 or getattr(_inside, "active", False):
+        work(0, total)
         return
-    blas = _blas()
-    if blas is not None and blas.lib_controllers:
-        blas.limit(limits=1)
-
-
-_apply_default()
+    edges = [total * i // pieces for i in range(pieces + 1)]
+    job = _Job(work, list(itertools.pairwise(edges)))
+    pool = _pool
+    pool.start(threads - 1)
+    for _ in range(threads - 1):
+        pool.jobs.put(job)
+    ran_here = 0
+    error = None
+    _inside.active = True
+    try:
+        while (chunk := job.claim()) is not None:
+            ran_here += 1
+            try:
+                work(*chunk)
+            except BaseException as raised:
+                error = error or raised
+    finally:
+        _inside.active = False
+    for _ in range(pieces - ran_here):  # wait for the chunks the workers took
+        raised = job.finished.get()
+        error = error or raised
+    if error is not None:
+        raise error

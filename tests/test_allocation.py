@@ -57,7 +57,10 @@ def test_freed_arrays_are_reused_without_page_faults():
 def test_the_environment_keeps_its_own_malloc_settings():
     kept, faults = _run(MALLOC_TRIM_THRESHOLD_="131072", MALLOC_MMAP_THRESHOLD_="131072")
     assert not kept
-    assert faults > 40 * 1000, faults  # glibc as configured: fresh pages every round
+    # glibc as configured: fresh pages every round (fewer faults where the kernel
+    # maps huge pages, but far more than with the memory kept)
+    _, faults_kept = _run()
+    assert faults > 10 * max(faults_kept, 100), (faults, faults_kept)
 
 
 def test_off_glibc_nothing_changes(monkeypatch):

@@ -146,8 +146,13 @@ def test_window_max_equals_composed_max(case):
     rng = np.random.default_rng(seed)
     x0 = rng.integers(-2, 3, shape).astype(np.float64)  # small integers: many ties
     if special != "none":
+        # one NaN: with two in a window the forms differ by design (max_pool2d takes
+        # the last NaN, as PyTorch's kernel does, max(dim) the first, as torch.max does;
+        # test_two_nans_in_a_window_pick_the_last pins the first)
         flat = x0.reshape(-1)
-        flat[rng.integers(0, flat.size, 2)] = np.nan if special == "nan" else -np.inf
+        flat[rng.integers(0, flat.size, 1 if special == "nan" else 2)] = (
+            np.nan if special == "nan" else -np.inf
+        )
     upstream = rng.standard_normal((shape[0], shape[1], *out_hw))
     if special == "inf" and upstream.size:  # an infinite upstream gradient: other taps stay 0
         upstream.reshape(-1)[rng.integers(0, upstream.size)] = np.inf
@@ -163,6 +168,17 @@ def test_window_max_equals_composed_max(case):
         results.append((values.data, taps, grad_x.data, grad_g.data))
     for fused, composed in zip(*results, strict=True):
         np.testing.assert_array_equal(fused, composed)
+
+
+def test_two_nans_in_a_window_pick_the_last():
+    """PyTorch's max_pool2d takes the last NaN of a window (its index 2 here)."""
+    from nn import functional
+
+    x = autodiff.tensor([[[[np.nan, -1.0, np.nan, -2.0]]]], requires_grad=True)
+    out, indices = functional.max_pool2d(x, (1, 2), stride=1, dilation=(1, 2), return_indices=True)
+    assert indices.tolist() == [[[[2, 1]]]]
+    out.sum().backward()
+    assert x.grad.tolist() == [[[[0.0, 1.0, 1.0, 0.0]]]]
 
 
 def test_max_pool2d_matches_pytorch_with_ties(torch):

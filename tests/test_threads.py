@@ -1,11 +1,15 @@
-"""autodiff.set_num_threads / get_num_threads: NumPy's BLAS threads, as torch's API."""
+"""autodiff.set_num_threads / get_num_threads (torch's API), the engine's pool and BLAS's threads."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
+import time
+import warnings
 
+import numpy as np
 import pytest
 
 import autodiff
@@ -14,38 +18,52 @@ from autodiff import threads
 
 @pytest.fixture
 def restore_threads():
-    """Put the BLAS thread count (and the thread variables) back as they were."""
-    before = autodiff.get_num_threads()
+    """Put the pool's and BLAS's thread counts back as they were."""
+    before = dict(threads._counts)
     yield
     threads._controller.clear()
-    if threads._blas() is not None:
-        autodiff.set_num_threads(before)
+    threads._counts.update(before)
+    if threads._blas() is not None and threads._blas().lib_controllers:
+        threads._blas().limit(limits=before["blas"])
+
+
+def _blas_counts(threadpoolctl):
+    return [
+        info["num_threads"]
+        for info in threadpoolctl.threadpool_info()
+        if info["user_api"] == "blas"
+    ]
 
 
 def test_set_then_get(restore_threads):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     autodiff.set_num_threads(1)
     assert autodiff.get_num_threads() == 1
-    blas = [info for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
-    assert blas and all(info["num_threads"] == 1 for info in blas)
-    autodiff.set_num_threads(2)
-    assert autodiff.get_num_threads() == 2
+    autodiff.set_num_threads(3)
+    assert autodiff.get_num_threads() == 3
+    # BLAS stays at one thread: the pool splits the matrix products itself
+    assert _blas_counts(threadpoolctl) and set(_blas_counts(threadpoolctl)) == {1}
 
 
 def _threads_in_a_fresh_process(**env):
+    """(get_num_threads(), BLAS's threads) in a new Python process with ``env``."""
     clean = {k: v for k, v in os.environ.items() if k not in threads._THREAD_VARIABLES}
-    code = "import autodiff; print(autodiff.get_num_threads())"
+    code = (
+        "import autodiff, threadpoolctl; print(autodiff.get_num_threads(), "
+        "max(i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas'))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-    return int(result.stdout)
+    engine, blas = result.stdout.split()
+    return int(engine), int(blas)
 
 
-def test_default_is_one_thread_unless_the_environment_chose():
+def test_default_is_one_per_core_unless_the_environment_chose_and_blas_has_one():
     pytest.importorskip("threadpoolctl")
-    assert _threads_in_a_fresh_process() == 1
-    assert _threads_in_a_fresh_process(OMP_NUM_THREADS="2") == 2
+    assert _threads_in_a_fresh_process() == (threads._usable_cores(), 1)
+    assert _threads_in_a_fresh_process(OMP_NUM_THREADS="3") == (3, 1)
 
 
 @pytest.mark.parametrize("bad", [0, -1])
@@ -66,20 +84,204 @@ def test_not_an_int(bad, torch):
         torch.set_num_threads(bad)
 
 
-def test_without_threadpoolctl_warns_and_reports_blas(monkeypatch):
-    """BLAS cannot be changed then: a warning that says so, and the true count stays reported."""
+def test_without_threadpoolctl_sets_the_pool_and_warns_that_blas_keeps_its_count(
+    monkeypatch, restore_threads
+):
+    """BLAS cannot be changed then: the pool is set, and a warning says what BLAS keeps."""
     monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails
     monkeypatch.setattr(threads, "_controller", [])
+    monkeypatch.setattr(threads, "_BLAS_SETTABLE", False)
+    monkeypatch.setitem(threads._counts, "blas", threads._AT_STARTUP)
     for name in threads._THREAD_VARIABLES:
         monkeypatch.setenv(name, "")  # so that the undo also removes what the call sets
         monkeypatch.delenv(name)
-    started_with = autodiff.get_num_threads()
-    assert started_with == threads._AT_STARTUP
+    started_with = threads._AT_STARTUP
     with pytest.warns(RuntimeWarning, match="threadpoolctl is not installed") as caught:
         autodiff.set_num_threads(started_with + 1)
     message = str(caught[0].message)
     assert f"keep the {started_with} thread(s)" in message
     assert f"OMP_NUM_THREADS={started_with + 1}" in message
-    assert autodiff.get_num_threads() == started_with
+    assert autodiff.get_num_threads() == started_with + 1  # the pool's count
+    assert threads.blas_threads() == started_with
     # processes started from here on get the requested count
     assert os.environ["OMP_NUM_THREADS"] == str(started_with + 1)
+
+
+def test_without_threadpoolctl_the_default_is_one_thread():
+    """BLAS keeps its own threads then, and the pool stays out of their way."""
+    code = (
+        "import sys; sys.modules['threadpoolctl'] = None; import autodiff; "
+        "from autodiff import threads; print(autodiff.get_num_threads(), threads.blas_threads())"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in threads._THREAD_VARIABLES}
+    result = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", str(threads._usable_cores())]
+
+
+# -- the pool ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4])
+@pytest.mark.parametrize("total", [0, 1, 2, 5, 64, 1000])
+def test_parallel_for_covers_the_range_once_in_disjoint_chunks(count, total, restore_threads):
+    threads._counts["engine"] = count
+    seen = []
+    threads.parallel_for(total, lambda start, stop: seen.append((start, stop)), 1 << 20)
+    covered = sorted(i for start, stop in seen for i in range(start, stop))
+    assert covered == list(range(total))
+    assert len(seen) == (max(1, min(count, total)) if total else 1)
+
+
+def test_parallel_for_runs_chunks_on_worker_threads(restore_threads):
+    threads._counts["engine"] = 2
+    names = set()
+    barrier = threading.Barrier(2, timeout=10)
+
+    def work(start, stop):  # both chunks must be running at once to pass the barrier
+        names.add(threading.current_thread().name)
+        barrier.wait()
+
+    threads.parallel_for(2, work, 1 << 20)
+    assert len(names) == 2
+
+
+def test_small_work_stays_on_the_calling_thread(restore_threads):
+    threads._counts["engine"] = 4
+    calls = []
+    threads.parallel_for(64, lambda start, stop: calls.append((start, stop)), 1)
+    assert calls == [(0, 64)]
+
+
+def test_nested_parallel_for_runs_inline(restore_threads):
+    threads._counts["engine"] = 2
+    inner = []
+
+    def outer(start, stop):
+        threads.parallel_for(100, lambda i, j: inner.append((i, j)), 1 << 20)
+
+    threads.parallel_for(2, outer, 1 << 20)
+    assert sorted(inner) == [(0, 100), (0, 100)]
+
+
+def test_an_error_in_a_chunk_is_raised_after_every_chunk_ended(restore_threads):
+    threads._counts["engine"] = 2
+    ended = []
+
+    def work(start, stop):
+        if start == 0:
+            raise ValueError("chunk 0 failed")
+        time.sleep(0.05)
+        ended.append(start)
+
+    with pytest.raises(ValueError, match="chunk 0 failed"):
+        threads.parallel_for(2, work, 1 << 20)
+    assert ended == [1]
+
+
+def test_chunks_on_workers_see_the_callers_floating_point_error_state(restore_threads):
+    threads._counts["engine"] = 2
+    zeros = np.zeros(2, dtype=np.float64)
+    ran_on = set()
+
+    def work(start, stop):
+        ran_on.add(threading.current_thread().name)
+        time.sleep(0.02)  # so that the worker takes the second chunk
+        np.divide(1.0, zeros[start:stop])
+
+    with np.errstate(divide="raise"), pytest.raises(FloatingPointError):
+        threads.parallel_for(2, work, 1 << 20)
+    assert len(ran_on) == 2
+    with np.errstate(divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # a worker that warned would fail here
+        threads.parallel_for(2, work, 1 << 20)
+
+
+def _cnn_problem(seed=0):
+    """The benchmark's CNN (plus a layer), a batch and its labels, from ``seed``."""
+    import nn
+
+    rng = np.random.default_rng(seed)
+    autodiff.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(1568, 10),
+        nn.ReLU(),
+        nn.Linear(10, 10),
+    )
+    images = autodiff.tensor(rng.standard_normal((64, 1, 28, 28)).astype(np.float32))
+    labels = autodiff.tensor(rng.integers(0, 10, 64))
+    return model, images, labels
+
+
+def _step(model, images, labels):
+    """Loss and every gradient of one training step, as NumPy arrays."""
+    import nn
+
+    model.zero_grad()
+    loss = nn.CrossEntropyLoss()(model(images), labels)
+    loss.backward()
+    return [loss.detach().numpy()] + [p.grad.numpy().copy() for p in model.parameters()]
+
+
+def _cnn_step(seed=0):
+    return _step(*_cnn_problem(seed))
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_results_do_not_depend_on_the_thread_count(count, restore_threads):
+    """Chunks split whole images and rows: every number is computed as on one thread."""
+    autodiff.set_num_threads(1)
+    one = _cnn_step()
+    autodiff.set_num_threads(count)
+    several = _cnn_step()
+    for expected, got in zip(one, several, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_two_threads_training_at_once_get_their_own_results(restore_threads):
+    """The pool serves several calling threads (a job each) without mixing their chunks."""
+    autodiff.set_num_threads(2)
+    problems = {seed: _cnn_problem(seed) for seed in (1, 2)}  # one random generator: made here
+    expected = [_step(*problems[seed]) for seed in (1, 2)]
+    results = {}
+
+    def train(seed):
+        results[seed] = _step(*problems[seed])
+
+    runners = [threading.Thread(target=train, args=(seed,)) for seed in (1, 2)]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join()
+    for seed, want in zip((1, 2), expected, strict=True):
+        for a, b in zip(results[seed], want, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_forked_child_computes_with_a_pool_of_its_own(restore_threads):
+    """A DataLoader worker made by fork has none of the parent's threads."""
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork here")
+    autodiff.set_num_threads(2)
+    threads.parallel_for(2, lambda start, stop: None, 1 << 20)  # the parent's workers exist
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a result, or nothing if it hangs
+        try:
+            x = autodiff.tensor(np.ones((64, 16, 28, 28), dtype=np.float32))
+            os.write(write, str(float(x.relu().sum().item())).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        with os.fdopen(read) as pipe:
+            assert float(pipe.read()) == 64 * 16 * 28 * 28
+    finally:
+        os.waitpid(pid, 0)

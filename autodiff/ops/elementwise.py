@@ -14,6 +14,37 @@ import numpy as np
 from ..function import Function
 from ..grad_mode import modes
 from ..tensor import Tensor
+from ..threads import MIN_PARALLEL_WORK, get_num_threads, parallel_for
+
+
+def _ufunc(ufunc, *operands, out=None):
+    """``ufunc(*operands)``, split along the result's first dim over the engine's threads.
+
+    Only large results are split (a batch of activations); the chunks compute
+    exactly what one call would, element by element.  Operands that do not
+    span the first dim (scalars, a bias of shape (1, C, 1, 1)) broadcast whole.
+    """
+    if get_num_threads() == 1:
+        return ufunc(*operands, out=out)
+    shapes = [np.shape(operand) for operand in operands]
+    try:
+        shape = np.broadcast_shapes(*shapes)
+    except ValueError:
+        return ufunc(*operands, out=out)  # raises NumPy's own error
+    size = math.prod(shape)
+    if not shape or shape[0] < 2 or size < MIN_PARALLEL_WORK:
+        return ufunc(*operands, out=out)
+    split = [len(s) == len(shape) and s[0] == shape[0] for s in shapes]
+    if out is None:  # the dtype NumPy would choose, from the first row
+        first = ufunc(*[o[:1] if cut else o for o, cut in zip(operands, split, strict=True)])
+        out = np.empty(shape, dtype=first.dtype)
+
+    def rows(start, stop):
+        parts = [o[start:stop] if cut else o for o, cut in zip(operands, split, strict=True)]
+        ufunc(*parts, out=out[start:stop])
+
+    parallel_for(shape[0], rows, size // shape[0])
+    return out
 
 
 class Add(Function):
@@ -21,7 +52,7 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        return np.add(x, y)
+        return _ufunc(np.add, x, y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -351,10 +382,11 @@ def _apply_slope(g, s):
     # product that is not all finite is redone exactly; "+ 0" turns the -0.0
     # of a negative g times 0 into the 0.0 that np.where gives.
     with np.errstate(invalid="ignore"):  # inf * 0
-        product = np.multiply(g, s).astype(g.dtype, copy=False)
+        product = _ufunc(np.multiply, g, s).astype(g.dtype, copy=False)
     if _all_finite(product):
-        product += 0
-        return product
+        if isinstance(product, np.ndarray):
+            return _ufunc(np.add, product, 0, out=product)
+        return product + 0  # a NumPy scalar (0-d inputs)
     if s.dtype == np.bool_:
         return np.where(s, g, 0).astype(g.dtype, copy=False)
     return np.where(s == 0, 0, g * s).astype(g.dtype, copy=False)
@@ -534,7 +566,7 @@ class Relu(Function):
 
     @staticmethod
     def forward(ctx, x):
-        y = np.maximum(x, 0)  # NaN stays NaN
+        y = _ufunc(np.maximum, x, 0)  # NaN stays NaN
         ctx.save_for_backward(y)
         return y
 
@@ -542,7 +574,7 @@ class Relu(Function):
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
         # "not y <= 0" rather than "y > 0": a NaN passes its gradient on, as in PyTorch
-        return slope_times(grad, y, ~(y.data <= 0))
+        return slope_times(grad, y, _ufunc(np.logical_not, _ufunc(np.less_equal, y.data, 0)))
 
 
 class LeakyRelu(Function):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..function import Function
+from ..threads import blas_threads, get_num_threads, parallel_for
 from .shape import sum_to_shape
 
 
@@ -52,9 +55,9 @@ class MatMul(Function):
             # row- or column-major (medians of 200, CPU time).  Copied back to
             # row-major (small: batch x out_features), so that results keep the
             # layout the backward's formulas expect.
-            return np.ascontiguousarray(np.matmul(w.T, np.asarray(x).T).T)
+            return np.ascontiguousarray(_matmul(w.T, np.asarray(x).T).T)
         try:
-            return np.matmul(x, w)
+            return _matmul(x, w)
         except ValueError as error:  # batch dims that do not broadcast
             raise ValueError(
                 f"matmul: batch dims of shapes {x_shape} and {w_shape} do not broadcast ({error})"
@@ -90,6 +93,46 @@ class MatMul(Function):
             if x is not None:
                 grad_w = (grad.mT @ x).mT if w_transposed else x.mT @ grad
         return grad_x, grad_w
+
+
+def _matmul(a, b):
+    """``np.matmul(a, b)``, split over the engine's threads (BLAS has one, see autodiff/threads.py).
+
+    A batched product (a convolution's, one per image) is split over its
+    first batch dim, a 2-D one by rows: 64 of (32x144) @ (144x196) float32
+    took 1.06 ms on one thread, 0.58 ms split over 2 (OpenBLAS's own 2
+    threads: 0.71 ms); 512x784 @ 784x64, the MLP's layer, 0.41 ms and 0.26 ms
+    (OpenBLAS: 0.22 ms).  Each row of the result is computed as on one thread.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if get_num_threads() == 1 or blas_threads() > 1 or a.ndim < 2 or b.ndim < 2:
+        return np.matmul(a, b)  # one thread, or BLAS's own threads
+    try:
+        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    except ValueError:
+        return np.matmul(a, b)  # raises matmul's own error
+    if shape[0] < 2 or a.shape[-1] == 0:
+        return np.matmul(a, b)
+    out = np.empty(shape, dtype=np.result_type(a, b))
+    if len(shape) == 2:  # rows of a
+
+        def part(start, stop):
+            np.matmul(a[start:stop], b, out=out[start:stop])
+
+    else:  # the first batch dim, of whichever operands have it (others broadcast)
+        split_a = a.ndim == len(shape) and a.shape[0] == shape[0]
+        split_b = b.ndim == len(shape) and b.shape[0] == shape[0]
+
+        def part(start, stop):
+            np.matmul(
+                a[start:stop] if split_a else a,
+                b[start:stop] if split_b else b,
+                out=out[start:stop],
+            )
+
+    # about 16 multiply-adds take as long as one element of an elementwise op
+    parallel_for(shape[0], part, math.prod(shape[1:]) * a.shape[-1] // 16)
+    return out
 
 
 def _broadcast_up(batch, other) -> bool:
