@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # What each job installs into the one environment: the main job only the library and
-# its progress bar; the tests the test extra and the linter (the lint extra).
-RUN_EXTRAS := progress
+# its progress bar and threadpoolctl (so that the engine's threads, not BLAS's, do the
+# work); the tests the test extra and the linter (the lint extra).
+RUN_EXTRAS := progress,threads
 TEST_EXTRAS := test,progress,lint
 EXTRAS ?= $(TEST_EXTRAS)
 

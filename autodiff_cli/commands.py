@@ -484,8 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--threads",
         type=int,
-        help="threads for the matrix products (default: one per core; 1 is faster when "
-        "the cores are shared with other busy processes)",
+        help="threads per operation, as autodiff.set_num_threads (default: one per core)",
     )
     _switch(
         train,

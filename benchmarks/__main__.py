@@ -9,6 +9,7 @@ Workloads (all of them when none is named):
   cnn       the small CNN's training epoch
   layers    Conv2d and MaxPool2d forward + backward (benchmarks/bench_layers.py)
   memory    peak memory growth of the MLP epoch (one subprocess per engine)
+  load      the CNN and the MLP while other processes keep every core busy
 
 Every workload runs at one thread per engine and again at each engine's
 default thread count (``--threads 1,default``; ``--threads 2`` or ``1,2`` to
@@ -28,7 +29,7 @@ import argparse
 import os
 import time
 
-WORKLOADS = ("ops", "mlp", "scaling", "lecture", "cnn", "layers", "memory")
+WORKLOADS = ("ops", "mlp", "scaling", "lecture", "cnn", "layers", "memory", "load")
 
 
 def thread_settings(text: str) -> list:
@@ -175,6 +176,10 @@ def run_workload(workload, table, repeats, quick, threads):
         bench_layers.run(table, repeats=repeats, quick=quick)
     elif workload == "memory":
         bench_memory.run(table, quick=quick, threads=threads)
+    elif workload == "load":
+        from . import bench_load
+
+        bench_load.run(table, repeats=repeats, quick=quick)
 
 
 if __name__ == "__main__":
