@@ -382,14 +382,44 @@ def _apply_slope(g, s):
     # product that is not all finite is redone exactly; "+ 0" turns the -0.0
     # of a negative g times 0 into the 0.0 that np.where gives.
     with np.errstate(invalid="ignore"):  # inf * 0
-        product = _ufunc(np.multiply, g, s).astype(g.dtype, copy=False)
-    if _all_finite(product):
-        if isinstance(product, np.ndarray):
-            return _ufunc(np.add, product, 0, out=product)
-        return product + 0  # a NumPy scalar (0-d inputs)
+        if _same_layout(g, s):
+            product, finite = _product_by_rows(g, s)
+        else:
+            product = np.multiply(g, s).astype(g.dtype, copy=False)
+            finite = _all_finite(product)
+            product = product + 0 if finite else product
+    if finite:
+        return product
     if s.dtype == np.bool_:
         return np.where(s, g, 0).astype(g.dtype, copy=False)
     return np.where(s == 0, 0, g * s).astype(g.dtype, copy=False)
+
+
+def _same_layout(g, s) -> bool:
+    """Both row-major arrays of one shape with a first dim (so that rows can be split)."""
+    return (
+        type(g) is np.ndarray
+        and type(s) is np.ndarray
+        and g.ndim > 0
+        and g.shape == s.shape
+        and g.flags.c_contiguous
+        and s.flags.c_contiguous
+    )
+
+
+def _product_by_rows(g, s):
+    """(g * s + 0 in g's dtype, all finite?), in one pass of the engine's threads over the rows."""
+    product = np.empty(g.shape, dtype=g.dtype)
+    finite = []
+
+    def rows(start, stop):
+        part = product[start:stop]
+        np.multiply(g[start:stop], s[start:stop], out=part, casting="unsafe")
+        finite.append(_all_finite(part))
+        np.add(part, 0, out=part)
+
+    parallel_for(g.shape[0], rows, g[:1].size)
+    return product, all(finite)
 
 
 def slope_times(grad: Tensor, x, slope) -> Tensor:
@@ -574,7 +604,21 @@ class Relu(Function):
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
         # "not y <= 0" rather than "y > 0": a NaN passes its gradient on, as in PyTorch
-        return slope_times(grad, y, _ufunc(np.logical_not, _ufunc(np.less_equal, y.data, 0)))
+        return slope_times(grad, y, _not_at_most_zero(y.data))
+
+
+def _not_at_most_zero(y):
+    """``~(y <= 0)``: ReLU's slope, 1 where y > 0 and where y is NaN (as PyTorch), by rows."""
+    if type(y) is not np.ndarray or y.ndim == 0 or not y.flags.c_contiguous:
+        return ~(y <= 0)
+    mask = np.empty(y.shape, dtype=bool)
+
+    def rows(start, stop):
+        np.less_equal(y[start:stop], 0, out=mask[start:stop])
+        np.logical_not(mask[start:stop], out=mask[start:stop])
+
+    parallel_for(y.shape[0], rows, y[:1].size)
+    return mask
 
 
 class LeakyRelu(Function):
