@@ -57,7 +57,7 @@ def dry_run(folder: Path, target: str) -> str:
 def test_make_run_installs_only_what_the_main_job_needs(tmp_path):
     folder = copy_of_the_project(tmp_path)
     installs = [line for line in dry_run(folder, "run").splitlines() if "pip install" in line]
-    assert installs[-1].endswith('-e ".[progress]"'), installs
+    assert installs[-1].endswith('-e ".[progress,threads]"'), installs
     assert not [line for line in installs if "ruff" in line or "test" in line or "lint" in line]
     installs = [line for line in dry_run(folder, "test").splitlines() if "pip install" in line]
     assert installs[-1].endswith('-e ".[test,progress,lint]"'), installs

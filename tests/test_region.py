@@ -117,12 +117,12 @@ def test_no_region_and_no_observer_without_recording():
     with autodiff.no_grad():
         assert autodiff.region("relu", (x,)).output is None  # the shared no-op
         model(x)
-        assert not _observers
+        assert not _observers, _observers
     # grad mode on, but nothing requires grad: nothing recorded, only the maker remembered
     plain = autodiff.randn(2, 3)
     with autodiff.region("relu", (plain,)) as r:
         r.output = y = plain.relu()
-        assert not _observers
+        assert not _observers, _observers
     assert not r.recorded and y.grad_fn is None and made_by(y) is r
     assert made_by(plain) is None
     del y
@@ -130,7 +130,7 @@ def test_no_region_and_no_observer_without_recording():
     with autodiff.region("relu", (1.0,)) as r:  # no tensor at all: the shared no-op
         assert not isinstance(r, autodiff.Region)
     model(x)
-    assert not _observers  # only registered while a module or region runs
+    assert not _observers, _observers  # only registered while a module or region runs
 
 
 def test_modules_name_their_ops_and_regions_without_setup():
