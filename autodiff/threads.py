@@ -248,11 +248,11 @@ def parallel_for(total: int, work, cost_per_item: int = 1) -> None:
     Example: ``parallel_for(len(x), lambda i, j: np.maximum(x[i:j], 0, out=y[i:j]), x[0].size)``.
     """
     threads = _counts["engine"]
-    # One piece per thread: more, smaller pieces balance a loaded machine better, but
-    # every NumPy call hands the GIL between the threads, and with 4 pieces per
-    # 2 threads the window maximum took 0.45 ms against 0.36 ms (0.54 ms on one
-    # thread).  A worker that has not started when the caller is done with its
-    # own piece loses its piece to the caller.
+    # One piece per thread: more, smaller pieces would balance a loaded machine
+    # better, but each costs a hand-off and its NumPy calls' GIL changes (with 4
+    # pieces per 2 threads the window maximum took 0.45 ms against 0.36 ms, and
+    # the CNN step ran no faster with 2 or 3 per thread).  A worker that has not
+    # started when the caller is done with its own piece loses its piece to the caller.
     pieces = min(total, threads, total * cost_per_item // MIN_PARALLEL_WORK)
     if threads == 1 or pieces < 2 or getattr(_inside, "active", False):
         work(0, total)
@@ -261,7 +261,7 @@ def parallel_for(total: int, work, cost_per_item: int = 1) -> None:
     job = _Job(work, list(itertools.pairwise(edges)))
     pool = _pool
     pool.start(threads - 1)
-    for _ in range(threads - 1):
+    for _ in range(pieces - 1):  # a worker for each piece beyond the caller's
         pool.jobs.put(job)
     ran_here = 0
     error = None
