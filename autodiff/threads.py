@@ -49,6 +49,8 @@ import queue
 import threading
 import warnings
 
+import numpy as np
+
 # The variables BLAS libraries read when they are loaded: OpenBLAS (NumPy's
 # wheels) reads OPENBLAS_NUM_THREADS, then OMP_NUM_THREADS; MKL reads its own.
 _THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
@@ -280,3 +282,25 @@ def parallel_for(total: int, work, cost_per_item: int = 1) -> None:
         error = error or raised
     if error is not None:
         raise error
+
+
+def parallel_rows(function, operands, out, cost_per_row: int, split=None) -> None:
+    """``function(*operands, out=out)`` computed a block of ``out``'s first dim at a time.
+
+    An operand is cut into the same rows when it spans that dim (as many dims
+    as ``out`` and the same first size); the others (scalars, a bias of shape
+    (1, C, 1, 1), a broadcast matrix) go whole to every block.  ``split``, one
+    flag per operand, overrides that rule (a 2-D matrix product cuts only its
+    left operand, whatever the right one's shape).
+    """
+    if split is None:
+        split = [
+            np.ndim(operand) == out.ndim and np.shape(operand)[0] == out.shape[0]
+            for operand in operands
+        ]
+
+    def rows(start, stop):
+        parts = [o[start:stop] if cut else o for o, cut in zip(operands, split, strict=True)]
+        function(*parts, out=out[start:stop])
+
+    parallel_for(out.shape[0], rows, cost_per_row)

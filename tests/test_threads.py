@@ -198,23 +198,24 @@ def test_chunks_on_workers_see_the_callers_floating_point_error_state(restore_th
 
 
 def _cnn_problem(seed=0):
-    """The benchmark's CNN (plus a layer), a batch and its labels, from ``seed``."""
+    """The lecture's small CNN, a batch and its labels, from ``seed``."""
     import nn
 
     rng = np.random.default_rng(seed)
     autodiff.manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(1568, 10),
-        nn.ReLU(),
-        nn.Linear(10, 10),
-    )
+    model = nn.models.ConvNet()
+    images = autodiff.tensor(rng.standard_normal((64, 1, 28, 28)).astype(np.float32))
+    labels = autodiff.tensor(rng.integers(0, 10, 64))
+    return model, images, labels
+
+
+def _mlp_problem(seed=0):
+    """The lecture's MLP (whose 2-D matrix products are split by rows), a batch, its labels."""
+    import nn
+
+    rng = np.random.default_rng(seed)
+    autodiff.manual_seed(seed)
+    model = nn.models.NeuralNetwork()
     images = autodiff.tensor(rng.standard_normal((64, 1, 28, 28)).astype(np.float32))
     labels = autodiff.tensor(rng.integers(0, 10, 64))
     return model, images, labels
@@ -230,17 +231,14 @@ def _step(model, images, labels):
     return [loss.detach().numpy()] + [p.grad.numpy().copy() for p in model.parameters()]
 
 
-def _cnn_step(seed=0):
-    return _step(*_cnn_problem(seed))
-
-
+@pytest.mark.parametrize("problem", [_cnn_problem, _mlp_problem])
 @pytest.mark.parametrize("count", [2, 3])
-def test_results_do_not_depend_on_the_thread_count(count, restore_threads):
+def test_results_do_not_depend_on_the_thread_count(count, problem, restore_threads):
     """Chunks split whole images and rows: every number is computed as on one thread."""
     autodiff.set_num_threads(1)
-    one = _cnn_step()
+    one = _step(*problem())
     autodiff.set_num_threads(count)
-    several = _cnn_step()
+    several = _step(*problem())
     for expected, got in zip(one, several, strict=True):
         np.testing.assert_array_equal(got, expected)
 

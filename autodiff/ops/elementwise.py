@@ -14,41 +14,37 @@ import numpy as np
 from ..function import Function
 from ..grad_mode import modes
 from ..tensor import Tensor
-from ..threads import MIN_PARALLEL_WORK, get_num_threads, parallel_for
+from ..threads import MIN_PARALLEL_WORK, get_num_threads, parallel_for, parallel_rows
 
 
-def _ufunc(ufunc, *operands, out=None):
+def _ufunc(ufunc, *operands):
     """``ufunc(*operands)``, split along the result's first dim over the engine's threads.
 
     Only large results are split (a batch of activations); the chunks compute
     exactly what one call would, element by element.  Operands that do not
     span the first dim (scalars, a bias of shape (1, C, 1, 1)) broadcast whole.
     """
-    if get_num_threads() > 1:
-        for operand in operands:  # small operands broadcasting into a large result: not split
-            if type(operand) is np.ndarray and operand.size >= MIN_PARALLEL_WORK:
-                return _ufunc_by_rows(ufunc, operands, out)
-    return ufunc(*operands, out=out)
+    for operand in operands:  # small operands broadcasting into a large result: not split
+        if (
+            type(operand) is np.ndarray
+            and operand.size >= MIN_PARALLEL_WORK
+            and get_num_threads() > 1
+        ):
+            return _ufunc_by_rows(ufunc, operands)
+    return ufunc(*operands)
 
 
-def _ufunc_by_rows(ufunc, operands, out):
-    shapes = [np.shape(operand) for operand in operands]
+def _ufunc_by_rows(ufunc, operands):
     try:
-        shape = np.broadcast_shapes(*shapes)
+        shape = np.broadcast_shapes(*[np.shape(operand) for operand in operands])
     except ValueError:
-        return ufunc(*operands, out=out)  # raises NumPy's own error
+        return ufunc(*operands)  # raises NumPy's own error
     if shape[0] < 2:
-        return ufunc(*operands, out=out)
-    split = [len(s) == len(shape) and s[0] == shape[0] for s in shapes]
-    if out is None:  # the dtype NumPy would choose, from the first row
-        first = ufunc(*[o[:1] if cut else o for o, cut in zip(operands, split, strict=True)])
-        out = np.empty(shape, dtype=first.dtype)
-
-    def rows(start, stop):
-        parts = [o[start:stop] if cut else o for o, cut in zip(operands, split, strict=True)]
-        ufunc(*parts, out=out[start:stop])
-
-    parallel_for(shape[0], rows, math.prod(shape) // shape[0])
+        return ufunc(*operands)
+    # the dtype NumPy would choose, from the first row
+    first = ufunc(*[o[:1] if np.ndim(o) == len(shape) else o for o in operands])
+    out = np.empty(shape, dtype=first.dtype)
+    parallel_rows(ufunc, operands, out, math.prod(shape[1:]))
     return out
 
 

@@ -7,7 +7,13 @@ import math
 import numpy as np
 
 from ..function import Function
-from ..threads import blas_threads, get_num_threads, parallel_for
+from ..threads import (
+    MIN_PARALLEL_WORK,
+    blas_threads,
+    get_num_threads,
+    parallel_for,
+    parallel_rows,
+)
 from .shape import sum_to_shape
 
 
@@ -99,39 +105,39 @@ def _matmul(a, b):
     """``np.matmul(a, b)``, split over the engine's threads (BLAS has one, see autodiff/threads.py).
 
     A batched product (a convolution's, one per image) is split over its
-    first batch dim, a 2-D one by rows: 64 of (32x144) @ (144x196) float32
-    took 1.06 ms on one thread, 0.58 ms split over 2 (OpenBLAS's own 2
-    threads: 0.71 ms); 512x784 @ 784x64, the MLP's layer, 0.41 ms and 0.26 ms
-    (OpenBLAS: 0.22 ms).  Each row of the result is computed as on one thread.
+    first batch dim: 64 of (32x144) @ (144x196) float32 took 1.06 ms on one
+    thread, 0.58 ms on two (OpenBLAS's own 2 threads: 0.71 ms).  A large 2-D
+    product is computed as two halves of a's rows, whatever the thread count,
+    because OpenBLAS's result for a row depends on how many rows the call has
+    (one call and two halves differ in the last bits): so the numbers do not
+    depend on the thread count.  512x784 @ 784x64, the MLP's layer: 0.41 ms
+    in one call, 0.44 ms as two halves on one thread, 0.26 ms on two threads
+    (OpenBLAS's own threads: 0.22 ms).
     """
     a, b = np.asarray(a), np.asarray(b)
-    if get_num_threads() == 1 or blas_threads() > 1 or a.ndim < 2 or b.ndim < 2:
-        return np.matmul(a, b)  # one thread, or BLAS's own threads
+    if blas_threads() > 1 or a.ndim < 2 or b.ndim < 2:
+        return np.matmul(a, b)  # BLAS's own threads (threadpoolctl missing)
     try:
         shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
     except ValueError:
         return np.matmul(a, b)  # raises matmul's own error
-    if shape[0] < 2 or a.shape[-1] == 0:
+    # about 16 multiply-adds take as long as one element of an elementwise op
+    cost_per_row = math.prod(shape[1:]) * a.shape[-1] // 16
+    if shape[0] < 2 or cost_per_row * shape[0] < 2 * MIN_PARALLEL_WORK:
         return np.matmul(a, b)
     out = np.empty(shape, dtype=np.result_type(a, b))
-    if len(shape) == 2:  # rows of a
+    if len(shape) == 2:
+        edges = (0, shape[0] // 2, shape[0])
 
-        def part(start, stop):
-            np.matmul(a[start:stop], b, out=out[start:stop])
+        def halves(first, stop):  # halves first..stop-1 of a's rows
+            for start, end in zip(edges[first:stop], edges[first + 1 : stop + 1]):
+                np.matmul(a[start:end], b, out=out[start:end])
 
-    else:  # the first batch dim, of whichever operands have it (others broadcast)
-        split_a = a.ndim == len(shape) and a.shape[0] == shape[0]
-        split_b = b.ndim == len(shape) and b.shape[0] == shape[0]
-
-        def part(start, stop):
-            np.matmul(
-                a[start:stop] if split_a else a,
-                b[start:stop] if split_b else b,
-                out=out[start:stop],
-            )
-
-    # about 16 multiply-adds take as long as one element of an elementwise op
-    parallel_for(shape[0], part, math.prod(shape[1:]) * a.shape[-1] // 16)
+        parallel_for(2, halves, cost_per_row * shape[0] // 2)
+    elif get_num_threads() == 1:
+        np.matmul(a, b, out=out)
+    else:  # the first batch dim, of the operands that have it (others broadcast)
+        parallel_rows(np.matmul, (a, b), out, cost_per_row)
     return out
 
 
