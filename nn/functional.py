@@ -194,20 +194,34 @@ def relu(input, inplace=False) -> Tensor:
     return input.relu_() if inplace else input.relu()
 
 
+def _in_place(input: Tensor, function) -> Tensor:
+    """``input.copy_(function(input))``, for activations whose backward needs their input.
+
+    When the graph is recorded, ``function`` runs on a clone: its backward then
+    reads the values it saved, not the overwritten ones (PyTorch's in-place
+    variants keep what their formulas need in the same way).  ``inplace=True``
+    therefore saves no memory here while recording (the README's differences).
+    """
+    recording = modes.grad_enabled and input.requires_grad
+    return input.copy_(function(input.clone() if recording else input))
+
+
 @_lecture("leaky_relu")
 def leaky_relu(input, negative_slope=0.01, inplace=False) -> Tensor:
     """leaky_relu(x) = x if x > 0 else negative_slope * x."""
     input = _tensor(input)
-    out = LeakyRelu.apply(input, negative_slope)
-    return input.copy_(out) if inplace else out
+    if inplace:
+        return _in_place(input, lambda x: LeakyRelu.apply(x, negative_slope))
+    return LeakyRelu.apply(input, negative_slope)
 
 
 @_lecture("elu")
 def elu(input, alpha=1.0, inplace=False) -> Tensor:
     """elu(x) = x if x > 0 else alpha * (exp(x) - 1)."""
     input = _tensor(input)
-    out = Elu.apply(input, alpha)
-    return input.copy_(out) if inplace else out
+    if inplace:
+        return _in_place(input, lambda x: Elu.apply(x, alpha))
+    return Elu.apply(input, alpha)
 
 
 @_lecture("sigmoid")
@@ -230,8 +244,10 @@ def softplus(input, beta=1.0, threshold=20.0) -> Tensor:
 
 
 def silu(input, inplace=False) -> Tensor:
-    """silu(x) = x * sigmoid(x)."""
+    """silu(x) = x * sigmoid(x); ``inplace=True`` writes it into ``input`` and returns it."""
     input = _tensor(input)
+    if inplace:
+        return _in_place(input, lambda x: x * x.sigmoid())
     return input * input.sigmoid()
 
 

@@ -617,3 +617,24 @@ def test_load_state_dict_accepts_pytorch_tensors_directly():
     result = ours.load_state_dict(theirs.state_dict())  # torch tensors, not NumPy arrays
     assert repr(result) == "<All keys matched successfully>"
     assert_same_outputs_as_pytorch(ours, theirs, seed=11)
+
+
+@pytest.mark.parametrize(
+    "name, args", [("ReLU", ()), ("LeakyReLU", (0.2,)), ("ELU", ()), ("SiLU", ())]
+)
+def test_inplace_activations_change_their_input_as_pytorchs(name, args):
+    """``inplace=True``: the input (a non-leaf) is overwritten and returned, and the
+    gradient reaching the leaf before it is PyTorch's."""
+    values = np.random.default_rng(0).standard_normal((3, 4))
+    upstream = np.random.default_rng(1).standard_normal((3, 4))
+    results = []
+    for lib, module in ((autodiff, getattr(nn, name)), (torch, getattr(torch.nn, name))):
+        leaf = lib.tensor(values, dtype=lib.float64, requires_grad=True)
+        hidden = leaf * 1.5
+        out = module(*args, inplace=True)(hidden)
+        assert out is hidden, f"{name}(inplace=True) returned a new tensor"
+        out.backward(lib.tensor(upstream, dtype=lib.float64))
+        results.append((hidden.detach().numpy(), leaf.grad.numpy()))
+    (ours_value, ours_grad), (their_value, their_grad) = results
+    np.testing.assert_allclose(ours_value, their_value, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(ours_grad, their_grad, rtol=RTOL, atol=ATOL)
