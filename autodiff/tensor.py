@@ -350,13 +350,19 @@ class Tensor:
     def contiguous(self) -> Tensor:
         return self if self.data.flags.c_contiguous else _ops.Contiguous.apply(self)
 
+    # T and mT build their (always valid) dims themselves: every linear layer takes
+    # W.T and every matmul's backward two .mT, and the checks of permute and
+    # transpose cost 3 to 4 us of a 6.5 us transpose.
     @property
     def T(self) -> Tensor:
-        return self.permute(tuple(reversed(range(self.ndim))))
+        return _ops.Permute.apply(self, tuple(range(self.ndim - 1, -1, -1)))
 
     @property
     def mT(self) -> Tensor:
-        return self.transpose(-2, -1)
+        if self.ndim < 2:
+            return self.transpose(-2, -1)  # its error
+        last = self.ndim - 1
+        return _ops.Permute.apply(self, (*range(last - 1), last, last - 1))
 
     def __repr__(self):
         data = self.data

@@ -210,7 +210,7 @@ def _cnn_problem(seed=0):
 
 
 def _mlp_problem(seed=0):
-    """The lecture's MLP (whose 2-D matrix products are split by rows), a batch, its labels."""
+    """The lecture's MLP (2-D products split in halves of rows or columns), a batch, labels."""
     import nn
 
     rng = np.random.default_rng(seed)

@@ -71,7 +71,10 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.permute(tuple(np.argsort(ctx.dims))), None
+        inverse = [0] * len(ctx.dims)
+        for position, dim in enumerate(ctx.dims):
+            inverse[dim] = position
+        return Permute.apply(grad, tuple(inverse)), None
 
 
 class Expand(Function):
