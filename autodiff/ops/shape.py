@@ -35,7 +35,11 @@ def sum_to_shape(grad: Tensor, shape: tuple, op: str = "backward") -> Tensor:
     )
     from .reduce import Sum
 
-    return Sum.apply(grad, axes, True).reshape(shape) if axes else grad.reshape(shape)
+    if not axes:
+        return grad.reshape(shape)
+    if len(axes) == lead:  # only added leading dims (a bias's gradient): no reshape op
+        return Sum.apply(grad, axes, False)
+    return Sum.apply(grad, axes, True).reshape(shape)
 
 
 class Reshape(Function):
