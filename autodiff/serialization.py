@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -138,10 +139,21 @@ def _is_flat_state_dict(obj) -> bool:
 def _write_npz(file, arrays: dict) -> None:
     """NumPy's ``.npz`` layout (one ``KEY.npy`` member per array, stored), without
     ``numpy.savez``'s keyword arguments, so that no key ("file", "allow_pickle") is special."""
-    with zipfile.ZipFile(file, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+    zf = zipfile.ZipFile(file, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
+    try:
         for key, array in arrays.items():
             with zf.open(key + ".npy", mode="w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+    except BaseException:
+        # An interruption (Ctrl-C, SIGTERM) inside zf.open leaves zipfile believing a
+        # member is being written, and its close() would raise a ValueError in place
+        # of the interruption (and again when collected).  The file is being given
+        # up: forget that member, close what can be closed, and re-raise.
+        zf._writing = False
+        with contextlib.suppress(Exception):
+            zf.close()
+        raise
+    zf.close()
 
 
 def _decode(node, arrays):
