@@ -181,8 +181,8 @@ _makers: dict = {}
 def _remember_maker(tensor: Tensor, region: Region) -> None:
     key = id(tensor)
 
-    def forget(_ref, key=key):
-        _makers.pop(key, None)
+    def forget(_ref, key=key, makers=_makers):  # (the global is None at interpreter exit)
+        makers.pop(key, None)
 
     _makers[key] = (weakref.ref(tensor, forget), region)
 

@@ -331,12 +331,12 @@ def dropout(input, p=0.5, training=True, inplace=False) -> Tensor:
     if not training or p == 0.0:
         return input
     if p == 1.0:
-        return input * 0.0
-    from autodiff.random import numpy_rng
+        out = input * 0.0
+    else:
+        from autodiff.random import numpy_rng
 
-    keep = numpy_rng().random(input.shape) >= p
-    mask = constant((keep / (1.0 - p)).astype(input.dtype))
-    out = input * mask
+        keep = numpy_rng().random(input.shape) >= p
+        out = input * constant((keep / (1.0 - p)).astype(input.dtype))
     return input.copy_(out) if inplace else out
 
 
@@ -659,7 +659,9 @@ def avg_pool2d(
         :, :, :oh, :ow
     ]  # (N, C, oh, ow, kh, kw)
     total = cols.sum(dim=(-2, -1))  # (N, C, oh, ow)
-    if divisor_override:
+    if divisor_override is not None:
+        if divisor_override == 0:
+            raise RuntimeError("avg_pool2d: divisor_override must not be zero")
         out = total / divisor_override
     elif count_include_pad and not any(widths):
         out = total / (kernel[0] * kernel[1])
@@ -829,24 +831,45 @@ def _check_same_shape(input, target, op, stacklevel=3):
 def mse_loss(
     input, target, size_average=None, reduce=None, reduction="mean", weight=None
 ) -> Tensor:
-    """mean((x - y)^2)        d/dx = 2 (x - y) / n."""
+    """mean((x - y)^2)        d/dx = 2 (x - y) / n
+
+    With ``weight`` w (the input's shape): w (x - y)^2, whose mean is
+    sum(w (x - y)^2) / sum(w), as PyTorch computes it."""
     input, target = _tensor(input), _tensor(target)
     _check_same_shape(input, target, "mse_loss", stacklevel=4)  # past the region's frame
     diff = input - target
-    loss = diff * diff
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, _legacy_reduction(size_average, reduce, reduction), "mse_loss")
+        return _weighted(diff * diff, input, weight, reduction, "mse_loss")
+    return _reduce(diff * diff, reduction, "mse_loss")
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None) -> Tensor:
-    """mean(|x - y|)        d/dx = sign(x - y) / n."""
+    """mean(|x - y|)        d/dx = sign(x - y) / n
+
+    With ``weight`` w (the input's shape): w |x - y|, whose mean is
+    sum(w |x - y|) / sum(w), as PyTorch computes it."""
     input, target = _tensor(input), _tensor(target)
     _check_same_shape(input, target, "l1_loss")
     loss = (input - target).abs()
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, _legacy_reduction(size_average, reduce, reduction), "l1_loss")
+        return _weighted(loss, input, weight, reduction, "l1_loss")
+    return _reduce(loss, reduction, "l1_loss")
+
+
+def _weighted(loss, input, weight, reduction, op):
+    """PyTorch's weighted mse/l1: w * loss, whose mean is sum(w * loss) / sum(w)."""
+    weight = _tensor(weight)
+    if weight.shape != input.shape:
+        raise ValueError(
+            f"{op}: weights of shape {weight.shape} and input of shape {input.shape} "
+            "must have the same size"
+        )
+    loss = loss * weight
+    if reduction == "mean":
+        return loss.sum() / weight.sum()
+    return _reduce(loss, reduction, op)
 
 
 def _check_class_target(input, target, op, class_dim):
@@ -988,6 +1011,11 @@ def cross_entropy(
                 f"for input of shape {input.shape}: class-index targets need an integer dtype "
                 f"(long) and shape {expected}; class-probability targets need the input's "
                 f"shape {input.shape}"
+            )
+        if ignore_index != -100:
+            raise RuntimeError(
+                f"cross_entropy: ignore_index ({ignore_index}) is not supported for "
+                f"class-probability targets (dtype {target.dtype}); it applies to class indices"
             )
         if label_smoothing > 0:
             target = target * (1 - label_smoothing) + label_smoothing / n_classes

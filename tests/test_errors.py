@@ -20,6 +20,13 @@ def _f(lib, *shape, dtype=None):
     return lib.tensor(values, dtype=dtype or lib.float32)
 
 
+def _nn(lib):
+    """``nn`` for autodiff, ``torch.nn`` for PyTorch."""
+    import nn
+
+    return nn if lib is autodiff else lib.nn
+
+
 def _pad(lib, x, pad):
     return lib.nn.functional.pad(x, pad) if lib is not autodiff else autodiff.pad(x, pad)
 
@@ -298,6 +305,32 @@ BAD_INPUTS = [
         RuntimeError,
         r"device: autodiff computes on the CPU only; got device 'cuda'",
     ),
+    (
+        "module_device_cuda",
+        lambda lib: _nn(lib).Linear(3, 2, device="cuda"),
+        RuntimeError,
+        r"device: autodiff computes on the CPU only; got device 'cuda'",
+    ),
+    (
+        "avg_pool2d_zero_divisor",
+        lambda lib: _nn(lib).functional.avg_pool2d(_f(lib, 1, 1, 4, 4), 2, divisor_override=0),
+        RuntimeError,
+        r"avg_pool2d: divisor_override must not be zero",
+    ),
+    (
+        "cross_entropy_probabilities_ignore_index",
+        lambda lib: _nn(lib).functional.cross_entropy(
+            _f(lib, 2, 3), _f(lib, 2, 3) / 10, ignore_index=1
+        ),
+        RuntimeError,
+        r"cross_entropy: ignore_index \(1\) is not supported for class-probability targets",
+    ),
+    (
+        "mse_loss_weight_shape",
+        lambda lib: _nn(lib).functional.mse_loss(_f(lib, 2, 3), _f(lib, 2, 3), weight=_f(lib, 3)),
+        ValueError,
+        r"mse_loss: weights of shape \(3,\) and input of shape \(2, 3\) must have the same size",
+    ),
 ]
 
 
@@ -305,7 +338,13 @@ BAD_INPUTS = [
 # ("Could not infer dtype") for None and objects; we raise TypeError for all data that
 # is not numeric, as Python does for a value of the wrong type (see the README).
 # A CPU-only PyTorch build asserts (AssertionError) on .to("cuda"); we raise RuntimeError.
-TORCH_DIFFERS = {"tensor_from_ragged", "tensor_from_none", "tensor_from_objects", "device_cuda"}
+TORCH_DIFFERS = {
+    "tensor_from_ragged",
+    "tensor_from_none",
+    "tensor_from_objects",
+    "device_cuda",
+    "module_device_cuda",
+}
 
 
 def _builtin_base(error_type):

@@ -638,3 +638,32 @@ def test_inplace_activations_change_their_input_as_pytorchs(name, args):
     (ours_value, ours_grad), (their_value, their_grad) = results
     np.testing.assert_allclose(ours_value, their_value, rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(ours_grad, their_grad, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_weighted_regression_losses_as_pytorchs(name, reduction):
+    """With ``weight``, the mean is sum(w * loss) / sum(w), as PyTorch divides it."""
+    rng = np.random.default_rng(0)
+    x, y, w = rng.standard_normal((3, 4)), rng.standard_normal((3, 4)), rng.uniform(0, 2, (3, 4))
+    results = []
+    for lib, functional in ((autodiff, F), (torch, torch.nn.functional)):
+        inputs = lib.tensor(x, dtype=lib.float64, requires_grad=True)
+        loss = getattr(functional, name)(
+            inputs,
+            lib.tensor(y, dtype=lib.float64),
+            reduction=reduction,
+            weight=lib.tensor(w, dtype=lib.float64),
+        )
+        loss.sum().backward()
+        results.append((loss.detach().numpy(), inputs.grad.numpy()))
+    for ours, theirs in zip(*results, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL)
+
+
+def test_dropout_of_everything_in_place_as_pytorchs():
+    """p=1 zeroes the input itself with ``inplace=True`` (it returned a new tensor)."""
+    for lib, functional in ((autodiff, F), (torch, torch.nn.functional)):
+        x = lib.ones(2, 3, dtype=lib.float64)
+        out = functional.dropout(x, p=1.0, training=True, inplace=True)
+        assert out is x and not x.numpy().any(), lib.__name__

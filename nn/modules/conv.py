@@ -72,7 +72,7 @@ class Conv2d(Module):
         self.transposed = False
         self.output_padding = (0, 0)
         weight_shape = (out_channels, in_channels // groups, *self.kernel_size)
-        add_weight_and_bias(self, weight_shape, bias, dtype)
+        add_weight_and_bias(self, weight_shape, bias, dtype, device)
 
     def reset_parameters(self) -> None:
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))

@@ -42,7 +42,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        add_weight_and_bias(self, (out_features, in_features), bias, dtype)
+        add_weight_and_bias(self, (out_features, in_features), bias, dtype, device)
 
     def reset_parameters(self) -> None:
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -111,14 +111,14 @@ class Unflatten(Module):
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
-def add_weight_and_bias(module, weight_shape, bias: bool, dtype) -> None:
+def add_weight_and_bias(module, weight_shape, bias: bool, dtype, device=None) -> None:
     """Register ``module.weight`` of ``weight_shape`` and ``module.bias`` (one per output,
     the weight's first dim; None without ``bias``), as PyTorch's Linear and Conv2d do, and
-    fill them with the module's ``reset_parameters``."""
+    fill them with the module's ``reset_parameters``.  A ``device`` other than the CPU raises."""
     dtype = dtype or autodiff.float32
-    module.weight = Parameter(autodiff.empty(*weight_shape, dtype=dtype))
+    module.weight = Parameter(autodiff.empty(*weight_shape, dtype=dtype, device=device))
     if bias:
-        module.bias = Parameter(autodiff.empty(weight_shape[0], dtype=dtype))
+        module.bias = Parameter(autodiff.empty(weight_shape[0], dtype=dtype, device=device))
     else:
         module.register_parameter("bias", None)
     module.reset_parameters()

@@ -40,6 +40,8 @@ class _BatchNorm(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
+        if device is not None:
+            autodiff.device(device)  # the CPU, or the engine's CPU-only error
         dtype = dtype or autodiff.float32
         if affine:
             self.weight = Parameter(autodiff.empty(num_features, dtype=dtype))
