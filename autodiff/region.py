@@ -127,7 +127,9 @@ class Region:
     def output(self, value):
         if not self.recorded:  # nothing was recorded: remember which layer made the value
             for v in value if isinstance(value, tuple) else (value,):
-                if isinstance(v, Tensor):
+                # not an input passed through (dropout in eval mode, an in-place op):
+                # this region holds its constant inputs, so the entry would never die
+                if isinstance(v, Tensor) and not any(v is i for i in self._inputs):
                     _remember_maker(v, self)
         if isinstance(value, Tensor):
             self._output = weakref.ref(value)

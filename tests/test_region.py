@@ -112,25 +112,43 @@ def test_composed_cross_entropy_holds_log_softmax_and_nll_loss():
 
 
 def test_no_region_and_no_observer_without_recording():
+    # Compared with what was registered before: another test's objects may still be
+    # alive until the garbage collector runs (this test once failed on one in CI).
+    before = dict(_observers)
     x = autodiff.randn(2, 1, 4, 4, requires_grad=True)
     model = nn.models.ConvNet(4)
     with autodiff.no_grad():
         assert autodiff.region("relu", (x,)).output is None  # the shared no-op
         model(x)
-        assert not _observers, _observers
+        assert _observers == before, _observers
     # grad mode on, but nothing requires grad: nothing recorded, only the maker remembered
     plain = autodiff.randn(2, 3)
     with autodiff.region("relu", (plain,)) as r:
         r.output = y = plain.relu()
-        assert not _observers, _observers
+        assert _observers == before, _observers
     assert not r.recorded and y.grad_fn is None and made_by(y) is r
     assert made_by(plain) is None
     del y
-    assert r.output is None and not autodiff.region.__globals__["_makers"]
+    makers = autodiff.region.__globals__["_makers"]
+    assert r.output is None and all(region is not r for _, region in makers.values())
     with autodiff.region("relu", (1.0,)) as r:  # no tensor at all: the shared no-op
         assert not isinstance(r, autodiff.Region)
     model(x)
-    assert not _observers, _observers  # only registered while a module or region runs
+    assert _observers == before, _observers  # only registered while a module or region runs
+
+
+def test_a_layer_returning_its_constant_input_does_not_keep_it_alive():
+    """Dropout in eval mode (or an in-place layer) returns its input: it is not the
+    input's maker, and remembering it as one kept the input alive for good (the region
+    holds its constant inputs, and the remembered entry holds the region)."""
+    x = autodiff.randn(2, 3)
+    y = F.dropout(x, p=0.5, training=False)
+    z = F.relu(autodiff.randn(2, 3), inplace=True)
+    assert y is x and made_by(x) is None and made_by(z) is None
+    gone = [weakref.ref(x), weakref.ref(z)]
+    del x, y, z
+    gc.collect()
+    assert [ref() for ref in gone] == [None, None]
 
 
 def test_modules_name_their_ops_and_regions_without_setup():
