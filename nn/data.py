@@ -110,8 +110,8 @@ class TensorDataset(Dataset):
     def _fetch_batch(self, indices):
         if any(t.requires_grad for t in self.tensors) and autodiff.is_grad_enabled():
             return None  # the per-sample path keeps the graph to the tensors
-        if type(self).__getitem__ is not TensorDataset.__getitem__:
-            return None  # a subclass that changes __getitem__ is asked sample by sample
+        if type(self).__getitem__ is not TensorDataset.__getitem__ or hasattr(self, "__getitems__"):
+            return None  # a subclass that changes how samples are read is asked itself
         return [constant(t.data[indices]) for t in self.tensors]
 
 
@@ -129,6 +129,13 @@ class Subset(Dataset):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def __getitems__(self, indices):
+        """Samples at ``indices``, through the dataset's own ``__getitems__`` if it has one (as PyTorch)."""
+        getitems = getattr(self.dataset, "__getitems__", None)
+        if callable(getitems):
+            return getitems([self.indices[i] for i in indices])
+        return [self.dataset[self.indices[i]] for i in indices]
 
     def _fetch_batch(self, indices):
         fetch = getattr(self.dataset, "_fetch_batch", None)
@@ -266,6 +273,16 @@ class SubsetRandomSampler(Sampler):
         return len(self.indices)
 
 
+def _index_array_of(sampler):
+    """The sampler's epoch of indices as one int64 array, when it is one of ours (None
+    otherwise): a subclass with its own ``__iter__`` decides the order itself."""
+    index_array = getattr(sampler, "_index_array", None)
+    if index_array is None:
+        return None
+    iterates = next(cls for cls in type(sampler).__mro__ if "__iter__" in cls.__dict__)
+    return index_array() if "_index_array" in iterates.__dict__ else None
+
+
 class BatchSampler(Sampler):
     """Groups the indices of ``sampler`` into lists of ``batch_size`` (the last may be short)."""
 
@@ -284,10 +301,8 @@ class BatchSampler(Sampler):
 
     def _index_batches(self) -> Iterator[np.ndarray]:
         """Batches as int64 arrays (one array op instead of a Python list per batch)."""
-        index_array = getattr(self.sampler, "_index_array", None)
-        if index_array is not None:
-            indices = index_array()
-        else:
+        indices = _index_array_of(self.sampler)
+        if indices is None:
             indices = np.fromiter(iter(self.sampler), dtype=np.int64)
         stop = len(indices)
         if self.drop_last:
@@ -520,7 +535,7 @@ class DataLoader:
 
     def _iter_batches(self):
         fetch = getattr(self.dataset, "_fetch_batch", None) if self._default_collate else None
-        if isinstance(self.batch_sampler, BatchSampler):
+        if type(self.batch_sampler).__iter__ is BatchSampler.__iter__:  # not a subclass's own
             batches = self.batch_sampler._index_batches()
         else:
             batches = (np.asarray(list(b), dtype=np.int64) for b in self.batch_sampler)

@@ -517,3 +517,45 @@ def test_random_split_sizes_match_pytorch(n, fractions):
     ours = [len(s) for s in random_split(rows_dataset(n), fractions)]
     theirs = [len(s) for s in torch.utils.data.random_split(range(n), fractions)]
     assert ours == theirs
+
+
+def test_a_sampler_subclass_with_its_own_iter_decides_the_order():
+    """The batching fast path reads our samplers' index arrays, but not past an override."""
+    from nn.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset
+
+    class Reversed(SequentialSampler):
+        def __iter__(self):
+            return iter(range(len(self.data_source) - 1, -1, -1))
+
+    assert list(BatchSampler(Reversed(range(5)), 2, False)) == [[4, 3], [2, 1], [0]]
+    data = TensorDataset(autodiff.tensor(np.arange(5.0)))
+    loader = DataLoader(data, batch_size=2, sampler=Reversed(data))
+    assert [batch[0].tolist() for batch in loader] == [[4.0, 3.0], [2.0, 1.0], [0.0]]
+
+
+def test_a_batch_sampler_subclass_with_its_own_iter_decides_the_batches():
+    from nn.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset
+
+    class BackwardsInEachBatch(BatchSampler):
+        def __iter__(self):
+            for batch in super().__iter__():
+                yield batch[::-1]
+
+    data = TensorDataset(autodiff.tensor(np.arange(5.0)))
+    sampler = BackwardsInEachBatch(SequentialSampler(data), 3, False)
+    loader = DataLoader(data, batch_sampler=sampler)
+    assert [batch[0].tolist() for batch in loader] == [[2.0, 1.0, 0.0], [4.0, 3.0]]
+
+
+def test_getitems_of_a_dataset_subclass_is_used_for_batches_also_through_a_subset():
+    """PyTorch's batch protocol: a dataset's ``__getitems__`` reads whole batches."""
+    from nn.data import DataLoader, Subset, TensorDataset
+
+    class Doubled(TensorDataset):
+        def __getitems__(self, indices):
+            return [(self.tensors[0][i] * 2,) for i in indices]
+
+    data = Doubled(autodiff.tensor(np.arange(4.0)))
+    assert next(iter(DataLoader(data, batch_size=4)))[0].tolist() == [0.0, 2.0, 4.0, 6.0]
+    subset = Subset(data, [3, 1])
+    assert next(iter(DataLoader(subset, batch_size=2)))[0].tolist() == [6.0, 2.0]
