@@ -316,3 +316,31 @@ def test_pytorch_optimizer_state_dict_loads_and_continues_its_trajectory(torch, 
     ours = getattr(optim, name)([w, v], **kwargs)
     ours.load_state_dict(topt3.state_dict())
     continue_steps_3_to_5(ours, w, v, theirs_traj, rtol=1e-10)
+
+
+def test_lambda_lr_state_keeps_a_callable_objects_attributes(tmp_path):
+    """As PyTorch: a callable object's ``__dict__`` is saved and restored, a function is None."""
+    from autodiff.optim.lr_scheduler import LambdaLR
+
+    class Decay:
+        factor = 0.5
+
+        def __call__(self, epoch):
+            return self.factor**epoch
+
+    decay = Decay()
+    decay.factor = 0.8
+    weight = autodiff.zeros(1, requires_grad=True)
+    state = LambdaLR(autodiff.optim.SGD([weight], lr=0.1), [decay]).state_dict()
+    assert state["lr_lambdas"] == [{"factor": 0.8}]
+    assert LambdaLR(autodiff.optim.SGD([weight], lr=0.1), lambda e: 1.0).state_dict()[
+        "lr_lambdas"
+    ] == [None]
+    autodiff.save(state, tmp_path / "scheduler.pt")
+    restored = autodiff.load(tmp_path / "scheduler.pt")
+    optimizer = autodiff.optim.SGD([autodiff.zeros(1, requires_grad=True)], lr=0.1)
+    scheduler = LambdaLR(optimizer, Decay())
+    scheduler.load_state_dict(restored)
+    optimizer.step()
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.8)

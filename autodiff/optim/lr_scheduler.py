@@ -11,6 +11,7 @@ Call ``scheduler.step()`` once per epoch, after ``optimizer.step()``::
 from __future__ import annotations
 
 import math
+import types
 
 __all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LambdaLR", "StepLR"]
 
@@ -122,7 +123,21 @@ class LambdaLR(LRScheduler):
         ]
 
     def state_dict(self):
-        return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
+        """The scheduler's state; as in PyTorch, a callable object's attributes are saved
+        (its ``__dict__``), a plain function as None (it cannot be)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
+        state["lr_lambdas"] = [
+            None if isinstance(f, types.FunctionType) else dict(vars(f)) for f in self.lr_lambdas
+        ]
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        saved = state.pop("lr_lambdas", None) or [None] * len(self.lr_lambdas)
+        self.__dict__.update(state)
+        for f, attributes in zip(self.lr_lambdas, saved, strict=False):
+            if attributes is not None:
+                vars(f).update(attributes)
 
 
 class CosineAnnealingLR(LRScheduler):
