@@ -40,21 +40,23 @@ class _BatchNorm(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        if device is not None:
-            autodiff.device(device)  # the CPU, or the engine's CPU-only error
         dtype = dtype or autodiff.float32
         if affine:
-            self.weight = Parameter(autodiff.empty(num_features, dtype=dtype))
+            self.weight = Parameter(autodiff.empty(num_features, dtype=dtype, device=device))
             if bias:
-                self.bias = Parameter(autodiff.empty(num_features, dtype=dtype))
+                self.bias = Parameter(autodiff.empty(num_features, dtype=dtype, device=device))
             else:
                 self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         if track_running_stats:
-            self.register_buffer("running_mean", autodiff.zeros(num_features, dtype=dtype))
-            self.register_buffer("running_var", autodiff.ones(num_features, dtype=dtype))
+            self.register_buffer(
+                "running_mean", autodiff.zeros(num_features, dtype=dtype, device=device)
+            )
+            self.register_buffer(
+                "running_var", autodiff.ones(num_features, dtype=dtype, device=device)
+            )
             self.register_buffer("num_batches_tracked", autodiff.tensor(0, dtype=autodiff.long))
         else:
             self.register_buffer("running_mean", None)

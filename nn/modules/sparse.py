@@ -43,11 +43,11 @@ class Embedding(Module):
         self.norm_type = norm_type
         self.scale_grad_by_freq = scale_grad_by_freq
         self.sparse = sparse
-        if device is not None:
-            autodiff.device(device)  # the CPU, or the engine's CPU-only error
         if _weight is None:
             self.weight = Parameter(
-                autodiff.empty(num_embeddings, embedding_dim, dtype=dtype or autodiff.float32),
+                autodiff.empty(
+                    num_embeddings, embedding_dim, dtype=dtype or autodiff.float32, device=device
+                ),
                 requires_grad=not _freeze,
             )
             self.reset_parameters()
