@@ -625,7 +625,7 @@ class Relu(Function):
 
     @staticmethod
     def forward(ctx, x):
-        y = _ufunc(np.maximum, x, 0)  # NaN stays NaN
+        y = max_with_zero(x)  # NaN stays NaN
         ctx.save_for_backward(y)
         return y
 
@@ -634,6 +634,48 @@ class Relu(Function):
         (y,) = ctx.saved_tensors
         # "not y <= 0" rather than "y > 0": a NaN passes its gradient on, as in PyTorch
         return slope_times(grad, y, _not_at_most_zero(y.data))
+
+
+# NumPy's vectorised loop for np.maximum runs only when both operands are
+# arrays; against the scalar 0 it takes an element-at-a-time loop.  Against a
+# block of zeros, 64x512 float32 took 4.7 us instead of 12.8 us, 64x32x26x26
+# 318 us instead of 648 us (NumPy 2.4, medians).  Blocks of 32768: smaller ones
+# pay NumPy's per-call cost more often (2048: slower than the scalar form).
+# Small arrays and other dtypes keep the scalar form (float64 was slower
+# against zeros once it no longer fits in cache, and a short call pays more
+# for the slicing than it saves).
+_ZERO_BLOCK = 32768
+_zero_blocks: dict = {}
+
+
+def max_with_zero(x, out=None):
+    """``np.maximum(x, 0, out=out)``: ReLU's forward, the same values (NaN stays NaN)."""
+    if (
+        type(x) is not np.ndarray
+        or x.dtype != np.float32
+        or x.size < 4096
+        or not x.flags.c_contiguous
+        or (out is not None and (out.dtype != x.dtype or not out.flags.c_contiguous))
+    ):
+        if out is not None:
+            return np.maximum(x, 0, out=out)
+        return _ufunc(np.maximum, x, 0)
+    zeros = _zero_blocks.get(x.dtype)
+    if zeros is None:
+        zeros = _zero_blocks.setdefault(x.dtype, np.zeros(_ZERO_BLOCK, x.dtype))
+    if out is None:
+        out = np.empty_like(x)
+    flat_x, flat_out = x.reshape(-1), out.reshape(-1)
+    row = x[0].size
+
+    def rows(start, stop):
+        end = stop * row
+        for first in range(start * row, end, _ZERO_BLOCK):
+            last = min(first + _ZERO_BLOCK, end)
+            np.maximum(flat_x[first:last], zeros[: last - first], out=flat_out[first:last])
+
+    parallel_for(x.shape[0], rows, row)
+    return out
 
 
 def _not_at_most_zero(y):
