@@ -283,3 +283,22 @@ def test_a_forked_child_computes_with_a_pool_of_its_own(restore_threads):
             assert float(pipe.read()) == 64 * 16 * 28 * 28
     finally:
         os.waitpid(pid, 0)
+
+
+@pytest.mark.parametrize("count", [1, 2])
+@pytest.mark.parametrize("shape", [(64, 512), (3, 70001), (64, 16, 28, 28), (4097,)])
+def test_relu_of_a_large_float32_batch_is_maximum_with_zero(shape, count, restore_threads):
+    """Large float32 ReLUs run against blocks of zeros (NumPy's vectorised loop): the
+    same bits as np.maximum(x, 0), NaN and -0.0 included, out of place and in place."""
+    autodiff.set_num_threads(count)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    x.reshape(-1)[::7] = np.nan
+    x.reshape(-1)[::11] = -0.0
+    expected = np.maximum(x, 0)
+    assert autodiff.tensor(x).relu().numpy().tobytes() == expected.tobytes()
+    in_place = autodiff.tensor(x.copy())
+    in_place.relu_()
+    assert in_place.numpy().tobytes() == expected.tobytes()
+    t = autodiff.tensor(x, requires_grad=True)
+    t.relu().sum().backward()
+    np.testing.assert_array_equal(t.grad.numpy(), np.where(x <= 0, 0.0, 1.0))
