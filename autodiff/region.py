@@ -69,6 +69,8 @@ class Region:
         "recorded",
         "call",
         "_output",
+        "_versions",
+        "made_from",
     )
 
     def __init__(
@@ -102,6 +104,9 @@ class Region:
         self.recorded = True  # False: a layer computed on constants only (see made_by)
         self.call = None  # the ModuleCall it ran in
         self._output = None
+        self._versions = None  # (not recorded) each input's version when the layer began
+        # (not recorded, in place) the layer that made the input before this one changed it
+        self.made_from = None
 
     @property
     def inputs(self) -> tuple:
@@ -127,10 +132,8 @@ class Region:
     def output(self, value):
         if not self.recorded:  # nothing was recorded: remember which layer made the value
             for v in value if isinstance(value, tuple) else (value,):
-                # not an input passed through (dropout in eval mode, an in-place op):
-                # this region holds its constant inputs, so the entry would never die
-                if isinstance(v, Tensor) and not any(v is i for i in self._inputs):
-                    _remember_maker(v, self)
+                if isinstance(v, Tensor):
+                    self._remember_as_maker(v)
         if isinstance(value, Tensor):
             self._output = weakref.ref(value)
             _mark_output(value, self)
@@ -141,6 +144,22 @@ class Region:
                     _mark_output(v, self)
         else:
             self._output = value
+
+    def _remember_as_maker(self, value: Tensor) -> None:
+        slot = next((k for k, i in enumerate(self._inputs) if i is value), None)
+        if slot is None:
+            _remember_maker(value, self)
+            return
+        if self._versions is None or value._version[0] == self._versions[slot]:
+            return  # its input passed through unchanged (dropout in eval mode): made nothing
+        # Changed in place (relu_ on the input batch): this layer made the new values
+        # from the old ones, which the layer that made them (if any) made before.
+        # Held weakly here: the maker entry holds this region while the tensor lives.
+        self.made_from = made_by(value)
+        self._inputs = tuple(
+            _Computed(weakref.ref(i), None) if k == slot else i for k, i in enumerate(self._inputs)
+        )
+        _remember_maker(value, self)
 
     def __enter__(self):
         if not self.recorded:  # on constants: nothing inside is recorded, nothing to tag
@@ -194,7 +213,10 @@ def made_by(tensor) -> Region | None:
 
     Nothing is recorded for such a layer (no input requires grad), so its region
     tags no node; pictures use this to draw ``flatten`` between the input batch
-    and the first ``linear``.  Only known for layers run in grad mode.
+    and the first ``linear``.  Only known for layers run in grad mode.  For a
+    layer that changed its input in place (``relu(x, inplace=True)`` on the
+    input batch), the region's ``made_from`` is the layer that made the values
+    it changed (None for the input batch itself).
     """
     entry = _makers.get(id(tensor))
     if entry is None or entry[0]() is not tensor:
@@ -355,6 +377,8 @@ def region(name, inputs=(), attrs=None, formula="", rule="", input_names=()):
     made = Region(name, inputs, attrs, formula, rule, module, None, input_names)
     made.call = call
     made.recorded = not constants or any(isinstance(t, Tensor) and t._requires_grad for t in inputs)
+    if not made.recorded:  # to tell an in-place layer from one that passes its input on
+        made._versions = tuple(t._version[0] if isinstance(t, Tensor) else None for t in inputs)
     return made
 
 

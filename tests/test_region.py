@@ -138,17 +138,23 @@ def test_no_region_and_no_observer_without_recording():
 
 
 def test_a_layer_returning_its_constant_input_does_not_keep_it_alive():
-    """Dropout in eval mode (or an in-place layer) returns its input: it is not the
-    input's maker, and remembering it as one kept the input alive for good (the region
+    """Dropout in eval mode returns its input unchanged: it made nothing.  An in-place
+    layer changed its input: it made the new values, from the earlier ones (which the
+    layer before it made).  Remembering either must not keep the input alive (the region
     holds its constant inputs, and the remembered entry holds the region)."""
     x = autodiff.randn(2, 3)
     y = F.dropout(x, p=0.5, training=False)
     z = F.relu(autodiff.randn(2, 3), inplace=True)
-    assert y is x and made_by(x) is None and made_by(z) is None
-    gone = [weakref.ref(x), weakref.ref(z)]
-    del x, y, z
+    batch = autodiff.randn(2, 1, 3)
+    flat = F.relu(nn.Flatten()(batch), inplace=True)
+    assert y is x and made_by(x) is None
+    assert made_by(z).name == "relu" and made_by(z).made_from is None
+    assert made_by(flat).name == "relu" and made_by(flat).made_from.name == "flatten"
+    assert made_by(flat).inputs == (flat,) and made_by(flat).made_from.inputs == (batch,)
+    gone = [weakref.ref(x), weakref.ref(z), weakref.ref(batch), weakref.ref(flat)]
+    del x, y, z, batch, flat
     gc.collect()
-    assert [ref() for ref in gone] == [None, None]
+    assert [ref() for ref in gone] == [None, None, None, None]
 
 
 def test_modules_name_their_ops_and_regions_without_setup():

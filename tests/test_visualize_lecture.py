@@ -192,6 +192,34 @@ def test_constant_inputs_are_drawn_without_keep_values():
     assert const.value == "[[1, 2]]"  # values when kept
 
 
+def _picture_of(source: str):
+    """(edges between bold labels, module cluster labels) of a draw_graph source."""
+    names = dict(re.findall(r"^\s*(\w+) \[label=<.*?<B>([^<]+)</B>", source, re.M))
+    edges = sorted((names.get(a, "tensor"), names.get(b, "tensor")) for a, b in re.findall(r"^\s*(\w+) -> (\w+)", source, re.M))
+    clusters = sorted(re.findall(r'fontsize=11 label="?([^"\n]+?)"? style', source))
+    return edges, clusters
+
+
+@pytest.mark.parametrize("first", [[], ["Flatten"]])
+def test_an_in_place_layer_on_the_input_batch_is_drawn_like_its_out_of_place_twin(first):
+    """relu(inplace=True) on the input batch records nothing (no input needs a gradient):
+    the picture still draws it, with its module, between the earlier values and the new."""
+    pictures = []
+    for inplace in (False, True):
+        autodiff.manual_seed(0)
+        layers = [getattr(nn, name)() for name in first]
+        model = nn.Sequential(*layers, nn.ReLU(inplace=inplace), nn.Linear(4, 3))
+        loss = F.cross_entropy(model(autodiff.randn(2, 4)), autodiff.tensor([0, 2]))
+        pictures.append(_picture_of(visualize.draw_graph(loss).source))
+    assert pictures[0] == pictures[1]
+    edges, clusters = pictures[1]
+    chain = ["input", *(name.lower() for name in first), "relu"]
+    for earlier, layer in zip(chain, chain[1:]):
+        assert (earlier if earlier == "input" else "constant", layer) in edges
+    assert ("relu", "constant") in edges and ("constant", "linear") in edges
+    assert f"{len(first)}: ReLU" in clusters
+
+
 def test_trace_backward_at_the_lecture_level_with_values_and_modules():
     model, _x, loss = _step("cnn", batch=2, input_grad=True)
     trace = visualize.trace_backward(loss, params=model)

@@ -726,12 +726,16 @@ def recorded_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES)
     const_nodes = {}  # constant id -> its TensorNode
     edge_set = set()
 
-    def constant(value, label=None, module=None, key=None):
-        """The id of the constant node for a tensor (or a kept value), made once per object."""
+    def constant(value, label=None, module=None, key=None, earlier=False):
+        """The id of the constant node for a tensor (or a kept value), made once per object.
+
+        ``earlier``: the node stands for the tensor's values before an in-place
+        layer changed them (its own node, under ``key``).
+        """
         key = id(value) if key is None else key
         data = value.data if isinstance(value, (Tensor, _KeptValue)) else np.asarray(value)
         # A tensor and its array are one constant (the fused cross-entropy reads target.data).
-        const_id = constant_ids.get(key) or constant_ids.get(id(data))
+        const_id = constant_ids.get(key) or (None if earlier else constant_ids.get(id(data)))
         if const_id is not None:
             if label is not None:
                 for tensor in graph.tensors:
@@ -739,7 +743,9 @@ def recorded_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES)
                         tensor.label = label
             return const_id
         const_id = f"c{len(set(constant_ids.values()))}"
-        constant_ids[key] = constant_ids[id(data)] = const_id
+        constant_ids[key] = const_id
+        if not earlier:
+            constant_ids[id(data)] = const_id
         if label is None and isinstance(value, Tensor):
             label = value.name
             if label is None:
@@ -881,14 +887,27 @@ def recorded_graph(root, params=None, max_nodes: int | None = DEFAULT_MAX_NODES)
             if isinstance(value, Tensor) and not value.requires_grad and id(value) not in kept_keys:
                 edge(constant(value, None, module), op_id, None)
 
-    def constant_layer(value, const_id) -> None:
-        """The layer that made a constant from constants (nn.Flatten on the input batch)."""
-        maker = made_by(value)
+    def constant_layer(value, const_id, maker=None) -> None:
+        """The layer that made a constant from constants (nn.Flatten on the input batch).
+
+        ``maker``: that layer when it is not ``made_by(value)`` (the values before
+        an in-place layer changed them were made by the layer before it).
+        """
+        maker = made_by(value) if maker is None else maker
         if maker is None or any(entry[2] == const_id for entry in graph.constant_layers):
             return
         inputs = []
         names_of = getattr(maker, "input_names", ()) or ()
         for slot, source in enumerate(maker.inputs):
+            if source is value:  # changed in place (relu_ on the input batch): its earlier values
+                earlier = getattr(maker, "made_from", None)
+                source_id = constant(
+                    source, None if earlier else "input", None, ("earlier", id(maker)), True
+                )
+                inputs.append((slot, source_id))
+                if earlier is not None:
+                    constant_layer(source, source_id, earlier)
+                continue
             if isinstance(source, Tensor):
                 label = None if made_by(source) is not None else "input"
                 label = names_of[slot] if label and slot < len(names_of) else label
