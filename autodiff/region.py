@@ -157,7 +157,7 @@ class Region:
         # Held weakly here: the maker entry holds this region while the tensor lives.
         self.made_from = made_by(value)
         self._inputs = tuple(
-            _Computed(weakref.ref(i), None) if k == slot else i for k, i in enumerate(self._inputs)
+            _Computed(weakref.ref(i), None) if i is value else i for i in self._inputs
         )
         _remember_maker(value, self)
 
