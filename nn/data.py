@@ -339,9 +339,9 @@ def default_collate(batch: list):
     """Put a list of samples together into a batch, as PyTorch's ``default_collate``.
 
     - tensors -> one tensor stacked along a new first dimension;
-    - NumPy arrays and NumPy scalars -> a stacked tensor (dtype kept);
+    - NumPy arrays, NumPy numbers and bools -> a stacked tensor (dtype kept);
     - Python floats -> a float64 tensor, ints -> int64, bools -> bool;
-    - strings and bytes -> the list as it is;
+    - strings and bytes (NumPy's too) -> the list as it is;
     - dicts -> a dict of collated values per key; tuples and lists -> a list of
       collated fields (namedtuples keep their type).
 
@@ -359,8 +359,8 @@ def default_collate(batch: list):
                 f"lists; found a numpy array of dtype {elem.dtype}"
             )
         return _stack_tensors([autodiff.as_tensor(a) for a in batch], "default_collate")
-    if isinstance(elem, np.generic):
-        return constant(np.array(batch))
+    if isinstance(elem, (np.bool_, np.number)):  # (NumPy strings are strings, below)
+        return autodiff.as_tensor(np.array(batch))  # TypeError for timedelta64, as PyTorch
     if isinstance(elem, bool):
         return constant(np.array(batch, dtype=np.bool_))
     if isinstance(elem, int):
@@ -387,8 +387,23 @@ def default_collate(batch: list):
 
 
 def default_convert(data):
-    """Convert NumPy arrays in a sample to tensors (used when ``batch_size=None``)."""
-    if isinstance(data, np.ndarray) and data.dtype.kind not in "OUSV":
+    """Convert NumPy arrays and scalars in a sample to tensors (used when ``batch_size=None``).
+
+    As PyTorch's ``default_convert``: a NumPy array becomes a tensor of its dtype and a
+    NumPy scalar a 0-d one (``np.float32(1.5)`` -> ``tensor(1.5)``, float32); arrays of
+    strings or objects, NumPy strings, Python numbers and tensors stay as they are;
+    containers are converted element by element.
+
+        >>> default_convert({"x": np.ones(2), "y": np.int64(3)})
+        {'x': tensor([1., 1.], dtype=float64), 'y': tensor(3)}
+    """
+    if isinstance(data, Tensor):
+        return data
+    # NumPy's own types, told apart by their module as PyTorch does (a masked array,
+    # from numpy.ma, stays as it is); NumPy strings are strings
+    if type(data).__module__ == "numpy" and not isinstance(data, str):
+        if isinstance(data, np.ndarray) and data.dtype.kind in "OUSV":
+            return data
         return autodiff.as_tensor(data)
     if isinstance(data, collections.abc.Mapping):
         return {key: default_convert(value) for key, value in data.items()}

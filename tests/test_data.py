@@ -23,6 +23,7 @@ from nn.data import (
     SubsetRandomSampler,
     TensorDataset,
     default_collate,
+    default_convert,
     random_split,
 )
 from nn.transforms import Compose, Lambda, Normalize, ToTensor, is_batchable
@@ -163,6 +164,40 @@ def test_default_collate_errors_name_the_shapes_and_types():
         default_collate([object(), object()])
     with pytest.raises(RuntimeError, match="equal size"):
         default_collate([(1, 2), (1, 2, 3)])
+
+
+def test_default_convert_turns_numpy_scalars_into_0d_tensors():
+    for value in (np.float32(1.5), np.int64(3), np.bool_(True), np.float16(2), np.uint8(7)):
+        converted = default_convert(value)
+        assert isinstance(converted, autodiff.Tensor), value
+        assert converted.shape == () and converted.dtype == value.dtype
+        assert converted.item() == value.item()
+    for kept in (1.5, 3, "a", np.str_("a"), np.array(["a", "b"]), np.ma.array([1, 2])):
+        assert default_convert(kept) is kept
+    Point = collections.namedtuple("Point", "x y")
+    nested = default_convert({"p": Point(np.float64(0.5), [np.int32(1), 2])})
+    assert nested["p"].x.dtype == np.float64 and nested["p"].x.shape == ()
+    assert nested["p"].y[0].dtype == np.int32 and nested["p"].y[1] == 2
+    with pytest.raises(TypeError):
+        default_convert(np.datetime64("2020-01-01"))
+
+    class Scalars(Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return np.float32(i), np.int64(i)
+
+    x, y = next(iter(DataLoader(Scalars(), batch_size=None)))
+    assert x.shape == y.shape == () and (x.dtype, y.dtype) == (np.float32, np.int64)
+
+
+def test_default_collate_keeps_numpy_strings_and_refuses_dates():
+    assert default_collate([np.str_("a"), np.str_("b")]) == ["a", "b"]
+    assert default_collate([np.bytes_(b"a"), np.bytes_(b"b")]) == [b"a", b"b"]
+    with pytest.raises(TypeError, match="found datetime64"):
+        default_collate([np.datetime64("2020-01-01")] * 2)
+    assert default_collate([np.bool_(True), np.bool_(False)]).dtype == np.bool_
 
 
 def test_collation_keeps_the_graph_of_tensors_that_require_grad():
@@ -485,6 +520,80 @@ def test_default_collate_matches_pytorch(torch):
         assert str(mine.dtype) == str(reference.dtype).removeprefix("torch.")
         np.testing.assert_array_equal(mine.numpy(), reference.numpy())
     assert str(ours[3]["k"].dtype) == str(theirs[3]["k"].dtype).removeprefix("torch.")
+
+
+NUMPY_VALUES = [
+    np.float32(1.5),
+    np.float64(-2.25),
+    np.float16(3),
+    np.int64(3),
+    np.int32(-4),
+    np.uint8(200),
+    np.bool_(True),
+    np.complex64(1 + 2j),
+    np.str_("a"),
+    np.bytes_(b"a"),
+    np.datetime64("2020-01-01"),
+    np.array([1.0, 2.0], np.float32),
+    np.array(["a"]),
+    np.ma.array([1, 2]),
+    1.5,
+    "a",
+]
+NUMPY_IDS = [f"{i}-{type(v).__name__}" for i, v in enumerate(NUMPY_VALUES)]
+
+
+def same_as_pytorch(ours, theirs) -> bool:
+    """The same value and type, a tensor of PyTorch's dtype and shape where PyTorch has a tensor."""
+    import torch
+
+    if isinstance(theirs, torch.Tensor):
+        return (
+            isinstance(ours, autodiff.Tensor)
+            and str(ours.dtype) == str(theirs.dtype).removeprefix("torch.")
+            and ours.shape == tuple(theirs.shape)
+            and np.array_equal(ours.numpy(), theirs.numpy())
+        )
+    if isinstance(theirs, (list, tuple, dict)):
+        if type(ours) is not type(theirs) or len(ours) != len(theirs):
+            return False
+        if isinstance(theirs, dict):
+            return list(ours) == list(theirs) and all(
+                same_as_pytorch(ours[k], theirs[k]) for k in theirs
+            )
+        return all(same_as_pytorch(a, b) for a, b in zip(ours, theirs))
+    return type(ours) is type(theirs) and ours is theirs
+
+
+@pytest.mark.parametrize("value", NUMPY_VALUES, ids=NUMPY_IDS)
+def test_default_convert_matches_pytorch(torch, value):
+    from torch.utils.data import default_convert as torch_convert
+
+    try:
+        theirs = torch_convert(value)
+    except TypeError:
+        with pytest.raises(TypeError):
+            default_convert(value)
+        return
+    assert same_as_pytorch(default_convert(value), theirs)
+    assert same_as_pytorch(default_convert([value, (value,)]), torch_convert([value, (value,)]))
+
+
+@pytest.mark.parametrize("value", NUMPY_VALUES, ids=NUMPY_IDS)
+def test_default_collate_of_numpy_values_matches_pytorch(torch, value):
+    from torch.utils.data import default_collate as torch_collate
+
+    try:
+        theirs = torch_collate([value, value])
+    except TypeError:
+        with pytest.raises(TypeError):
+            default_collate([value, value])
+        return
+    ours = default_collate([value, value])
+    if isinstance(theirs, list):  # strings: the batch as it is
+        assert ours == theirs and [type(v) for v in ours] == [type(v) for v in theirs]
+    else:
+        assert same_as_pytorch(ours, theirs)
 
 
 @settings(max_examples=15)
