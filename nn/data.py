@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import collections.abc
+import copy
 import math
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -341,9 +342,11 @@ def default_collate(batch: list):
     - tensors -> one tensor stacked along a new first dimension;
     - NumPy arrays, NumPy numbers and bools -> a stacked tensor (dtype kept);
     - Python floats -> a float64 tensor, ints -> int64, bools -> bool;
-    - strings and bytes (NumPy's too) -> the list as it is;
-    - dicts -> a dict of collated values per key; tuples and lists -> a list of
-      collated fields (namedtuples keep their type).
+    - strings and bytes (NumPy's too) -> the batch as it is (strings in the same field
+      of tuples or lists come back as a tuple, as in PyTorch);
+    - mappings -> a mapping of the same type (an ``OrderedDict`` stays one) of collated
+      values per key; tuples -> a list of collated fields; namedtuples, lists and other
+      sequences keep their type (see ``_like``).
 
     ``default_collate([(x0, 0), (x1, 1)]) == [stack([x0, x1]), tensor([0, 1])]``
     """
@@ -370,16 +373,19 @@ def default_collate(batch: list):
     if isinstance(elem, (str, bytes)):
         return batch
     if isinstance(elem, collections.abc.Mapping):
-        return {key: default_collate([sample[key] for sample in batch]) for key in elem}
+        return _like(
+            elem, {key: default_collate([sample[key] for sample in batch]) for key in elem}
+        )
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):  # namedtuple
-        return type(elem)(*(default_collate(list(field)) for field in zip(*batch)))
+        return type(elem)(*(default_collate(field) for field in zip(*batch)))
     if isinstance(elem, collections.abc.Sequence):
         size = len(elem)
         if any(len(sample) != size for sample in batch):
             raise RuntimeError(
                 "default_collate: each element in list of batch should be of equal size"
             )
-        return [default_collate(list(field)) for field in zip(*batch)]
+        fields = [default_collate(field) for field in zip(*batch)]
+        return fields if isinstance(elem, tuple) else _like(elem, fields)
     raise TypeError(
         f"default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; "
         f"found {type(elem).__name__}"
@@ -392,7 +398,8 @@ def default_convert(data):
     As PyTorch's ``default_convert``: a NumPy array becomes a tensor of its dtype and a
     NumPy scalar a 0-d one (``np.float32(1.5)`` -> ``tensor(1.5)``, float32); arrays of
     strings or objects, NumPy strings, Python numbers and tensors stay as they are;
-    containers are converted element by element.
+    containers are converted element by element, tuples into lists, and mappings,
+    namedtuples, lists and other sequences keep their type (see ``_like``).
 
         >>> default_convert({"x": np.ones(2), "y": np.int64(3)})
         {'x': tensor([1., 1.], dtype=float64), 'y': tensor(3)}
@@ -406,14 +413,35 @@ def default_convert(data):
             return data
         return autodiff.as_tensor(data)
     if isinstance(data, collections.abc.Mapping):
-        return {key: default_convert(value) for key, value in data.items()}
-    if isinstance(data, tuple) and hasattr(data, "_fields"):
+        return _like(data, {key: default_convert(value) for key, value in data.items()})
+    if isinstance(data, tuple) and hasattr(data, "_fields"):  # namedtuple
         return type(data)(*(default_convert(d) for d in data))
     if isinstance(data, tuple):
         return [default_convert(d) for d in data]
-    if isinstance(data, list):
-        return [default_convert(d) for d in data]
+    if isinstance(data, collections.abc.Sequence) and not isinstance(data, (str, bytes)):
+        return _like(data, [default_convert(d) for d in data])
     return data
+
+
+def _like(container, values):
+    """``values`` (a dict or a list) in a container of ``container``'s type, as PyTorch's
+    collation keeps it: a mutable mapping or sequence is copied and refilled (so an
+    ``OrderedDict``, a ``defaultdict`` or a list subclass keeps its type and attributes),
+    another type is called with the dict or list, and a type that allows neither (a
+    ``TypeError``, e.g. ``range``) gives the dict or list itself."""
+    try:
+        if isinstance(container, collections.abc.MutableMapping):
+            clone = copy.copy(container)
+            clone.update(values)
+            return clone
+        if isinstance(container, collections.abc.MutableSequence):
+            clone = copy.copy(container)
+            for i, value in enumerate(values):
+                clone[i] = value
+            return clone
+        return type(container)(values)
+    except TypeError:
+        return values
 
 
 # -- the loader -----------------------------------------------------------------------------

@@ -200,6 +200,96 @@ def test_default_collate_keeps_numpy_strings_and_refuses_dates():
     assert default_collate([np.bool_(True), np.bool_(False)]).dtype == np.bool_
 
 
+class FrozenMapping(collections.abc.Mapping):
+    """A read-only mapping made from a dict."""
+
+    def __init__(self, data):
+        self._data = dict(data)
+
+    def __getitem__(self, key):
+        return self._data[key]
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self):
+        return len(self._data)
+
+
+class KeywordMapping(FrozenMapping):
+    """A read-only mapping that cannot be made from a dict: collation gives a dict."""
+
+    def __init__(self, **data):
+        super().__init__(data)
+
+
+class TaggedList(list):
+    """A list with an attribute, which a copy keeps."""
+
+    tag = None
+
+
+class Record(collections.abc.Sequence):
+    """A read-only sequence made from a list."""
+
+    def __init__(self, items):
+        self._items = list(items)
+
+    def __getitem__(self, i):
+        return self._items[i]
+
+    def __len__(self):
+        return len(self._items)
+
+
+def tagged(items, tag):
+    out = TaggedList(items)
+    out.tag = tag
+    return out
+
+
+def container_samples():
+    """Samples in each kind of container, for collation (two of each) and conversion."""
+    counts = collections.defaultdict(int, a=np.int64(1))
+    return [
+        [collections.OrderedDict(b=1, a=np.float32(2.0))] * 2,
+        [counts, counts],
+        [FrozenMapping({"x": 1.5}), FrozenMapping({"x": 2.5})],
+        [KeywordMapping(x=np.arange(2)), KeywordMapping(x=np.arange(2))],
+        [tagged([1, 2.0], "t"), tagged([3, 4.0], "u")],
+        [Record([1, "a"]), Record([2, "b"])],
+        [("a", 1), ("b", 2)],
+        [["a", np.ones(2)], ["b", np.zeros(2)]],
+        [range(2), range(2, 4)],
+    ]
+
+
+def test_collation_keeps_the_container_types():
+    od = default_collate([collections.OrderedDict(b=1, a=2)] * 2)
+    assert type(od) is collections.OrderedDict and list(od) == ["b", "a"]
+    counts = default_collate([collections.defaultdict(int, a=1)] * 2)
+    assert type(counts) is collections.defaultdict and counts["missing"] == 0
+    assert counts["a"].tolist() == [1, 1]
+    assert type(default_collate([FrozenMapping({"x": 1})] * 2)) is FrozenMapping
+    assert type(default_collate([KeywordMapping(x=1)] * 2)) is dict
+    batch = default_collate([tagged([1, 2.0], "t"), tagged([3, 4.0], "u")])
+    assert type(batch) is TaggedList and batch.tag == "t" and batch[0].tolist() == [1, 3]
+    assert type(default_collate([Record([1, 2])] * 2)) is Record
+    assert default_collate([("a", 1), ("b", 2)])[0] == ("a", "b")  # strings: as zip gives them
+    assert type(default_collate([(1, 2), (3, 4)])) is list
+
+    od = default_convert(collections.OrderedDict(b=np.int64(1), a=np.ones(2)))
+    assert type(od) is collections.OrderedDict and list(od) == ["b", "a"]
+    assert isinstance(od["b"], autodiff.Tensor)
+    converted = default_convert(tagged([np.float32(1)], "t"))
+    assert type(converted) is TaggedList and converted.tag == "t"
+    assert isinstance(converted[0], autodiff.Tensor)
+    assert type(default_convert(Record([np.ones(1)]))) is Record
+    assert type(default_convert(KeywordMapping(x=1))) is dict
+    assert default_convert(range(3)) == [0, 1, 2]
+    assert default_convert((np.int64(1), 2))[1] == 2
+
+
 def test_collation_keeps_the_graph_of_tensors_that_require_grad():
     w = autodiff.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], requires_grad=True)
     (X,) = next(iter(DataLoader(TensorDataset(w), batch_size=3, shuffle=False)))
@@ -541,6 +631,7 @@ NUMPY_VALUES = [
     "a",
 ]
 NUMPY_IDS = [f"{i}-{type(v).__name__}" for i, v in enumerate(NUMPY_VALUES)]
+CONTAINERS = (collections.abc.Mapping, collections.abc.Sequence)
 
 
 def same_as_pytorch(ours, theirs) -> bool:
@@ -554,10 +645,12 @@ def same_as_pytorch(ours, theirs) -> bool:
             and ours.shape == tuple(theirs.shape)
             and np.array_equal(ours.numpy(), theirs.numpy())
         )
-    if isinstance(theirs, (list, tuple, dict)):
+    if isinstance(theirs, CONTAINERS) and not isinstance(theirs, (str, bytes)):
         if type(ours) is not type(theirs) or len(ours) != len(theirs):
             return False
-        if isinstance(theirs, dict):
+        if getattr(ours, "tag", None) != getattr(theirs, "tag", None):
+            return False  # a subclass's attributes are kept (TaggedList)
+        if isinstance(theirs, collections.abc.Mapping):
             return list(ours) == list(theirs) and all(
                 same_as_pytorch(ours[k], theirs[k]) for k in theirs
             )
@@ -594,6 +687,16 @@ def test_default_collate_of_numpy_values_matches_pytorch(torch, value):
         assert ours == theirs and [type(v) for v in ours] == [type(v) for v in theirs]
     else:
         assert same_as_pytorch(ours, theirs)
+
+
+@pytest.mark.parametrize("pair", container_samples(), ids=lambda pair: type(pair[0]).__name__)
+def test_collation_of_containers_matches_pytorch(torch, pair):
+    from torch.utils.data import default_collate as torch_collate
+    from torch.utils.data import default_convert as torch_convert
+
+    assert same_as_pytorch(default_collate(pair), torch_collate(pair))
+    assert same_as_pytorch(default_convert(pair[0]), torch_convert(pair[0]))
+    assert same_as_pytorch(default_convert(pair), torch_convert(pair))
 
 
 @settings(max_examples=15)
