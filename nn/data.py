@@ -18,7 +18,9 @@ Fast path: when the collate function is the default and the dataset is backed by
 arrays (``TensorDataset``, ``Subset`` of one, and the image datasets of
 ``nn.datasets`` whose transform is batchable), a batch is gathered with one fancy
 index ``array[indices]`` and transformed in one vectorised call instead of one
-Python call per sample; the numbers are the same as on the per-sample path.
+Python call per sample; the numbers are the same as on the per-sample path. Only
+integer indices take it: as in PyTorch, whatever else a sampler yields (strings for a
+dataset keyed by name, floats) goes to ``dataset[key]`` as it is.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import bisect
 import collections.abc
 import copy
+import itertools
 import math
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -142,7 +145,12 @@ class Subset(Dataset):
         fetch = getattr(self.dataset, "_fetch_batch", None)
         if fetch is None or type(self).__getitem__ is not Subset.__getitem__:
             return None
-        return fetch(np.asarray(self.indices, dtype=np.int64)[indices])
+        if isinstance(self.indices, (np.ndarray, Tensor)):
+            keys = np.asarray(self.indices)[indices]
+        else:  # this batch's keys only, not the whole list each time
+            keys = [self.indices[i] for i in indices.tolist()]
+        keys = _integer_indices(keys)
+        return None if keys is None else fetch(keys)
 
 
 class ConcatDataset(Dataset):
@@ -181,6 +189,31 @@ def _check_index(index, size: int, owner: str) -> int:
     if not -size <= index < size:
         raise IndexError(f"{owner}: index {index} is out of range for a dataset of {size} samples")
     return index % size
+
+
+def _integer_indices(keys):
+    """``keys`` as a 1-d int64 array when they are all integers (a list, tuple, range,
+    array or tensor of them), for the fast path's one fancy index; None otherwise.
+
+    Other keys (strings, floats, bools, ...) are not converted: as in PyTorch, each goes
+    to ``dataset[key]`` as the sampler gave it, and the dataset decides what it means.
+    """
+    if isinstance(keys, Tensor):
+        keys = keys.data
+    if isinstance(keys, range):
+        return np.arange(keys.start, keys.stop, keys.step, dtype=np.int64)
+    if isinstance(keys, np.ndarray):
+        integers = keys.ndim == 1 and keys.dtype.kind in "iu"
+    else:
+        integers = isinstance(keys, (list, tuple)) and all(
+            type(key) is int or isinstance(key, np.integer) for key in keys
+        )
+    if not integers:
+        return None
+    try:
+        return np.asarray(keys, dtype=np.int64)
+    except OverflowError:  # past int64: the dataset's own error
+        return None
 
 
 # -- samplers --------------------------------------------------------------------------------
@@ -257,26 +290,31 @@ class RandomSampler(Sampler):
 
 
 class SubsetRandomSampler(Sampler):
-    """The given indices in a random order each epoch."""
+    """The given indices in a random order each epoch, each as it was given (as in
+    PyTorch, keys that are not integers, such as strings, go to ``dataset[key]``)."""
 
     def __init__(self, indices: Sequence[int], generator=None):
         self.indices = indices
         self.generator = generator
 
     def _index_array(self):
-        indices = np.asarray(self.indices, dtype=np.int64)
+        indices = _integer_indices(self.indices)
+        if indices is None:
+            return None  # not integers: __iter__ yields them as they are
         return indices[_epoch_rng(self.generator).permutation(len(indices))]
 
     def __iter__(self):
-        return iter(self._index_array().tolist())
+        order = _epoch_rng(self.generator).permutation(len(self.indices))
+        return (self.indices[i] for i in order.tolist())
 
     def __len__(self) -> int:
         return len(self.indices)
 
 
 def _index_array_of(sampler):
-    """The sampler's epoch of indices as one int64 array, when it is one of ours (None
-    otherwise): a subclass with its own ``__iter__`` decides the order itself."""
+    """The sampler's epoch of indices as one int64 array, when it is one of ours over
+    integers (None otherwise): a subclass with its own ``__iter__`` decides the order
+    itself."""
     index_array = getattr(sampler, "_index_array", None)
     if index_array is None:
         return None
@@ -300,11 +338,18 @@ class BatchSampler(Sampler):
         self.batch_size = batch_size
         self.drop_last = drop_last
 
-    def _index_batches(self) -> Iterator[np.ndarray]:
-        """Batches as int64 arrays (one array op instead of a Python list per batch)."""
+    def _index_batches(self) -> Iterator[np.ndarray | list]:
+        """Batches as int64 arrays when the sampler is one of ours over integers (one array
+        op instead of a Python list per batch); otherwise lists of whatever the sampler
+        yields, unchanged, as PyTorch's BatchSampler makes them."""
         indices = _index_array_of(self.sampler)
         if indices is None:
-            indices = np.fromiter(iter(self.sampler), dtype=np.int64)
+            keys = iter(self.sampler)
+            while batch := list(itertools.islice(keys, self.batch_size)):
+                if self.drop_last and len(batch) < self.batch_size:
+                    return
+                yield batch
+            return
         stop = len(indices)
         if self.drop_last:
             stop -= stop % self.batch_size
@@ -313,7 +358,7 @@ class BatchSampler(Sampler):
 
     def __iter__(self):
         for batch in self._index_batches():
-            yield batch.tolist()
+            yield batch.tolist() if isinstance(batch, np.ndarray) else batch
 
     def __len__(self) -> int:
         n = len(self.sampler)
@@ -578,18 +623,24 @@ class DataLoader:
 
     def _iter_batches(self):
         fetch = getattr(self.dataset, "_fetch_batch", None) if self._default_collate else None
-        if type(self.batch_sampler).__iter__ is BatchSampler.__iter__:  # not a subclass's own
-            batches = self.batch_sampler._index_batches()
-        else:
-            batches = (np.asarray(list(b), dtype=np.int64) for b in self.batch_sampler)
+        # ours (not a subclass's own __iter__) gives int64 arrays for our samplers; any
+        # other batch goes to the dataset as it was yielded, keys unchanged, as in PyTorch
+        ours = type(self.batch_sampler).__iter__ is BatchSampler.__iter__
+        batches = self.batch_sampler._index_batches() if ours else iter(self.batch_sampler)
         getitems = getattr(self.dataset, "__getitems__", None)  # PyTorch's batch protocol
-        for indices in batches:
-            batch = fetch(indices) if fetch is not None and len(indices) else None
+        for keys in batches:
+            batch = None
+            if fetch is not None:  # the fast path, for integer keys only
+                indices = keys if ours and isinstance(keys, np.ndarray) else _integer_indices(keys)
+                if indices is not None and len(indices):
+                    batch = fetch(indices)
             if batch is None:
+                if ours and isinstance(keys, np.ndarray):
+                    keys = keys.tolist()  # as PyTorch's BatchSampler: a list of ints
                 if getitems is not None:
-                    samples = getitems(indices.tolist())
+                    samples = getitems(keys)
                 else:
-                    samples = [self.dataset[i] for i in indices.tolist()]
+                    samples = [self.dataset[key] for key in keys]
                 batch = self.collate_fn(samples)
             yield batch
 

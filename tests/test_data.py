@@ -120,6 +120,84 @@ def test_samplers_and_batch_sampler():
     assert [y.tolist() for _, y in loader] == [[0, 1], [5]]
 
 
+def key_recorder(base):
+    """A map-style dataset class (on ``base``, ours or PyTorch's) that records each key it gets."""
+
+    class Recorder(base):
+        def __init__(self):
+            self.seen = []
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, key):
+            self.seen.append(repr(key))
+            return {"a": 1.0, "b": 2.0, "c": 3.0}[key] if isinstance(key, str) else 0.0
+
+    return Recorder
+
+
+class BatchRecorder(key_recorder(Dataset)):
+    def __getitems__(self, keys):
+        self.seen.append(type(keys).__name__)
+        return [self[key] for key in keys]
+
+
+def test_sampled_keys_reach_the_dataset_as_they_are():
+    """As PyTorch: strings, floats and bools from a sampler go to dataset[key] unchanged."""
+    keyed = key_recorder(Dataset)()
+    batches = [b.tolist() for b in DataLoader(keyed, batch_size=2, sampler=["c", "a", "b"])]
+    assert batches == [[3.0, 1.0], [2.0]] and keyed.seen == ["'c'", "'a'", "'b'"]
+    assert list(BatchSampler(["a", "b", "c"], 2, drop_last=False)) == [["a", "b"], ["c"]]
+    assert list(BatchSampler(["a", "b", "c"], 2, drop_last=True)) == [["a", "b"]]
+    floats = key_recorder(Dataset)()
+    list(DataLoader(floats, batch_size=2, sampler=[0.5, True, np.float64(2)]))
+    assert floats.seen == ["0.5", "True", "np.float64(2.0)"]
+    gen = autodiff.Generator().manual_seed(0)
+    assert sorted(SubsetRandomSampler(["a", "b", "c"], gen)) == ["a", "b", "c"]
+    assert sorted(SubsetRandomSampler([0.5, 1.5], gen)) == [0.5, 1.5]
+    shuffled = key_recorder(Dataset)()
+    list(DataLoader(shuffled, batch_size=2, sampler=SubsetRandomSampler(["a", "b", "c"], gen)))
+    assert sorted(shuffled.seen) == ["'a'", "'b'", "'c'"]
+    subset = next(iter(DataLoader(Subset(key_recorder(Dataset)(), ["c", "a"]), batch_size=2)))
+    assert subset.tolist() == [3.0, 1.0]
+    batched = BatchRecorder()
+    list(DataLoader(batched, batch_sampler=[("a", "b"), ["c"]]))
+    assert batched.seen == ["tuple", "'a'", "'b'", "list", "'c'"]
+    # a tensor dataset refuses float keys, as PyTorch's does, also through a Subset
+    rows = rows_dataset(4)
+    for options in ({"sampler": [0.0, 1.0]}, {"sampler": SubsetRandomSampler([1.0])}):
+        with pytest.raises(IndexError, match="valid indices"):
+            list(DataLoader(rows, batch_size=2, **options))
+    with pytest.raises(IndexError, match="valid indices"):
+        list(DataLoader(Subset(rows, [1.0, 2.0]), batch_size=2))
+
+
+def test_integer_keys_of_any_sampler_take_the_fast_path():
+    class Counted(TensorDataset):
+        fetched = 0
+
+        def _fetch_batch(self, indices):
+            assert indices.dtype == np.int64
+            Counted.fetched += 1
+            return super()._fetch_batch(indices)
+
+    data = Counted(autodiff.arange(5.0))
+    gen = autodiff.Generator().manual_seed(0)
+    loaders = [
+        DataLoader(data, batch_size=2, sampler=[4, np.int64(1), 3]),
+        DataLoader(data, batch_sampler=[np.array([4, 1]), (3,)]),
+        DataLoader(data, batch_size=2, sampler=SubsetRandomSampler(range(1, 5, 3), gen)),
+        DataLoader(Subset(data, np.array([4, 1, 3])), batch_size=2),
+        DataLoader(Subset(data, autodiff.tensor([4, 1, 3])), batch_size=2),
+    ]
+    for loader in loaders:
+        Counted.fetched = 0
+        rows = sorted(v for (X,) in loader for v in X.tolist())
+        assert rows == ([1.0, 4.0] if len(loader.sampler) == 2 else [1.0, 3.0, 4.0])
+        assert Counted.fetched == len(loader)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -697,6 +775,43 @@ def test_collation_of_containers_matches_pytorch(torch, pair):
     assert same_as_pytorch(default_collate(pair), torch_collate(pair))
     assert same_as_pytorch(default_convert(pair[0]), torch_convert(pair[0]))
     assert same_as_pytorch(default_convert(pair), torch_convert(pair))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"sampler": ["a", "b", "c"], "batch_size": 2},
+        {"sampler": ["a", "b", "c"], "batch_size": 2, "drop_last": True},
+        {"sampler": [0.5, 1.5, 2], "batch_size": 2},
+        {"sampler": np.array([0.5, 1.5]), "batch_size": 2},
+        {"sampler": [True, 0, np.int64(1)], "batch_size": 3},
+        {"sampler": ["a", 1.0], "batch_size": None},
+        {"batch_sampler": [("a", "b"), ["c"]]},
+        {"batch_sampler": [np.array([2, 0]), [1.0]]},
+    ],
+)
+def test_sampled_keys_reach_the_dataset_as_in_pytorch(torch, options):
+    ours, theirs = key_recorder(Dataset)(), key_recorder(torch.utils.data.Dataset)()
+    batches = [getattr(b, "tolist", lambda b=b: b)() for b in DataLoader(ours, **options)]
+    expected = [
+        getattr(b, "tolist", lambda b=b: b)()
+        for b in torch.utils.data.DataLoader(theirs, **options)
+    ]
+    assert batches == expected
+    assert ours.seen == theirs.seen
+
+
+def test_sampled_float_keys_are_refused_by_tensor_datasets_as_in_pytorch(torch):
+    from torch.utils.data import DataLoader as TorchLoader
+    from torch.utils.data import TensorDataset as TorchTensorDataset
+
+    for loader, dataset in (
+        (DataLoader, rows_dataset(3)),
+        (TorchLoader, TorchTensorDataset(torch.arange(3))),
+    ):
+        for batch_size in (2, None):
+            with pytest.raises(IndexError):
+                next(iter(loader(dataset, batch_size=batch_size, sampler=[1.0, 0.0])))
 
 
 @settings(max_examples=15)
