@@ -59,12 +59,18 @@ def continue_steps_3_to_5(opt, w, v, trajectory, rtol):
         np.testing.assert_allclose(v.data, trajectory[step][1], rtol=rtol, err_msg=f"step {step}")
 
 
-def run_ours(name, kwargs, steps=8, groups=False):
+def parameter_list(w, v, groups=False, named=False):
+    """The optimizer's ``params``: [w, v] or two groups (v's with lr 0.02), as (name, tensor)
+    pairs when ``named``."""
+    first, second = (("w", w), ("v", v)) if named else (w, v)
+    return [{"params": [first]}, {"params": [second], "lr": 0.02}] if groups else [first, second]
+
+
+def run_ours(name, kwargs, steps=8, groups=False, named=False):
     _, _, w0, v0 = quadratic_problem()
     w = nn.Parameter(autodiff.tensor(w0))
     v = nn.Parameter(autodiff.tensor(v0))
-    params = [{"params": [w]}, {"params": [v], "lr": 0.02}] if groups else [w, v]
-    opt = getattr(optim, name)(params, **kwargs)
+    opt = getattr(optim, name)(parameter_list(w, v, groups, named), **kwargs)
     trajectory = []
     for _ in range(steps):
         opt.zero_grad()
@@ -74,12 +80,11 @@ def run_ours(name, kwargs, steps=8, groups=False):
     return trajectory, opt, (w, v)
 
 
-def run_theirs(torch, name, kwargs, steps=8, groups=False):
+def run_theirs(torch, name, kwargs, steps=8, groups=False, named=False):
     _, _, w0, v0 = quadratic_problem()
     w = torch.nn.Parameter(torch.tensor(w0))
     v = torch.nn.Parameter(torch.tensor(v0))
-    params = [{"params": [w]}, {"params": [v], "lr": 0.02}] if groups else [w, v]
-    opt = getattr(torch.optim, name)(params, **kwargs)
+    opt = getattr(torch.optim, name)(parameter_list(w, v, groups, named), **kwargs)
     trajectory = []
     for _ in range(steps):
         opt.zero_grad()
@@ -112,6 +117,44 @@ def test_trajectory_matches_pytorch_step_for_step(torch, name, kwargs, groups):
         assert group["params"] == tgroup["params"]
         for key in ("lr", "weight_decay"):
             assert group[key] == tgroup[key]
+
+
+NAMED_CONFIGS = [
+    ("SGD", {"lr": 0.05, "momentum": 0.9}),
+    ("Adam", {"lr": 0.01, "amsgrad": True}),
+    ("AdamW", {"lr": 0.01}),
+    ("RMSprop", {"lr": 0.01, "centered": True, "momentum": 0.5}),
+]
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(("name", "kwargs"), NAMED_CONFIGS, ids=[n for n, _ in NAMED_CONFIGS])
+@pytest.mark.parametrize("groups", [False, True])
+def test_named_parameters_match_pytorch(torch, name, kwargs, groups):
+    """PyTorch 2.13 takes (name, tensor) pairs: same steps, and the names in state_dict()."""
+    ours, opt, (w, v) = run_ours(name, kwargs, groups=groups, named=True)
+    theirs, topt = run_theirs(torch, name, kwargs, groups=groups, named=True)
+    for step, ((w1, v1), (w2, v2)) in enumerate(zip(ours, theirs, strict=True)):
+        np.testing.assert_allclose(w1, w2, rtol=1e-10, atol=1e-12, err_msg=f"w at step {step}")
+        np.testing.assert_allclose(v1, v2, rtol=1e-10, atol=1e-12, err_msg=f"v at step {step}")
+    for group, tgroup in zip(opt.param_groups, topt.param_groups, strict=True):
+        assert group["param_names"] == tgroup["param_names"]
+    sd, tsd = opt.state_dict(), topt.state_dict()
+    for group, tgroup in zip(sd["param_groups"], tsd["param_groups"], strict=True):
+        assert (group["param_names"], group["params"]) == (tgroup["param_names"], tgroup["params"])
+    # PyTorch's state dict, names and all, loads into ours and continues its trajectory
+    theirs_traj, _ = run_theirs(torch, name, kwargs, steps=6, groups=groups, named=True)
+    _, topt3 = run_theirs(torch, name, kwargs, steps=3, groups=groups, named=True)
+    _, _, (w, v) = run_ours(name, kwargs, steps=0)
+    their_params = [p for group in topt3.param_groups for p in group["params"]]
+    for param, their_param in zip((w, v), their_params, strict=True):
+        param.data[...] = their_param.detach().numpy()
+    fresh = getattr(optim, name)(parameter_list(w, v, groups), **kwargs)
+    fresh.load_state_dict(topt3.state_dict())
+    assert [g["param_names"] for g in fresh.param_groups] == [
+        g["param_names"] for g in topt3.param_groups
+    ]
+    continue_steps_3_to_5(fresh, w, v, theirs_traj, rtol=1e-10)
 
 
 @pytest.mark.torch
@@ -213,6 +256,49 @@ def test_parameter_groups_have_their_own_options():
         opt.add_param_group({"params": [a]})
 
 
+def test_named_parameters_are_kept_as_param_names():
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    for name in ("SGD", "Adam", "AdamW", "RMSprop"):
+        opt = getattr(optim, name)(model.named_parameters(), lr=0.1)
+        (group,) = opt.param_groups
+        assert group["param_names"] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+        assert all(a is b for a, b in zip(group["params"], model.parameters(), strict=True))
+        (saved,) = opt.state_dict()["param_groups"]
+        assert saved["param_names"] == group["param_names"] and saved["params"] == [0, 1, 2, 3]
+        assert "param_names: ['0.weight'," in repr(opt)
+    opt = optim.SGD([{"params": model[0].named_parameters(), "lr": 1.0}], lr=0.1)
+    opt.add_param_group({"params": model[2].named_parameters()})
+    assert [g["param_names"] for g in opt.param_groups] == [["weight", "bias"]] * 2
+    assert [g["lr"] for g in opt.param_groups] == [1.0, 0.1]
+
+
+def test_named_and_unnamed_parameters_do_not_mix():
+    a, b = nn.Parameter(autodiff.ones(1)), nn.Parameter(autodiff.ones(1))
+    with pytest.raises(ValueError, match="Some param names are missing: 1 of the group's 2"):
+        optim.SGD([("a", a), b], lr=0.1)
+    with pytest.raises(ValueError, match="cannot add param group without names"):
+        optim.SGD([{"params": [("a", a)]}, {"params": [b]}], lr=0.1)
+    with pytest.raises(ValueError, match="cannot add param group with names"):
+        optim.SGD([{"params": [a]}, {"params": [("b", b)]}], lr=0.1)
+    with pytest.raises(TypeError, match="one of the params is list"):
+        optim.SGD([["a", a]], lr=0.1)  # a pair is a tuple, as in PyTorch
+
+
+def test_param_names_load_as_pytorch_loads_them():
+    """Parameters match by order; loaded names replace the optimizer's, absent ones keep them."""
+    a, b = nn.Parameter(autodiff.ones(1)), nn.Parameter(autodiff.ones(1))
+    named = optim.SGD([("a", a), ("b", b)], lr=0.1).state_dict()
+    unnamed = optim.SGD([a, b], lr=0.1)
+    unnamed.load_state_dict(named)
+    assert unnamed.param_groups[0]["param_names"] == ["a", "b"]
+    named["param_groups"][0]["param_names"].append("changed")  # the optimizer has a copy
+    assert unnamed.param_groups[0]["param_names"] == ["a", "b"]
+    renamed = optim.SGD([("x", a), ("y", b)], lr=0.1)
+    renamed.load_state_dict(optim.SGD([a, b], lr=0.5).state_dict())
+    assert renamed.param_groups[0]["param_names"] == ["x", "y"]
+    assert renamed.param_groups[0]["lr"] == 0.5
+
+
 def test_zero_grad_none_by_default_or_zeros():
     w = nn.Parameter(autodiff.ones(2))
     opt = optim.Adam([w])
@@ -250,14 +336,18 @@ def test_errors():
 @pytest.mark.parametrize(
     ("name", "kwargs"), CONFIGS[1:], ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS[1:])]
 )
-def test_state_dict_round_trip_continues_the_same_trajectory(name, kwargs, tmp_path):
-    full, _, _ = run_ours(name, kwargs, steps=6)
-    _, opt, (w, v) = run_ours(name, kwargs, steps=3)
+@pytest.mark.parametrize("named", [False, True])
+def test_state_dict_round_trip_continues_the_same_trajectory(name, kwargs, named, tmp_path):
+    full, _, _ = run_ours(name, kwargs, steps=6, groups=named, named=named)
+    _, opt, (w, v) = run_ours(name, kwargs, steps=3, groups=named, named=named)
     path = tmp_path / "opt.pt"
     autodiff.save(opt.state_dict(), path)
     # a fresh optimizer over the same parameters, loaded from the file
-    fresh = getattr(optim, name)([w, v], **kwargs)
+    fresh = getattr(optim, name)(parameter_list(w, v, groups=named, named=named), **kwargs)
     fresh.load_state_dict(autodiff.load(path))
+    assert fresh.state_dict()["param_groups"] == opt.state_dict()["param_groups"]
+    if named:  # (in two groups, the second with its own lr)
+        assert [g["param_names"] for g in fresh.param_groups] == [["w"], ["v"]]
     continue_steps_3_to_5(fresh, w, v, full, rtol=1e-12)
 
 

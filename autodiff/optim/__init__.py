@@ -7,6 +7,7 @@ parameter in place from its ``.grad``, with NumPy on ``p.data`` and no graph.
 Example (the lecture's training step)::
 
     optimizer = autodiff.optim.SGD(model.parameters(), lr=1e-3)
+    # or SGD(model.named_parameters(), ...): state_dict() then also names the parameters
     loss = loss_fn(model(X), y)
     loss.backward()
     optimizer.step()
@@ -60,8 +61,9 @@ def _array(value):
 class Optimizer:
     """Base class: parameter groups, state, ``zero_grad``, ``state_dict``/``load_state_dict``.
 
-    Subclasses implement ``step()``.  ``params`` is an iterable of tensors or of
-    dicts (parameter groups) whose keys override ``defaults``.
+    Subclasses implement ``step()``.  ``params`` is an iterable of tensors, of
+    ``(name, tensor)`` pairs (``model.named_parameters()``), or of dicts (parameter
+    groups) whose keys override ``defaults``.
     """
 
     def __init__(self, params, defaults: dict):
@@ -91,7 +93,12 @@ class Optimizer:
         return text + "\n)"
 
     def add_param_group(self, param_group: dict) -> None:
-        """Add a group of parameters (a dict with "params"), filling unset options from defaults."""
+        """Add a group of parameters (a dict with "params"), filling unset options from defaults.
+
+        "params" holds tensors or ``(name, tensor)`` pairs, as in PyTorch: the names go to
+        the group's "param_names" (and so to ``state_dict()``); all of a group's
+        parameters are named or none is, and so are all groups of an optimizer.
+        """
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
         params = param_group["params"]
@@ -104,6 +111,15 @@ class Optimizer:
             )
         else:
             params = list(params)
+        names = [p[0] for p in params if isinstance(p, tuple)]
+        if names:
+            if len(names) != len(params):
+                raise ValueError(
+                    "all optimizer params should be with/without names. Some param names are "
+                    f"missing: {len(names)} of the group's {len(params)} params are "
+                    "(name, tensor) pairs"
+                )
+            params = [p[1] for p in params]
         for p in params:
             if not isinstance(p, Tensor):
                 raise TypeError(
@@ -113,12 +129,20 @@ class Optimizer:
                 raise ValueError("can't optimize a non-leaf Tensor")
         group = dict(param_group)
         group["params"] = params
+        if names:
+            group["param_names"] = names
         for key, default in self.defaults.items():
             if default is required and key not in group:
                 raise ValueError(
                     f"parameter group didn't specify a value of required optimization parameter {key}"
                 )
             group.setdefault(key, default)
+        named = "param_names" in group
+        if any(("param_names" in g) != named for g in self.param_groups):
+            raise ValueError(
+                "all optimizer param groups should be with/without names. cannot add param "
+                f"group {'with' if named else 'without'} names to the optimizer"
+            )
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params) or len({id(p) for p in params}) != len(params):
             raise ValueError("some parameters appear in more than one parameter group")
@@ -160,7 +184,8 @@ class Optimizer:
         """``{"state": {index: {name: Tensor}}, "param_groups": [{..., "params": [indices]}]}``.
 
         Parameters are numbered in order across groups, as PyTorch does, so the
-        dict can be saved with ``autodiff.save`` and loaded into a new optimizer.
+        dict can be saved with ``autodiff.save`` and loaded into a new optimizer. A group
+        made from named parameters also holds their ``"param_names"``.
         """
         index = {}
         groups = []
@@ -183,7 +208,11 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore hyper-parameters and state; checks group and parameter counts first."""
+        """Restore hyper-parameters and state; checks group and parameter counts first.
+
+        As in PyTorch, parameters are matched by their order, not by their names; the
+        loaded ``"param_names"`` replace the optimizer's, which stay when there are none.
+        """
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups):
             raise ValueError(
@@ -231,7 +260,9 @@ class Optimizer:
         self.state = new_state
         for saved, own in zip(groups, self.param_groups, strict=True):
             for k, v in saved.items():
-                if k != "params":
+                if k == "param_names":
+                    own[k] = list(v)  # a copy, as PyTorch copies the loaded groups
+                elif k != "params":
                     own[k] = (
                         v.item() if isinstance(v, (Tensor, np.ndarray)) and np.ndim(v) == 0 else v
                     )
