@@ -892,7 +892,11 @@ class Tensor:
 
     def relu_(self):
         return _in_place(
-            self, "relu_", lambda x: x.relu(), lambda a, _: _ops.elementwise.max_with_zero(a, out=a), None
+            self,
+            "relu_",
+            lambda x: x.relu(),
+            lambda a, _: _ops.elementwise.max_with_zero(a, out=a),
+            None,
         )
 
 

@@ -8,6 +8,7 @@ stepper page opens on the root and steps through lecture-level ops.
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import struct
@@ -195,7 +196,10 @@ def test_constant_inputs_are_drawn_without_keep_values():
 def _picture_of(source: str):
     """(edges between bold labels, module cluster labels) of a draw_graph source."""
     names = dict(re.findall(r"^\s*(\w+) \[label=<.*?<B>([^<]+)</B>", source, re.M))
-    edges = sorted((names.get(a, "tensor"), names.get(b, "tensor")) for a, b in re.findall(r"^\s*(\w+) -> (\w+)", source, re.M))
+    edges = sorted(
+        (names.get(a, "tensor"), names.get(b, "tensor"))
+        for a, b in re.findall(r"^\s*(\w+) -> (\w+)", source, re.M)
+    )
     clusters = sorted(re.findall(r'fontsize=11 label="?([^"\n]+?)"? style', source))
     return edges, clusters
 
@@ -214,7 +218,7 @@ def test_an_in_place_layer_on_the_input_batch_is_drawn_like_its_out_of_place_twi
     assert pictures[0] == pictures[1]
     edges, clusters = pictures[1]
     chain = ["input", *(name.lower() for name in first), "relu"]
-    for earlier, layer in zip(chain, chain[1:]):
+    for earlier, layer in itertools.pairwise(chain):
         assert (earlier if earlier == "input" else "constant", layer) in edges
     assert ("relu", "constant") in edges and ("constant", "linear") in edges
     assert f"{len(first)}: ReLU" in clusters
