@@ -386,7 +386,8 @@ def default_collate(batch: list):
 
     - tensors -> one tensor stacked along a new first dimension;
     - NumPy arrays, NumPy numbers and bools -> a stacked tensor (dtype kept);
-    - Python floats -> a float64 tensor, ints -> int64, bools -> bool;
+    - Python floats -> a float64 tensor; a batch that starts with an int or a bool ->
+      ``autodiff.tensor(batch)`` (int64, bool, or float32 when a float follows);
     - strings and bytes (NumPy's too) -> the batch as it is (strings in the same field
       of tuples or lists come back as a tuple, as in PyTorch);
     - mappings -> a mapping of the same type (an ``OrderedDict`` stays one) of collated
@@ -409,10 +410,9 @@ def default_collate(batch: list):
         return _stack_tensors([autodiff.as_tensor(a) for a in batch], "default_collate")
     if isinstance(elem, (np.bool_, np.number)):  # (NumPy strings are strings, below)
         return autodiff.as_tensor(np.array(batch))  # TypeError for timedelta64, as PyTorch
-    if isinstance(elem, bool):
-        return constant(np.array(batch, dtype=np.bool_))
-    if isinstance(elem, int):
-        return constant(np.array(batch, dtype=np.int64))
+    if isinstance(elem, int):  # bools too: the dtype comes from every element, as
+        # torch.tensor(batch) in PyTorch ([1, 2.5] -> float32, [True, 2] -> int64)
+        return autodiff.tensor(batch)
     if isinstance(elem, float):
         return constant(np.array(batch, dtype=np.float64))
     if isinstance(elem, (str, bytes)):

@@ -690,6 +690,36 @@ def test_default_collate_matches_pytorch(torch):
     assert str(ours[3]["k"].dtype) == str(theirs[3]["k"].dtype).removeprefix("torch.")
 
 
+MIXED_NUMBERS = [[1, 2.5], [True, 2], [1, True], [True, 2.5], [True, False], [2.5, 1], [1.5, True]]
+
+
+@pytest.mark.parametrize("batch", MIXED_NUMBERS, ids=str)
+def test_default_collate_of_mixed_python_numbers_keeps_every_value(batch):
+    """A batch that starts with an int takes its dtype from every element, as
+    torch.tensor(batch) does: [1, 2.5] was cut to the int64 [1, 2]."""
+    expected = {
+        "[1, 2.5]": "float32",
+        "[True, 2]": "int64",
+        "[1, True]": "int64",
+        "[True, 2.5]": "float32",
+        "[True, False]": "bool",
+        "[2.5, 1]": "float64",
+        "[1.5, True]": "float64",
+    }[str(batch)]
+    ours = default_collate(batch)
+    assert str(ours.dtype) == expected
+    assert ours.tolist() == [type(ours.tolist()[0])(v) for v in batch]
+
+
+@pytest.mark.parametrize("batch", MIXED_NUMBERS, ids=str)
+def test_default_collate_of_mixed_python_numbers_matches_pytorch(torch, batch):
+    from torch.utils.data import default_collate as torch_collate
+
+    ours, theirs = default_collate(batch), torch_collate(batch)
+    assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch.")
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
 NUMPY_VALUES = [
     np.float32(1.5),
     np.float64(-2.25),
