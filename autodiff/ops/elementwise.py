@@ -645,7 +645,7 @@ class Relu(Function):
 # against zeros once it no longer fits in cache, and a short call pays more
 # for the slicing than it saves).
 _ZERO_BLOCK = 32768
-_zero_blocks: dict = {}
+_FLOAT32_ZEROS = np.zeros(_ZERO_BLOCK, np.float32)  # read only
 
 
 def max_with_zero(x, out=None):
@@ -660,9 +660,7 @@ def max_with_zero(x, out=None):
         if out is not None:
             return np.maximum(x, 0, out=out)
         return _ufunc(np.maximum, x, 0)
-    zeros = _zero_blocks.get(x.dtype)
-    if zeros is None:
-        zeros = _zero_blocks.setdefault(x.dtype, np.zeros(_ZERO_BLOCK, x.dtype))
+    zeros = _FLOAT32_ZEROS
     if out is None:
         out = np.empty_like(x)
     flat_x, flat_out = x.reshape(-1), out.reshape(-1)
