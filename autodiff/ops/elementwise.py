@@ -645,7 +645,8 @@ class Relu(Function):
 # against zeros once it no longer fits in cache, and a short call pays more
 # for the slicing than it saves).
 _ZERO_BLOCK = 32768
-_FLOAT32_ZEROS = np.zeros(_ZERO_BLOCK, np.float32)  # read only
+_FLOAT32_ZEROS = np.zeros(_ZERO_BLOCK, np.float32)
+_FLOAT32_ZEROS.flags.writeable = False
 
 
 def max_with_zero(x, out=None):
