@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import autodiff
+import nn
 import nn.functional as F  # noqa: N812 (as torch.nn.functional is imported)
 
 NAN, INF = math.nan, math.inf
@@ -251,6 +252,38 @@ def test_one_log_softmax_stable_for_huge_float32_logits(torch_or_none):
     if torch_or_none is not None:
         theirs = torch_or_none.tensor(logits).log_softmax(0).numpy()
         np.testing.assert_allclose(method.numpy(), theirs, rtol=1e-6)
+
+
+SIGNED_ZERO_OPS = {
+    "relu": lambda lib, x: x.relu(),
+    "relu_": lambda lib, x: x.clone().relu_(),
+    "F.relu(inplace)": lambda lib, x: functional(lib).relu(x.clone(), inplace=True),
+    "nn.ReLU": lambda lib, x: (nn if lib is autodiff else lib.nn).ReLU()(x),
+    "elu": lambda lib, x: functional(lib).elu(x),
+    "clamp(min=0)": lambda lib, x: x.clamp(min=0.0),
+    "clamp(max=0)": lambda lib, x: x.clamp(max=0.0),
+    "clamp(-0.0, 1)": lambda lib, x: x.clamp(-0.0, 1.0),
+}
+
+
+@pytest.mark.parametrize("size", [8, 5000])  # 5000: ReLU's blocked float32 path
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("name", list(SIGNED_ZERO_OPS))
+def test_signed_zeros_keep_their_sign_as_in_pytorch(torch_or_none, name, dtype, size):
+    """relu(-0.0) is -0.0 in PyTorch (clamp_min keeps x at a tie); NumPy's
+    maximum(x, 0) and clip return +0.0, which assert_allclose cannot see."""
+    values = np.resize(np.array([-0.0, 0.0, -1.0, NAN, 2.0, INF, -INF, 0.5]), size)
+    fn = SIGNED_ZERO_OPS[name]
+    ours = fn(autodiff, autodiff.tensor(values.astype(dtype))).numpy()
+    assert ours.dtype == dtype
+    negative_zero = (values == 0) & np.signbit(values)
+    assert np.signbit(ours[negative_zero]).all(), "-0.0 became +0.0"
+    assert not np.signbit(ours[(values == 0) & ~np.signbit(values)]).any()
+    if torch_or_none is not None:
+        theirs = fn(torch_or_none, torch_or_none.tensor(values.astype(dtype))).numpy()
+        np.testing.assert_array_equal(ours, theirs)
+        finite = ~np.isnan(theirs)
+        np.testing.assert_array_equal(np.signbit(ours[finite]), np.signbit(theirs[finite]))
 
 
 def test_log_softmax_is_one_implementation():

@@ -650,7 +650,12 @@ _FLOAT32_ZEROS.flags.writeable = False
 
 
 def max_with_zero(x, out=None):
-    """``np.maximum(x, 0, out=out)``: ReLU's forward, the same values (NaN stays NaN)."""
+    """``np.maximum(0, x, out=out)``: ReLU's forward, PyTorch's values.
+
+    Zero comes first: at a tie NumPy returns the second operand, so -0.0 stays -0.0
+    as in PyTorch's ``clamp_min(x, 0)``; NaN stays NaN.  float16 is compared in
+    float32 (exact both ways), because NumPy's float16 maximum returns +0.0 for -0.0.
+    """
     if (
         type(x) is not np.ndarray
         or x.dtype != np.float32
@@ -658,9 +663,12 @@ def max_with_zero(x, out=None):
         or not x.flags.c_contiguous
         or (out is not None and (out.dtype != x.dtype or not out.flags.c_contiguous))
     ):
+        if getattr(x, "dtype", None) == np.float16:
+            out = np.empty_like(x) if out is None else out
+            return np.maximum(0, x, out=out, dtype=np.float32)
         if out is not None:
-            return np.maximum(x, 0, out=out)
-        return _ufunc(np.maximum, x, 0)
+            return np.maximum(0, x, out=out)
+        return _ufunc(np.maximum, 0, x)
     zeros = _FLOAT32_ZEROS
     if out is None:
         out = np.empty_like(x)
@@ -671,7 +679,7 @@ def max_with_zero(x, out=None):
         end = stop * row
         for first in range(start * row, end, _ZERO_BLOCK):
             last = min(first + _ZERO_BLOCK, end)
-            np.maximum(flat_x[first:last], zeros[: last - first], out=flat_out[first:last])
+            np.maximum(zeros[: last - first], flat_x[first:last], out=flat_out[first:last])
 
     parallel_for(x.shape[0], rows, row)
     return out
@@ -723,7 +731,8 @@ class Elu(Function):
     def forward(ctx, x, alpha):
         ctx.save_for_backward(x)
         ctx.alpha = alpha
-        negative = alpha * np.expm1(np.minimum(x, 0))
+        # np.where, not np.minimum: -0.0 stays -0.0 (as in PyTorch) in every dtype
+        negative = alpha * np.expm1(np.where(x > 0, 0, x))
         return np.where(x <= 0, negative, x)
 
     @staticmethod
@@ -801,14 +810,16 @@ class Clamp(Function):
     dL/dlo = dL/dy * [x < lo < hi]        dL/dhi = dL/dy * [x > hi or hi < lo]
 
     lo and hi are numbers or tensors (either may be None).  At a tie (x = lo or
-    x = hi) the whole gradient goes to x; with lo > hi the output is hi, and hi
-    takes the gradient: PyTorch's choices.
+    x = hi) the output is x (so -0.0 clamped at 0 stays -0.0) and the whole
+    gradient goes to x; with lo > hi the output is hi, and hi takes the
+    gradient: PyTorch's choices.
     """
 
     @staticmethod
     def forward(ctx, x, low, high):
         ctx.save_for_backward(x, low, high)
-        return np.clip(x, low, high)
+        y = x if low is None else _bound_then_x(np.maximum, low, x)
+        return y if high is None else _bound_then_x(np.minimum, high, y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -831,6 +842,15 @@ class Clamp(Function):
             above = x_data > hi if lo is None else (x_data > hi) | (hi < lo)
             grad_high = slope_times(grad, high, _broadcast(above, grad))
         return grad_x, grad_low, grad_high
+
+
+def _bound_then_x(extremum, bound, x):
+    """``extremum(bound, x)`` where a tie returns x: NumPy returns the second operand
+    (np.clip returns the bound), so -0.0 clamped at 0 stays -0.0, as in PyTorch.
+    NumPy's float16 loops return +0.0 at every zero tie: float16 goes through float32."""
+    if np.result_type(bound, x) == np.float16:
+        return extremum(bound, x, dtype=np.float32).astype(np.float16)
+    return extremum(bound, x)
 
 
 def _broadcast(mask, like):
