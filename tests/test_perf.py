@@ -283,6 +283,56 @@ def test_im2col_equals_composed_windows(case):
         np.testing.assert_array_equal(fused, composed)
 
 
+@st.composite
+def same_width_cases(draw):
+    """Stride-1 convolutions whose output is as wide as the input: Im2col and Col2im
+    take one run per plane and tap there (``_flat_runs``)."""
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 5)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    span_w = dilation[1] * (kernel[1] - 1)
+    left = draw(st.integers(0, span_w))  # asymmetric too: left + right = span_w
+    top = draw(st.integers(0, 2))
+    padding = ((top, draw(st.integers(0, 2))), (left, span_w - left))
+    span_h = dilation[0] * (kernel[0] - 1) + 1
+    groups = draw(st.integers(1, 2))
+    shape = (
+        draw(st.integers(1, 3)),
+        groups * draw(st.integers(1, 2)),
+        draw(st.integers(max(1, span_h - sum(padding[0])), span_h + 4)),
+        draw(st.integers(span_w + 1, span_w + 6)),  # wider than the wrapped bands
+    )
+    threads = draw(st.sampled_from([1, 2]))
+    return shape, kernel, padding, dilation, groups, threads, draw(st.integers(0, 2**32 - 1))
+
+
+@given(case=same_width_cases())
+def test_im2col_and_col2im_by_runs_equal_the_composed_form_bit_for_bit(case):
+    """The runs wrap into neighbouring rows' edge columns; the padding zeros (Im2col)
+    and the recomputed bands (Col2im) must leave the same bits as the composed form,
+    also where the gradient holds inf and NaN (which must not leak into a band)."""
+    from autodiff.ops.window import Im2col, _flat_runs
+
+    shape, kernel, padding, dilation, groups, threads, seed = case
+    assert _flat_runs(shape, kernel, (1, 1), padding, dilation, (1, shape[3])) is not None
+    x0 = np.random.default_rng(seed).standard_normal(shape)
+    results = []
+    before = autodiff.get_num_threads()
+    autodiff.set_num_threads(threads)
+    try:
+        for im2col in (Im2col.apply, _composed_im2col):
+            x = autodiff.tensor(x0, requires_grad=True)
+            cols = im2col(x, kernel, (1, 1), padding, dilation, groups)
+            upstream = np.random.default_rng(seed + 1).standard_normal(cols.shape)
+            upstream.reshape(-1)[::7] = np.inf
+            upstream.reshape(-1)[3::11] = np.nan
+            (grad_x,) = autodiff.grad(cols, x, autodiff.tensor(upstream))
+            results.append((cols.data, grad_x.data))
+    finally:
+        autodiff.set_num_threads(before)
+    for fused, composed in zip(*results, strict=True):
+        assert fused.tobytes() == composed.tobytes()
+
+
 def test_conv2d_matches_pytorch_groups_stride_dilation(torch):
     from nn import functional
 

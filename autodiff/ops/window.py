@@ -337,6 +337,61 @@ def _zero_padding_taps(cols, taps):
                 np.copyto(strip, 0)
 
 
+def _flat_runs(input_shape, kernel_size, stride, padding, dilation, out_hw):
+    """For a stride-1 convolution as wide as its input: each tap as one run per plane.
+
+    Then output (i, j) of tap (p, q) reads input element ``i*W + j + shift`` of
+    its flattened plane, ``shift = (p dh - top) W + (q dw - left)``, so the tap's
+    copy (Im2col) or add (Col2im) is one slice of ``oh*W`` elements per plane
+    instead of ``oh`` rows of ``W``: 1,024 NumPy inner loops instead of 14,336
+    per tap for a 64x16x14x14 batch (3x3, padding 1, one thread: Im2col 1.0 ms
+    -> 0.55 ms, Col2im 2.2 ms -> 0.8 ms for the runs + 0.45 ms for the bands,
+    measured).  Where ``j + q dw - left`` leaves the row,
+    the run wraps into the neighbouring row's first or last columns instead of
+    the padding.  Returns ``([(k0, k1, shift) per tap], (left band, right band))``,
+    the bands being the columns those wrapped elements land in (Col2im recomputes
+    them, Im2col's padding zeros overwrite them), or None where it does not apply.
+    """
+    h, w = input_shape[2:]
+    (kh, kw), (dh, dw) = kernel_size, dilation
+    (top, _), (left, _) = padding
+    if stride != (1, 1) or out_hw[1] != w or min(h, w, *out_hw) == 0:
+        return None
+    column_shifts = [q * dw - left for q in range(kw)]
+    bands = (max(0, *column_shifts), max(0, *(-shift for shift in column_shifts)))
+    if sum(bands) >= w:
+        return None  # every column is a band: nothing to gain
+    runs = []
+    for p, (first, end, _) in enumerate(_tap_ranges(h, out_hw[0], 1, dh, top, kh)):
+        for q in range(kw):
+            shift = (p * dh - top) * w + q * dw - left
+            k0, k1 = max(first * w, -shift), min(end * w, h * w - shift)
+            runs.append((k0, max(k0, k1), shift))
+    return runs, bands
+
+
+def _col2im_by_runs(out, blocks, taps, runs, bands):
+    """Col2im's adds for a stride-1 convolution as wide as its input (see _flat_runs).
+
+    Every element gets the same additions in the same tap order as the tap-by-tap
+    form, so the bits are the same: the runs do the bulk, then the band columns
+    the runs wrapped into are zeroed and added again tap by tap (stride 1 here).
+    """
+    n, c, h, w = out.shape  # blocks: (n, c, kh, kw, oh, ow = w)
+    planes, flat_blocks = out.reshape(n, c, h * w), blocks.reshape(n, c, len(runs), -1)
+    for tap, (k0, k1, shift) in enumerate(runs):
+        planes[:, :, k0 + shift : k1 + shift] += flat_blocks[:, :, tap, k0:k1]
+    for first, end in ((0, bands[0]), (w - bands[1], w)):
+        if first == end:
+            continue
+        np.copyto(out[:, :, :, first:end], 0)
+        for p, q, (rows, columns), (in_rows, in_columns) in taps:
+            lo, hi = max(in_columns.start, first), min(in_columns.stop, end)
+            if lo < hi:
+                j = columns.start + lo - in_columns.start
+                out[:, :, in_rows, lo:hi] += blocks[:, :, p, q, rows, j : j + hi - lo]
+
+
 class Im2col(Function):
     """cols[n, g, (c, p, q), (i, j)] = x_pad[n, g C/g + c, i sh + p dh, j sw + q dw]
     dL/dx = Col2im(dL/dcols): each window's gradient added back where it was read
@@ -355,13 +410,25 @@ class Im2col(Function):
         kh, kw = kernel_size
         oh, ow, taps, padded = _im2col_plan(x.shape, kernel_size, stride, padding, dilation)
         cols = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+        flat = _flat_runs(x.shape, kernel_size, stride, padding, dilation, (oh, ow))
+        if flat is not None:
+            runs, _ = flat
+            planes = x.reshape(n, c, -1)
+            flat_cols = cols.reshape(n, c, kh * kw, oh * ow)
 
         def images(start, stop):  # images start:stop, on one of the engine's threads
             part, source = cols[start:stop], x[start:stop]
-            for p, q, (rows, columns), (in_rows, in_columns) in taps:
-                # np.copyto, not part[...] = ...: NumPy's item assignment keeps the
-                # GIL for short rows like these (two threads ran no faster than one)
-                np.copyto(part[:, :, p, q, rows, columns], source[:, :, in_rows, in_columns])
+            if flat is not None:  # wrapped elements sit where the padding zeros go below
+                for tap, (k0, k1, shift) in enumerate(runs):
+                    np.copyto(
+                        flat_cols[start:stop, :, tap, k0:k1],
+                        planes[start:stop, :, k0 + shift : k1 + shift],
+                    )
+            else:
+                for p, q, (rows, columns), (in_rows, in_columns) in taps:
+                    # np.copyto, not part[...] = ...: NumPy's item assignment keeps the
+                    # GIL for short rows like these (two threads ran no faster than one)
+                    np.copyto(part[:, :, p, q, rows, columns], source[:, :, in_rows, in_columns])
             if padded:  # the outputs whose tap reads the zero padding (np.zeros for
                 # the whole matrix is one memset on one thread: 0.1 ms more)
                 _zero_padding_taps(part, taps)
@@ -388,11 +455,15 @@ class Col2im(Function):
         oh, ow, taps, _ = _im2col_plan(input_shape, kernel_size, stride, padding, dilation)
         blocks = cols.reshape(n, c, kh, kw, oh, ow)
         out = np.zeros(input_shape, dtype=cols.dtype)
+        flat = _flat_runs(input_shape, kernel_size, stride, padding, dilation, (oh, ow))
 
         def images(start, stop):  # images start:stop, on one of the engine's threads
             part, source = out[start:stop], blocks[start:stop]
-            for p, q, (rows, columns), (in_rows, in_columns) in taps:
-                part[:, :, in_rows, in_columns] += source[:, :, p, q, rows, columns]
+            if flat is None:
+                for p, q, (rows, columns), (in_rows, in_columns) in taps:
+                    part[:, :, in_rows, in_columns] += source[:, :, p, q, rows, columns]
+            else:
+                _col2im_by_runs(part, source, taps, *flat)
 
         parallel_for(n, images, blocks[:1].size)
         return out
