@@ -94,7 +94,14 @@ def export(
       ``export_params`` must stay True (the weights are always in the file).
 
     The model runs in evaluation mode (Dropout is the identity, BatchNorm uses its
-    running statistics) and each module's mode is restored afterwards.  Raises
+    running statistics) and each module's mode is restored afterwards.  It runs on
+    copies of the tensors in ``args``, which are never changed: a model that
+    changes its input in place (``nn.ReLU(inplace=True)`` as its first layer, or
+    after ``nn.Flatten``) is exported as its out-of-place twin and leaves the
+    example as it was.  (PyTorch's default exporter, ``dynamo=True``, leaves it too;
+    its TorchScript one, ``dynamo=False``, runs the model on the tensor itself.)
+    A model that reads its input, or a view of it, after changing it in place
+    through another view is refused: its graph would hold the old values.  Raises
     ``UnsupportedOperatorError`` naming the operation and its module when some
     operation has no ONNX form, or when the model's graph depends on the input's
     values or batch size in a way a file cannot express.  Every file passes
@@ -127,10 +134,10 @@ def export(
     names_in = _input_names(model, args, positions, input_names)
     dynamic = _dynamic_axes_by_input(dynamic_axes, names_in, args, positions)
 
-    first = _trace(model, args, positions)
+    first = _trace(model, args, positions, names_in)
     varied = _varied_args(args, positions, dynamic)
     try:
-        second = _trace(model, varied, positions)
+        second = _trace(model, varied, positions, names_in)
     except Exception as error:
         raise UnsupportedOperatorError(
             _second_run_failed(args, varied, positions, names_in, dynamic, error)
@@ -301,7 +308,8 @@ class _Record:
 @dataclass
 class _Trace:
     records: list
-    inputs: list  # the input Tensors given to the model (detached copies)
+    inputs: list  # the input Tensors given to the model (recorded views of copies)
+    input_keys: list  # the value key of each input when the model began
     outputs: list  # the output Tensors
     params: dict  # value key -> state dict name
     region_keys: dict  # id(region) -> value keys of its inputs, taken at its first node
@@ -333,18 +341,84 @@ def _region_chain(region) -> tuple:
     return tuple(reversed(chain))
 
 
-def _trace(model, args, positions) -> _Trace:
+def _graph_input(value: Tensor) -> Tensor:
+    """What the model is given in place of ``value``: its values, copied, watched.
+
+    Export sees only recorded operations, and the engine records an operation
+    when an input requires grad; yet the model may change its input in place, as
+    it may change a batch of data (``nn.ReLU(inplace=True)`` as the first layer,
+    or after ``nn.Flatten``, whose result is a view of the input).  So the model
+    gets a recorded view of a copy of the values.  It is not a leaf (the engine
+    refuses in-place changes to a leaf that requires grad), and the copy stops
+    requiring grad once the view is made, so in-place changes to views of the
+    input are allowed as they are on data (the engine refuses them on a view of
+    a tensor that requires grad).  The view is made before the observer listens:
+    the graph's input is the view itself, with no copy node.  The user's tensor
+    is never written.  Integer inputs are copies (nothing on them is recorded).
+    """
+    copy = constant(np.array(value.data, copy=True))
+    if copy.dtype.kind not in "fc":
+        return copy
+    with enable_grad():
+        watched = copy.requires_grad_(True).view(copy.shape)
+    copy.requires_grad_(False)
+    return watched
+
+
+@dataclass
+class _InputValues:
+    """The values of one graph input, shared by its views, and which value each view holds.
+
+    A view of the input that was changed in place holds new values while the
+    graph still says the old ones: reading it would write a file that computes
+    something else than the model.  ``check`` refuses that read.
+    """
+
+    name: str
+    counter: list  # the version counter the input and all its views share
+    key: tuple  # the input's value key
+    start: int  # the counter when the model began
+    at_record: dict = field(default_factory=dict)  # value key -> (counter then, is a view)
+
+    def note(self, key, output):
+        self.at_record[key] = (self.counter[0], output._version is self.counter)
+
+    def check(self, tensor, key, where):
+        if tensor._version is not self.counter:  # another tensor (or a snapshot of old values)
+            return
+        if key == self.key:
+            expected = self.start
+        elif key in self.at_record:
+            version, is_view = self.at_record[key]
+            expected = version if is_view else version + 1  # written in place right after
+        else:
+            return
+        if self.counter[0] != expected:
+            raise UnsupportedOperatorError(
+                f"export: {where} reads the input {self.name!r} or a view of it (such as "
+                "Flatten's result) whose values the model has changed in place since (through "
+                "another view of the input, or under no_grad); the graph holds the values from "
+                "before that change, so no file would compute what the model computes. Clone "
+                "the input first (x = x.clone()) or change it out of place"
+            )
+
+
+def _trace(model, args, positions, names_in) -> _Trace:
     """Run the model once in eval mode, recording every node with its inputs and module."""
     from . import observe
 
     given = list(args)
     inputs = []
-    for i in positions:
-        copy = args[i].detach()
-        if copy.dtype.kind in "fc":
-            copy.requires_grad_(True)  # so that every operation on it is recorded
-        given[i] = copy
-        inputs.append(copy)
+    watched = {}  # id(version counter) -> _InputValues of a floating input
+    for name, i in zip(names_in, positions, strict=True):
+        value = _graph_input(args[i])
+        given[i] = value
+        inputs.append(value)
+        if value.requires_grad:
+            watched[id(value._version)] = _InputValues(
+                name, value._version, _key(value), value._version[0]
+            )
+    input_keys = [_key(value) for value in inputs]
     params = _parameter_names(model)
     records = []
     region_keys = {}
@@ -354,6 +428,8 @@ def _trace(model, args, positions) -> _Trace:
     def observer(node, node_inputs, output):
         if threading.get_ident() != thread:  # observers are process-wide: another thread's op
             return
+        if watched:
+            _check_input_reads(node, node_inputs, output)
         chain = _region_chain(_region_of(node))
         for region in chain:
             if id(region) not in region_keys:
@@ -368,6 +444,19 @@ def _trace(model, args, positions) -> _Trace:
         if module is not None:
             types[module] = call.type_name
         records.append(_Record(node, tuple(node_inputs), keys, output, module, chain))
+
+    def _check_input_reads(node, node_inputs, output):
+        for t in node_inputs:
+            values = watched.get(id(t._version)) if isinstance(t, Tensor) else None
+            if values is not None:
+                call = (getattr(node, "annotations", None) or {}).get("module")
+                module = getattr(call, "name", None)
+                where = f"{_op_name(node.function)}" + (
+                    f" in module {module!r}" if module else " (in the model's own forward)"
+                )
+                values.check(t, _key(t), where)
+        for values in watched.values():
+            values.note(("node", id(node)), output)
 
     modes = [(m, m.training) for m in model.modules()] if hasattr(model, "modules") else []
     try:
@@ -385,7 +474,7 @@ def _trace(model, args, positions) -> _Trace:
                 f"export: the model's output {k} is a {type(out).__name__}; export writes "
                 "models that return a Tensor or a tuple of Tensors"
             )
-    return _Trace(records, inputs, outputs, params, region_keys, types)
+    return _Trace(records, inputs, input_keys, outputs, params, region_keys, types)
 
 
 def _parameter_names(model) -> dict:
@@ -598,8 +687,9 @@ class _Lowering:
 
     # -- the whole run ----------------------------------------------------------------
     def run(self) -> _Graph:
-        for name, tensor in zip(self.names_in, self.trace.inputs, strict=True):
-            self.names[("leaf", id(tensor))] = name
+        # each input's key when the model began (an in-place change gives the tensor another)
+        for name, key in zip(self.names_in, self.trace.input_keys, strict=True):
+            self.names[key] = name
         for unit in self.trace.units:
             self.unit = unit
             for key, _ in unit.members:
@@ -829,7 +919,18 @@ def _sign(g, unit):
 
 
 def _where(g, unit):
+    """Where; with a constant condition that picks one side everywhere, that side itself.
+
+    ``copy_`` is ``where(True, new, old)`` (so that both sides have gradients): an
+    in-place activation (``nn.SiLU(inplace=True)``) is then written as its
+    out-of-place twin, without a Where.
+    """
+    condition = unit.args[0]
     dtype = unit.output.dtype
+    if not isinstance(condition, Tensor) and condition.size and condition.all() == condition.any():
+        side = 1 if condition.all() else 2
+        if np.shape(unit.args[side]) == unit.output.shape:
+            return g.arg(side, dtype)
     return g.node("Where", [g.arg(0, np.bool_), g.arg(1, dtype), g.arg(2, dtype)])
 
 
@@ -837,8 +938,9 @@ def _cast(g, unit):
     return g.cast(g.arg(0), unit.output.dtype)
 
 
-def _identity(g, unit):
-    return g.node("Identity", [g.arg(0)])
+def _alias(g, unit):
+    """clone() and contiguous(): ONNX values are never changed in place, so the value itself."""
+    return g.arg(0)
 
 
 def _matmul(g, unit):
@@ -1092,8 +1194,8 @@ _PRIMITIVE_RULES = {
     ops.Clamp: _clamp,
     ops.Where: _where,
     ops.Cast: _cast,
-    ops.Clone: _identity,
-    ops.Contiguous: _identity,
+    ops.Clone: _alias,
+    ops.Contiguous: _alias,
     ops.MatMul: _matmul,
     ops.Sum: _reduction("ReduceSum"),
     ops.Amax: _reduction("ReduceMax"),

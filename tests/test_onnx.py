@@ -250,6 +250,167 @@ def test_opsets(tmp_path, opset):
     assert_runs_like(model, session, (1, 8, 8), batches=(1, 3))
 
 
+# -- layers that change their input in place ---------------------------------------------------
+
+
+def _flat(nn_, inplace, *layers):
+    """Flatten, then ``layers`` at the input's view, then a Linear on the (N, 6) result."""
+    return nn_.Sequential(nn_.Flatten(), *layers, nn_.Linear(6, 3))
+
+
+# name -> (build(nn or torch.nn, inplace) -> model, one example's shape)
+_IN_PLACE_CASES = {
+    "relu first": (lambda nn_, ip: nn_.Sequential(nn_.ReLU(ip), nn_.Linear(4, 3)), (4,)),
+    "leaky relu first": (
+        lambda nn_, ip: nn_.Sequential(nn_.LeakyReLU(0.2, ip), nn_.Linear(4, 3)),
+        (4,),
+    ),
+    "elu first": (lambda nn_, ip: nn_.Sequential(nn_.ELU(0.7, ip), nn_.Linear(4, 3)), (4,)),
+    "silu first": (lambda nn_, ip: nn_.Sequential(nn_.SiLU(ip), nn_.Linear(4, 3)), (4,)),
+    "dropout first": (
+        lambda nn_, ip: nn_.Sequential(nn_.Dropout(0.3, ip), nn_.Linear(4, 3)),
+        (4,),
+    ),
+    "relu after flatten": (lambda nn_, ip: _flat(nn_, ip, nn_.ReLU(ip)), (2, 3)),
+    "leaky relu after flatten": (lambda nn_, ip: _flat(nn_, ip, nn_.LeakyReLU(0.2, ip)), (2, 3)),
+    "elu after flatten": (lambda nn_, ip: _flat(nn_, ip, nn_.ELU(0.7, ip)), (2, 3)),
+    "silu after flatten": (lambda nn_, ip: _flat(nn_, ip, nn_.SiLU(ip)), (2, 3)),
+    "dropout after flatten": (lambda nn_, ip: _flat(nn_, ip, nn_.Dropout(0.3, ip)), (2, 3)),
+    "all of them after flatten": (
+        lambda nn_, ip: _flat(
+            nn_, ip, nn_.ReLU(ip), nn_.Dropout(0.3, ip), nn_.LeakyReLU(0.2, ip), nn_.SiLU(ip)
+        ),
+        (2, 3),
+    ),
+    "in the middle": (
+        lambda nn_, ip: nn_.Sequential(
+            nn_.Linear(4, 5),
+            nn_.LeakyReLU(0.1, ip),
+            nn_.Linear(5, 5),
+            nn_.ELU(1.0, ip),
+            nn_.Dropout(0.5, ip),
+            nn_.Linear(5, 5),
+            nn_.SiLU(ip),
+            nn_.ReLU(ip),
+            nn_.Linear(5, 3),
+        ),
+        (4,),
+    ),
+    "relu first on images": (
+        lambda nn_, ip: nn_.Sequential(
+            nn_.ReLU(ip),
+            nn_.Conv2d(1, 2, 3),
+            nn_.ReLU(ip),
+            nn_.MaxPool2d(2),
+            nn_.Flatten(),
+            nn_.Linear(2 * 3 * 3, 3),
+        ),
+        (1, 8, 8),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(_IN_PLACE_CASES))
+def test_in_place_layers_export_as_their_out_of_place_twins(tmp_path, case):
+    build, shape = _IN_PLACE_CASES[case]
+    autodiff.manual_seed(4)
+    model = build(nn, True)
+    autodiff.manual_seed(4)
+    twin = build(nn, False)  # the same weights, layers that return new tensors
+    example = autodiff.randn(3, *shape)
+    before = example.numpy().copy()
+    assert (before < 0).any()  # an in-place ReLU would change it
+    session = export_and_load(model, example, tmp_path / "in_place.onnx")
+    np.testing.assert_array_equal(example.numpy(), before)  # export does not change the example
+    export_and_load(twin, example, tmp_path / "twin.onnx")
+    graph = onnx.load(str(tmp_path / "in_place.onnx")).graph
+    twin_graph = onnx.load(str(tmp_path / "twin.onnx")).graph
+    assert [i.name for i in graph.input] == ["input"]
+    assert list(graph.input) == list(twin_graph.input)
+    assert list(graph.node) == list(twin_graph.node)  # no copy node for the input, no clone
+    assert graph == twin_graph  # and the same initializers and outputs
+    assert "Identity" not in op_types(tmp_path / "in_place.onnx")
+    assert_runs_like(model, session, shape, batches=(1, 5))
+
+
+@pytest.mark.parametrize("case", list(_IN_PLACE_CASES))
+def test_in_place_layers_export_computes_what_pytorch_computes(tmp_path, case, torch):
+    build, shape = _IN_PLACE_CASES[case]
+    model, theirs = build(nn, True), build(torch.nn, True)
+    theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in model.state_dict().items()})
+    theirs.eval()
+    session = export_and_load(model, autodiff.randn(2, *shape), tmp_path / "in_place.onnx")
+    x = np.random.default_rng(5).standard_normal((5, *shape)).astype(np.float32)
+    with torch.no_grad():
+        want = theirs(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], want, **TOLERANCE)
+
+
+class ChangesItsInput(nn.Module):
+    """Tensor methods that change the input, and its views, in place."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 2)
+
+    def forward(self, x):  # x: (N, 2, 3)
+        x.relu_()
+        x.mul_(2.0)
+        flat = x.flatten(1)
+        flat += 1
+        flat.clamp_(max=3.0)
+        return self.fc(flat) + flat.sum(1, keepdim=True)
+
+
+def test_tensor_methods_that_change_the_input_in_place(tmp_path):
+    model = ChangesItsInput()
+    example = autodiff.randn(4, 2, 3)
+    before = example.numpy().copy()
+    path = tmp_path / "m.onnx"
+    session = export_and_load(model, example, path)
+    np.testing.assert_array_equal(example.numpy(), before)
+    assert op_types(path) == ["Relu", "Mul", "Reshape", "Add", "Clip", "Gemm", "ReduceSum", "Add"]
+    assert_runs_like(model, session, (2, 3), batches=(1, 5))
+
+
+class ReadsAChangedInput(nn.Module):
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+
+    def forward(self, x):  # x: (N, 2, 3)
+        if self.how == "the input, after a view of it changed":
+            x.flatten(1).relu_()
+            return x * 2
+        if self.how == "an older view, after the input changed":
+            view = x.flatten(1)
+            x.relu_()
+            return view * 2
+        if self.how == "another view, after one view changed":
+            view, other = x.flatten(1), x.view(-1, 6)
+            view.relu_()
+            return other * 2
+        with autodiff.no_grad():  # a change that is not recorded
+            x.add_(1.0)
+        return x * 2
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "the input, after a view of it changed",
+        "an older view, after the input changed",
+        "another view, after one view changed",
+        "the input, after a change under no_grad",
+    ],
+)
+def test_reading_input_values_that_were_changed_behind_the_graph_is_refused(how):
+    model = ReadsAChangedInput(how)
+    with pytest.raises(UnsupportedOperatorError, match="changed in place since") as error:
+        autodiff.onnx.export(model, autodiff.randn(3, 2, 3), io.BytesIO())
+    assert "mul (in the model's own forward) reads the input 'x'" in str(error.value)
+
+
 # -- operations outside the layers ----------------------------------------------------------
 
 
