@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import function as _function
-from .function import AccumulateGrad, Node
+from .function import AccumulateGrad, Node, memory_owner
 from .grad_mode import modes
 from .ops.shape import sum_to_shape
 from .tensor import Tensor
@@ -90,6 +90,8 @@ def _seeds(outputs, gradients, name: str) -> list:
     """The (node, dL/d(output)) pairs that backward starts from, checked."""
     seeds = []
     for output, gradient in zip(outputs, gradients, strict=True):
+        if output._base is not None and output._version[0] != output._view_version:
+            _function.rebase_view(output)  # its base changed in place since it was taken
         if not output._requires_grad:
             raise RuntimeError(
                 f"{name}: element {len(seeds)} of tensors does not require grad and does not "
@@ -240,7 +242,7 @@ def run_backward(outputs, gradients, retain_graph, create_graph, inputs=None, na
         captured = dict.fromkeys(gradient_node(tensor) for tensor in inputs)
     # Arrays already stored as some tensor's .grad in this pass: never store the
     # same memory twice, since later in-place accumulation would change both.
-    handed_out = {id(_owner(grad.data)) for grad in seeds}
+    handed_out = {id(memory_owner(grad.data)) for grad in seeds}
     # Gradients for .grad (leaves, retain_grad tensors) are stored only once the
     # whole pass has succeeded: an error in some op's backward leaves every .grad
     # as it was, never half-updated.
@@ -309,19 +311,12 @@ def _run_hooks(hooks: dict, grad):
     return grad
 
 
-def _owner(array: np.ndarray) -> np.ndarray:
-    """The array that owns the memory a view looks at."""
-    while array.base is not None and isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
-
-
 def _store(grad: Tensor, create_graph: bool, handed_out: set) -> Tensor:
     """A gradient safe to keep as ``.grad``: writable and shared with no other tensor."""
     if create_graph:
         return grad
     data = grad.data
-    owner = id(_owner(data))
+    owner = id(memory_owner(data))
     if owner in handed_out or not data.flags.writeable:
         data = np.array(data, copy=True)
         owner = id(data)

@@ -383,6 +383,8 @@ class Function:
         for given in inputs:
             if isinstance(given, Tensor):
                 arrays.append(given.data)
+                if given._base is not None and grad_on and given._version[0] != given._view_version:
+                    rebase_view(given)  # its base changed in place since the view was taken
                 if grad_on and given._requires_grad:
                     needs.append(True)
                     edges.append(given.grad_fn or _accumulator_of(given))
@@ -421,14 +423,142 @@ class Function:
             ctx._output_ref = weakref.ref(result)
             if ctx.to_save:
                 _pack_saved(ctx, inputs, arrays, out, result, raw)
-        if cls.returns_view and out.base is not None and isinstance(inputs[0], Tensor):
+        if (
+            cls.returns_view
+            and out.base is not None
+            and isinstance(inputs[0], Tensor)
+            and memory_owner(out) is memory_owner(arrays[0])  # not a copy (reshape of a .T)
+        ):
             base = inputs[0]
             result._version = base._version
             result._base = base._base if base._base is not None else base
+            result._view_of = (cls, inputs, result._base.grad_fn)
+            result._view_version = base._version[0]
         if record and _observers:
             for callback in tuple(_observers.values()):
                 callback(ctx, inputs, result)
         return result
+
+
+def memory_owner(array: np.ndarray) -> np.ndarray:
+    """The array that owns the memory a view looks at."""
+    while array.base is not None and isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def rebase_view(view: Tensor) -> None:
+    """Give ``view`` the history its base has now, after an in-place change to the base.
+
+    A view shares its base's memory, so once the base (or another view of it) is
+    changed in place, the view holds the new values while its ``grad_fn`` still
+    describes the old ones.  As PyTorch does, the view's history is made again,
+    by taking the same view of its input as that input is now (the input made
+    current first, if it is itself a stale view); ``retain_grad`` and hooks move
+    to the new node.  ``Function.apply`` and backward's roots call this for a
+    view whose version counter moved since its history was made.  Example::
+
+        b = x * 1; w = b.reshape(2); b.relu_()
+        w.sum().backward()   # dL/dx = 1 where relu let x through, 0 elsewhere
+    """
+    view._view_version = view._version[0]
+    function, inputs, base_node = view._view_of
+    base_now = view._base.grad_fn
+    if base_now is base_node:
+        return  # changed under no_grad: the values are new, the history is not
+    view._view_of = (function, inputs, base_now)
+    old = view.grad_fn
+    if old is None and view._requires_grad:
+        return  # made a leaf by requires_grad_(): it keeps no history of its base
+    source = inputs[0]
+    if source._base is not None and source._version[0] != source._view_version:
+        rebase_view(source)
+    if old is None and not source._requires_grad:
+        return  # nothing recorded then or now
+    previous = modes.grad_enabled
+    modes.grad_enabled = True
+    try:
+        fresh = function.apply(*inputs)
+    finally:
+        modes.grad_enabled = previous
+    node = fresh.grad_fn
+    view.grad_fn = node
+    view._requires_grad = node is not None
+    if node is not None:
+        node._output_ref = weakref.ref(view)
+        if old is not None and type(old) is Node:
+            node.pre_hooks, node.retained = old.pre_hooks, old.retained
+
+
+def _view_chain(view: Tensor) -> list:
+    """The (Function, arguments) that take ``view`` from its base, base first."""
+    chain = []
+    while view._base is not None:
+        function, inputs, _ = view._view_of
+        chain.append((function, inputs[1:]))
+        view = inputs[0]
+    return chain[::-1]
+
+
+def take_view(chain, tensor: Tensor) -> Tensor:
+    """``tensor`` (shaped like a view's base) viewed the way the view was taken."""
+    for function, arguments in chain:
+        tensor = function.apply(tensor, *arguments)
+    return tensor
+
+
+class CopySlices(Function):
+    """base' = base with the view's elements replaced by v (the view's new values)
+    dL/dbase = dL/dbase' with zeros where the view lies        dL/dv = the view of dL/dbase'
+
+    Recorded on a base when one of its views is changed in place (PyTorch's
+    CopySlices): the values are already in the base's memory, so forward
+    copies nothing.  ``chain`` takes the view from the base (see take_view).
+    """
+
+    op_name = "copy_slices"
+
+    @staticmethod
+    def forward(ctx, base, value, chain):
+        ctx.chain = chain
+        ctx.base_shape = base.shape
+        return base.view()
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_value = take_view(ctx.chain, grad) if ctx.needs_input_grad[1] else None
+        grad_base = None
+        if ctx.needs_input_grad[0]:
+            from .ops.shape import SetItem
+
+            positions = np.arange(grad.data.size).reshape(ctx.base_shape)
+            with _no_recording():
+                covered = take_view(ctx.chain, Tensor._make(positions, None, None)).data
+            grad_base = SetItem.apply(grad.reshape(-1), covered.reshape(-1), 0.0)
+            grad_base = grad_base.reshape(ctx.base_shape)
+        return grad_base, grad_value, None
+
+
+class _no_recording:
+    def __enter__(self):
+        self.previous = modes.grad_enabled
+        modes.grad_enabled = False
+
+    def __exit__(self, *exc):
+        modes.grad_enabled = self.previous
+
+
+def copy_slices(base: Tensor, view: Tensor) -> None:
+    """Record that ``view``, changed in place, changed ``base``: base.grad_fn = CopySlices."""
+    before = Tensor._make(base.data, base.grad_fn if base._requires_grad else None, None)
+    if base._requires_grad and base.grad_fn is None:  # a leaf (refused before this)
+        before = Tensor._make(base.data, None, None)
+    after = CopySlices.apply(before, view, _view_chain(view))
+    node = after.grad_fn
+    if node is not None:
+        base.grad_fn = node
+        base._requires_grad = True
+        node._output_ref = weakref.ref(base)
 
 
 def _distinguish(inputs, arrays):

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import function as _function
 from . import ops
 from .files import atomic_write
 from .grad_mode import enable_grad
@@ -380,20 +381,24 @@ class _InputValues:
     start: int  # the counter when the model began
     at_record: dict = field(default_factory=dict)  # value key -> (counter then, is a view)
 
-    def note(self, key, output):
-        self.at_record[key] = (self.counter[0], output._version is self.counter)
+    def note(self, key, output, version=None):
+        version = self.counter[0] if version is None else version
+        self.at_record[key] = (version, output._version is self.counter)
+
+    def expected(self, tensor, key):
+        """The counter at which ``tensor`` held the values the graph says (None: not watched)."""
+        if tensor._version is not self.counter:  # another tensor (or a snapshot of old values)
+            return None
+        if key == self.key:
+            return self.start
+        if key in self.at_record:
+            version, is_view = self.at_record[key]
+            return version if is_view else version + 1  # written in place right after
+        return None
 
     def check(self, tensor, key, where):
-        if tensor._version is not self.counter:  # another tensor (or a snapshot of old values)
-            return
-        if key == self.key:
-            expected = self.start
-        elif key in self.at_record:
-            version, is_view = self.at_record[key]
-            expected = version if is_view else version + 1  # written in place right after
-        else:
-            return
-        if self.counter[0] != expected:
+        expected = self.expected(tensor, key)
+        if expected is not None and self.counter[0] != expected:
             raise UnsupportedOperatorError(
                 f"export: {where} reads the input {self.name!r} or a view of it (such as "
                 "Flatten's result) whose values the model has changed in place since (through "
@@ -446,9 +451,14 @@ def _trace(model, args, positions, names_in) -> _Trace:
         records.append(_Record(node, tuple(node_inputs), keys, output, module, chain))
 
     def _check_input_reads(node, node_inputs, output):
+        stale = {}  # a view taken of old values (the engine's rebase of a stale view, too)
         for t in node_inputs:
             values = watched.get(id(t._version)) if isinstance(t, Tensor) else None
-            if values is not None:
+            if values is not None and node.function.returns_view:
+                expected = values.expected(t, _key(t))  # checked where the view is read
+                if expected is not None and expected != values.counter[0]:
+                    stale[id(values)] = expected
+            elif values is not None:
                 call = (getattr(node, "annotations", None) or {}).get("module")
                 module = getattr(call, "name", None)
                 where = f"{_op_name(node.function)}" + (
@@ -456,7 +466,7 @@ def _trace(model, args, positions, names_in) -> _Trace:
                 )
                 values.check(t, _key(t), where)
         for values in watched.values():
-            values.note(("node", id(node)), output)
+            values.note(("node", id(node)), output, stale.get(id(values)))
 
     modes = [(m, m.training) for m in model.modules()] if hasattr(model, "modules") else []
     try:
@@ -669,6 +679,7 @@ class _Graph:
 
 
 _INTERNAL = "internal"
+_WRITTEN_THROUGH_A_VIEW = "written through a view"
 
 
 class _Lowering:
@@ -756,6 +767,12 @@ class _Lowering:
     def value_of(self, arg, key, what="") -> str:
         """The ONNX name of a tensor argument: an input, an earlier result, a weight or a constant."""
         name = self.names.get(key)
+        if isinstance(name, tuple) and name[0] is _WRITTEN_THROUGH_A_VIEW:
+            raise UnsupportedOperatorError(
+                f"export: {self.describe()} reads a tensor after {name[1].where()} changed a "
+                "view of it in place; a file cannot write through a view. Read the view "
+                "itself, or compute the new tensor out of place"
+            )
         if isinstance(name, tuple):
             raise UnsupportedOperatorError(
                 f"export: {self.describe()} reads a value computed inside {name[1].where()} "
@@ -936,6 +953,12 @@ def _where(g, unit):
 
 def _cast(g, unit):
     return g.cast(g.arg(0), unit.output.dtype)
+
+
+def _base_changed_through_a_view(g, unit):
+    """CopySlices: no node.  The model goes on from the view, whose own node is written;
+    reading the base afterwards is refused (see value_of)."""
+    return (_WRITTEN_THROUGH_A_VIEW, unit)
 
 
 def _alias(g, unit):
@@ -1195,6 +1218,7 @@ _PRIMITIVE_RULES = {
     ops.Where: _where,
     ops.Cast: _cast,
     ops.Clone: _alias,
+    _function.CopySlices: _base_changed_through_a_view,
     ops.Contiguous: _alias,
     ops.MatMul: _matmul,
     ops.Sum: _reduction("ReduceSum"),

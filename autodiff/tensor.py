@@ -149,6 +149,8 @@ class Tensor:
         "_accumulator",
         "_hooks",
         "_base",
+        "_view_of",  # a view's (Function, inputs): how to take it again from its input
+        "_view_version",  # the shared version counter when the view's history was made
         "name",
         "__weakref__",
     )
@@ -977,16 +979,14 @@ def _in_place(tensor: Tensor, op: str, out_of_place, update, other):
             "Wrap the update in `with autodiff.no_grad():` (as an optimizer step does)."
         )
     base = tensor._base
-    if recording and base is not None and base._requires_grad:
-        if base.grad_fn is None:
+    if recording and base is not None:
+        if base._requires_grad and base.grad_fn is None:
             raise RuntimeError(
                 f"{op}: a view of a leaf tensor that requires grad is being used in an "
                 "in-place operation; change the leaf under no_grad(), or use out-of-place ops"
             )
-        raise RuntimeError(
-            f"{op}: in-place changes to a view of a tensor that is part of a graph are not "
-            "supported; compute a new tensor instead (for example with autodiff.where or cat)"
-        )
+        if tensor._version[0] != tensor._view_version:
+            _function().rebase_view(tensor)  # the base changed since: its values first
     if not recording:
         other_data = _data(other)
         if not tensor.data.flags.writeable:
@@ -1034,7 +1034,16 @@ def _in_place(tensor: Tensor, op: str, out_of_place, update, other):
         import weakref
 
         node._output_ref = weakref.ref(tensor)
+    if base is not None:  # the base's values changed too: so does its history
+        tensor._view_version = tensor._version[0]
+        _function().copy_slices(base, tensor)
     return tensor
+
+
+def _function():
+    from . import function  # function.py imports this module
+
+    return function
 
 
 def _normalize_index(index, tensor):
