@@ -169,20 +169,54 @@ class ConcatDataset(Dataset):
         return self.cumulative_sizes[-1]
 
     def __getitem__(self, index):
-        index = _check_index(index, len(self), "ConcatDataset")
+        """The sample at ``index`` of the concatenation, as PyTorch finds it: a negative
+        index counts from the end (``ValueError`` past the start, as PyTorch), and the
+        index goes on to the dataset that holds it minus that dataset's start, whatever
+        its type (a float key is that dataset's to accept or refuse)."""
+        size = len(self)
+        try:
+            negative = index < 0
+        except TypeError:
+            raise TypeError(
+                f"ConcatDataset: index must be a number, got {type(index).__name__} {index!r}"
+            ) from None
+        if negative:
+            if -index > size:
+                raise ValueError(
+                    "ConcatDataset: absolute value of index should not exceed dataset length: "
+                    f"got index {index} for a dataset of {size} samples"
+                )
+            index = size + index
         which = bisect.bisect_right(self.cumulative_sizes, index)
-        start = self.cumulative_sizes[which - 1] if which else 0
-        return self.datasets[which][index - start]
+        if which == len(self.datasets):
+            raise IndexError(
+                f"ConcatDataset: index {index} is out of range for a dataset of {size} samples"
+            )
+        return self.datasets[which][index - self.cumulative_sizes[which - 1] if which else index]
 
 
 def _check_index(index, size: int, owner: str) -> int:
-    """A Python int in ``[0, size)`` from an int, NumPy integer or 0-d tensor (negatives wrap)."""
+    """A Python int in ``[0, size)`` from an int, NumPy integer or 0-d tensor (negatives wrap).
+
+    As indexing the tensor that holds a torchvision dataset's images: a float (or a
+    float tensor) raises ``IndexError``, another type (a string, a bool) ``TypeError``.
+    """
     if isinstance(index, Tensor):
+        if index.dtype.kind in "fc":
+            raise IndexError(
+                f"{owner}: only integers are valid indices, got a tensor of dtype {index.dtype} "
+                f"and shape {index.shape}"
+            )
         if index.numel() != 1 or index.dtype.kind not in "iu":
             raise TypeError(
-                f"{owner}: index must be an integer, got a tensor of shape {index.shape}"
+                f"{owner}: index must be an integer, got a tensor of dtype {index.dtype} and "
+                f"shape {index.shape}"
             )
         index = index.item()
+    if isinstance(index, (float, complex, np.inexact)):
+        raise IndexError(
+            f"{owner}: only integers are valid indices, got {type(index).__name__} {index!r}"
+        )
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
         raise TypeError(f"{owner}: index must be an integer, got {type(index).__name__}")
     index = int(index)

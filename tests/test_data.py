@@ -515,6 +515,78 @@ def test_concat_dataset_and_plus():
         ds[5]
 
 
+# key -> (what the first and the second of two 3-sample datasets get), or the error
+CONCAT_KEYS = {
+    "2": (2, (["2"], [])),
+    "3": (3, ([], ["0"])),
+    "-1": (-1, ([], ["2"])),
+    "-6": (-6, (["0"], [])),
+    "np.int64(4)": (np.int64(4), ([], ["np.int64(1)"])),
+    "True": (True, (["True"], [])),
+    "1.5": (1.5, (["1.5"], [])),
+    "3.5": (3.5, ([], ["0.5"])),
+    "-0.5": (-0.5, ([], ["2.5"])),
+    "np.float64(4.0)": (np.float64(4.0), ([], ["np.float64(1.0)"])),
+    "6": (6, IndexError),
+    "6.0": (6.0, IndexError),
+    "-7": (-7, ValueError),
+    "-6.5": (-6.5, ValueError),
+    "'a'": ("a", TypeError),
+}
+
+
+def concat_outcome(base, concat, key):
+    """What two 3-sample key recorders (on ``base``) concatenated by ``concat`` see when
+    asked for ``key``: the keys each got, or the type of the error."""
+    parts = [key_recorder(base)(), key_recorder(base)()]
+    try:
+        concat(parts)[key]
+    except (IndexError, ValueError, TypeError) as error:
+        return type(error)
+    return tuple(part.seen for part in parts)
+
+
+@pytest.mark.parametrize("name", CONCAT_KEYS)
+def test_concat_dataset_passes_any_key_on_as_pytorch(name):
+    """As PyTorch's ConcatDataset: a negative index past the start is a ValueError, and
+    every other key, floats included, goes to the dataset that holds it, minus that
+    dataset's start; that dataset decides what a float means."""
+    key, expected = CONCAT_KEYS[name]
+    assert concat_outcome(Dataset, ConcatDataset, key) == expected
+
+
+@pytest.mark.parametrize("name", CONCAT_KEYS)
+def test_concat_dataset_keys_match_pytorch(torch, name):
+    key = CONCAT_KEYS[name][0]
+    theirs = concat_outcome(torch.utils.data.Dataset, torch.utils.data.ConcatDataset, key)
+    assert concat_outcome(Dataset, ConcatDataset, key) == theirs
+
+
+def test_concat_dataset_errors_name_the_index_and_the_length():
+    ds = rows_dataset(3) + rows_dataset(2)
+    with pytest.raises(ValueError, match=r"should not exceed dataset length: got index -6 .* 5"):
+        ds[-6]
+    with pytest.raises(IndexError, match="index 5 is out of range for a dataset of 5 samples"):
+        ds[5]
+    with pytest.raises(TypeError, match="ConcatDataset: index must be a number, got str 'a'"):
+        ds["a"]
+    with pytest.raises(IndexError, match="only integers"):  # TensorDataset's own refusal
+        ds[3.0]
+    assert ds[autodiff.tensor(-1)][1].item() == 1
+
+
+def test_concat_dataset_of_tensor_datasets_refuses_floats_as_pytorch(torch):
+    from torch.utils.data import ConcatDataset as TorchConcat
+    from torch.utils.data import TensorDataset as TorchTensorDataset
+
+    theirs = TorchConcat([TorchTensorDataset(torch.arange(3)), TorchTensorDataset(torch.arange(2))])
+    ours = rows_dataset(3) + rows_dataset(2)
+    for key in (1.0, 3.5, -1.0):
+        for dataset in (ours, theirs):
+            with pytest.raises(IndexError):
+                dataset[key]
+
+
 @settings(max_examples=20)
 @given(n=st.integers(10, 60), seed=st.integers(0, 1000))
 def test_random_split_with_fractions_partitions_the_indices(n, seed):

@@ -178,6 +178,34 @@ def test_index_out_of_range_and_bad_index(tmp_path):
     assert ds[np.int64(2)][1] == ds[-1][1] == ds[autodiff.tensor(2)][1]
 
 
+FLOAT_KEYS = [1.0, -0.5, np.float32(1), np.float64(2.0)]
+
+
+def test_float_index_is_an_index_error_as_in_torchvision(tmp_path):
+    """torchvision's MNIST reads ``self.data[index]`` from a uint8 tensor, which refuses a
+    float with IndexError; so do ours (also through a ConcatDataset and a loader)."""
+    write_split(tmp_path / "FashionMNIST" / "raw", False, 3, gz=False)
+    for ds in (FashionMNIST(tmp_path, train=False), Digits(train=False)):
+        name = type(ds).__name__
+        for key in [*FLOAT_KEYS, autodiff.tensor(1.0)]:
+            with pytest.raises(IndexError, match=rf"{name} \(test\): only integers .*"):
+                ds[key]
+        with pytest.raises(IndexError, match="only integers"):
+            (ds + ds)[len(ds) + 0.5]
+        with pytest.raises(IndexError, match="only integers"):
+            next(iter(DataLoader(ds, batch_size=2, sampler=[1.0, 0.0])))
+        with pytest.raises(TypeError, match="index must be an integer, got bool"):
+            ds[True]
+
+
+def test_float_index_errors_are_those_of_a_torch_tensor(torch):
+    """What torchvision's ``self.data[index]`` raises for the same keys."""
+    data = torch.zeros(3, 28, 28, dtype=torch.uint8)
+    for key in [*FLOAT_KEYS, torch.tensor(1.0)]:
+        with pytest.raises(IndexError):
+            data[key]
+
+
 def test_missing_files_say_how_to_get_them(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="download=True") as info:
         FashionMNIST(tmp_path, train=True)
