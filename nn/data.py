@@ -76,6 +76,13 @@ class Dataset:
         return None
 
 
+def _batch_method(dataset):
+    """The dataset's ``__getitems__`` (PyTorch's batch protocol) or None, read as PyTorch's
+    fetcher reads it: an attribute that is None (or otherwise false) means none."""
+    getitems = getattr(dataset, "__getitems__", None)
+    return getitems if getitems else None
+
+
 class IterableDataset(Dataset):
     """A dataset that is a stream: subclasses define ``__iter__`` (no indexing, no shuffling)."""
 
@@ -114,7 +121,7 @@ class TensorDataset(Dataset):
     def _fetch_batch(self, indices):
         if any(t.requires_grad for t in self.tensors) and autodiff.is_grad_enabled():
             return None  # the per-sample path keeps the graph to the tensors
-        if type(self).__getitem__ is not TensorDataset.__getitem__ or hasattr(self, "__getitems__"):
+        if type(self).__getitem__ is not TensorDataset.__getitem__ or _batch_method(self):
             return None  # a subclass that changes how samples are read is asked itself
         return [constant(t.data[indices]) for t in self.tensors]
 
@@ -145,6 +152,9 @@ class Subset(Dataset):
         fetch = getattr(self.dataset, "_fetch_batch", None)
         if fetch is None or type(self).__getitem__ is not Subset.__getitem__:
             return None
+        getitems = _batch_method(self)
+        if getitems is not None and getattr(getitems, "__func__", None) is not Subset.__getitems__:
+            return None  # a subclass's own __getitems__ reads its batches
         if isinstance(self.indices, (np.ndarray, Tensor)):
             keys = np.asarray(self.indices)[indices]
         else:  # this batch's keys only, not the whole list each time
@@ -480,8 +490,10 @@ def default_collate(batch: list):
 
     ``default_collate([(x0, 0), (x1, 1)]) == [stack([x0, x1]), tensor([0, 1])]``
     """
-    if not batch:
-        raise ValueError("default_collate: got an empty batch")
+    if not batch:  # PyTorch's IndexError, from reading batch[0]
+        raise IndexError(
+            f"default_collate: got an empty batch ({batch!r}); expected at least one sample"
+        )
     elem = batch[0]
     if isinstance(elem, Tensor):
         return _stack_tensors(batch, "default_collate")
@@ -716,7 +728,7 @@ class DataLoader:
         # other batch goes to the dataset as it was yielded, keys unchanged, as in PyTorch
         ours = type(self.batch_sampler).__iter__ is BatchSampler.__iter__
         batches = self.batch_sampler._index_batches() if ours else iter(self.batch_sampler)
-        getitems = getattr(self.dataset, "__getitems__", None)  # PyTorch's batch protocol
+        getitems = _batch_method(self.dataset)  # PyTorch's batch protocol
         for keys in batches:
             batch = None
             if fetch is not None:  # the fast path, for integer keys only

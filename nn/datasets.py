@@ -47,7 +47,7 @@ import numpy as np
 from autodiff import Tensor, constant
 from autodiff.files import DEFAULT_MAX_EXPANSION, atomic_write, check_expansion, new_folders
 
-from .data import Dataset, _check_index
+from .data import Dataset, _batch_method, _check_index
 from .transforms import is_batchable
 
 __all__ = [
@@ -405,8 +405,8 @@ class _ArrayImages(Dataset):
         """The fast path: one fancy index, then the transform on the whole batch."""
         if not is_batchable(self.transform) or self.target_transform is not None:
             return None
-        if type(self).__getitem__ is not _ArrayImages.__getitem__:
-            return None  # a subclass that changes __getitem__ is asked sample by sample
+        if type(self).__getitem__ is not _ArrayImages.__getitem__ or _batch_method(self):
+            return None  # a subclass that changes how samples are read is asked itself
         images = self.data.data[indices]
         if self.transform is not None:
             images = self.transform.batch(images)

@@ -646,6 +646,88 @@ def test_getitems_protocol_fetches_a_batch_in_one_call():
     assert batches[0][0].tolist() == [0.0, 1.0] and batches[2][1].tolist() == [4]
 
 
+@pytest.mark.parametrize("value", [None, False])
+def test_getitems_that_is_none_means_no_batch_method(value):
+    """PyTorch's fetcher asks ``__getitems__`` only when the attribute is true; a dataset
+    that sets it to None is read sample by sample."""
+
+    class Plain(Dataset):
+        __getitems__ = value
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return float(i) * 2
+
+    class Rows(TensorDataset):
+        __getitems__ = value
+
+    class Picked(Subset):
+        __getitems__ = value
+
+    for dataset in (Plain(), Rows(autodiff.arange(4.0) * 2), Picked(Plain(), [0, 1, 2, 3])):
+        for collate_fn in (None, slow_collate):
+            loader = DataLoader(dataset, batch_size=3, collate_fn=collate_fn)
+            batches = [b[0] if isinstance(b, (list, tuple)) else b for b in loader]
+            assert [b.tolist() for b in batches] == [[0.0, 2.0, 4.0], [6.0]]
+
+
+@pytest.mark.parametrize("value", [None, False])
+def test_getitems_that_is_none_means_no_batch_method_as_in_pytorch(torch, value):
+    from torch.utils.data import DataLoader as TorchLoader
+    from torch.utils.data import Dataset as TorchDataset
+
+    def plain(base):
+        class Plain(base):
+            __getitems__ = value
+
+            def __len__(self):
+                return 4
+
+            def __getitem__(self, i):
+                return float(i) * 2
+
+        return Plain()
+
+    ours = [b.tolist() for b in DataLoader(plain(Dataset), batch_size=3)]
+    theirs = [b.tolist() for b in TorchLoader(plain(TorchDataset), batch_size=3)]
+    assert ours == theirs == [[0.0, 2.0, 4.0], [6.0]]
+
+
+def test_getitems_of_an_image_dataset_subclass_reads_its_batches():
+    """The fast path (one fancy index) does not go around a subclass's own __getitems__."""
+
+    class Reversed(datasets.Digits):
+        def __getitems__(self, indices):
+            return [self[i] for i in reversed(indices)]
+
+    ds = Reversed(train=False)
+    _, labels = next(iter(DataLoader(ds, batch_size=3)))
+    assert labels.tolist() == [ds[2][1], ds[1][1], ds[0][1]]
+    _, labels = next(iter(DataLoader(Subset(ds, [5, 4]), batch_size=2)))
+    assert labels.tolist() == [ds[4][1], ds[5][1]]
+
+
+def test_an_empty_batch_is_an_index_error():
+    """PyTorch's default_collate reads batch[0] first: an empty batch is an IndexError."""
+    with pytest.raises(IndexError, match=r"default_collate: got an empty batch \(\[\]\)"):
+        default_collate([])
+    with pytest.raises(IndexError, match="empty batch"):
+        next(iter(DataLoader(rows_dataset(3), batch_sampler=[[]])))
+
+
+def test_an_empty_batch_is_an_index_error_as_in_pytorch(torch):
+    from torch.utils.data import DataLoader as TorchLoader
+    from torch.utils.data import TensorDataset as TorchTensorDataset
+    from torch.utils.data import default_collate as torch_collate
+
+    with pytest.raises(IndexError):
+        torch_collate([])
+    with pytest.raises(IndexError):
+        next(iter(TorchLoader(TorchTensorDataset(torch.arange(3)), batch_sampler=[[]])))
+
+
 def test_workers_are_accepted_and_batches_load_in_process():
     loader = DataLoader(rows_dataset(6), batch_size=4, num_workers=2, pin_memory=True)
     assert seen_labels(loader) == list(range(6))
