@@ -256,6 +256,53 @@ def test_parameter_groups_have_their_own_options():
         opt.add_param_group({"params": [a]})
 
 
+def loaded_groups(lib, params, saved_lr):
+    """(before, after, the optimizer's "params" lists before and after): what a group
+    dict taken before ``load_state_dict`` sees once a state dict with lr ``saved_lr``
+    is loaded."""
+    opt = lib.optim.Adam(params, lr=0.1)
+    before = opt.param_groups[0]
+    params_list = before["params"]
+    state = lib.optim.Adam(params, lr=saved_lr).state_dict()
+    opt.load_state_dict(state)
+    after = opt.param_groups[0]
+    state["param_groups"][0]["betas"] = (0.0, 0.0)  # a deep copy was loaded
+    return before, after, params_list, after["params"]
+
+
+def test_load_state_dict_replaces_the_groups():
+    """As PyTorch: each group becomes a new dict; one taken before loading keeps the old
+    options and no longer steers the optimizer; the "params" list is the same object."""
+    w = nn.Parameter(autodiff.ones(2))
+    opt = optim.Adam([w], lr=0.1)
+    before = opt.param_groups[0]
+    opt.load_state_dict(optim.Adam([w], lr=0.5).state_dict())
+    before["lr"] = 100.0  # no longer the optimizer's
+    (w * w).sum().backward()
+    opt.step()  # Adam's first step moves each coordinate by lr
+    np.testing.assert_allclose(w.data, [0.5, 0.5], rtol=1e-6)
+    before, after, params_before, params_after = loaded_groups(autodiff, [w], 0.5)
+    assert after is not before and before["lr"] == 0.1 and after["lr"] == 0.5
+    assert params_after is params_before and after["betas"] == (0.9, 0.999)
+
+
+def test_load_state_dict_replaces_the_groups_as_pytorch(torch):
+    w = torch.nn.Parameter(torch.ones(2))
+    before, after, params_before, params_after = loaded_groups(torch, [w], 0.5)
+    assert after is not before and before["lr"] == 0.1 and after["lr"] == 0.5
+    assert params_after is params_before and after["betas"] == (0.9, 0.999)
+
+
+def test_load_state_dict_fills_options_an_older_dict_lacks():
+    w = nn.Parameter(autodiff.ones(2))
+    state = optim.Adam([w], lr=0.5).state_dict()
+    del state["param_groups"][0]["decoupled_weight_decay"], state["param_groups"][0]["fused"]
+    opt = optim.Adam([w])
+    opt.load_state_dict(state)
+    assert opt.param_groups[0]["decoupled_weight_decay"] is False
+    assert opt.param_groups[0]["fused"] is None and opt.param_groups[0]["lr"] == 0.5
+
+
 def test_named_parameters_are_kept_as_param_names():
     model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
     for name in ("SGD", "Adam", "AdamW", "RMSprop"):

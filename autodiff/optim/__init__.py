@@ -16,6 +16,7 @@ Example (the lecture's training step)::
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import defaultdict
 
@@ -212,6 +213,9 @@ class Optimizer:
 
         As in PyTorch, parameters are matched by their order, not by their names; the
         loaded ``"param_names"`` replace the optimizer's, which stay when there are none.
+        Each group is replaced by a new dict (a deep copy of the loaded one, holding the
+        optimizer's own "params" list), so a group dict taken before loading is no longer
+        the optimizer's; options the loaded group lacks come from the defaults.
         """
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups):
@@ -258,14 +262,21 @@ class Optimizer:
                     entry[name] = value
             new_state[p] = entry
         self.state = new_state
+        param_groups = []
         for saved, own in zip(groups, self.param_groups, strict=True):
-            for k, v in saved.items():
-                if k == "param_names":
-                    own[k] = list(v)  # a copy, as PyTorch copies the loaded groups
-                elif k != "params":
-                    own[k] = (
-                        v.item() if isinstance(v, (Tensor, np.ndarray)) and np.ndim(v) == 0 else v
-                    )
+            options = copy.deepcopy({k: v for k, v in saved.items() if k != "params"})
+            group = {  # (a number saved by autodiff.save comes back as a 0-d array)
+                k: v.item() if isinstance(v, (Tensor, np.ndarray)) and np.ndim(v) == 0 else v
+                for k, v in options.items()
+            }
+            group["params"] = own["params"]  # the same list, as PyTorch keeps it
+            if "param_names" in own and "param_names" not in group:
+                group["param_names"] = own["param_names"]
+            for key, default in self.defaults.items():  # options a dict from before them lacks
+                if default is not required:
+                    group.setdefault(key, default)
+            param_groups.append(group)
+        self.param_groups = param_groups
 
 
 class SGD(Optimizer):
