@@ -256,6 +256,32 @@ def test_parameter_groups_have_their_own_options():
         opt.add_param_group({"params": [a]})
 
 
+def test_add_param_group_keeps_the_users_dict():
+    """As PyTorch: the dict passed in becomes the group, filled in, and stays linked."""
+    a, b = nn.Parameter(autodiff.ones(1)), nn.Parameter(autodiff.ones(1))
+    first = {"params": (a,)}
+    opt = optim.SGD([first], lr=0.1, momentum=0.5)
+    second = {"params": b, "lr": 1.0}
+    opt.add_param_group(second)
+    assert opt.param_groups[0] is first and opt.param_groups[1] is second
+    assert first["params"] == [a] and second["params"] == [b]  # made lists
+    assert first["lr"] == 0.1 and second["momentum"] == 0.5  # filled from the defaults
+    second["lr"] = 0.5  # the user's dict is the optimizer's group
+    (a + b).sum().backward()
+    opt.step()
+    assert b.item() == pytest.approx(0.5)
+    named = {"params": [("c", nn.Parameter(autodiff.ones(1)))]}
+    optim.SGD([named], lr=0.1)
+    assert named["param_names"] == ["c"] and isinstance(named["params"][0], autodiff.Tensor)
+
+
+def test_add_param_group_keeps_the_users_dict_as_pytorch(torch):
+    a = torch.nn.Parameter(torch.ones(1))
+    group = {"params": (a,)}
+    opt = torch.optim.SGD([group], lr=0.1)
+    assert opt.param_groups[0] is group and group["params"] == [a] and group["lr"] == 0.1
+
+
 def loaded_groups(lib, params, saved_lr):
     """(before, after, the optimizer's "params" lists before and after): what a group
     dict taken before ``load_state_dict`` sees once a state dict with lr ``saved_lr``
@@ -301,6 +327,65 @@ def test_load_state_dict_fills_options_an_older_dict_lacks():
     opt.load_state_dict(state)
     assert opt.param_groups[0]["decoupled_weight_decay"] is False
     assert opt.param_groups[0]["fused"] is None and opt.param_groups[0]["lr"] == 0.5
+
+
+def repeated_parameter_run(lib, name, kwargs, steps=4):
+    """Trajectory and state dict of ``name`` over one group [w, v, w] (w repeated)."""
+    _, _, w0, v0 = quadratic_problem()
+    parameter = nn.Parameter if lib is autodiff else lib.nn.Parameter
+    w, v = parameter(lib.tensor(w0)), parameter(lib.tensor(v0))
+    with pytest.warns(UserWarning, match="parameter group with duplicate parameters"):
+        opt = getattr(lib.optim, name)([w, v, w], **kwargs)
+    trajectory = []
+    for _ in range(steps):
+        opt.zero_grad()
+        quadratic_loss(lib, w, v).backward()
+        opt.step()
+        trajectory.append((w.detach().numpy().copy(), v.detach().numpy().copy()))
+    return trajectory, opt.state_dict()
+
+
+def test_a_repeated_parameter_warns_and_is_stepped_once_per_entry():
+    """PyTorch warns (and does not refuse); SGD then moves w twice per step."""
+    _, _, w0, _ = quadratic_problem()
+    trajectory, state = repeated_parameter_run(autodiff, "SGD", {"lr": 0.01}, steps=1)
+    w = nn.Parameter(autodiff.tensor(w0))
+    quadratic_loss(autodiff, w, autodiff.zeros(2, 2)).backward()
+    np.testing.assert_allclose(trajectory[0][0], w0 - 2 * 0.01 * w.grad.numpy(), rtol=1e-12)
+    assert state["param_groups"][0]["params"] == [2, 1, 2]
+    a, b, c = (nn.Parameter(autodiff.ones(1)) for _ in range(3))
+    with pytest.warns(UserWarning, match=r"positions \[2, 3\] repeat earlier ones"):
+        optim.SGD([{"params": [a]}, {"params": [b, c, b, c]}], lr=0.1)
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        optim.SGD([{"params": [a]}, {"params": [b, a]}], lr=0.1)
+
+
+def test_state_dict_numbers_parameters_after_a_repeated_one_as_pytorch():
+    """PyTorch numbers each group from the count of all entries before it, and a
+    repeated tensor by its last entry."""
+    a, b, c = (nn.Parameter(autodiff.ones(1)) for _ in range(3))
+    with pytest.warns(UserWarning):
+        opt = optim.SGD([{"params": [a, a]}, {"params": [b, c]}], lr=0.1)
+    assert [g["params"] for g in opt.state_dict()["param_groups"]] == [[1, 1], [2, 3]]
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    ("name", "kwargs"), CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)]
+)
+def test_a_repeated_parameter_steps_as_in_pytorch(torch, name, kwargs):
+    ours, state = repeated_parameter_run(autodiff, name, kwargs)
+    theirs, their_state = repeated_parameter_run(torch, name, kwargs)
+    for step, ((w1, v1), (w2, v2)) in enumerate(zip(ours, theirs, strict=True)):
+        np.testing.assert_allclose(w1, w2, rtol=1e-10, atol=1e-12, err_msg=f"w at step {step}")
+        np.testing.assert_allclose(v1, v2, rtol=1e-10, atol=1e-12, err_msg=f"v at step {step}")
+    assert state["param_groups"][0]["params"] == their_state["param_groups"][0]["params"]
+    assert sorted(state["state"]) == sorted(their_state["state"])
+    for key, fields in their_state["state"].items():
+        for field, value in fields.items():
+            ours_value = state["state"][key][field]
+            ours_value = ours_value.data if isinstance(ours_value, autodiff.Tensor) else ours_value
+            np.testing.assert_allclose(ours_value, value.numpy(), rtol=1e-10, err_msg=field)
 
 
 def test_named_parameters_are_kept_as_param_names():

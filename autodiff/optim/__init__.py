@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections import defaultdict
 
 import numpy as np
@@ -96,23 +97,29 @@ class Optimizer:
     def add_param_group(self, param_group: dict) -> None:
         """Add a group of parameters (a dict with "params"), filling unset options from defaults.
 
-        "params" holds tensors or ``(name, tensor)`` pairs, as in PyTorch: the names go to
-        the group's "param_names" (and so to ``state_dict()``); all of a group's
-        parameters are named or none is, and so are all groups of an optimizer.
+        As in PyTorch, the dict itself becomes the group (its "params" made a list and the
+        unset options filled in), so a later ``param_group["lr"] = ...`` changes the
+        optimizer's group.  "params" holds tensors or ``(name, tensor)`` pairs: the names
+        go to the group's "param_names" (and so to ``state_dict()``); all of a group's
+        parameters are named or none is, and so are all groups of an optimizer.  A tensor
+        repeated within the group is a ``UserWarning``, as in PyTorch, and is then stepped
+        once for each time it appears.
         """
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
         params = param_group["params"]
         if isinstance(params, Tensor):
-            params = [params]
+            param_group["params"] = [params]
         elif isinstance(params, set):
             raise TypeError(
                 "optimizer parameters need to be organized in ordered collections, but the "
                 "ordering of tensors in sets will change between runs. Please use a list instead."
             )
         else:
-            params = list(params)
+            param_group["params"] = list(params)
+        params = param_group["params"]
         names = [p[0] for p in params if isinstance(p, tuple)]
+        param_group["params"] = params = [p[1] if isinstance(p, tuple) else p for p in params]
         if names:
             if len(names) != len(params):
                 raise ValueError(
@@ -120,7 +127,7 @@ class Optimizer:
                     f"missing: {len(names)} of the group's {len(params)} params are "
                     "(name, tensor) pairs"
                 )
-            params = [p[1] for p in params]
+            param_group["param_names"] = names
         for p in params:
             if not isinstance(p, Tensor):
                 raise TypeError(
@@ -128,26 +135,33 @@ class Optimizer:
                 )
             if not p.is_leaf:
                 raise ValueError("can't optimize a non-leaf Tensor")
-        group = dict(param_group)
-        group["params"] = params
-        if names:
-            group["param_names"] = names
         for key, default in self.defaults.items():
-            if default is required and key not in group:
+            if default is required and key not in param_group:
                 raise ValueError(
                     f"parameter group didn't specify a value of required optimization parameter {key}"
                 )
-            group.setdefault(key, default)
-        named = "param_names" in group
+            param_group.setdefault(key, default)
+        ids = [id(p) for p in params]
+        if len(set(ids)) != len(ids):
+            repeated = sorted({i for i, key in enumerate(ids) if ids.index(key) != i})
+            warnings.warn(
+                "optimizer contains a parameter group with duplicate parameters; in future, this "
+                "will cause an error; see github.com/pytorch/pytorch/issues/40967 for more "
+                f"information (the group's params at positions {repeated} repeat earlier ones; "
+                "each is stepped once for each time it appears)",
+                UserWarning,
+                stacklevel=3,
+            )
+        named = "param_names" in param_group
         if any(("param_names" in g) != named for g in self.param_groups):
             raise ValueError(
                 "all optimizer param groups should be with/without names. cannot add param "
                 f"group {'with' if named else 'without'} names to the optimizer"
             )
         seen = {id(p) for g in self.param_groups for p in g["params"]}
-        if any(id(p) in seen for p in params) or len({id(p) for p in params}) != len(params):
+        if not seen.isdisjoint(ids):
             raise ValueError("some parameters appear in more than one parameter group")
-        self.param_groups.append(group)
+        self.param_groups.append(param_group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every parameter's gradient (to None by default, as PyTorch)."""
@@ -184,19 +198,23 @@ class Optimizer:
     def state_dict(self) -> dict:
         """``{"state": {index: {name: Tensor}}, "param_groups": [{..., "params": [indices]}]}``.
 
-        Parameters are numbered in order across groups, as PyTorch does, so the
-        dict can be saved with ``autodiff.save`` and loaded into a new optimizer. A group
-        made from named parameters also holds their ``"param_names"``.
+        Parameters are numbered in order across groups, as PyTorch does (a tensor repeated
+        in a group takes the number of its last entry, and the next group's numbers start
+        after all the group's entries), so the dict can be saved with ``autodiff.save``
+        and loaded into a new optimizer. A group made from named parameters also holds
+        their ``"param_names"``.
         """
         index = {}
         groups = []
+        start = 0
         for group in self.param_groups:
             packed = {k: v for k, v in group.items() if k != "params"}
-            ids = []
-            for p in group["params"]:
-                index.setdefault(id(p), len(index))
-                ids.append(index[id(p)])
-            packed["params"] = ids
+            # (PyTorch's numbering: a tensor repeated in the group takes its last entry's)
+            index.update(
+                {id(p): i for i, p in enumerate(group["params"], start) if id(p) not in index}
+            )
+            packed["params"] = [index[id(p)] for p in group["params"]]
+            start += len(group["params"])
             groups.append(packed)
         state = {}
         for group in self.param_groups:
@@ -324,19 +342,25 @@ class SGD(Optimizer):
         for group in self.param_groups:
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             weight_decay, nesterov = group["weight_decay"], group["nesterov"]
-            for p, g in self._params_with_grad(group):
+            entries = list(self._params_with_grad(group))
+            # As PyTorch: the buffers are read before any step and stored after all of them,
+            # so the entries of a repeated tensor update its one buffer in turn, or, when it
+            # has none yet, each starts its own and the last is kept
+            bufs = [self.state[p].get("momentum_buffer") for p, _ in entries] if momentum else []
+            for i, (p, g) in enumerate(entries):
                 if weight_decay:
                     g = g + weight_decay * p.data
                 if momentum:
-                    state = self.state[p]
-                    buf = state.get("momentum_buffer")
+                    buf = bufs[i]
                     if buf is None:
-                        buf = state["momentum_buffer"] = np.array(g, copy=True)
+                        buf = bufs[i] = np.array(g, copy=True)
                     else:
                         buf *= momentum
                         buf += (1 - dampening) * g
                     g = g + momentum * buf if nesterov else buf
                 p.sub_(lr * g)
+            for (p, _), buf in zip(entries, bufs):
+                self.state[p]["momentum_buffer"] = buf
         return loss
 
 
