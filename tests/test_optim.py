@@ -388,6 +388,81 @@ def test_a_repeated_parameter_steps_as_in_pytorch(torch, name, kwargs):
             np.testing.assert_allclose(ours_value, value.numpy(), rtol=1e-10, err_msg=field)
 
 
+def complex_problem(dtype, steps=4):
+    """A complex (2, 3) starting point and one complex gradient per step, of ``dtype``."""
+    rng = np.random.default_rng(5)
+    draw = [rng.standard_normal((2, 3)) + 1j * rng.standard_normal((2, 3)) for _ in range(steps)]
+    return draw[0].astype(dtype), [g.astype(dtype) for g in draw[1:]]
+
+
+def step_with_gradients(lib, name, kwargs, start, gradients):
+    """The parameter after each step of ``name`` from ``start``, fed ``gradients``."""
+    parameter = nn.Parameter if lib is autodiff else lib.nn.Parameter
+    p = parameter(lib.tensor(start))
+    opt = getattr(lib.optim, name)([p], **kwargs)
+    trajectory = []
+    for g in gradients:
+        p.grad = lib.tensor(g)
+        opt.step()
+        trajectory.append(p.detach().numpy().copy())
+    return trajectory, opt.state_dict()
+
+
+def as_real(array):
+    """PyTorch's view_as_real on a NumPy array: shape (..., 2), real and imaginary parts."""
+    return np.stack([array.real, array.imag], axis=-1)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"), CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)]
+)
+def test_a_complex_parameter_steps_as_its_real_and_imaginary_parts(name, kwargs):
+    """As PyTorch: a complex parameter's parts step as two real parameters would (Adam and
+    RMSprop square each part, not g * g), and the state holds them as complex numbers."""
+    start, gradients = complex_problem(np.complex128)
+    ours, state = step_with_gradients(autodiff, name, kwargs, start, gradients)
+    real, real_state = step_with_gradients(
+        autodiff, name, kwargs, as_real(start), [as_real(g) for g in gradients]
+    )
+    for step, (z, r) in enumerate(zip(ours, real, strict=True)):
+        assert z.dtype == np.complex128
+        np.testing.assert_allclose(as_real(z), r, rtol=1e-12, atol=1e-14, err_msg=f"step {step}")
+    assert sorted(state["state"]) == sorted(real_state["state"])
+    for field, value in state["state"].get(0, {}).items():
+        if field != "step":
+            np.testing.assert_allclose(
+                as_real(value.numpy()), real_state["state"][0][field].numpy()
+            )
+
+
+def test_adam_first_complex_step_moves_each_part_by_lr():
+    p = nn.Parameter(autodiff.tensor(np.array([1 + 1j, -2 + 0.5j], np.complex64)))
+    opt = optim.Adam([p], lr=0.1)
+    p.grad = autodiff.tensor(np.array([3 - 1j, -0.5 + 2j], np.complex64))
+    opt.step()
+    np.testing.assert_allclose(p.detach().numpy(), [0.9 + 1.1j, -1.9 + 0.4j], rtol=1e-6)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128], ids=str)
+@pytest.mark.parametrize(
+    ("name", "kwargs"), CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)]
+)
+def test_a_complex_parameter_steps_as_in_pytorch(torch, name, kwargs, dtype):
+    start, gradients = complex_problem(dtype)
+    ours, state = step_with_gradients(autodiff, name, kwargs, start, gradients)
+    theirs, their_state = step_with_gradients(torch, name, kwargs, start, gradients)
+    rtol, atol = (1e-5, 1e-6) if dtype == np.complex64 else (1e-10, 1e-12)
+    for step, (z, t) in enumerate(zip(ours, theirs, strict=True)):
+        assert z.dtype == t.dtype
+        np.testing.assert_allclose(z, t, rtol=rtol, atol=atol, err_msg=f"step {step}")
+    assert sorted(state["state"]) == sorted(their_state["state"])
+    for field, value in their_state["state"].get(0, {}).items():
+        ours_value = state["state"][0][field]
+        ours_value = ours_value.numpy() if isinstance(ours_value, autodiff.Tensor) else ours_value
+        np.testing.assert_allclose(ours_value, value.numpy(), rtol=rtol, atol=atol, err_msg=field)
+
+
 def test_named_parameters_are_kept_as_param_names():
     model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
     for name in ("SGD", "Adam", "AdamW", "RMSprop"):

@@ -54,6 +54,17 @@ def _check_non_negative(**values) -> None:
             raise ValueError(f"Invalid {_HYPER_PARAMETER_WORDS[name]}: {value}")
 
 
+def _real_view(array: np.ndarray) -> np.ndarray:
+    """A complex array as a float view of shape ``(..., 2)``, real and imaginary parts
+    (PyTorch's ``torch.view_as_real``): an in-place change to it changes ``array``."""
+    return array[..., np.newaxis].view(array.real.dtype)
+
+
+def _complex_from(real: np.ndarray, dtype) -> np.ndarray:
+    """The complex array of ``dtype`` whose parts are ``real[..., 0]`` and ``real[..., 1]``."""
+    return np.ascontiguousarray(real).view(dtype)[..., 0]
+
+
 def _array(value):
     if isinstance(value, Tensor):
         return value.data
@@ -369,6 +380,9 @@ class Adam(Optimizer):
 
     g = grad (+ weight_decay * p);   m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
     p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+    A complex parameter steps as PyTorch's does, on ``torch.view_as_real``: its real and
+    imaginary parts are two real parameters (g^2 is taken part by part, not as g * g).
     """
 
     _decoupled = False
@@ -431,18 +445,29 @@ class Adam(Optimizer):
                     else:
                         g = g + weight_decay * p.data
                 exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                max_exp_avg_sq = state["max_exp_avg_sq"] if group["amsgrad"] else None
+                is_complex = p.data.dtype.kind == "c"
+                if is_complex:  # as PyTorch: the real and imaginary parts step as two reals
+                    g, exp_avg, exp_avg_sq = (
+                        _real_view(g),
+                        _real_view(exp_avg),
+                        _real_view(exp_avg_sq),
+                    )
+                    if max_exp_avg_sq is not None:
+                        max_exp_avg_sq = _real_view(max_exp_avg_sq)
                 exp_avg += (g - exp_avg) * (1 - beta1)  # lerp towards g
                 exp_avg_sq *= beta2
                 exp_avg_sq += (1 - beta2) * g * g
                 bias_correction1 = 1 - beta1**step
                 bias_correction2_sqrt = math.sqrt(1 - beta2**step)
                 step_size = lr / bias_correction1
-                if group["amsgrad"]:
-                    np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-                    denom = np.sqrt(state["max_exp_avg_sq"]) / bias_correction2_sqrt + eps
+                if max_exp_avg_sq is not None:
+                    np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+                    denom = np.sqrt(max_exp_avg_sq) / bias_correction2_sqrt + eps
                 else:
                     denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
-                p.sub_(step_size * (exp_avg / denom))
+                update = step_size * (exp_avg / denom)
+                p.sub_(_complex_from(update, p.data.dtype) if is_complex else update)
         return loss
 
 
@@ -487,6 +512,8 @@ class RMSprop(Optimizer):
 
     v = alpha v + (1 - alpha) g^2;   (centered: subtract the mean gradient squared)
     p = p - lr * g / (sqrt(v) + eps)   (with momentum: through a buffer)
+
+    A complex parameter's real and imaginary parts step as two reals, as in PyTorch.
     """
 
     def __init__(
@@ -539,22 +566,27 @@ class RMSprop(Optimizer):
                 if weight_decay:
                     g = g + weight_decay * p.data
                 square_avg = state["square_avg"]
+                is_complex = p.data.dtype.kind == "c"
+                if is_complex:  # as PyTorch: the real and imaginary parts step as two reals
+                    g, square_avg = _real_view(g), _real_view(square_avg)
                 square_avg *= alpha
                 square_avg += (1 - alpha) * g * g
                 if group["centered"]:
                     grad_avg = state["grad_avg"]
+                    grad_avg = _real_view(grad_avg) if is_complex else grad_avg
                     grad_avg += (g - grad_avg) * (1 - alpha)
                     avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
                 else:
                     avg = np.sqrt(square_avg) + eps
                 if momentum > 0:
                     buf = state["momentum_buffer"]
+                    buf = _real_view(buf) if is_complex else buf
                     buf *= momentum
                     buf += g / avg
                     update = lr * buf
                 else:
                     update = lr * g / avg
-                p.sub_(update)
+                p.sub_(_complex_from(update, p.data.dtype) if is_complex else update)
         return loss
 
 
