@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import platform
@@ -28,6 +29,27 @@ _clock = [time.perf_counter]
 def now() -> float:
     """The benchmark clock's reading, in seconds."""
     return _clock[0]()
+
+
+@contextlib.contextmanager
+def using_clock(clock):
+    """Within the block, ``now()`` reads ``clock`` (a function such as
+    ``time.perf_counter``); the clock chosen before comes back after it, also on an error.
+
+        with using_clock(time.perf_counter):  # the wall clock, whatever use_threads chose
+            ...
+    """
+    if not callable(clock):
+        raise TypeError(
+            f"using_clock: expected a function returning seconds (such as time.perf_counter), "
+            f"got {type(clock).__name__}"
+        )
+    before = _clock[0]
+    _clock[0] = clock
+    try:
+        yield
+    finally:
+        _clock[0] = before
 
 
 def prepare_environment(keep_openblas_env: bool = False) -> list[str]:

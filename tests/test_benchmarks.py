@@ -31,3 +31,19 @@ def test_summary_puts_thread_settings_side_by_side(capsys):
     assert row == (
         "| epoch | 3.00 s | 2.00 s | 1.50x | 3.00x | 2.00 s | 1.00 s | 2.00x | — | <= 1.5x |"
     )
+
+
+def test_using_clock_sets_the_clock_for_a_block_and_restores_it():
+    from benchmarks import common
+
+    readings = iter([10.0, 12.5])
+    with common.using_clock(lambda: 1.0):
+        with common.using_clock(lambda: next(readings)):
+            assert (common.now(), common.now()) == (10.0, 12.5)
+        assert common.now() == 1.0  # the clock before, back
+        with pytest.raises(KeyError), common.using_clock(lambda: 2.0):
+            raise KeyError("inside")
+        assert common.now() == 1.0  # also after an error
+        with pytest.raises(TypeError, match=r"using_clock: expected a function .* got float"):
+            common.using_clock(1.0).__enter__()
+        assert common.now() == 1.0
