@@ -12,7 +12,6 @@ import errno
 import os
 import re
 import signal
-import tempfile
 import threading
 import time
 
@@ -73,6 +72,9 @@ def _remove_stale_temporaries(directory: str, name: str) -> None:
                 os.unlink(entry.path)
         except OSError:  # removed meanwhile, or not ours to remove
             continue
+
+
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
 class _SigtermRaises:
@@ -164,9 +166,20 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = None):
             temp = None
             try:
                 with sigterm.held():
-                    handle, temp = tempfile.mkstemp(
-                        dir=directory, prefix=f".{name}.{os.getpid()}-", suffix=".part"
-                    )
+                    # the name is known before the file exists: a KeyboardInterrupt or
+                    # the CLI's SIGTERM exception right after creating it (mkstemp's
+                    # return) would otherwise leave a file nobody knows to remove
+                    for _ in range(100):
+                        temp = os.path.join(
+                            directory, f".{name}.{os.getpid()}-{os.urandom(4).hex()}.part"
+                        )
+                        try:
+                            handle = os.open(temp, _NEW_FILE_FLAGS, 0o600)
+                            break
+                        except FileExistsError:  # another writer's: not ours to remove
+                            temp = None
+                    else:
+                        raise FileExistsError(errno.EEXIST, "no free temporary name", directory)
                 with os.fdopen(handle, mode, encoding=encoding) as file:
                     yield file
                     file.flush()

@@ -234,3 +234,26 @@ def test_an_interruption_while_zipfile_opens_a_member_is_what_save_raises(tmp_pa
     monkeypatch.undo()
     assert autodiff.load(target)["w"].shape == (3,)  # the old file, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pth"]
+
+
+def test_an_interrupt_just_after_the_temporary_is_created_leaves_no_file(tmp_path, monkeypatch):
+    """The CLI's SIGTERM handler (and Ctrl-C) raise between any two bytecodes, also in
+    the instant after the temporary file exists and before its name was returned (a
+    flaky download test caught one such SIGTERM): the name is known first, so the
+    file is removed."""
+    import autodiff.files
+
+    target = tmp_path / "weights.npz"
+    target.write_bytes(b"old")
+    real_open = os.open
+
+    def open_then_interrupt(path, *args, **kwargs):
+        real_open(path, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(autodiff.files.os, "open", open_then_interrupt)
+    with pytest.raises(KeyboardInterrupt), atomic_write(target) as file:
+        file.write(b"new")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.npz"]
+    assert target.read_bytes() == b"old"
