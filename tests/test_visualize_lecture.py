@@ -313,3 +313,22 @@ def test_cnn_stepper_in_headless_chromium_opens_on_the_root_and_walks_the_layers
     assert "conv2d (in features.0)" in first_conv, first_conv
     assert "input x (x): gets dL/dx of shape (2, 1, 8, 8)" in first_conv, first_conv
     assert "rule: dL/dx = fold(W^T g)" in first_conv
+
+
+def test_an_in_place_layer_on_a_view_in_the_middle_is_drawn_like_its_out_of_place_twin():
+    """Flatten then ReLU(inplace=True) changes a view of the first layer's output (the
+    engine records copy_slices on that output): the picture and the backward trace
+    are the out-of-place model's."""
+    pictures, traces = [], []
+    for inplace in (False, True):
+        autodiff.manual_seed(0)
+        model = nn.Sequential(
+            nn.Linear(4, 6), nn.Flatten(), nn.ReLU(inplace=inplace), nn.Linear(6, 3)
+        )
+        loss = F.cross_entropy(model(autodiff.randn(2, 4)), autodiff.tensor([0, 2]))
+        pictures.append(_picture_of(visualize.draw_graph(loss).source))
+        trace = visualize.trace_backward(loss, params=model)
+        traces.append([(s.op, s.module) for s in trace.steps if not s.is_accumulate])
+    assert pictures[0] == pictures[1]
+    assert traces[0] == traces[1]
+    assert "copy_slices" not in str(traces[1])
