@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 import autodiff
-from autodiff import Tensor, constant, get_default_dtype
+from autodiff import Tensor, constant
 from autodiff.random import Generator, numpy_rng
 
 __all__ = [
@@ -425,53 +425,6 @@ def _stack_tensors(tensors: list, op: str) -> Tensor:
     return constant(np.stack([t.data for t in tensors]))
 
 
-# How PyTorch ranks dtypes when it promotes across kinds: bool < integers < floats < complex.
-_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
-
-
-def _scalar_dtype(value) -> np.dtype | None:
-    """The dtype ``torch.as_tensor`` gives one element of a list: a NumPy scalar's (or 0-d
-    array's) own, int64 for a Python int, the default float dtype (float32) for a Python
-    float and its complex twin (complex64) for a Python complex; None for anything else."""
-    if isinstance(value, (np.generic, np.ndarray)):
-        return value.dtype if value.ndim == 0 and value.dtype.kind in _KIND_RANK else None
-    if isinstance(value, bool):
-        return np.dtype(np.bool_)
-    if isinstance(value, int):
-        return np.dtype(np.int64)
-    if isinstance(value, float):
-        return get_default_dtype()
-    if isinstance(value, complex):
-        return np.promote_types(get_default_dtype(), np.complex64)
-    return None
-
-
-def _as_tensor_dtype(batch: list) -> np.dtype | None:
-    """The dtype of ``torch.as_tensor(batch)`` for a flat list of numbers, or None (NumPy's
-    own choice) when an element is not a number.
-
-    PyTorch promotes the elements' dtypes pairwise: within a kind as NumPy does
-    (uint8 with int8 gives int16, float16 with float32 gives float32, a float with a
-    complex the complex that holds both), and across kinds the higher kind's dtype wins
-    as it is (an int64 with a float32 or a Python float gives float32, where NumPy's
-    ``np.array`` would give float64).
-    """
-    dtype = None
-    for value in batch:
-        own = _scalar_dtype(value)
-        if own is None:
-            return None
-        if dtype is None or dtype == own:
-            dtype = own
-            continue
-        rank, own_rank = _KIND_RANK[dtype.kind], _KIND_RANK[own.kind]
-        if rank == own_rank or {rank, own_rank} == {2, 3}:
-            dtype = np.promote_types(dtype, own)
-        elif own_rank > rank:
-            dtype = own
-    return dtype
-
-
 def default_collate(batch: list):
     """Put a list of samples together into a batch, as PyTorch's ``default_collate``.
 
@@ -506,10 +459,6 @@ def default_collate(batch: list):
         return _stack_tensors([autodiff.as_tensor(a) for a in batch], "default_collate")
     if isinstance(elem, (np.bool_, np.number)):  # (NumPy strings are strings, below)
         # torch.as_tensor(batch): [np.int64(1), 2.5] is float32 there, not NumPy's float64
-        with np.errstate(
-            over="ignore"
-        ):  # PyTorch makes [np.int32(70000), np.float16(1)] inf silently
-            batch = np.array(batch, dtype=_as_tensor_dtype(batch))
         return autodiff.as_tensor(batch)  # TypeError for timedelta64, as PyTorch
     if isinstance(elem, int):  # bools too: the dtype comes from every element, as
         # torch.tensor(batch) in PyTorch ([1, 2.5] -> float32, [True, 2] -> int64)

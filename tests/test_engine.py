@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import math
+import warnings
 import weakref
 
 import numpy as np
@@ -671,6 +672,46 @@ def test_default_dtypes_follow_pytorch():
     assert autodiff.arange(3).dtype == autodiff.int64
     assert autodiff.tensor(np.zeros(2, np.float64)).dtype == autodiff.float64  # arrays keep theirs
     assert autodiff.float is autodiff.float32 and autodiff.long is autodiff.int64
+
+
+# data -> torch.tensor(data).dtype: NumPy numbers in a list count with their own dtype
+TENSOR_DTYPES = {
+    "[np.float64(1), 2]": ([np.float64(1), 2], "float64"),
+    "[2, np.float64(1)]": ([2, np.float64(1)], "float64"),
+    "[np.float32(1), 2.0]": ([np.float32(1), 2.0], "float32"),
+    "[np.float16(1), 2.0]": ([np.float16(1), 2.0], "float32"),
+    "[np.int16(-300), np.float16(1.5)]": ([np.int16(-300), np.float16(1.5)], "float16"),
+    "[np.int8(1), 2.5]": ([np.int8(1), 2.5], "float32"),
+    "[1 + 2j, 3]": ([1 + 2j, 3], "complex64"),
+    "1 + 2j": (1 + 2j, "complex64"),
+    "[np.complex128(1j), 2]": ([np.complex128(1j), 2], "complex128"),
+    "[np.float32(1), 2j]": ([np.float32(1), 2j], "complex64"),
+    "[[1, 2.5], [3, 4]]": ([[1, 2.5], [3, 4]], "float32"),
+    "[np.array([1.0]), [2]]": ([np.array([1.0]), [2]], "float64"),
+    "[[np.float64(1)], [2.0]]": ([[np.float64(1)], [2.0]], "float64"),
+    "[True, 2.5]": ([True, 2.5], "float32"),
+    "[]": ([], "float32"),
+    "[[], []]": ([[], []], "float32"),
+    "[1e39, 1.0] (inf in float32)": ([1e39, 1.0], "float32"),
+}
+
+
+@pytest.mark.parametrize("name", list(TENSOR_DTYPES))
+def test_tensor_infers_pytorchs_dtype_from_numpy_numbers_in_lists(name):
+    data, expected = TENSOR_DTYPES[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning for 1e39, as PyTorch
+        ours = autodiff.tensor(data)
+    assert ours.dtype == np.dtype(expected)
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - the expected dtypes above still run
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "a list of numpy.ndarrays is extremely slow"
+        theirs = torch.tensor(data)
+    assert str(theirs.dtype) == f"torch.{expected}"
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
 
 
 def test_numpy_2_promotion():
