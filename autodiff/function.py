@@ -454,8 +454,8 @@ def rebase_view(view: Tensor) -> None:
     changed in place, the view holds the new values while its ``grad_fn`` still
     describes the old ones.  As PyTorch does, the view's history is made again,
     by taking the same view of its input as that input is now (the input made
-    current first, if it is itself a stale view); ``retain_grad`` and hooks move
-    to the new node.  ``Function.apply`` and backward's roots call this for a
+    current first, if it is itself a stale view); ``retain_grad`` moves to the new
+    node, hooks stay on the old one (as in PyTorch).  ``Function.apply`` and backward's roots call this for a
     view whose version counter moved since its history was made.  Example::
 
         b = x * 1; w = b.reshape(2); b.relu_()
@@ -486,8 +486,14 @@ def rebase_view(view: Tensor) -> None:
     view._requires_grad = node is not None
     if node is not None:
         node._output_ref = weakref.ref(view)
-        if old is not None and type(old) is Node:
-            node.pre_hooks, node.retained = old.pre_hooks, old.retained
+        move_retain_grad(old, node)
+
+
+def move_retain_grad(old, new) -> None:
+    """``retain_grad()`` follows the tensor to its new node, as in PyTorch; hooks
+    registered before stay on the old node (they see the gradient of the old value)."""
+    if type(old) is Node and old.retained is not None and new is not None:
+        new.retained, old.retained = old.retained, None
 
 
 def _view_chain(view: Tensor) -> list:
@@ -556,6 +562,7 @@ def copy_slices(base: Tensor, view: Tensor) -> None:
     after = CopySlices.apply(before, view, _view_chain(view))
     node = after.grad_fn
     if node is not None:
+        move_retain_grad(base.grad_fn, node)
         base.grad_fn = node
         base._requires_grad = True
         node._output_ref = weakref.ref(base)

@@ -1051,6 +1051,11 @@ def _in_place(tensor: Tensor, op: str, out_of_place, update, other):
             f"{op}: a leaf tensor that requires grad is being used in an in-place operation. "
             "Wrap the update in `with autodiff.no_grad():` (as an optimizer step does)."
         )
+    if not tensor.data.flags.writeable:
+        raise RuntimeError(
+            f"{op}: the tensor's data is a read-only view (made by expand or broadcast_to); "
+            "clone() it before changing it in place"
+        )
     base = tensor._base
     if recording and base is not None:
         if base._requires_grad and base.grad_fn is None:
@@ -1062,11 +1067,6 @@ def _in_place(tensor: Tensor, op: str, out_of_place, update, other):
             _function().rebase_view(tensor)  # the base changed since: its values first
     if not recording:
         other_data = _data(other)
-        if not tensor.data.flags.writeable:
-            raise RuntimeError(
-                f"{op}: the tensor's data is a read-only view (made by expand or broadcast_to); "
-                "clone() it before changing it in place"
-            )
         try:
             update(tensor.data, other_data)
         except (TypeError, np.exceptions.DTypePromotionError) as error:
@@ -1101,6 +1101,7 @@ def _in_place(tensor: Tensor, op: str, out_of_place, update, other):
     np.copyto(tensor.data, result.data, casting="same_kind")
     tensor._version[0] += 1
     node = result.grad_fn
+    _function().move_retain_grad(tensor.grad_fn, node)
     tensor.grad_fn = node
     tensor._requires_grad = node is not None
     if node is not None:

@@ -233,18 +233,50 @@ def test_the_view_of_a_leaf_that_requires_grad_is_still_refused():
         x[:1].mul_(2)
 
 
-def test_a_stale_view_keeps_retain_grad_and_hooks():
-    x = leaf(autodiff, [-1.0, 2.0])
+def _retained_and_hooked(lib, through):
+    """retain_grad() and a hook, then an in-place change: retain_grad follows the tensor
+    to its new node, the hook stays with the old value (PyTorch's rules)."""
+    x = leaf(lib, [[-1.0, 2.0], [3.0, -4.0]])
     b = x * 1
-    w = b.reshape(2)
-    w.retain_grad()
+    watched = b.reshape(4) if through == "a stale view" else b
+    watched.retain_grad()
     seen = []
-    w.register_hook(lambda g: seen.append(g.numpy().copy()))
-    b.relu_()
-    (w * 3).sum().backward()
-    np.testing.assert_array_equal(w.grad.numpy(), [3.0, 3.0])
-    np.testing.assert_array_equal(seen[0], [3.0, 3.0])
-    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 3.0])
+    watched.register_hook(lambda g: seen.append(np.array(g.detach().numpy())))
+    if through == "a view of the base":
+        b[0].relu_()
+    else:
+        b.relu_()
+    (watched * 3).sum().backward()
+    return [x.grad, watched.grad] + seen
+
+
+@pytest.mark.parametrize("through", ["a stale view", "the base", "a view of the base"])
+def test_retain_grad_follows_the_new_value_and_hooks_keep_the_old(through):
+    ours = _numpy(_retained_and_hooked(autodiff, through))
+    expected = {
+        "a stale view": [[[0.0, 3.0], [3.0, 0.0]], [3.0] * 4],  # the hook never fires
+        "the base": [[[0.0, 3.0], [3.0, 0.0]], [[3.0, 3.0], [3.0, 3.0]], [[0.0, 3.0], [3.0, 0.0]]],
+        "a view of the base": [
+            [[0.0, 3.0], [3.0, 3.0]],
+            [[3.0, 3.0], [3.0, 3.0]],
+            [[0.0, 3.0], [3.0, 3.0]],
+        ],
+    }[through]
+    assert len(ours) == len(expected)
+    for got, want in zip(ours, expected, strict=True):
+        np.testing.assert_array_equal(got, np.array(want))
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    for got, theirs in zip(ours, _numpy(_retained_and_hooked(torch, through)), strict=True):
+        np.testing.assert_array_equal(got, theirs)
+
+
+def test_an_expanded_view_cannot_be_changed_in_place():
+    x = leaf(autodiff, [1.0, 2.0])
+    with pytest.raises(RuntimeError, match="mul_: the tensor's data is a read-only view"):
+        (x * 1).expand(3, 2).mul_(2)
 
 
 def test_a_change_under_no_grad_keeps_the_views_node():
