@@ -44,7 +44,7 @@ import weakref
 import numpy as np
 
 from .errors import ShapeError
-from .grad_mode import modes
+from .grad_mode import modes, no_grad
 from .tensor import Tensor
 
 # The callbacks registered by ``observe``, by handle id (process-wide).
@@ -455,8 +455,10 @@ def rebase_view(view: Tensor) -> None:
     describes the old ones.  As PyTorch does, the view's history is made again,
     by taking the same view of its input as that input is now (the input made
     current first, if it is itself a stale view); ``retain_grad`` moves to the new
-    node, hooks stay on the old one (as in PyTorch).  ``Function.apply`` and backward's roots call this for a
-    view whose version counter moved since its history was made.  Example::
+    node, hooks stay on the old one (as in PyTorch).  ``Function.apply`` and
+    backward's roots call this for a view whose version counter moved since its
+    history was made; a change under no_grad leaves the history as it was.
+    Example::
 
         b = x * 1; w = b.reshape(2); b.relu_()
         w.sum().backward()   # dL/dx = 1 where relu let x through, 0 elsewhere
@@ -538,27 +540,17 @@ class CopySlices(Function):
             from .ops.shape import SetItem
 
             positions = np.arange(grad.data.size).reshape(ctx.base_shape)
-            with _no_recording():
+            with no_grad():
                 covered = take_view(ctx.chain, Tensor._make(positions, None, None)).data
             grad_base = SetItem.apply(grad.reshape(-1), covered.reshape(-1), 0.0)
             grad_base = grad_base.reshape(ctx.base_shape)
         return grad_base, grad_value, None
 
 
-class _no_recording:
-    def __enter__(self):
-        self.previous = modes.grad_enabled
-        modes.grad_enabled = False
-
-    def __exit__(self, *exc):
-        modes.grad_enabled = self.previous
-
-
 def copy_slices(base: Tensor, view: Tensor) -> None:
     """Record that ``view``, changed in place, changed ``base``: base.grad_fn = CopySlices."""
-    before = Tensor._make(base.data, base.grad_fn if base._requires_grad else None, None)
-    if base._requires_grad and base.grad_fn is None:  # a leaf (refused before this)
-        before = Tensor._make(base.data, None, None)
+    before = Tensor._make(base.data, base.grad_fn, None)  # (a leaf that requires grad:
+    # its views are refused in-place changes before this)
     after = CopySlices.apply(before, view, _view_chain(view))
     node = after.grad_fn
     if node is not None:

@@ -222,7 +222,7 @@ class Tensor:
         "_accumulator",
         "_hooks",
         "_base",
-        "_view_of",  # a view's (Function, inputs): how to take it again from its input
+        "_view_of",  # a view's (Function, inputs, its base's grad_fn then): see rebase_view
         "_view_version",  # the shared version counter when the view's history was made
         "name",
         "__weakref__",

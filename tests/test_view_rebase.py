@@ -168,6 +168,34 @@ def _change_under_no_grad(lib):
     return [x.grad]
 
 
+def _second_order_through_copy_slices(lib):
+    x = leaf(lib, [1.0, 2.0, 3.0])
+    b = x * x
+    b[1:].mul_(x[1:])
+    (g,) = _grad_fn(lib)(b.sum(), x, create_graph=True)
+    (g2,) = _grad_fn(lib)(g.sum(), x)
+    return [g.detach(), g2]
+
+
+def _slice_of_a_permuted_view(lib):
+    x = leaf(lib, [[1.0, -2.0, 3.0], [-4.0, 5.0, -6.0]])
+    b = x * 1
+    p = b.permute(1, 0)
+    p[1:].relu_()
+    (p * constant(lib, [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])).sum().backward()
+    return [x.grad, b.detach()]
+
+
+def _base_copied_into_after_a_view(lib):
+    x = leaf(lib, [1.0, 2.0])
+    y = leaf(lib, [5.0, 6.0])
+    b = x * 1
+    w = b[:]
+    b.copy_(y * 2)
+    (w * w).sum().backward()
+    return [x.grad, y.grad]
+
+
 CASES = {
     "base changed after a reshape": (_base_changed_after_a_reshape, [[[0.0, 1.0]]]),
     "view of a view": (_view_of_a_view, [[[0.0, 16.0], [0.0, 0.0]]]),
@@ -205,6 +233,15 @@ CASES = {
         [[[5.0, 2.0], [18.0, 4.0]], [[5.0, -2.0], [-18.0, 4.0]]],
     ),
     "change under no_grad": (_change_under_no_grad, [[4.0, 8.0]]),
+    "second order through copy_slices": (
+        _second_order_through_copy_slices,
+        [[2.0, 12.0, 27.0], [2.0, 12.0, 18.0]],
+    ),
+    "slice of a permuted view": (
+        _slice_of_a_permuted_view,
+        [[[1.0, 0.0, 5.0], [2.0, 4.0, 0.0]], [[1.0, 0.0, 3.0], [-4.0, 5.0, 0.0]]],
+    ),
+    "base copied into after a view": (_base_copied_into_after_a_view, [[0.0, 0.0], [40.0, 48.0]]),
 }
 
 
