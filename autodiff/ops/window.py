@@ -378,7 +378,10 @@ def _col2im_by_runs(out, blocks, taps, runs, bands):
     the runs wrapped into are zeroed and added again tap by tap (stride 1 here).
     """
     n, c, h, w = out.shape  # blocks: (n, c, kh, kw, oh, ow = w)
-    planes, flat_blocks = out.reshape(n, c, h * w), blocks.reshape(n, c, len(runs), -1)
+    planes, flat_blocks = (
+        out.reshape(n, c, h * w),
+        blocks.reshape(n, c, len(runs), blocks.shape[4] * w),
+    )
     for tap, (k0, k1, shift) in enumerate(runs):
         planes[:, :, k0 + shift : k1 + shift] += flat_blocks[:, :, tap, k0:k1]
     for first, end in ((0, bands[0]), (w - bands[1], w)):
@@ -413,7 +416,7 @@ class Im2col(Function):
         flat = _flat_runs(x.shape, kernel_size, stride, padding, dilation, (oh, ow))
         if flat is not None:
             runs, _ = flat
-            planes = x.reshape(n, c, -1)
+            planes = x.reshape(n, c, x.shape[2] * x.shape[3])
             flat_cols = cols.reshape(n, c, kh * kw, oh * ow)
 
         def images(start, stop):  # images start:stop, on one of the engine's threads
