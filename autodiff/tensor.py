@@ -82,15 +82,20 @@ def to_array(data, dtype=None, op="tensor", copy=True) -> np.ndarray:
     else:
         try:
             array = np.array(data, dtype=dtype)
+        except OverflowError:  # a Python int beyond uint64
+            raise _int64_overflow(op) from None
         except (ValueError, TypeError) as error:
             raise TypeError(
                 f"{op}: could not convert {type(data).__name__} to a tensor ({error}); "
                 "expected numbers, nested lists of numbers of a regular shape, or a NumPy array"
             ) from None
-        if dtype is None and array.dtype.kind in "fc":  # NumPy's float64 for Python floats,
-            # its float32 for int16 with float16: torch.tensor's choice may differ
+        if dtype is None and array.dtype.kind in "fcuO":  # NumPy's float64 for Python
+            # floats, float32 for int16 with float16, uint64 or object for big Python
+            # ints: torch.tensor's choice may differ
             inferred = _inferred_dtype(data)
-            if inferred is not None and inferred != array.dtype:
+            if inferred is not None and inferred.kind == "i" and array.dtype.kind != "i":
+                raise _int64_overflow(op)  # Python ints that NumPy could not fit in int64
+            if inferred is not None and inferred != array.dtype and array.dtype.kind in "fc":
                 with np.errstate(over="ignore"):  # as PyTorch, 1e39 in float32 is inf
                     array = array.astype(inferred)
     if array.dtype.kind not in "biufc":
@@ -99,6 +104,14 @@ def to_array(data, dtype=None, op="tensor", copy=True) -> np.ndarray:
             f"array), got data of dtype {array.dtype} from a {type(data).__name__}"
         )
     return array
+
+
+def _int64_overflow(op) -> ValueError:
+    return ValueError(
+        f"{op}: a Python int in the data does not fit in int64, the dtype Python ints "
+        "take (as in PyTorch, which raises 'Overflow when unpacking long long'); pass "
+        "a NumPy array of dtype uint64 or float64 to keep it"
+    )
 
 
 # How PyTorch ranks dtypes when it promotes across kinds: bool < integers < floats < complex.

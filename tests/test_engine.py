@@ -714,6 +714,23 @@ def test_tensor_infers_pytorchs_dtype_from_numpy_numbers_in_lists(name):
     np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
 
 
+@pytest.mark.parametrize(
+    "data", [2**63, [1, 2**63], -(2**63) - 1, [2**64], [np.int64(5), 2**63]], ids=repr
+)
+def test_python_ints_beyond_int64_are_refused_as_in_pytorch(data):
+    """Python ints are int64; NumPy would make 2**63 uint64, [1, 2**63] float64 (and
+    the float64 was cast to a wrong int64 on the way), so they are refused."""
+    with pytest.raises(ValueError, match="does not fit in int64"):
+        autodiff.tensor(data)
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    with pytest.raises(ValueError, match="Overflow"):
+        torch.tensor(data)
+    assert autodiff.tensor(2**63 - 1).item() == 2**63 - 1
+
+
 def test_numpy_2_promotion():
     f32 = autodiff.tensor([1.0])
     f64 = autodiff.tensor([1.0], dtype=autodiff.float64)
