@@ -119,8 +119,8 @@ _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
 
 
 def _element_dtype(value):
-    """The dtype ``torch.tensor`` gives one element of nested data: a NumPy scalar's or
-    array's own, int64 for a Python int, the default float dtype (float32) for a Python
+    """The dtype ``torch.tensor`` gives one element of nested data: a NumPy scalar's,
+    array's or tensor's own, int64 for a Python int, the default float dtype (float32) for a Python
     float and its complex twin (complex64) for a Python complex; None for a sequence."""
     kind = type(value)
     if kind is float:
@@ -129,7 +129,7 @@ def _element_dtype(value):
         return np.dtype(np.bool_)
     if kind is int:
         return np.dtype(np.int64)
-    if isinstance(value, (np.generic, np.ndarray)):
+    if isinstance(value, (np.generic, np.ndarray, Tensor)):
         return value.dtype if value.dtype.kind in _KIND_RANK else None
     if isinstance(value, complex):
         return np.promote_types(_PYTHON_FLOAT, np.complex64)

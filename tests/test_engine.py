@@ -693,7 +693,18 @@ TENSOR_DTYPES = {
     "[]": ([], "float32"),
     "[[], []]": ([[], []], "float32"),
     "[1e39, 1.0] (inf in float32)": ([1e39, 1.0], "float32"),
+    "[a 0-d int32 tensor, 2.5]": ("int32 tensor, 2.5", "float32"),
+    "[a 0-d float64 tensor, 2.0]": ("float64 tensor, 2.0", "float64"),
 }
+
+
+def _with_tensors(lib, data):
+    """The cases with 0-d tensors in the list, made of ``lib``'s tensors."""
+    if data == "int32 tensor, 2.5":
+        return [lib.tensor(1, dtype=lib.int32), 2.5]
+    if data == "float64 tensor, 2.0":
+        return [lib.tensor(1.0, dtype=lib.float64), 2.0]
+    return data
 
 
 @pytest.mark.parametrize("name", list(TENSOR_DTYPES))
@@ -701,7 +712,7 @@ def test_tensor_infers_pytorchs_dtype_from_numpy_numbers_in_lists(name):
     data, expected = TENSOR_DTYPES[name]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no overflow warning for 1e39, as PyTorch
-        ours = autodiff.tensor(data)
+        ours = autodiff.tensor(_with_tensors(autodiff, data))
     assert ours.dtype == np.dtype(expected)
     try:
         import torch
@@ -709,7 +720,7 @@ def test_tensor_infers_pytorchs_dtype_from_numpy_numbers_in_lists(name):
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "a list of numpy.ndarrays is extremely slow"
-        theirs = torch.tensor(data)
+        theirs = torch.tensor(_with_tensors(torch, data))
     assert str(theirs.dtype) == f"torch.{expected}"
     np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
 
