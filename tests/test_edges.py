@@ -92,6 +92,19 @@ def test_square_root_as_a_power_at_negative_zero(torch_or_none):
     check(torch_or_none, lambda lib, x: x**-0.5, [4.0], [[-1 / 16]])
 
 
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1.0, 0.0], [[INF, -INF], [-INF, NAN]]),
+        ([-1.0, 0.0], [[INF, INF], [-INF, -INF]]),
+        ([1.0, 1e-300], [[1 / 1e-300, -INF], [-INF, NAN]]),
+    ],
+)
+def test_second_derivatives_of_a_quotient_at_a_zero_denominator(torch_or_none, values, expected):
+    """dL/dy = -g ((x / y) / y), PyTorch's order: -g x / (y y) gave NaN for its inf."""
+    check(torch_or_none, lambda lib, x: x[0] / x[1], values, expected, order=2)
+
+
 def test_higher_derivatives_of_powers_at_zero(torch_or_none):
     check(torch_or_none, lambda lib, x: x**1, [0.0, 1.0], [[1.0, 1.0], [0.0, 0.0]], order=2)
     check(

@@ -117,8 +117,9 @@ class Div(Function):
     def backward(ctx, grad):
         y, x = ctx.saved_tensors
         grad_x = grad / y if ctx.needs_input_grad[0] else None
-        # PyTorch's order of operations, so that underflow (y = 1e-300) rounds alike
-        grad_y = -grad * x / (y * y) if ctx.needs_input_grad[1] else None
+        # PyTorch's order of operations (div_tensor_other_backward: -grad * ((x / y) / y)),
+        # so that underflow (y = 1e-300) rounds alike and y = 0 gives its infinities
+        grad_y = -grad * ((x / y) / y) if ctx.needs_input_grad[1] else None
         return grad_x, grad_y
 
 
