@@ -90,8 +90,7 @@ def _seeds(outputs, gradients, name: str) -> list:
     """The (node, dL/d(output)) pairs that backward starts from, checked."""
     seeds = []
     for output, gradient in zip(outputs, gradients, strict=True):
-        if output._base is not None and output._version[0] != output._view_version:
-            _function.rebase_view(output)  # its base changed in place since it was taken
+        _function.rebase_if_stale(output)  # a view whose base changed in place since
         if not output._requires_grad:
             raise RuntimeError(
                 f"{name}: element {len(seeds)} of tensors does not require grad and does not "

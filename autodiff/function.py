@@ -383,6 +383,7 @@ class Function:
         for given in inputs:
             if isinstance(given, Tensor):
                 arrays.append(given.data)
+                # rebase_if_stale, written out: a call here costs every op
                 if given._base is not None and grad_on and given._version[0] != given._view_version:
                     rebase_view(given)  # its base changed in place since the view was taken
                 if grad_on and given._requires_grad:
@@ -447,6 +448,12 @@ def memory_owner(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def rebase_if_stale(tensor: Tensor) -> None:
+    """``rebase_view(tensor)`` if it is a view whose version moved since its history was made."""
+    if tensor._base is not None and tensor._version[0] != tensor._view_version:
+        rebase_view(tensor)
+
+
 def rebase_view(view: Tensor) -> None:
     """Give ``view`` the history its base has now, after an in-place change to the base.
 
@@ -473,8 +480,7 @@ def rebase_view(view: Tensor) -> None:
     if old is None and view._requires_grad:
         return  # made a leaf by requires_grad_(): it keeps no history of its base
     source = inputs[0]
-    if source._base is not None and source._version[0] != source._view_version:
-        rebase_view(source)
+    rebase_if_stale(source)
     if old is None and not source._requires_grad:
         return  # nothing recorded then or now
     previous = modes.grad_enabled

@@ -120,23 +120,16 @@ _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
 
 def _element_dtype(value):
     """The dtype ``torch.tensor`` gives one element of nested data: a NumPy scalar's,
-    array's or tensor's own, int64 for a Python int, the default float dtype (float32) for a Python
-    float and its complex twin (complex64) for a Python complex; None for a sequence."""
-    kind = type(value)
-    if kind is float:
-        return _PYTHON_FLOAT
-    if kind is bool:
-        return np.dtype(np.bool_)
-    if kind is int:
-        return np.dtype(np.int64)
+    array's or tensor's own, int64 for a Python int, the default float dtype (float32) for a
+    Python float and its complex twin (complex64) for a Python complex; None for a sequence."""
+    own = _PYTHON_NUMBERS.get(type(value))
+    if own is not None:
+        return own
     if isinstance(value, (np.generic, np.ndarray, Tensor)):
         return value.dtype if value.dtype.kind in _KIND_RANK else None
-    if isinstance(value, complex):
-        return np.promote_types(_PYTHON_FLOAT, np.complex64)
-    if isinstance(value, float):
-        return _PYTHON_FLOAT
-    if isinstance(value, int):
-        return np.dtype(np.int64)
+    for kind, own in _PYTHON_NUMBERS.items():  # subclasses (an IntEnum is an int)
+        if isinstance(value, kind):
+            return own
     return None
 
 
@@ -161,11 +154,9 @@ def _inferred_dtype(data):
             continue
         # a list's Python numbers by their type, not one by one (100,000 floats: 1 ms)
         types = set(map(type, value))
-        if types <= _PYTHON_NUMBERS.keys():
-            found.update(map(_element_dtype, map(_PYTHON_NUMBERS.get, types)))
-            continue
-        found.update(map(_element_dtype, map(_PYTHON_NUMBERS.get, types & _PYTHON_NUMBERS.keys())))
-        stack.extend(v for v in value if type(v) not in _PYTHON_NUMBERS)
+        found.update(map(_PYTHON_NUMBERS.get, types & _PYTHON_NUMBERS.keys()))
+        if not types <= _PYTHON_NUMBERS.keys():
+            stack.extend(v for v in value if type(v) not in _PYTHON_NUMBERS)
     dtype = None
     for own in found:
         if dtype is None:
@@ -179,7 +170,12 @@ def _inferred_dtype(data):
     return _PYTHON_FLOAT if dtype is None else dtype  # no elements: the default, as []
 
 
-_PYTHON_NUMBERS = {float: 0.0, int: 0, bool: False, complex: 0j}  # type -> an instance
+_PYTHON_NUMBERS = {  # torch.tensor's dtype for each Python number type
+    bool: np.dtype(np.bool_),
+    int: np.dtype(np.int64),
+    float: _PYTHON_FLOAT,
+    complex: np.promote_types(_PYTHON_FLOAT, np.complex64),
+}
 
 
 def _check_can_require_grad(dtype, op="requires_grad"):
@@ -1076,8 +1072,7 @@ def _in_place(tensor: Tensor, op: str, out_of_place, update, other):
                 f"{op}: a view of a leaf tensor that requires grad is being used in an "
                 "in-place operation; change the leaf under no_grad(), or use out-of-place ops"
             )
-        if tensor._version[0] != tensor._view_version:
-            _function().rebase_view(tensor)  # the base changed since: its values first
+        _function().rebase_if_stale(tensor)  # the base changed since: its values first
     if not recording:
         other_data = _data(other)
         try:

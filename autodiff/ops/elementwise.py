@@ -677,8 +677,8 @@ def max_with_zero(x, out=None):
     """``np.maximum(0, x, out=out)``: ReLU's forward, PyTorch's values.
 
     Zero comes first: at a tie NumPy returns the second operand, so -0.0 stays -0.0
-    as in PyTorch's ``clamp_min(x, 0)``; NaN stays NaN.  float16 is compared in
-    float32 (exact both ways), because NumPy's float16 maximum returns +0.0 for -0.0.
+    as in PyTorch's ``clamp_min(x, 0)`` (see _bound_then_x, also for float16); NaN
+    stays NaN.
     """
     if (
         type(x) is not np.ndarray
@@ -688,8 +688,7 @@ def max_with_zero(x, out=None):
         or (out is not None and (out.dtype != x.dtype or not out.flags.c_contiguous))
     ):
         if getattr(x, "dtype", None) == np.float16:
-            out = np.empty_like(x) if out is None else out
-            return np.maximum(0, x, out=out, dtype=np.float32)
+            return _bound_then_x(np.maximum, 0, x, out)
         if out is not None:
             return np.maximum(0, x, out=out)
         return _ufunc(np.maximum, 0, x)
@@ -868,13 +867,14 @@ class Clamp(Function):
         return grad_x, grad_low, grad_high
 
 
-def _bound_then_x(extremum, bound, x):
+def _bound_then_x(extremum, bound, x, out=None):
     """``extremum(bound, x)`` where a tie returns x: NumPy returns the second operand
     (np.clip returns the bound), so -0.0 clamped at 0 stays -0.0, as in PyTorch.
     NumPy's float16 loops return +0.0 at every zero tie: float16 goes through float32."""
     if np.result_type(bound, x) == np.float16:
-        return extremum(bound, x, dtype=np.float32).astype(np.float16)
-    return extremum(bound, x)
+        out = np.empty(np.shape(x), np.float16) if out is None else out
+        return extremum(bound, x, out=out, dtype=np.float32)
+    return extremum(bound, x, out=out)
 
 
 def _broadcast(mask, like):
