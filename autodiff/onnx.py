@@ -1518,6 +1518,8 @@ _REGION_RULES = {
     "dropout": (_dropout, _always),
     "flatten": (_flatten, _flatten_accepts),
 }
+# The fused primitive computes the linear region's own formula (its input is always 2-D)
+_PRIMITIVE_RULES[ops.Linear] = _linear
 
 
 def _not_one_tensor(g, unit):

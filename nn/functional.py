@@ -6,8 +6,8 @@ gradients" is literally true of the code: ``conv2d`` is padding + ``Im2col``
 (every window as a row of a matrix) + one matrix product, ``max_pool2d`` is a
 max over the same windows, ``cross_entropy`` is ``log_softmax`` + a gather.
 Where a layer runs a primitive of its own it says so: ``erf`` (NumPy has
-none), ``softplus`` (for stability) and the common case of ``cross_entropy``
-(``CrossEntropy``, for speed).
+none), ``softplus`` (for stability), and the common cases of ``linear``
+(``Linear``) and ``cross_entropy`` (``CrossEntropy``), for speed.
 
 Example::
 
@@ -35,6 +35,7 @@ from autodiff.ops import (
     Erf,
     Im2col,
     LeakyRelu,
+    Linear,
     Softplus,
     Windows2d,
     window_max,
@@ -318,8 +319,19 @@ def linear(input, weight, bias=None) -> Tensor:
             f"features in its last dim, but the weight of shape {weight.shape} expects "
             f"{weight.shape[-1]} (in_features)"
         )
+    if input.ndim == 2 and _is_matrix_and_bias(weight, bias):  # a batch of rows: one node
+        return Linear.apply(input, weight) if bias is None else Linear.apply(input, weight, bias)
     out = input @ weight.T  # (..., in) @ (in, out) -> (..., out)
     return out if bias is None else out + bias
+
+
+def _is_matrix_and_bias(weight, bias) -> bool:
+    """A weight (out, in) and a bias (out,) or None: the case the fused ``Linear`` computes."""
+    return (
+        isinstance(weight, Tensor)
+        and weight.ndim == 2
+        and (bias is None or (isinstance(bias, Tensor) and bias.shape == weight.shape[:1]))
+    )
 
 
 @_lecture("dropout")

@@ -280,7 +280,7 @@ def test_graph_detail_must_be_lecture_or_primitives(tmp_path, capsys):
     "detail, ops",
     [
         ("lecture", {"linear": 3, "relu": 2, "flatten": 1, "cross_entropy": 1}),
-        ("primitives", {"MatMul": 3, "Add": 3, "Relu": 2, "CrossEntropy": 1}),
+        ("primitives", {"Linear": 3, "Relu": 2, "CrossEntropy": 1}),
     ],
 )
 def test_graph_detail_draws_layers_or_every_recorded_op(tmp_path, capsys, detail, ops):

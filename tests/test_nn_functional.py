@@ -205,6 +205,93 @@ def test_linear_gradients(shape, out, bias, seed):
     assert_gradients_match(F.linear, *args, seed=seed)
 
 
+def _composed_linear(x, weight, bias=None):
+    out = x @ weight.T  # the three ops the fused Linear replaces
+    return out if bias is None else out + bias
+
+
+@settings(max_examples=25)
+@given(
+    n=st.integers(0, 6),
+    sizes=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    bias=st.booleans(),
+    wanted=st.sampled_from(["all", "input", "weight", "bias"]),
+    dtype=st.sampled_from([np.float64, np.float32]),
+    seed=st.integers(0, 999),
+)
+def test_fused_linear_agrees_with_the_composed_form(n, sizes, bias, wanted, dtype, seed):
+    """linear on a batch of rows is one primitive; x @ W.T + b gives the same bits
+    forward and backward, and the same second derivatives (to rounding)."""
+    in_features, out_features = sizes
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal((n, in_features)), rng.standard_normal(sizes[::-1])]
+    if bias:
+        arrays.append(rng.standard_normal(out_features))
+    arrays = [a.astype(dtype) for a in arrays]
+    names = ["input", "weight", "bias"][: len(arrays)]
+
+    def leaves():
+        return [
+            autodiff.tensor(a, requires_grad=wanted in ("all", name))
+            for a, name in zip(arrays, names, strict=True)
+        ]
+
+    fused_in, composed_in = leaves(), leaves()
+    fused, composed = F.linear(*fused_in), _composed_linear(*composed_in)
+    if any(t.requires_grad for t in fused_in):
+        assert fused.grad_fn.name() == "LinearBackward"
+    assert fused.dtype == composed.dtype == dtype
+    np.testing.assert_array_equal(fused.data, composed.data)
+    v = autodiff.tensor(rng.standard_normal(fused.shape).astype(dtype))
+    needed = [i for i, t in enumerate(fused_in) if t.requires_grad]
+    if not needed:
+        return
+    g_fused = autodiff.grad(fused, [fused_in[i] for i in needed], v, create_graph=True)
+    g_composed = autodiff.grad(composed, [composed_in[i] for i in needed], v, create_graph=True)
+    for a, b in zip(g_fused, g_composed, strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+    # second order: d/d(inputs) of <dL/d(inputs), u>
+    us = [autodiff.tensor(rng.standard_normal(g.shape).astype(dtype)) for g in g_fused]
+
+    def second(grads, inputs):
+        """Each input's second derivative (zeros where the gradients do not depend on it)."""
+        total = sum((g * u).sum() for g, u in zip(grads, us, strict=True))
+        found = [None] * len(inputs)
+        if total.requires_grad:
+            found = autodiff.grad(total, inputs, allow_unused=True)
+        return [np.zeros(t.shape) if h is None else h.data for h, t in zip(found, inputs)]
+
+    for a, b in zip(second(g_fused, fused_in), second(g_composed, composed_in), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=10)
+@given(n=st.integers(1, 4), bias=st.booleans(), seed=st.integers(0, 999))
+def test_fused_linear_gradients_are_checked_numerically_to_second_order(n, bias, seed):
+    rng = np.random.default_rng(seed)
+    args = [leaf(rng.standard_normal((n, 3))), leaf(rng.standard_normal((2, 3)))]
+    if bias:
+        args.append(leaf(rng.standard_normal(2)))
+    assert F.linear(*args).grad_fn.name() == "LinearBackward"
+    assert_gradients_match(F.linear, *args, seed=seed, order=2)
+
+
+def test_linear_stays_composed_outside_a_batch_of_rows():
+    """One sample (1-d), more batch dims, or a bias of another shape: x @ W.T + b as written."""
+    w = autodiff.randn(3, 4, requires_grad=True)
+    for x, b in (
+        (autodiff.randn(4, requires_grad=True), autodiff.randn(3)),
+        (autodiff.randn(2, 5, 4, requires_grad=True), autodiff.randn(3)),
+        (autodiff.randn(2, 4, requires_grad=True), autodiff.randn(1, 3)),
+    ):
+        y = F.linear(x, w, b)
+        assert y.grad_fn.name() == "AddBackward"
+        np.testing.assert_array_equal(y.data, _composed_linear(x, w, b).data)
+    x = autodiff.randn(2, 4, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"linear: input of shape \(2, 4\)"):
+        F.linear(x, autodiff.randn(3, 5))
+
+
 ELEMENTWISE = [
     ("relu", F.relu, lambda x: np.maximum(x, 0)),
     ("leaky_relu", lambda t: F.leaky_relu(t, 0.2), lambda x: np.where(x > 0, x, 0.2 * x)),

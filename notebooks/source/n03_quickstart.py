@@ -351,11 +351,13 @@ the values readable.  Read it from top to bottom for the forward pass (the input
 batch enters `flatten`, which hands the first `linear` a constant: no gradient
 flows into the images, so nothing there is recorded or back-propagated), and from
 the loss at the bottom back up for the backward pass.
-`detail="primitives"` shows what the engine recorded instead: each `linear` is a
-transpose of its weight, a matrix product and a broadcast bias, and the loss is
-one fused operation, `CrossEntropy`, whose backward is the lecture's $(s - t)/N$
-(notebook 2 derives it; the engine fuses softmax, log and the pick of the true
-class into one op for speed).  The cell checks these claims on both graphs before
+`detail="primitives"` shows what the engine recorded instead: each `linear` is
+one fused operation, `Linear`, whose backward is the lecture's three rules
+($dL/dx = g W$, $dL/dW = g^T x$, $dL/db = \sum_n g$), and so is the loss,
+`CrossEntropy`, whose backward is the lecture's $(s - t)/N$ (notebook 2 derives
+it).  The engine fuses them for speed: the transpose, matrix product and bias
+addition of `x @ W.T + b`, or softmax, log and the pick of the true class, would
+each be an op of its own.  The cell checks these claims on both graphs before
 drawing the lecture's.
 """,
     ),
@@ -386,7 +388,7 @@ assert "flatten" not in recorded, recorded
 assert recorded["CrossEntropyLoss"] == ["CrossEntropy"], recorded  # one fused op
 for path in ("linear_relu_stack.0", "linear_relu_stack.2", "linear_relu_stack.4"):
     assert lecture[path] == ["linear"], lecture
-    assert sorted(recorded[path]) == ["Add", "MatMul", "Permute"], recorded  # W^T, x W^T, + b
+    assert recorded[path] == ["Linear"], recorded  # x W^T + b, one fused op
 graph = visualize.trace_graph(loss, params=model)
 assert "linear_relu_stack.0" in graph.modules  # a cluster of its own
 parameters = {t.label for t in graph.tensors if t.kind == "parameter"}
