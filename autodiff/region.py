@@ -90,10 +90,12 @@ class Region:
         # after backward() freed what the ops saved.  Leaves and constants (the
         # parameters, the input batch, the targets) are held as given.
         self._inputs = tuple(
-            _Computed(weakref.ref(t), t.grad_fn)
-            if isinstance(t, Tensor) and t.grad_fn is not None
-            else t
-            for t in inputs
+            [
+                _Computed(weakref.ref(t), t.grad_fn)
+                if isinstance(t, Tensor) and t.grad_fn is not None
+                else t
+                for t in inputs
+            ]
         )
         self.input_names = tuple(input_names)
         self.attrs = dict(attrs) if attrs else {}
@@ -363,21 +365,21 @@ def region(name, inputs=(), attrs=None, formula="", rule="", input_names=()):
     """
     if not modes.grad_enabled:
         return _UNRECORDED
-    constants = False
+    recorded = constants = False
     for tensor in inputs:
         if isinstance(tensor, Tensor):
             if tensor._requires_grad:
+                recorded = True
                 break
             constants = True
-    else:
-        if not constants:
-            return _UNRECORDED
+    if not (recorded or constants):
+        return _UNRECORDED
     call = _state.module
     module = call.name or None if call is not None else None
     made = Region(name, inputs, attrs, formula, rule, module, None, input_names)
     made.call = call
-    made.recorded = not constants or any(isinstance(t, Tensor) and t._requires_grad for t in inputs)
-    if not made.recorded:  # to tell an in-place layer from one that passes its input on
+    if not recorded:  # to tell an in-place layer from one that passes its input on
+        made.recorded = False
         made._versions = tuple(t._version[0] if isinstance(t, Tensor) else None for t in inputs)
     return made
 

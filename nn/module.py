@@ -25,6 +25,7 @@ import numpy as np
 
 import autodiff
 from autodiff import RemovableHandle, Tensor, constant
+from autodiff.grad_mode import modes
 from autodiff.ops import BackwardHookFunction
 from autodiff.region import ModuleCall, current_module, module_scope
 from autodiff.tensor import as_dtype
@@ -157,7 +158,7 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         plain = not (self._forward_hooks or self._forward_pre_hooks or self._backward_hooks)
-        if not autodiff.is_grad_enabled():
+        if not modes.grad_enabled:
             return self.forward(*args, **kwargs) if plain else self._call_with_hooks(args, kwargs)
         # Recording: tag each op with the module that ran it (autodiff.region), so that
         # pictures cluster by module and regions know their module, with no setup.
