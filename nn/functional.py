@@ -329,18 +329,24 @@ def linear(input, weight, bias=None) -> Tensor:
             f"features in its last dim, but the weight of shape {weight.shape} expects "
             f"{weight.shape[-1]} (in_features)"
         )
-    if input.ndim == 2 and _is_matrix_and_bias(weight, bias):  # a batch of rows: one node
+    if _rows_matrix_and_bias(input, weight, bias):  # a batch of rows: one node
         return Linear.apply(input, weight) if bias is None else Linear.apply(input, weight, bias)
     out = input @ weight.T  # (..., in) @ (in, out) -> (..., out)
     return out if bias is None else out + bias
 
 
-def _is_matrix_and_bias(weight, bias) -> bool:
-    """A weight (out, in) and a bias (out,) or None: the case the fused ``Linear`` computes."""
+def _rows_matrix_and_bias(input, weight, bias) -> bool:
+    """Row-major x (N, in) and W (out, in), b (out,) or None: what the fused ``Linear`` computes.
+
+    (Other layouts would make ``x @ W.T`` pick other products, with other bits.)
+    """
     return (
-        isinstance(weight, Tensor)
+        input.ndim == 2
+        and isinstance(weight, Tensor)
         and weight.ndim == 2
         and (bias is None or (isinstance(bias, Tensor) and bias.shape == weight.shape[:1]))
+        and input.data.flags.c_contiguous
+        and weight.data.flags.c_contiguous
     )
 
 

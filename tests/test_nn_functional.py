@@ -246,10 +246,14 @@ def test_fused_linear_agrees_with_the_composed_form(n, sizes, bias, wanted, dtyp
     needed = [i for i, t in enumerate(fused_in) if t.requires_grad]
     if not needed:
         return
+    # the usual backward (on the arrays) and create_graph's (recorded ops): the same bits
+    plain = autodiff.grad(fused, [fused_in[i] for i in needed], v, retain_graph=True)
     g_fused = autodiff.grad(fused, [fused_in[i] for i in needed], v, create_graph=True)
     g_composed = autodiff.grad(composed, [composed_in[i] for i in needed], v, create_graph=True)
-    for a, b in zip(g_fused, g_composed, strict=True):
-        np.testing.assert_array_equal(a.data, b.data)
+    for a, b, c in zip(plain, g_fused, g_composed, strict=True):
+        assert a.grad_fn is None and a.dtype == b.dtype == c.dtype
+        np.testing.assert_array_equal(a.data, c.data)
+        np.testing.assert_array_equal(b.data, c.data)
     # second order: d/d(inputs) of <dL/d(inputs), u>
     us = [autodiff.tensor(rng.standard_normal(g.shape).astype(dtype)) for g in g_fused]
 
@@ -277,16 +281,20 @@ def test_fused_linear_gradients_are_checked_numerically_to_second_order(n, bias,
 
 
 def test_linear_stays_composed_outside_a_batch_of_rows():
-    """One sample (1-d), more batch dims, or a bias of another shape: x @ W.T + b as written."""
+    """One sample (1-d), more batch dims, a bias of another shape, or a column-major
+    input or weight (for which x @ W.T + b runs other products): as written."""
     w = autodiff.randn(3, 4, requires_grad=True)
-    for x, b in (
-        (autodiff.randn(4, requires_grad=True), autodiff.randn(3)),
-        (autodiff.randn(2, 5, 4, requires_grad=True), autodiff.randn(3)),
-        (autodiff.randn(2, 4, requires_grad=True), autodiff.randn(1, 3)),
+    w_columns = autodiff.randn(4, 3).T.requires_grad_()  # a (3, 4) column-major leaf
+    for x, w_, b in (
+        (autodiff.randn(4, requires_grad=True), w, autodiff.randn(3)),
+        (autodiff.randn(2, 5, 4, requires_grad=True), w, autodiff.randn(3)),
+        (autodiff.randn(2, 4, requires_grad=True), w, autodiff.randn(1, 3)),
+        (autodiff.randn(4, 2).T.requires_grad_(), w, autodiff.randn(3)),
+        (autodiff.randn(2, 4, requires_grad=True), w_columns, autodiff.randn(3)),
     ):
-        y = F.linear(x, w, b)
+        y = F.linear(x, w_, b)
         assert y.grad_fn.name() == "AddBackward"
-        np.testing.assert_array_equal(y.data, _composed_linear(x, w, b).data)
+        np.testing.assert_array_equal(y.data, _composed_linear(x, w_, b).data)
     x = autodiff.randn(2, 4, requires_grad=True)
     with pytest.raises(RuntimeError, match=r"linear: input of shape \(2, 4\)"):
         F.linear(x, autodiff.randn(3, 5))
