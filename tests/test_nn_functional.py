@@ -280,6 +280,22 @@ def test_fused_linear_gradients_are_checked_numerically_to_second_order(n, bias,
     assert_gradients_match(F.linear, *args, seed=seed, order=2)
 
 
+@pytest.mark.parametrize("n", [192, 193, 300])
+def test_fused_linear_agrees_with_the_composed_form_for_large_batches(n):
+    """Past 192 rows x @ W.T runs as one product instead of (W @ x.T).T: both forms alike."""
+    rng = np.random.default_rng(n)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((n, 40), (30, 40), (30,))]
+    fused_in = [autodiff.tensor(a, requires_grad=True) for a in arrays]
+    composed_in = [autodiff.tensor(a, requires_grad=True) for a in arrays]
+    fused, composed = F.linear(*fused_in), _composed_linear(*composed_in)
+    assert fused.grad_fn.name() == "LinearBackward" and fused.data.flags.c_contiguous
+    np.testing.assert_array_equal(fused.data, composed.data)
+    np.testing.assert_allclose(fused.data, arrays[0] @ arrays[1].T + arrays[2], rtol=1e-5)
+    v = autodiff.tensor(rng.standard_normal(fused.shape).astype(np.float32))
+    for a, b in zip(autodiff.grad(fused, fused_in, v), autodiff.grad(composed, composed_in, v)):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
 def test_linear_stays_composed_outside_a_batch_of_rows():
     """One sample (1-d), more batch dims, a bias of another shape, or a column-major
     input or weight (for which x @ W.T + b runs other products): as written."""

@@ -12,7 +12,7 @@ from ..function import Function
 from ..grad_mode import is_grad_enabled
 from ..tensor import Tensor
 from .elementwise import _ufunc
-from .linalg import _matmul
+from .linalg import _matmul, _times_transposed
 from .reduce import Sum
 
 
@@ -86,8 +86,7 @@ class Linear(Function):
         ctx.save_for_backward(
             weight if ctx.needs_input_grad[0] else None, x if ctx.needs_input_grad[1] else None
         )
-        # (W x^T)^T: OpenBLAS's no-transpose kernel, faster than x W^T (see MatMul.forward)
-        y = np.ascontiguousarray(_matmul(weight, x.T).T)  # (N, out)
+        y = _times_transposed(x, weight)  # (N, out), as MatMul computes x @ W.T
         return y if bias is None else _ufunc(np.add, y, bias)
 
     @staticmethod
