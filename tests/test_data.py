@@ -911,22 +911,25 @@ NUMPY_SCALARS += [np.float64(1e-300), np.complex64(1 - 2j), np.complex128(0.1 + 
 
 @pytest.mark.filterwarnings("ignore:Creating a tensor from a list of numpy.ndarrays")
 def test_default_collate_of_numpy_number_pairs_matches_pytorch(torch):
-    """Every pair that starts with a NumPy number: PyTorch's dtype and values (the pairs
-    PyTorch refuses, unsigned 16-bit with other integers and a NumPy bool followed by an
-    integer, are collated here with NumPy's promotion)."""
+    """Every pair that starts with a NumPy number: PyTorch's dtype and values, or its
+    exception where it refuses the pair (uint16 with another integer type, bool or
+    complex: RuntimeError; a NumPy bool with an integer: TypeError)."""
     from torch.utils.data import default_collate as torch_collate
 
-    compared = 0
+    compared = refused = 0
     for first in NUMPY_SCALARS:
         for second in [*NUMPY_SCALARS, True, 3, 0.1, 2j, np.array(0.25), np.array(-7, np.int32)]:
             batch = [first, second]
             try:
                 theirs = torch_collate(batch)
-            except (TypeError, RuntimeError):
+            except (TypeError, RuntimeError) as error:
+                with pytest.raises(type(error)):
+                    default_collate(batch)
+                refused += 1
                 continue
             assert same_as_pytorch(default_collate(batch), theirs), batch
             compared += 1
-    assert compared >= 180  # of 216 (185 with PyTorch 2.13)
+    assert compared >= 180 and compared + refused == 216  # 185 and 31 with PyTorch 2.13
 
 
 NUMPY_VALUES = [

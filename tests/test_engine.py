@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import math
+import re
 import warnings
 import weakref
 
@@ -740,6 +741,271 @@ def test_python_ints_beyond_int64_are_refused_as_in_pytorch(data):
     with pytest.raises(ValueError, match="Overflow"):
         torch.tensor(data)
     assert autodiff.tensor(2**63 - 1).item() == 2**63 - 1
+
+
+# torch.tensor(data) for lists that mix Python numbers with NumPy numbers, 0-d and 1-d
+# NumPy arrays and tensors (built from ``lib``, so PyTorch's own tensors in PyTorch):
+# name -> (data(lib), dtype name or the exception PyTorch raises), found with PyTorch 2.13.
+# PyTorch reads the shape from the first element at each depth (a tensor there is one
+# number), promotes the elements' dtypes in order, then reads every element as a Python
+# number of that kind: integers through __index__, which a NumPy bool lacks.
+MIXED_DATA = {
+    "[np.bool_(True), 1]": (lambda lib: [np.bool_(True), 1], TypeError),
+    "[1, np.bool_(True)]": (lambda lib: [1, np.bool_(True)], TypeError),
+    "[[np.bool_(True)], [1]]": (lambda lib: [[np.bool_(True)], [1]], TypeError),
+    "[np.bool_(True), np.int64(3)]": (lambda lib: [np.bool_(True), np.int64(3)], TypeError),
+    "[np.bool_(True), True]": (lambda lib: [np.bool_(True), True], "bool"),
+    "[np.bool_(True), 2.5]": (lambda lib: [np.bool_(True), 2.5], "float32"),
+    "[np.bool_(True), 2j]": (lambda lib: [np.bool_(True), 2j], "complex64"),
+    "[np.bool_(True), a 0-d int tensor]": (lambda lib: [np.bool_(True), lib.tensor(1)], TypeError),
+    "[np.float32(1.5), 1]": (lambda lib: [np.float32(1.5), 1], "float32"),
+    "[np.float32(1.5), np.float64(1)]": (lambda lib: [np.float32(1.5), np.float64(1)], "float64"),
+    "[np.int64(3), 2.5]": (lambda lib: [np.int64(3), 2.5], "float32"),
+    "[np.int32(3), 1]": (lambda lib: [np.int32(3), 1], "int64"),
+    "[np.int32(3), True]": (lambda lib: [np.int32(3), True], "int32"),
+    "[np.uint8(3), np.int8(-1)]": (lambda lib: [np.uint8(3), np.int8(-1)], "int16"),
+    "[np.uint16(3), 1]": (lambda lib: [np.uint16(3), 1], RuntimeError),
+    "[np.uint16(3), 2.5]": (lambda lib: [np.uint16(3), 2.5], "float32"),
+    "[np.uint16(3), 2.5, 1] (in order)": (lambda lib: [np.uint16(3), 2.5, 1], "float32"),
+    "[np.uint16(3), 1, 2.5] (in order)": (lambda lib: [np.uint16(3), 1, 2.5], RuntimeError),
+    "[np.uint64(1)] (uint64: Python ints only)": (lambda lib: [np.uint64(1)], TypeError),
+    "[np.complex128(1j), np.uint16(3)]": (
+        lambda lib: [np.complex128(1j), np.uint16(3)],
+        "complex128",  # PyTorch's promotion stops at complex128
+    ),
+    "[np.array(1.0), 2] (0-d array first)": (lambda lib: [np.array(1.0), 2], TypeError),
+    "[[np.array(1)], [1]] (0-d array first)": (lambda lib: [[np.array(1)], [1]], TypeError),
+    "[np.array(1.0)]": (lambda lib: [np.array(1.0)], TypeError),
+    "[2, np.array(1.0)]": (lambda lib: [2, np.array(1.0)], "float64"),
+    "[1, np.array(2)]": (lambda lib: [1, np.array(2)], "int64"),
+    "[1.5, np.array(True)]": (lambda lib: [1.5, np.array(True)], "float32"),
+    "[True, np.array(True)] (0-d bool array)": (lambda lib: [True, np.array(True)], TypeError),
+    "[1, np.array(True)]": (lambda lib: [1, np.array(True)], TypeError),
+    "[1.5, np.array([2.0])] (1-d array as a number)": (
+        lambda lib: [1.5, np.array([2.0])],
+        TypeError,
+    ),
+    "[np.array([1, 2]), [3, 4.5]]": (lambda lib: [np.array([1, 2]), [3, 4.5]], "float32"),
+    "[[1, 2], np.array([3.0, 4.0])]": (lambda lib: [[1, 2], np.array([3.0, 4.0])], "float64"),
+    "[np.array([True, False]), [3, 4]]": (
+        lambda lib: [np.array([True, False]), [3, 4]],
+        TypeError,
+    ),
+    "[[True, False], np.array([3, 4])]": (lambda lib: [[True, False], np.array([3, 4])], "int64"),
+    "[np.zeros((0, 3))]": (lambda lib: [np.zeros((0, 3))], "float64"),
+    "[a 0-d int tensor, 2.5]": (lambda lib: [lib.tensor(1), 2.5], "float32"),
+    "[1, a 0-d float tensor]": (lambda lib: [1, lib.tensor(1.5)], "float32"),
+    "[True, a 0-d int tensor]": (lambda lib: [True, lib.tensor(2)], "int64"),
+    "[a 1-element tensor]": (lambda lib: [lib.tensor([1.0])], "float32"),  # shape (1,)
+    "[a 1-element tensor, 2]": (lambda lib: [lib.tensor([1.0]), 2], "float32"),
+    "[2.5, a (1, 1) int tensor]": (lambda lib: [2.5, lib.tensor([[3]])], "float32"),
+    "[two 2-element float tensors]": (
+        lambda lib: [lib.tensor([1.0, 2.0]), lib.tensor([3.0, 4.0])],
+        ValueError,
+    ),
+    "[1, a 2-element int tensor]": (lambda lib: [1, lib.tensor([1, 2])], TypeError),
+    "[[1.0, 2.0], a 2-element tensor]": (
+        lambda lib: [[1.0, 2.0], lib.tensor([3.0, 4.0])],
+        "float32",
+    ),
+    "[[1.0, 2.0], a 0-d tensor]": (lambda lib: [[1.0, 2.0], lib.tensor(3.0)], TypeError),
+    "[np.array([1.0, 2.0]), a 2-element tensor]": (
+        lambda lib: [np.array([1.0, 2.0]), lib.tensor([3.0, 4.0])],
+        "float64",
+    ),
+    "[np.int64(1), 2**63]": (lambda lib: [np.int64(1), 2**63], ValueError),
+    "[np.float32(1), 2**70]": (lambda lib: [np.float32(1), 2**70], "float32"),
+}
+# with dtype=: name -> (data(lib), dtype name, what PyTorch gives)
+MIXED_DATA_WITH_DTYPE = {
+    "[np.bool_(True), 1] as int64": (lambda lib: [np.bool_(True), 1], "int64", TypeError),
+    "[np.bool_(True), 1] as bool": (lambda lib: [np.bool_(True), 1], "bool", "bool"),
+    "[np.float32(1.5), 2] as int64": (lambda lib: [np.float32(1.5), 2], "int64", TypeError),
+    "[np.float64(1.5), 2] as int64": (lambda lib: [np.float64(1.5), 2], "int64", "int64"),
+    "[np.float64(1e30), 2] as int64": (lambda lib: [np.float64(1e30), 2], "int64", RuntimeError),
+    "[np.int64(300), 2] as uint8": (lambda lib: [np.int64(300), 2], "uint8", RuntimeError),
+    "[np.int64(-1), 2] as uint8": (lambda lib: [np.int64(-1), 2], "uint8", "uint8"),
+    "[np.array(1.0), 2] as float32": (lambda lib: [np.array(1.0), 2], "float32", TypeError),
+    "[np.complex64(1j), 2] as float32": (lambda lib: [np.complex64(1j), 2], "float32", "float32"),
+    "[a 0-d float tensor, 2] as int64": (lambda lib: [lib.tensor(1.5), 2], "int64", TypeError),
+    "[1.5, 2] as int64 (pure Python)": (lambda lib: [1.5, 2], "int64", "int64"),
+    "[-1, 2] as uint8 (pure Python)": (lambda lib: [-1, 2], "uint8", "uint8"),
+    "[300, 2] as uint8 (pure Python)": (lambda lib: [300, 2], "uint8", RuntimeError),
+}
+
+
+def _tensor_of(lib, data, dtype=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch: "a list of numpy.ndarrays is extremely slow"
+        return lib.tensor(data) if dtype is None else lib.tensor(data, dtype=getattr(lib, dtype))
+
+
+def _check_mixed(lib, make, expected, dtype=None):
+    if isinstance(expected, type):
+        with pytest.raises(expected):
+            _tensor_of(lib, make(lib), dtype)
+        return None
+    result = _tensor_of(lib, make(lib), dtype)
+    assert str(result.dtype).removeprefix("torch.") == expected
+    return result
+
+
+@pytest.mark.parametrize("name", MIXED_DATA)
+def test_tensor_of_mixed_numbers_accepts_and_refuses_as_pytorch(name):
+    make, expected = MIXED_DATA[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no NumPy warnings on the way
+        _check_mixed(autodiff, make, expected)
+
+
+@pytest.mark.parametrize("name", MIXED_DATA_WITH_DTYPE)
+def test_tensor_of_mixed_numbers_with_a_dtype_accepts_and_refuses_as_pytorch(name):
+    make, dtype, expected = MIXED_DATA_WITH_DTYPE[name]
+    _check_mixed(autodiff, make, expected, dtype)
+
+
+@pytest.mark.parametrize("name", [*MIXED_DATA, *MIXED_DATA_WITH_DTYPE])
+def test_the_mixed_numbers_table_is_pytorchs(torch, name):
+    """The table above is what PyTorch does, and where it accepts, ours has its values
+    and shape too ([a 1-element tensor] has shape (1,), not NumPy's (1, 1))."""
+    make, dtype, expected = MIXED_DATA_WITH_DTYPE.get(name) or (
+        *MIXED_DATA[name][:1],
+        None,
+        MIXED_DATA[name][1],
+    )
+    theirs = _check_mixed(torch, make, expected, dtype)
+    if theirs is not None:
+        ours = _tensor_of(autodiff, make(autodiff), dtype)
+        assert ours.shape == tuple(theirs.shape)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_tensor_reads_the_shape_from_the_first_elements_as_pytorch():
+    """A tensor in a list is one number when it comes first (NumPy would add its
+    dimensions), a NumPy array adds its own; the values are PyTorch's."""
+    cases = [
+        ([autodiff.tensor([1.0])], (1,), [1.0]),
+        ([autodiff.tensor([[3]]), 2.5], (2,), [3.0, 2.5]),
+        ([[1.0, 2.0], autodiff.tensor([3.0, 4.0])], (2, 2), [[1.0, 2.0], [3.0, 4.0]]),
+        ([np.array([1.0, 2.0]), autodiff.tensor([3.0, 4.0])], (2, 2), [[1.0, 2.0], [3.0, 4.0]]),
+        ([np.zeros((0, 3))], (1, 0), [[]]),
+    ]
+    for data, shape, values in cases:
+        result = autodiff.tensor(data)
+        assert result.shape == shape and result.tolist() == values
+
+
+@pytest.mark.parametrize(
+    "data, found, expected",
+    [
+        ([np.bool_(True), 1], r"numbers of dtype bool where int64", r"a NumPy bool is no integer"),
+        (
+            [np.array(1.0), 2],
+            r"a 0-d NumPy array \(array\(1\.\)\) as the first",
+            r"expected a number",
+        ),
+        ([1.5, np.array([2.0])], r"a NumPy array of shape \(1,\)", r"where a number was expected"),
+        ([np.uint16(3), 1], r"dtypes uint16 and int64", r"expected a dtype="),
+        (
+            [autodiff.tensor([1.0, 2.0]), autodiff.tensor([3.0, 4.0])],
+            r"a tensor of shape \(2,\)",
+            r"only one-element tensors",
+        ),
+    ],
+    ids=["numpy-bool-among-ints", "0-d-array-first", "1-d-array-as-number", "uint16", "tensors"],
+)
+def test_refused_mixed_data_names_tensor_what_was_found_and_what_was_expected(
+    data, found, expected
+):
+    with pytest.raises((TypeError, ValueError, RuntimeError)) as info:
+        autodiff.tensor(data)
+    message = str(info.value)
+    assert message.startswith("tensor: ")
+    assert re.search(found, message) and re.search(expected, message), message
+
+
+def test_as_tensor_reads_mixed_data_as_tensor_does():
+    with pytest.raises(TypeError, match=r"^as_tensor: found .*bool"):
+        autodiff.as_tensor([np.int64(1), np.bool_(True)])
+    assert autodiff.as_tensor([np.int64(1), 2.5]).dtype == autodiff.float32
+
+
+_NUMBERS = st.sampled_from(
+    [0, 1, -1, 3, 300, 1.5, -2.5, 1e39, float("nan"), 2**40 + 1, 1j, True, False]
+)
+_NUMPY_TYPES = st.sampled_from(
+    [np.bool_, np.uint8, np.int8, np.int32, np.int64, np.uint16, np.uint64]
+    + [np.float16, np.float32, np.float64, np.complex64, np.complex128]
+)
+
+
+@st.composite
+def _mixed_elements(draw):
+    """("python", number) | ("numpy", scalar) | ("array", array) | ("tensor", array)."""
+    value = draw(_NUMBERS)
+    dtype = draw(_NUMPY_TYPES)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # casting nan or 1j to integers: any value will do
+        number = np.array(value).astype(dtype)
+    kind = draw(st.sampled_from(["python", "numpy", "array", "tensor"]))
+    if kind == "python":
+        return kind, value
+    if kind == "numpy":
+        return kind, number[()]
+    shape = draw(st.sampled_from([(), (1,), (2,)]))
+    return kind, np.broadcast_to(number, shape).copy()
+
+
+@st.composite
+def _mixed_data(draw):
+    """Nested lists of a regular shape (as the first elements give it) of mixed elements."""
+    depth = draw(st.integers(1, 3))
+    sizes = draw(st.lists(st.integers(1, 3), min_size=depth, max_size=depth))
+
+    def build(level):
+        if level == depth:
+            return draw(_mixed_elements())
+        return [build(level + 1) for _ in range(sizes[level])]
+
+    return build(0)
+
+
+def _realised(lib, data):
+    if isinstance(data, list):
+        return [_realised(lib, item) for item in data]
+    kind, value = data
+    if kind == "tensor":
+        return lib.from_numpy(value)
+    return value
+
+
+def test_tensor_of_random_mixed_data_matches_pytorch(torch):
+    """The same dtype, shape and values as torch.tensor, or the same exception type;
+    lists whose lengths differ from the first elements' raise TypeError here where
+    PyTorch raises ValueError ("expected sequence of length"), as all ragged lists do
+    (see the README)."""
+
+    @settings(max_examples=max(150, settings.default.max_examples))
+    @given(
+        data=_mixed_data(),
+        dtype=st.none() | st.sampled_from(["int64", "uint8", "float32", "bool"]),
+    )
+    def check(data, dtype):
+        try:
+            theirs = _tensor_of(torch, _realised(torch, data), dtype)
+        except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+            ragged = "expected sequence of length" in str(error)
+            with pytest.raises(TypeError if ragged else type(error)):
+                _tensor_of(autodiff, _realised(autodiff, data), dtype)
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            ours = _tensor_of(autodiff, _realised(autodiff, data), dtype)
+        assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch.")
+        assert ours.shape == tuple(theirs.shape)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+    check()
 
 
 def test_numpy_2_promotion():
