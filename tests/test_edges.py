@@ -116,6 +116,82 @@ def test_higher_derivatives_of_powers_at_zero(torch_or_none):
     )
 
 
+def hessian_of_a_power(lib, base, exponent, upstream=1.0):
+    """z = base ** exponent (a tensor exponent that requires grad, base a tensor or a
+    number): its first derivatives [dz/d base, dz/dp] and their rows of second
+    derivatives [[d/d base, d/dp] of each], float64, in the order of the leaves."""
+    p = lib.tensor(exponent, dtype=lib.float64, requires_grad=True)
+    leaves = (p,)
+    if isinstance(base, list):  # a tensor base, [value]
+        x = lib.tensor(base[0], dtype=lib.float64, requires_grad=True)
+        leaves = (x, p)
+        z = x**p
+    else:
+        z = base**p
+    grad = lib.autograd.grad if lib is not autodiff else autodiff.grad
+    first = grad(z, leaves, lib.tensor(upstream, dtype=lib.float64), create_graph=True)
+    rows = []
+    for f in first:
+        second = grad(f, leaves, allow_unused=True, retain_graph=True)
+        rows.append([0.0 if s is None else s.item() for s in second])
+    return [f.item() for f in first], rows
+
+
+def check_power(torch, base, exponent, expected_first, expected_rows, upstream=1.0):
+    for lib in (autodiff, torch) if torch is not None else (autodiff,):
+        first, rows = hessian_of_a_power(lib, base, exponent, upstream)
+        np.testing.assert_array_equal(first, expected_first, err_msg=f"{lib.__name__} d/d")
+        np.testing.assert_array_equal(rows, expected_rows, err_msg=f"{lib.__name__} d2/d")
+
+
+@pytest.mark.parametrize(
+    ("exponent", "first", "rows"),
+    [
+        (0.0, [0.0, 0.0], [[NAN, NAN], [NAN, NAN]]),
+        (0.5, [INF, 0.0], [[-INF, NAN], [NAN, NAN]]),
+        (1.0, [1.0, 0.0], [[0.0, 1.0], [NAN, NAN]]),
+        (2.0, [0.0, 0.0], [[2.0, 0.0], [NAN, NAN]]),
+        (3.0, [0.0, 0.0], [[0.0, 0.0], [NAN, NAN]]),
+        (-1.0, [-INF, -INF], [[INF, INF], [INF, INF]]),
+        (NAN, [NAN, NAN], [[NAN, NAN], [NAN, NAN]]),
+    ],
+)
+def test_second_derivatives_of_a_power_at_zero_through_the_exponent(
+    torch_or_none, exponent, first, rows
+):
+    """dL/dp = dL/dz * where(x == 0 and p >= 0, 0, z log x), PyTorch's: the masked
+    branch still has log 0 = -inf, so d/dx and d/dp of dL/dp are NaN there (0 * -inf);
+    they were 0 here (log of x replaced by log 1). A NaN exponent is not >= 0, so its
+    dL/dp is NaN (it was 0)."""
+    check_power(torch_or_none, [0.0], exponent, first, rows)
+
+
+@pytest.mark.parametrize(
+    ("exponent", "first", "d2"),
+    [(0.0, 0.0, NAN), (2.0, 0.0, NAN), (-1.0, -INF, INF), (NAN, NAN, NAN)],
+)
+def test_second_derivative_of_zero_to_a_tensor_power(torch_or_none, exponent, first, d2):
+    """0.0 ** p: the same rule, with log 0 = -inf a constant."""
+    check_power(torch_or_none, 0.0, exponent, [first], [[d2]])
+
+
+@pytest.mark.parametrize(
+    ("base", "exponent", "upstream", "expected"),
+    [
+        (3.0, 2.5, 0.7, 11.98796950129396),  # (g * z) * log x: 11.987969501293959
+        (2.0, 1.7, 0.7, 1.5764292836246747),  # (g * z) * log x: 1.5764292836246745
+    ],
+)
+def test_derivative_in_the_exponent_has_pytorchs_bits(
+    torch_or_none, base, exponent, upstream, expected
+):
+    """dL/dp = dL/dz * (z log x), multiplied in PyTorch's order (not (dL/dz z) log x,
+    one ulp off for a third of upstream gradients other than 1)."""
+    for lib in (autodiff, torch_or_none) if torch_or_none is not None else (autodiff,):
+        first, _ = hessian_of_a_power(lib, [base], exponent, upstream)
+        assert first[1] == expected, lib.__name__
+
+
 def test_binary_cross_entropy_at_zero_and_one(torch_or_none):
     def bce(lib, x):
         target = lib.tensor([1.0, 0.0, 1.0, 0.0], dtype=lib.float64)

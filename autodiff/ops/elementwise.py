@@ -166,16 +166,18 @@ class Pow(Function):
                 grad_x = grad * p * x ** (p - 1)
         if ctx.needs_input_grad[1]:
             # x = 0 with p >= 0 has a zero derivative in p (PyTorch's convention),
-            # not 0 * log(0) = nan.
+            # not 0 * log(0) = nan. As PyTorch, the masked branch keeps its log(0) =
+            # -inf: its second derivatives there are NaN (0 * -inf), and the product
+            # is grad * (z log x), in that order, PyTorch's bits at every x.
             # x may be a Python number (2.0 ** t): read values with np.asarray.
             x_data = x.data if isinstance(x, Tensor) else np.asarray(x)
             p_data = p.data if isinstance(p, Tensor) else np.asarray(p)
-            safe = (x_data != 0) | (p_data < 0)
-            if isinstance(x, Tensor):  # where() keeps x's graph: create_graph needs it
-                log_x = where(safe, x, 1.0).log()
+            zero = (x_data == 0) & (p_data >= 0)
+            if isinstance(x, Tensor):  # x's graph: create_graph needs it
+                log_x = (x if x.dtype == z.dtype else x.to(z.dtype)).log()
             else:
-                log_x = Tensor._make(np.log(np.where(safe, x_data, 1)).astype(z.dtype), None, None)
-            grad_p = where(safe, grad * z * log_x, 0.0)
+                log_x = Tensor._make(np.log(x_data).astype(z.dtype), None, None)
+            grad_p = grad * where(zero, 0.0, z * log_x)
         return grad_x, grad_p
 
 
