@@ -327,6 +327,81 @@ def test_sign_floor_ceil_round_have_zero_gradients(torch_or_none):
     check(torch_or_none, lambda lib, x: x.sign() * x, [NAN, -2.0], [[0.0, -1.0]])
 
 
+def prod_gradient(lib, values, upstream, dim=None, create_graph=False):
+    """dL/dx of x.prod(dim) for the upstream gradient, float64, signs of zero kept."""
+    x = lib.tensor(values, dtype=lib.float64, requires_grad=True)
+    y = x.prod() if dim is None else x.prod(dim)
+    grad = lib.autograd.grad if lib is not autodiff else autodiff.grad
+    (g,) = grad(y, x, lib.tensor(upstream, dtype=lib.float64), create_graph=create_graph)
+    return g.detach().numpy(force=True)
+
+
+def assert_same_bits(ours, expected):
+    """Equal, NaN where NaN, and the same sign for every zero."""
+    ours, expected = np.asarray(ours, dtype=float), np.asarray(expected, dtype=float)
+    np.testing.assert_array_equal(ours, expected)
+    zero = expected == 0
+    np.testing.assert_array_equal(np.signbit(ours[zero]), np.signbit(expected[zero]))
+
+
+@pytest.mark.parametrize(
+    ("values", "upstream"),
+    [
+        ([0.0, 0.0, INF], 1.0),  # was [nan, nan, 0] (0 * inf at the zeros)
+        ([0.0, NAN, 0.0, -2.0], 0.5),  # was [nan, nan, nan, nan]
+        ([0.0, -0.0, 2.0], 1.0),  # was [-0, 0, -0]: the shortcut's zeros are +0
+        ([0.0, 0.0, 3.0], NAN),  # a NaN upstream gradient too: was [nan, nan, nan]
+    ],
+)
+def test_prod_over_all_elements_with_two_zeros_has_gradient_zero(torch_or_none, values, upstream):
+    """PyTorch's prod_backward: two or more zeros make every product of the others 0,
+    and PyTorch returns zeros without computing them (without create_graph)."""
+    expected = [0.0] * len(values)
+    assert_same_bits(prod_gradient(autodiff, values, upstream), expected)
+    if torch_or_none is not None:
+        assert_same_bits(prod_gradient(torch_or_none, values, upstream), expected)
+
+
+@pytest.mark.parametrize(
+    ("values", "kwargs", "expected"),
+    [
+        # along a dim there is no shortcut: 0 * inf, in both
+        ([0.0, 0.0, INF], {"dim": 0}, [NAN, NAN, 0.0]),
+        # with create_graph, PyTorch's products of the others (cumprod) and ours agree
+        ([0.0, 0.0, INF], {"create_graph": True}, [NAN, NAN, 0.0]),
+        # one zero: the product of the others (0 * inf = NaN next to an inf)
+        ([0.0, INF, 2.0], {}, [INF, 0.0, NAN]),
+    ],
+)
+def test_prod_with_zeros_without_the_shortcut(torch_or_none, values, kwargs, expected):
+    assert_same_bits(prod_gradient(autodiff, values, 1.0, **kwargs), expected)
+    if torch_or_none is not None:
+        assert_same_bits(prod_gradient(torch_or_none, values, 1.0, **kwargs), expected)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (INF, 0.7),  # 0-d: dL/dy itself, not dL/dy * inf / inf = NaN
+        (NAN, 0.7),
+        ([2.0, 1.1, 5.0], [3.8499999999999996, 7.0, 1.54]),  # dL/dy * (y / x), not (dL/dy y) / x
+    ],
+)
+def test_prod_gradient_has_pytorchs_bits(torch_or_none, values, expected):
+    assert_same_bits(prod_gradient(autodiff, values, 0.7), expected)
+    if torch_or_none is not None:
+        assert_same_bits(prod_gradient(torch_or_none, values, 0.7), expected)
+
+
+def test_second_derivatives_of_prod_with_one_zero(torch_or_none):
+    """Through the differentiable product of the others (create_graph): unchanged."""
+
+    def fn(lib, x):
+        return x.prod()
+
+    check(torch_or_none, fn, [0.0, 2.0, 3.0], [[6.0, 0.0, 0.0], [5.0, 3.0, 2.0]], order=2)
+
+
 # -- wrong values ----------------------------------------------------------------------
 
 

@@ -182,7 +182,13 @@ class Gather(Function):
 
 
 class Prod(Function):
-    """y = prod_i x_i        dL/dx_i = dL/dy * prod_{j != i} x_j"""
+    """y = prod_i x_i        dL/dx_i = dL/dy * prod_{j != i} x_j
+
+    PyTorch's prod_backward: dL/dy * (y / x_i) without zeros; over all elements
+    with two or more zeros, 0 everywhere (every product of the others holds a zero;
+    PyTorch's shortcut, also when another element is inf or NaN); a 0-d x passes
+    dL/dy through.
+    """
 
     @staticmethod
     def forward(ctx, x, dims, keepdim):
@@ -198,8 +204,13 @@ class Prod(Function):
         x, y = ctx.saved_tensors
         y = y.reshape(ctx.kept)
         grad = grad.reshape(ctx.kept)
-        if not np.any(x.data == 0):  # PyTorch's test: y / x (even when y is NaN or underflowed)
-            return grad * y / x, None, None
+        if x.ndim == 0:  # y = x (not y / x, NaN at inf)
+            return grad.reshape(()), None, None
+        zeros = np.count_nonzero(x.data == 0)
+        if not zeros:  # PyTorch's test: y / x (even when y is NaN or underflowed)
+            return grad * (y / x), None, None
+        if ctx.dims is None and zeros > 1 and not modes.grad_enabled:
+            return Tensor._make(np.zeros(x.shape, x.dtype), None, None), None, None
         # With zeros (or a product that underflowed to 0), y / x is wrong: take the
         # product of the others directly.
         if modes.grad_enabled:  # create_graph: a differentiable form (O(n^2), zeros only)
