@@ -192,6 +192,21 @@ def test_derivative_in_the_exponent_has_pytorchs_bits(
         assert first[1] == expected, lib.__name__
 
 
+@pytest.mark.parametrize(("base", "exponent"), [(0.5, 1e300), (2.0, -1e300)])
+def test_second_derivatives_of_a_power_whose_slope_underflows(torch_or_none, base, exponent):
+    """dL/dx = dL/dz * (p x^(p-1)), PyTorch's order: p x^(p-1) is 0 before the upstream
+    gradient multiplies it; (dL/dz p) x^(p-1) made d2/dx2 inf * 0 = NaN."""
+    first = [0.0, -0.0] if exponent > 0 else [-0.0, 0.0]
+    check_power(torch_or_none, [base], exponent, first, [[0.0, 0.0], [0.0, 0.0]], upstream=0.3)
+
+
+def test_derivative_in_the_base_has_pytorchs_bits(torch_or_none):
+    """dL/dx = dL/dz * (p x^(p-1)), not (dL/dz p) x^(p-1): 2.121320343559643."""
+    for lib in (autodiff, torch_or_none) if torch_or_none is not None else (autodiff,):
+        first, _ = hessian_of_a_power(lib, [2.0], 2.5, 0.3)
+        assert first[0] == 2.1213203435596424, lib.__name__
+
+
 def test_binary_cross_entropy_at_zero_and_one(torch_or_none):
     def bce(lib, x):
         target = lib.tensor([1.0, 0.0, 1.0, 0.0], dtype=lib.float64)

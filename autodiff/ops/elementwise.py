@@ -157,13 +157,15 @@ class Pow(Function):
         if ctx.needs_input_grad[0]:
             # p = 0 has a zero derivative everywhere, x = 0 included (PyTorch's
             # convention), not 0 * 0^-1 = 0 * inf = nan; the same rule makes
-            # d2/dx2 x^1 and d3/dx3 x^2 exactly 0 at x = 0.
+            # d2/dx2 x^1 and d3/dx3 x^2 exactly 0 at x = 0. grad * (p x^(p-1)) in
+            # PyTorch's order: its bits, and no (grad p) overflowing before x^(p-1)
+            # underflows (0.5 ** 1e300: d2/dx2 0, not inf * 0 = NaN).
             if isinstance(p, Tensor):
-                grad_x = where(p.data == 0, 0.0, grad * p * x ** (p - 1))
+                grad_x = where(p.data == 0, 0.0, grad * (p * x ** (p - 1)))
             elif p == 0:
                 grad_x = zeros_for(x)
             else:
-                grad_x = grad * p * x ** (p - 1)
+                grad_x = grad * (p * x ** (p - 1))
         if ctx.needs_input_grad[1]:
             # x = 0 with p >= 0 has a zero derivative in p (PyTorch's convention),
             # not 0 * log(0) = nan. As PyTorch, the masked branch keeps its log(0) =
