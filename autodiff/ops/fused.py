@@ -10,7 +10,7 @@ import numpy as np
 
 from ..function import Function
 from ..grad_mode import is_grad_enabled
-from ..tensor import Tensor
+from ..tensor import Tensor, constant
 from .elementwise import _ufunc
 from .linalg import _matmul, _times_transposed
 from .reduce import Sum
@@ -99,17 +99,12 @@ class Linear(Function):
             grad_bias = Sum.apply(grad, (0,), False) if len(needs) > 2 and needs[2] else None
         else:  # the same rules on the arrays (what MatMul and Sum would compute)
             g = grad.data
-            grad_x = _plain(_matmul(g, weight.data)) if needs[0] else None
-            grad_weight = _plain(_matmul(g.T, x.data)) if needs[1] else None
-            grad_bias = _plain(np.sum(g, axis=0)) if len(needs) > 2 and needs[2] else None
+            grad_x = constant(_matmul(g, weight.data)) if needs[0] else None
+            grad_weight = constant(_matmul(g.T, x.data)) if needs[1] else None
+            grad_bias = constant(np.sum(g, axis=0)) if len(needs) > 2 and needs[2] else None
         if len(needs) == 2:  # no bias
             return grad_x, grad_weight
         return grad_x, grad_weight, grad_bias
-
-
-def _plain(array) -> Tensor:
-    """A gradient computed on arrays, as a Tensor with no history."""
-    return Tensor._make(array, None, None)
 
 
 # PyTorch's bound on x (1 - x), a float32 constant: 1e-12 rounded to float32
