@@ -27,7 +27,9 @@ an MLP epoch took 137 s at 2 BLAS threads against 1.9 s of work at one; on a
 quiet machine, beside the pool, they took the cores its workers needed (the
 CNN epoch ran slower with both than with the pool alone); and the count they
 run with changes OpenBLAS's kernels, so results would depend on it (they do
-not here: every chunk is computed as on one thread, whatever the count).
+not here: every chunk is computed as on one thread, whatever the count, and
+a 2-D product is one call on one thread only where that gives its halves'
+bits, see ``autodiff/ops/linalg.py``).
 Holding BLAS at one thread needs the optional ``threadpoolctl`` package
 (``pip install autodiff[threads]``).
 

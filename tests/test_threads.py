@@ -14,6 +14,7 @@ import pytest
 
 import autodiff
 from autodiff import threads
+from autodiff.ops import linalg
 
 
 @pytest.fixture
@@ -231,16 +232,121 @@ def _step(model, images, labels):
     return [loss.detach().numpy()] + [p.grad.numpy().copy() for p in model.parameters()]
 
 
+@pytest.fixture
+def fresh_product_checks(monkeypatch):
+    """No 2-D product problem seen yet (see linalg._one_call_gives_halves_bits)."""
+    checked = {}
+    monkeypatch.setattr(linalg, "_ONE_CALL_CHECKED", checked)
+    return checked
+
+
 @pytest.mark.parametrize("problem", [_cnn_problem, _mlp_problem])
 @pytest.mark.parametrize("count", [2, 3])
-def test_results_do_not_depend_on_the_thread_count(count, problem, restore_threads):
-    """Chunks split whole images and rows: every number is computed as on one thread."""
-    autodiff.set_num_threads(1)
-    one = _step(*problem())
+def test_results_do_not_depend_on_the_thread_count(
+    count, problem, restore_threads, fresh_product_checks
+):
+    """Chunks split whole images and rows: every number is computed as on one thread.
+
+    On one thread, three steps: the 2-D products' problems are new at the
+    first (two halves), checked at the second, and one call at the third
+    wherever the check found the halves' bits.
+    """
     autodiff.set_num_threads(count)
     several = _step(*problem())
-    for expected, got in zip(one, several, strict=True):
-        np.testing.assert_array_equal(got, expected)
+    autodiff.set_num_threads(1)
+    for _ in range(3):
+        one = _step(*problem())
+        for expected, got in zip(several, one, strict=True):
+            np.testing.assert_array_equal(got, expected)
+    assert None not in fresh_product_checks.values()  # every problem seen was checked
+
+
+def _spy_on_halves(monkeypatch):
+    """A list that grows by one each time a 2-D product is computed in halves."""
+    calls = []
+    real = linalg._halves_of_product
+
+    def halves(a, b, out):
+        calls.append((a.shape, b.shape))
+        return real(a, b, out)
+
+    monkeypatch.setattr(linalg, "_halves_of_product", halves)
+    return calls
+
+
+@pytest.mark.parametrize("same_bits", [True, False])
+def test_one_thread_computes_a_product_in_one_call_only_where_checked_to_match_the_halves(
+    same_bits, monkeypatch, restore_threads, fresh_product_checks
+):
+    autodiff.set_num_threads(1)
+    checks = []
+    monkeypatch.setattr(
+        linalg, "_same_bits_both_ways", lambda a, b, layouts: checks.append(layouts) or same_bits
+    )
+    halves = _spy_on_halves(monkeypatch)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((64, 256)).astype(np.float32)
+    b = rng.standard_normal((512, 256)).astype(np.float32).T  # column-major, as W.T
+    expected = a @ b
+    for _ in range(4):
+        np.testing.assert_allclose(linalg._matmul(a, b), expected, rtol=1e-5, atol=1e-5)
+    assert checks == [("C", "F")]  # once, at the second product
+    assert len(halves) == (1 if same_bits else 4)  # the first product is always in halves
+    assert fresh_product_checks == {
+        ((64, 256), (256, 512), a.dtype, b.dtype, ("C", "F")): same_bits
+    }
+    autodiff.set_num_threads(2)
+    linalg._matmul(a, b)
+    assert len(halves) == (2 if same_bits else 5)  # two threads: halves, one each
+
+
+def test_the_check_compares_one_call_with_the_halves_to_the_last_bit(monkeypatch):
+    a = np.ones((64, 256), dtype=np.float32)
+    b = np.ones((256, 512), dtype=np.float32)
+    assert linalg._same_bits_both_ways(a, b, ("C", "C"))
+    real = linalg._halves_of_product
+
+    def halves_one_ulp_off(a, b, out):
+        work = real(a, b, out)
+
+        def off(first, stop):
+            work(first, stop)
+            out[-1, -1] = np.nextafter(out[-1, -1], np.inf)
+
+        return off
+
+    monkeypatch.setattr(linalg, "_halves_of_product", halves_one_ulp_off)
+    assert not linalg._same_bits_both_ways(a, b, ("C", "C"))
+
+
+def test_the_check_leaves_autodiffs_random_numbers_alone():
+    autodiff.manual_seed(5)
+    expected = autodiff.randn(4)
+    autodiff.manual_seed(5)
+    a = np.ones((64, 256), dtype=np.float32)
+    linalg._same_bits_both_ways(a, a.T, ("C", "F"))
+    np.testing.assert_array_equal(autodiff.randn(4).numpy(), expected.numpy())
+
+
+def test_strided_operands_and_problems_past_the_bound_keep_the_halves(
+    monkeypatch, restore_threads, fresh_product_checks
+):
+    autodiff.set_num_threads(1)
+    monkeypatch.setattr(linalg, "_MOST_PROBLEMS_CHECKED", 1)
+    monkeypatch.setattr(linalg, "_same_bits_both_ways", lambda a, b, layouts: True)
+    halves = _spy_on_halves(monkeypatch)
+    wide = np.ones((64, 512), dtype=np.float32)
+    strided = wide[:, ::2]  # neither row- nor column-major
+    square = np.ones((256, 256), dtype=np.float32)
+    for _ in range(3):
+        linalg._matmul(strided, square)
+    assert len(halves) == 3 and not fresh_product_checks
+    for _ in range(3):
+        linalg._matmul(wide[:, :256], square.copy())  # a strided view too: rows of 512
+        linalg._matmul(square, np.ones((256, 128), dtype=np.float32))  # the bound's one problem
+        linalg._matmul(np.ones((128, 256), dtype=np.float32), square)  # past the bound
+    assert len(fresh_product_checks) == 1
+    assert len(halves) == 3 + 3 + 1 + 3  # all but the bound's problem once checked
 
 
 def test_two_threads_training_at_once_get_their_own_results(restore_threads):
