@@ -916,14 +916,22 @@ def _check_class_target(input, target, op, class_dim):
         )
 
 
-def _check_target_range(target, n_classes, ignore_index, op):
-    values = target.data[target.data != ignore_index]
+def _check_target_range(target, n_classes, ignore_index, op) -> bool:
+    """Raise for a class index outside [0, C) (``ignore_index`` excepted); True if any is ignored."""
+    data = target.data
+    if not data.size:
+        return False
+    if data.min() >= 0 and data.max() < n_classes:  # the usual case: two reductions, no masks
+        return 0 <= ignore_index < n_classes and bool(np.any(data == ignore_index))
+    ignored = data == ignore_index
+    values = data[~ignored]
     if values.size and (values.min() < 0 or values.max() >= n_classes):
         bad = values.min() if values.min() < 0 else values.max()
         raise IndexError(
             f"{op}: Target {bad} is out of bounds: class indices must be in [0, {n_classes}) "
             f"(input has {n_classes} classes)"
         )
+    return bool(ignored.any())
 
 
 def _moved_class_last(x, class_dim):
@@ -1055,13 +1063,13 @@ def cross_entropy(
             return loss.sum() / (input.numel() // n_classes) if input.numel() else loss.sum() / 0.0
         return _reduce(loss, reduction, "cross_entropy")
     _check_class_target(input, target, "cross_entropy", class_dim)
-    _check_target_range(target, n_classes, ignore_index, "cross_entropy")
+    some_ignored = _check_target_range(target, n_classes, ignore_index, "cross_entropy")
     if (
         weight is None
         and label_smoothing == 0
         and input.ndim == 2
         and input.shape[0] > 0
-        and not np.any(target.data == ignore_index)
+        and not some_ignored
     ):
         return CrossEntropy.apply(input, target.data, reduction)
     logp = log_softmax(input, class_dim)  # (N, C, d1, ...)

@@ -451,28 +451,54 @@ def cross_entropy_reference(x, y, weight, ignore_index, reduction, eps):
     return losses.sum() / sum(weights)
 
 
+@pytest.mark.parametrize("ignore_index", [-100, -1, 1, 7])
+def test_cross_entropy_leaves_out_the_ignored_targets(ignore_index):
+    """Whichever side of the classes ignore_index is, its targets add nothing (the mean is over the rest)."""
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    y = np.array([ignore_index, 0, 2, ignore_index])
+    kept = y != ignore_index
+    expected = cross_entropy_reference(x[kept], y[kept], None, ignore_index, "mean", 0.0)
+    got = F.cross_entropy(leaf(x), autodiff.tensor(y), ignore_index=ignore_index)
+    np.testing.assert_allclose(got.data, expected, rtol=1e-12)
+    plain = np.array([1, 0, 2, 1])  # none ignored (unless 1 is the ignored class)
+    kept = plain != ignore_index
+    expected = cross_entropy_reference(x[kept], plain[kept], None, ignore_index, "mean", 0.0)
+    got = F.cross_entropy(leaf(x), autodiff.tensor(plain), ignore_index=ignore_index)
+    np.testing.assert_allclose(got.data, expected, rtol=1e-12)
+
+
 @settings(max_examples=25)
 @given(
     n=st.integers(1, 4),
     c=st.integers(2, 4),
     weighted=st.booleans(),
     ignore=st.booleans(),
+    ignore_index=st.sampled_from([-100, -1, 0, 7]),  # below the classes, a class, above them
     reduction=st.sampled_from(["mean", "sum", "none"]),
     eps=st.sampled_from([0.0, 0.2]),
     seed=st.integers(0, 999),
 )
-def test_cross_entropy_values_and_gradients(n, c, weighted, ignore, reduction, eps, seed):
+def test_cross_entropy_values_and_gradients(
+    n, c, weighted, ignore, ignore_index, reduction, eps, seed
+):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c))
     y = rng.integers(0, c, n)
+    if 0 <= ignore_index < c:  # a class: some targets may be it, never all
+        y[-1] = (ignore_index + 1) % c
     if ignore and n > 1:
-        y[0] = -100
+        y[0] = ignore_index
     weight = rng.uniform(0.5, 2, c) if weighted else None
     w_t = None if weight is None else autodiff.tensor(weight)
-    kwargs = {"weight": w_t, "reduction": reduction, "label_smoothing": eps}
+    kwargs = {
+        "weight": w_t,
+        "reduction": reduction,
+        "label_smoothing": eps,
+        "ignore_index": ignore_index,
+    }
     out = F.cross_entropy(leaf(x), autodiff.tensor(y), **kwargs)
     np.testing.assert_allclose(
-        out.data, cross_entropy_reference(x, y, weight, -100, reduction, eps), rtol=1e-10
+        out.data, cross_entropy_reference(x, y, weight, ignore_index, reduction, eps), rtol=1e-10
     )
     assert_gradients_match(
         lambda t: F.cross_entropy(t, autodiff.tensor(y), **kwargs), leaf(x), seed=seed

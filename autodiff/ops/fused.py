@@ -39,7 +39,8 @@ class CrossEntropy(Function):
         total = exp.sum(axis=1, keepdims=True)  # (N, 1)
         losses = np.log(total[:, 0]) - shifted[rows, target]  # (N,)
         ctx.reduction = reduction
-        ctx.save_for_backward(logits, exp / total, target)
+        probs = exp / total if ctx.needs_input_grad[0] else None  # s, for backward only
+        ctx.save_for_backward(logits, probs, target)
         if reduction == "none":
             return losses
         total_loss = losses.sum()
