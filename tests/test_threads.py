@@ -328,7 +328,7 @@ def test_the_check_leaves_autodiffs_random_numbers_alone():
     np.testing.assert_array_equal(autodiff.randn(4).numpy(), expected.numpy())
 
 
-def test_strided_operands_and_problems_past_the_bound_keep_the_halves(
+def test_strided_large_and_unbounded_problems_keep_the_halves(
     monkeypatch, restore_threads, fresh_product_checks
 ):
     autodiff.set_num_threads(1)
@@ -347,6 +347,12 @@ def test_strided_operands_and_problems_past_the_bound_keep_the_halves(
         linalg._matmul(np.ones((128, 256), dtype=np.float32), square)  # past the bound
     assert len(fresh_product_checks) == 1
     assert len(halves) == 3 + 3 + 1 + 3  # all but the bound's problem once checked
+    monkeypatch.setattr(linalg, "_MOST_PROBLEMS_CHECKED", 10)
+    monkeypatch.setattr(linalg, "_LARGEST_CHECKED_BYTES", square.nbytes)  # both: past it
+    for _ in range(3):
+        linalg._matmul(square, square)
+    assert len(fresh_product_checks) == 1
+    assert len(halves) == 10 + 3
 
 
 def test_two_threads_training_at_once_get_their_own_results(restore_threads):

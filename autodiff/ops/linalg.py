@@ -163,6 +163,9 @@ def _matmul(a, b):
 # shapes keep changing stops adding to it (and those products stay in halves).
 _ONE_CALL_CHECKED: dict = {}
 _MOST_PROBLEMS_CHECKED = 512
+# The check makes random operands of the problem's size; past this, the halves stay
+# (their cost is a small part of products this large, and the copies would not be).
+_LARGEST_CHECKED_BYTES = 64 * 2**20
 _UNSEEN = object()
 
 
@@ -180,10 +183,11 @@ def _one_call_gives_halves_bits(a, b) -> bool:
     kernels, as a float32 product of K = 784 summed in another order would
     differ somewhere.  The check runs the second time a problem is seen, so a
     one-off product never pays for it (about two products' time, once).
-    Operands other than row- or column-major (strided views) keep the halves.
+    Operands other than row- or column-major (strided views), and operands of
+    more than 64 MiB together, keep the halves.
     """
     layouts = (_layout(a), _layout(b))
-    if None in layouts:
+    if None in layouts or a.nbytes + b.nbytes > _LARGEST_CHECKED_BYTES:
         return False
     problem = (a.shape, b.shape, a.dtype, b.dtype, layouts)
     known = _ONE_CALL_CHECKED.get(problem, _UNSEEN)
