@@ -537,3 +537,53 @@ def test_all_finite(dtype):
         b[1, 2, 3] = bad
         assert not _all_finite(b)
         assert not _all_finite(b.transpose(2, 0, 1))
+
+
+@given(
+    shape=st.lists(st.integers(0, 5), min_size=2, max_size=5),
+    middle=st.sets(st.integers(1, 3)),
+    dtype=st.sampled_from([np.float32, np.float64, np.float16, np.int32, np.bool_]),
+    keepdim=st.booleans(),
+    transposed=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_sum_over_first_and_last_dims_is_numpys_sum(
+    shape, middle, dtype, keepdim, transposed, seed
+):
+    """A bias's gradient, (N, C, H, W) summed to (C,), goes through einsum: NumPy's sum's values."""
+    from autodiff.ops.reduce import _sum
+
+    ndim = len(shape)
+    dims = tuple(sorted({0, ndim - 1} | {d for d in middle if d < ndim - 1}))
+    x = (np.random.default_rng(seed).standard_normal(shape) * 4).astype(dtype)
+    if transposed:  # not row-major: NumPy's own sum
+        x = x.T
+    got = _sum(x, dims, keepdim)
+    expected = np.sum(x, axis=dims, keepdims=keepdim)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    tolerance = {np.float16: 1e-2, np.float32: 1e-5}.get(dtype, 1e-12)
+    np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance * x.size)
+    bias_gradient = x.dtype in (np.float32, np.float64) and len(dims) < ndim and not transposed
+    if bias_gradient:  # the einsum path: as accurate as NumPy's against a float64 sum
+        exact = np.sum(x.astype(np.float64), axis=dims, keepdims=keepdim)
+        scale = np.sum(np.abs(x.astype(np.float64)), axis=dims, keepdims=keepdim)
+        err = np.abs(got - exact) / (scale + 1)
+        assert np.all(err <= 4 * np.finfo(dtype).eps * max(1, np.log2(x.size + 1)))
+
+
+def test_a_bias_gradient_is_summed_through_einsum(monkeypatch):
+    """The conv2d bias case takes the einsum path (a mutation of the condition fails this)."""
+    from autodiff.ops.reduce import _sum
+
+    calls = []
+    real = np.einsum
+
+    def spy(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(np, "einsum", spy)
+    grad = np.ones((4, 3, 5, 6), dtype=np.float32)
+    total = _sum(grad, (0, 2, 3), True)
+    assert calls == ["abcd->b"]
+    np.testing.assert_array_equal(total, np.full((1, 3, 1, 1), 120, dtype=np.float32))
