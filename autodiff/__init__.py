@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as _np
 
 from . import accelerator, allocation, ops  # allocation: keeps freed buffers (see its doc)
+from .conversion import get_default_dtype
 from .creation import (
     arange,
     as_tensor,
@@ -59,7 +60,7 @@ from .ops import broadcast_to, cat, chunk, gather, logsumexp, pad, split, stack,
 from .random import Generator, initial_seed, manual_seed, seed
 from .region import Region, region
 from .tensor import Device as device
-from .tensor import Tensor, constant, get_default_dtype
+from .tensor import Tensor, constant
 from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"

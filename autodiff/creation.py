@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .conversion import as_dtype, get_default_dtype, to_array
 from .ops.shape import parse_shape
 from .random import numpy_rng
-from .tensor import Device, Tensor, _check_can_require_grad, as_dtype, get_default_dtype, to_array
+from .tensor import Device, Tensor, _check_can_require_grad
 
 
 def _finish(array: np.ndarray, requires_grad: bool, device, op: str) -> Tensor:

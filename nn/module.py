@@ -25,10 +25,10 @@ import numpy as np
 
 import autodiff
 from autodiff import RemovableHandle, Tensor, constant
+from autodiff.conversion import as_dtype
 from autodiff.grad_mode import modes
 from autodiff.ops import BackwardHookFunction
 from autodiff.region import ModuleCall, current_module, module_scope
-from autodiff.tensor import as_dtype
 
 __all__ = ["Module", "Parameter"]
 

@@ -1,0 +1,570 @@
+"""Reading Python and NumPy data into a NumPy array, as ``torch.tensor`` reads it.
+
+``autodiff.tensor(data)``, ``as_tensor``, ``from_numpy`` and ``Tensor(data)`` hand their
+data to ``to_array`` and get back a NumPy array, around which ``creation.py`` and
+``tensor.py`` make the tensor.  Operations never come here: they wrap the arrays they
+compute with ``Tensor._make``, so this module costs them nothing.
+
+Why not just ``np.array(data)``: NumPy and PyTorch read the same list differently, and a
+user who knows PyTorch should not have to guess.  So the rules here are
+``torch.tensor``'s:
+
+- dtype: Python floats are float32 (PyTorch's default; NumPy's is float64), ints int64,
+  complex numbers complex64, bools bool, and across kinds the highest kind's (``[1, 2.5]``
+  is float32); NumPy arrays and numbers keep their own dtype, and the elements of a list
+  promote as ``torch.promote_types`` does, in order (``_nested_dtype``, ``_promoted``);
+- shape: the length of the first element at each depth, where a NumPy array adds its
+  dimensions and a tensor is one number (``_nested_shape``);
+- values: each number is read as PyTorch reads it at the target dtype (``_stored``,
+  ``_block``): integers through ``__index__``, so a NumPy bool or float32 is no integer;
+  integers within the dtype's range, negative ones wrapping into unsigned types
+  (``_in_range``); Python ints beyond int64 refused;
+- refusals: PyTorch's exception types, with messages that name the op, what was found
+  and what was expected.
+
+Python numbers and lists of them take the fast road, ``np.array`` at the dtype that
+``_inferred_dtype`` finds in one pass; lists that hold NumPy values or tensors are read
+element by element as PyTorch reads them (``_nested_array``).  The default dtype and
+dtype arguments (``get_default_dtype``, ``as_dtype``) are read here too.
+
+This module imports no other part of autodiff: ``tensor.py`` imports it, and the tensors
+found in the data are recognised through ``_tensor_class()``, which imports ``Tensor``
+when first asked.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+
+import numpy as np
+
+
+@functools.cache
+def _tensor_class():
+    """``autodiff.Tensor``, imported on first use: ``tensor.py`` imports this module
+    (``Tensor(data)`` reads its data here), so this one cannot import it at its top.
+    Tensors in the data are recognised by it and read through ``.data`` (their array),
+    ``.dtype``, ``.shape`` and ``.ndim``; a tensor's rows become tensors by ``_make``."""
+    from .tensor import Tensor
+
+    return Tensor
+
+
+_PYTHON_FLOAT = np.dtype(np.float32)  # PyTorch's default float dtype
+
+
+def get_default_dtype():
+    return _PYTHON_FLOAT
+
+
+def as_dtype(dtype, op="tensor"):
+    """Accept NumPy dtypes, type objects and names such as "float32"."""
+    if dtype is None:
+        return None
+    if dtype is float:
+        return _PYTHON_FLOAT
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{op}: {dtype!r} is not a dtype (try autodiff.float32)") from None
+
+
+def to_array(data, dtype=None, op="tensor", copy=True) -> np.ndarray:
+    """Convert Python data or an array to a NumPy array with PyTorch's dtype defaults.
+
+    Python floats become float32, complex numbers complex64, ints int64, bools bool;
+    NumPy arrays keep their dtype unless ``dtype`` is given.  Nested lists that hold
+    NumPy numbers, arrays or tensors are read as ``torch.tensor`` reads them (see
+    ``_nested_array``): accepted, with the same dtype, where PyTorch accepts them.
+    """
+    dtype = as_dtype(dtype, op)
+    if isinstance(data, (np.ndarray, np.generic)):
+        return _numeric(
+            np.array(data, dtype=dtype, copy=copy) if copy or dtype is not None else data,
+            data,
+            op,
+        )
+    inferred = _inferred_dtype(data)
+    if inferred is _NESTED and isinstance(data, _tensor_class()):  # (a tensor is _NESTED: so
+        return to_array(data.data, dtype, op, copy)  # Python numbers skip this check)
+    if inferred is _NESTED or (
+        dtype is not None and dtype.kind in "iu" and inferred is not None and inferred.kind in "fc"
+    ):  # NumPy values or tensors inside, or floats given for integers: PyTorch's rules
+        return _nested_array(data, dtype, op)
+    target = inferred if dtype is None else dtype  # None: NumPy judges (strings, None...)
+    # NumPy reads the numbers as PyTorch does: integers as int64 (a narrower dtype's range
+    # checked after, negative ints wrapping into unsigned ones), float16 through float32
+    via = target if target is None else _READ_AS.get(target.kind, {}).get(target, target)
+    try:
+        with np.errstate(over="ignore"):  # as PyTorch, 1e39 in float32 is inf
+            array = np.array(data, dtype=via)
+    except OverflowError:  # a Python int beyond int64, or beyond float64 for floats
+        raise _python_int_overflow(op, via) from None
+    except (ValueError, TypeError) as error:
+        raise TypeError(
+            f"{op}: could not convert {type(data).__name__} to a tensor ({error}); "
+            "expected numbers, nested lists of numbers of a regular shape, or a NumPy array"
+        ) from None
+    if via != target:
+        if target.kind in "iu":
+            _in_range(array, target, op)
+        with np.errstate(over="ignore"):  # float16's inf
+            array = array.astype(target)
+    return _numeric(array, data, op)
+
+
+_READ_AS = {  # kind -> {dtype: the dtype NumPy converts Python numbers to for it}
+    "i": {np.dtype(t): np.dtype(np.int64) for t in (np.int8, np.int16, np.int32)},
+    "u": {np.dtype(t): np.dtype(np.int64) for t in (np.uint8, np.uint16, np.uint32)},
+    "f": {np.dtype(np.float16): np.dtype(np.float32)},  # PyTorch: double -> float -> half
+}
+
+
+def _numeric(array, data, op) -> np.ndarray:
+    if array.dtype.kind not in "biufc":
+        raise TypeError(
+            f"{op}: expected numeric data (numbers, nested lists of numbers or a NumPy "
+            f"array), got data of dtype {array.dtype} from a {type(data).__name__}"
+        )
+    return array
+
+
+def _python_int_overflow(op, dtype) -> Exception:
+    if dtype is None or dtype in (np.int64, np.bool_):
+        return _int64_overflow(op)
+    if dtype == np.uint64:
+        return OverflowError(
+            f"{op}: a Python int in the data does not fit in uint64 (0 to 2**64 - 1; PyTorch "
+            "raises OverflowError too)"
+        )
+    return OverflowError(
+        f"{op}: a Python int in the data is too large for {dtype} (beyond float64's "
+        "range, as in PyTorch, which raises 'int too large to convert to float')"
+    )
+
+
+def _int64_overflow(op) -> ValueError:
+    return ValueError(
+        f"{op}: a Python int in the data does not fit in int64, the dtype Python ints "
+        "take (as in PyTorch, which raises 'Overflow when unpacking long long'); pass "
+        "a NumPy array of dtype uint64 or float64 to keep it"
+    )
+
+
+# How PyTorch ranks dtypes when it promotes across kinds: bool < integers < floats < complex.
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+_PYTHON_NUMBERS = {  # torch.tensor's dtype for each Python number type
+    bool: np.dtype(np.bool_),
+    int: np.dtype(np.int64),
+    float: _PYTHON_FLOAT,
+    complex: np.promote_types(_PYTHON_FLOAT, np.complex64),
+}
+_SEQUENCES = (list, tuple)
+# _inferred_dtype's answer for a tensor, and for lists that hold NumPy values or tensors
+_NESTED = object()
+_COMPLEX128 = np.dtype(np.complex128)
+# PyTorch promotes these only with themselves and floating point dtypes
+_WIDE_UNSIGNED = frozenset(map(np.dtype, (np.uint16, np.uint32, np.uint64)))
+_BOOL_AND_UINT64 = frozenset(map(np.dtype, (np.bool_, np.uint64)))
+
+
+def _inferred_dtype(data):
+    """The dtype of ``torch.tensor(data)`` for Python numbers and nested lists of them.
+
+    Across kinds the highest kind's dtype: ``[1, 2.5]`` is float32 (NumPy's ``np.array``
+    gives float64), ``[True, 2]`` int64, ``[1 + 2j]`` complex64.  ``_NESTED`` when the
+    lists hold NumPy numbers, arrays or tensors, which ``_nested_array`` reads as PyTorch
+    does; None when they hold something else (strings, None), which NumPy then refuses.
+    """
+    own = _PYTHON_NUMBERS.get(type(data))
+    if own is not None:
+        return own
+    if not isinstance(data, _SEQUENCES):
+        return _NESTED if _number_like(type(data)) else None
+    found = set()
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if not value:
+            continue
+        # a list's elements by their type, not one by one: one pass that counts the
+        # first element's type (100,000 floats: 1 ms), a set of types if they differ
+        first = type(value[0])
+        if operator.countOf(map(type, value), first) == len(value):
+            own = _PYTHON_NUMBERS.get(first)
+            if own is not None:
+                found.add(own)
+                continue
+            types = (first,)
+        else:
+            types = set(map(type, value))
+        nested = False
+        for kind in types:
+            own = _PYTHON_NUMBERS.get(kind)
+            if own is not None:
+                found.add(own)
+            elif issubclass(kind, _SEQUENCES):
+                nested = True
+            else:
+                return _NESTED if _number_like(kind) else None
+        if nested:
+            stack.extend(v for v in value if isinstance(v, _SEQUENCES))
+    if not found:
+        return _PYTHON_FLOAT  # no elements: the default, as for []
+    return max(found, key=lambda dtype: _KIND_RANK[dtype.kind])  # one dtype per kind
+
+
+def _number_like(kind) -> bool:
+    """NumPy numbers and arrays, tensors, and subclasses of Python numbers (an IntEnum)."""
+    return issubclass(kind, (np.generic, np.ndarray, _tensor_class(), int, float, complex))
+
+
+def _nested_array(data, dtype, op) -> np.ndarray:
+    """``torch.tensor(data)`` for nested lists that hold NumPy numbers, arrays or tensors.
+
+    As in PyTorch, in three steps: the shape comes from the first element at each depth
+    (``_nested_shape``); the dtype, unless given, is promoted over the elements in order
+    (``_nested_dtype``); then each element is stored at that dtype, which refuses what
+    PyTorch refuses (``_store``): a NumPy bool among integers, a NumPy array with
+    dimensions or a tensor of several elements where a number belongs.
+    """
+    shape = _nested_shape(data, op)
+    target = _nested_dtype(data, op) if dtype is None else dtype
+    # PyTorch stores each number as a C double or complex and then converts it, so an
+    # int64 that becomes float32 is rounded twice, as here (float16 goes through float32)
+    wide = {"f": np.dtype(np.float64), "c": _COMPLEX128}.get(target.kind, target)
+    out = np.empty(shape, wide)
+    _store(data, out, (), shape, target, op)
+    if wide != target:
+        with np.errstate(over="ignore"):  # as PyTorch, 1e39 in float32 is inf
+            if target == np.float16:
+                out = out.astype(np.float32)
+            out = out.astype(target)
+    return out
+
+
+def _nested_shape(data, op) -> tuple:
+    """The shape PyTorch reads from nested data: the length of the first element at each
+    depth; a NumPy array adds its dimensions, a tensor there is one number."""
+    shape = []
+    value = data
+    while isinstance(value, (*_SEQUENCES, np.ndarray)):
+        if isinstance(value, np.ndarray):
+            if value.ndim == 0:
+                raise TypeError(
+                    f"{op}: found a 0-d NumPy array ({value!r}) as the first element at depth "
+                    f"{len(shape)}, where the shape is read from (len() of unsized object, as in "
+                    "PyTorch); expected a number, a NumPy number (array.item() or array[()]) or a "
+                    "sequence there"
+                )
+            for size in value.shape:
+                shape.append(size)
+                if size == 0:
+                    break
+            break
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return tuple(shape)
+
+
+def _nested_dtype(value, op):
+    """PyTorch's dtype for nested data: an array's, a tensor's or a NumPy number's own, a
+    Python number's from ``_PYTHON_NUMBERS``, and for a list its elements' promoted in
+    order (``_promoted``), stopping at complex128, which no later element can change."""
+    if isinstance(value, _SEQUENCES):
+        if not value:
+            return _PYTHON_FLOAT
+        dtypes = _own_dtypes(value)
+        if dtypes and not dtypes & _WIDE_UNSIGNED:  # then promotion is order-free
+            return functools.reduce(lambda a, b: _promoted(a, b, op), dtypes)
+        dtype = None
+        for item in value:
+            own = _PYTHON_NUMBERS.get(type(item)) or _nested_dtype(item, op)
+            dtype = own if dtype is None else _promoted(dtype, own, op)
+            if dtype == _COMPLEX128:
+                break
+        return dtype
+    if isinstance(value, (np.ndarray, np.generic, _tensor_class())):
+        if value.dtype.kind in _KIND_RANK:
+            return value.dtype
+        raise TypeError(
+            f"{op}: expected numbers in the data, found {_described(value)} of dtype {value.dtype}"
+        )
+    for kind, own in _PYTHON_NUMBERS.items():  # subclasses (an IntEnum is an int)
+        if isinstance(value, kind):
+            return own
+    raise TypeError(
+        f"{op}: expected numbers, NumPy numbers or arrays, tensors or nested lists of them; "
+        f"found {_described(value)}"
+    )
+
+
+def _promoted(a, b, op):
+    """PyTorch's promotion of two elements' dtypes (``torch.promote_types``): within a
+    kind as NumPy's (uint8 with int8 is int16), across kinds the higher kind's dtype as
+    it is (int64 with float16 is float16), a float with a complex the complex that holds
+    both; uint16, uint32 and uint64 go only with themselves and floating point dtypes."""
+    if a == b:
+        return a
+    if a in _WIDE_UNSIGNED or b in _WIDE_UNSIGNED:
+        if a.kind == "f":
+            return a
+        if b.kind == "f":
+            return b
+        raise RuntimeError(
+            f"{op}: found elements of dtypes {a} and {b} in the data, which do not promote: "
+            "as in PyTorch, uint16, uint32 and uint64 go only with themselves and floating "
+            "point dtypes; expected a dtype= or NumPy values of one integer type"
+        )
+    rank, other = _KIND_RANK[a.kind], _KIND_RANK[b.kind]
+    if rank == other or {rank, other} == {2, 3}:
+        return np.promote_types(a, b)
+    return a if rank > other else b
+
+
+def _store(value, out, index, shape, target, op):
+    """Fill ``out[index]`` from ``value`` at depth ``len(index)``, as PyTorch does: lists,
+    NumPy arrays and tensors are taken apart along their first dimension, and each number
+    is read as ``target`` needs it (``_stored``)."""
+    depth = len(index)
+    if depth == len(shape):
+        out[index] = _stored(value, target, op)
+        return
+    size = shape[depth]
+    if isinstance(value, _SEQUENCES):
+        if len(value) == size and _stored_at_once(value, out, index, shape, target):
+            return
+        items = value
+    elif isinstance(value, (np.ndarray, _tensor_class())) and value.ndim:
+        array = value if isinstance(value, np.ndarray) else value.data
+        if value.shape == shape[depth:]:  # every element a number: checked in one go
+            out[index] = _block(array, target, op, "tensor" if array is not value else "NumPy")
+            return
+        if array is value:
+            items = list(array)  # NumPy numbers, or arrays of one dimension less
+        else:  # tensors of one dimension less
+            items = [_tensor_class()._make(np.asarray(row), None, None) for row in array]
+    else:
+        raise TypeError(
+            f"{op}: found {_described(value)} at depth {depth} where a sequence of length "
+            f"{size} was expected (the first elements give the shape {shape})"
+        )
+    if len(items) != size:
+        raise TypeError(
+            f"{op}: found {_described(value)} of length {len(items)} at depth {depth} where "
+            f"the first elements give the shape {shape}; expected nested lists of a regular shape"
+        )
+    for i, item in enumerate(items):
+        _store(item, out, (*index, i), shape, target, op)
+
+
+def _own_dtypes(items, types=None):
+    """The dtypes of a list's numbers, NumPy arrays and tensors (``types``: their types),
+    or None when it holds something else (lists)."""
+    dtypes = set()
+    for kind in set(map(type, items)) if types is None else types:
+        own = _PYTHON_NUMBERS.get(kind)
+        if own is not None:
+            dtypes.add(own)
+        elif issubclass(kind, (np.number, np.bool_)):
+            dtypes.add(np.dtype(kind))
+        elif issubclass(kind, (np.ndarray, _tensor_class())):
+            dtypes.update(item.dtype for item in items if type(item) is kind)
+        else:
+            return None
+    return dtypes if all(dtype.kind in _KIND_RANK for dtype in dtypes) else None
+
+
+def _stored_at_once(items, out, index, shape, target) -> bool:
+    """Store a list of numbers, or of NumPy arrays of the shape below it, in one go when
+    that is what reading them one by one gives: each of a dtype PyTorch reads at
+    ``target`` without refusal (its kind no higher, and no NumPy bool for integers), the
+    integers within the target's range.  False when they must be read one by one."""
+    depth = len(index)
+    rest = shape[depth + 1 :]
+    if rest and not all(type(item) is np.ndarray and item.shape == rest for item in items):
+        return False
+    types = set(map(type, items))
+    dtypes = _own_dtypes(items, types)
+    rank, kind = _KIND_RANK[target.kind], target.kind
+    if (
+        dtypes is None
+        or target == np.uint64
+        or any(_KIND_RANK[dtype.kind] > rank for dtype in dtypes)
+        or (kind in "iu" and not dtypes.isdisjoint(_BOOL_AND_UINT64))
+        or (not rest and not all(map(_number_type, types)))
+    ):
+        return False
+    wide = {"f": np.float64, "c": np.complex128, "b": np.bool_}.get(kind, np.int64)
+    try:
+        array = np.array(items, dtype=wide)
+        if kind in "iu":
+            _in_range(array, target, "")
+    except (OverflowError, RuntimeError):  # read one by one for PyTorch's first error
+        return False
+    out[index] = array
+    return True
+
+
+def _number_type(kind) -> bool:
+    """Python's and NumPy's number types (not 0-d arrays or tensors, which PyTorch reads
+    by other rules)."""
+    return kind in _PYTHON_NUMBERS or issubclass(kind, (np.number, np.bool_))
+
+
+def _stored(value, target, op):
+    """One number of nested data as ``torch.tensor`` stores it at dtype ``target``.
+
+    Integers and bools are read as Python reads an index (``__index__``): a NumPy bool,
+    a NumPy float other than float64 (a Python float's subclass) or a 0-d bool or float
+    array is refused there, as in PyTorch, and uint64 takes Python ints only.  A NumPy
+    array with dimensions is never a number, a tensor only when it has one element.
+    """
+    kind = target.kind
+    if isinstance(value, _tensor_class()):
+        if value.data.size != 1:
+            error = TypeError if kind in "biu" else ValueError  # PyTorch's __index__, __float__
+            raise error(
+                f"{op}: found {_described(value)} where a number was expected; only "
+                "one-element tensors can be converted to numbers (autodiff.stack joins tensors)"
+            )
+        return _block(value.data.reshape(()), target, op, "tensor")[()]
+    if isinstance(value, np.ndarray):
+        if value.ndim:
+            raise TypeError(
+                f"{op}: found {_described(value)} where a number was expected; only 0-d "
+                "arrays can be converted to numbers (np.stack, or a list of lists)"
+            )
+        return _block(value, target, op, "0-d array")[()]
+    if isinstance(value, np.generic):
+        return _block(np.asarray(value), target, op, "NumPy")[()]
+    if isinstance(value, (bool, int)):
+        if target == np.uint64:
+            if not 0 <= value < 2**64:
+                raise _python_int_overflow(op, target)
+            return value
+        if kind in "iu":
+            if not -(2**63) <= value < 2**63:
+                raise _int64_overflow(op)
+            return _in_range(value, target, op)
+        if kind in "fc":
+            try:
+                return float(value)
+            except OverflowError:
+                raise _python_int_overflow(op, target) from None
+        return value
+    if isinstance(value, float):
+        if target == np.uint64:
+            raise _unreadable(f"the float {value!r}", target, op)
+        return _in_range(value, target, op) if kind in "iu" else value
+    if isinstance(value, complex):
+        if kind in "iuf":
+            raise TypeError(
+                f"{op}: found the complex number {value!r} where {target} elements were "
+                "expected; expected a real number"
+            )
+        return value != 0 if kind == "b" else value
+    raise TypeError(
+        f"{op}: found {_described(value)} where a number was expected; expected nested "
+        "lists of a regular shape"
+    )
+
+
+def _block(array, target, op, source="NumPy"):
+    """The numbers in ``array`` read as PyTorch reads each at dtype ``target``: its
+    elements are NumPy numbers (``source`` "NumPy"), 0-d tensors ("tensor") or it is a
+    0-d array ("0-d array").  Refused where PyTorch cannot read them as that kind;
+    integers are checked against the target's range."""
+    kind, dtype = target.kind, array.dtype
+    if not array.size:  # nothing to read (and nothing for NumPy to warn about)
+        return array.real if dtype.kind == "c" and kind != "c" else array
+    if kind in "biu":
+        if target == np.uint64:  # PyTorch reads uint64 from Python ints only
+            readable = False
+        elif source == "tensor":  # a tensor's __index__: integer and bool tensors
+            readable = dtype.kind in "biu"
+        elif source == "0-d array":  # a 0-d array's __index__: integers only
+            readable = dtype.kind in "iu"
+        else:  # NumPy numbers: integers, and the subclasses of Python's float (and, for
+            # a bool, of complex), and NumPy bools only as bools
+            readable = dtype.kind in "iu" or dtype == np.float64
+            readable |= kind == "b" and dtype in (np.bool_, _COMPLEX128)
+        if not readable:
+            found = {"NumPy": "NumPy numbers", "0-d array": "a 0-d NumPy array"}.get(
+                source, "tensor values"
+            )
+            raise _unreadable(f"{found} of dtype {dtype}", target, op, dtype == np.bool_)
+        if source == "tensor" and dtype == np.uint64 and np.any(array > 2**63 - 1):
+            raise RuntimeError(  # a tensor is read as an int64 there
+                f"{op}: found a uint64 tensor value {array.max()} where {target} elements "
+                "were expected; it cannot be converted to int64 without overflow"
+            )
+        if kind in "iu":
+            _in_range(array, target, op)
+    elif kind == "f" and dtype.kind == "c":
+        if source == "0-d array" or (source == "tensor" and np.any(array.imag)):
+            raise (TypeError if source == "0-d array" else RuntimeError)(
+                f"{op}: found a complex {source} where {target} elements were expected; "
+                "expected a real number (.real)"
+            )
+        return array.real  # NumPy's complex numbers give their real part, as in PyTorch
+    return array
+
+
+def _unreadable(found, target, op, bools=False) -> TypeError:
+    if target == np.uint64:
+        why = "uint64 is read from Python ints only"
+    elif bools:
+        why = "a NumPy bool is no integer (it mixes only with bools and floating point values)"
+    else:
+        why = "integers are read only from integers (and Python floats)"
+    return TypeError(
+        f"{op}: found {found} where {target} elements were expected; as in PyTorch, {why}; "
+        "expected them converted first (int(), .astype()) or a dtype= that holds them"
+    )
+
+
+def _in_range(value, target, op):
+    """``value`` (a number or an array) checked against the integer dtype ``target``'s
+    range as PyTorch checks it: floats must be finite and within it, integers too, but
+    negative ones wrap into an unsigned type down to minus its maximum (-1 is 255 in
+    uint8).  Returns it wrapped so."""
+    info = np.iinfo(target)
+    values = np.asarray(value, dtype=np.float64 if isinstance(value, float) else None)
+    beyond = np.zeros(values.shape, bool)  # a NumPy uint64 beyond int64, read as a Python
+    if values.dtype.kind == "f":  # int and then as int64 (PyTorch's ValueError)
+        bad = ~np.isfinite(values) | (values < info.min) | (values > info.max)
+    else:
+        if values.dtype == np.uint64:
+            beyond = values > 2**63 - 1
+        low = -int(info.max) if target.kind == "u" else int(info.min)
+        bad = (values < low) | (values > info.max) | beyond
+    if np.any(bad):  # the first in order, as PyTorch reads them
+        first = int(np.argmax(bad.ravel()))
+        if beyond.ravel()[first] if values.ndim else beyond:
+            raise _int64_overflow(op)
+        found = values.reshape(-1)[first].item()
+        raise RuntimeError(
+            f"{op}: found the value {found!r} where {target} elements were expected; it "
+            f"cannot be converted to {target} without overflow (its range is {info.min} "
+            f"to {info.max})"
+        )
+    if isinstance(value, int) and value < 0 and target.kind == "u":
+        return value + int(info.max) + 1
+    return value
+
+
+def _described(value) -> str:
+    if isinstance(value, _tensor_class()):
+        return f"a tensor of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, np.ndarray):
+        return f"a NumPy array of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, np.generic):
+        return f"the NumPy {type(value).__name__} {value!r}"
+    if isinstance(value, (int, float, complex)):
+        return f"the {type(value).__name__} {value!r}"
+    return f"a {type(value).__name__}"
