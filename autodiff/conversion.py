@@ -175,8 +175,10 @@ def _inferred_dtype(data):
 
     Across kinds the highest kind's dtype: ``[1, 2.5]`` is float32 (NumPy's ``np.array``
     gives float64), ``[True, 2]`` int64, ``[1 + 2j]`` complex64.  ``_NESTED`` when the
-    lists hold NumPy numbers, arrays or tensors, which ``_nested_array`` reads as PyTorch
-    does; None when they hold something else (strings, None), which NumPy then refuses.
+    lists hold NumPy numbers, arrays or tensors anywhere, which ``_nested_array`` reads as
+    PyTorch does (refusing whatever else they hold); otherwise None when they hold
+    something else (strings, None), which NumPy then refuses.  The answer does not depend
+    on the order in which the element types are met.
     """
     own = _PYTHON_NUMBERS.get(type(data))
     if own is not None:
@@ -184,6 +186,7 @@ def _inferred_dtype(data):
     if not isinstance(data, _SEQUENCES):
         return _NESTED if _number_like(type(data)) else None
     found = set()
+    others = False  # neither numbers nor lists (strings, None): None, unless _NESTED
     stack = [data]
     while stack:
         value = stack.pop()
@@ -207,10 +210,14 @@ def _inferred_dtype(data):
                 found.add(own)
             elif issubclass(kind, _SEQUENCES):
                 nested = True
+            elif _number_like(kind):
+                return _NESTED
             else:
-                return _NESTED if _number_like(kind) else None
+                others = True
         if nested:
             stack.extend(v for v in value if isinstance(v, _SEQUENCES))
+    if others:
+        return None
     if not found:
         return _PYTHON_FLOAT  # no elements: the default, as for []
     return max(found, key=lambda dtype: _KIND_RANK[dtype.kind])  # one dtype per kind

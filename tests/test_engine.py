@@ -924,6 +924,27 @@ def test_refused_mixed_data_names_tensor_what_was_found_and_what_was_expected(
     assert re.search(found, message) and re.search(expected, message), message
 
 
+@pytest.mark.parametrize(
+    "data, dtype",
+    [
+        ([np.float32(1), None], None),
+        ([None, np.float32(1)], "float32"),
+        (["a", np.float32(1)], "bool"),
+        ([np.bool_(True), "object"], "bool"),
+        ([[np.float32(1)], [None]], "float32"),
+        ([[None], [np.float32(1)]], "float32"),
+        (["1", np.int64(2)], "int64"),
+    ],
+    ids=repr,
+)
+def test_non_numbers_beside_numpy_values_are_refused_in_any_order(data, dtype):
+    """Strings and None next to NumPy values are refused, wherever they stand: once which
+    of the two the element types met first (their order in a set, that is, memory
+    addresses) decided whether NumPy converted them ([1.0, nan], or True for strings)."""
+    with pytest.raises(TypeError, match=r"^tensor: .*found a (str|NoneType)"):
+        autodiff.tensor(data, dtype=dtype)
+
+
 def test_as_tensor_reads_mixed_data_as_tensor_does():
     with pytest.raises(TypeError, match=r"^as_tensor: found .*bool"):
         autodiff.as_tensor([np.int64(1), np.bool_(True)])
