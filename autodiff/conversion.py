@@ -19,12 +19,18 @@ user who knows PyTorch should not have to guess.  So the rules here are
   ``_block``): integers through ``__index__``, so a NumPy bool or float32 is no integer;
   integers within the dtype's range, negative ones wrapping into unsigned types
   (``_in_range``); Python ints beyond int64 refused;
-- refusals: PyTorch's exception types, with messages that name the op, what was found
-  and what was expected.
+- order: the elements are stored in order, and the first that does not fit is refused
+  with PyTorch's exception type, in a message that names the op, what was found and
+  what was expected; a list (or array, or tensor) of another length than the shape says
+  is a ValueError that names the dim, the place and both lengths (``[[1, 2], [3]]``:
+  "expected sequence of length 2 at dim 1 (got 1): data[1] is a list of length 1"), a
+  number where a list belongs or a list where a number belongs a TypeError; and, as in
+  PyTorch, nothing is read when the shape has no elements (``[[], [1]]`` is empty).
 
 Python numbers and lists of them take the fast road, ``np.array`` at the dtype that
 ``_inferred_dtype`` finds in one pass; lists that hold NumPy values or tensors are read
-element by element as PyTorch reads them (``_nested_array``).  The default dtype and
+element by element as PyTorch reads them (``_nested_array``), and so are lists of
+numbers that NumPy finds ragged, to refuse them as PyTorch does.  The default dtype and
 dtype arguments (``get_default_dtype``, ``as_dtype``) are read here too.
 
 This module imports no other part of autodiff: ``tensor.py`` imports it, and the tensors
@@ -102,6 +108,12 @@ def to_array(data, dtype=None, op="tensor", copy=True) -> np.ndarray:
     except OverflowError:  # a Python int beyond int64, or beyond float64 for floats
         raise _python_int_overflow(op, via) from None
     except (ValueError, TypeError) as error:
+        if isinstance(error, ValueError) and inferred is not None:
+            # numbers only, so a shape that is not regular: read the data as PyTorch
+            # reads it, which raises what PyTorch raises first (ValueError for a list of
+            # another length than the first at its depth), or reads no number at all
+            # when the first elements give a shape with a 0 in it ([[], [1]])
+            return _nested_array(data, dtype, op)
         raise TypeError(
             f"{op}: could not convert {type(data).__name__} to a tensor ({error}); "
             "expected numbers, nested lists of numbers of a regular shape, or a NumPy array"
@@ -162,6 +174,7 @@ _PYTHON_NUMBERS = {  # torch.tensor's dtype for each Python number type
     complex: np.promote_types(_PYTHON_FLOAT, np.complex64),
 }
 _SEQUENCES = (list, tuple)
+_MAX_DIMS = 64  # NumPy's limit
 # _inferred_dtype's answer for a tensor, and for lists that hold NumPy values or tensors
 _NESTED = object()
 _COMPLEX128 = np.dtype(np.complex128)
@@ -233,17 +246,25 @@ def _nested_array(data, dtype, op) -> np.ndarray:
 
     As in PyTorch, in three steps: the shape comes from the first element at each depth
     (``_nested_shape``); the dtype, unless given, is promoted over the elements in order
-    (``_nested_dtype``); then each element is stored at that dtype, which refuses what
-    PyTorch refuses (``_store``): a NumPy bool among integers, a NumPy array with
-    dimensions or a tensor of several elements where a number belongs.
+    (``_nested_dtype``); then each element is stored at that dtype, in order, which
+    refuses what PyTorch refuses (``_store``): a list of another length than the shape
+    says (ValueError), a NumPy bool among integers, a NumPy array with dimensions or a
+    tensor of several elements where a number belongs.  As PyTorch, it stores nothing,
+    and so checks nothing more, when the shape has no elements (``[[], [1]]`` is empty).
     """
     shape = _nested_shape(data, op)
+    if len(shape) > _MAX_DIMS:
+        raise ValueError(
+            f"{op}: the data is nested {len(shape)} deep, and a NumPy array (so a tensor "
+            f"here) has at most {_MAX_DIMS} dimensions"
+        )
     target = _nested_dtype(data, op) if dtype is None else dtype
     # PyTorch stores each number as a C double or complex and then converts it, so an
     # int64 that becomes float32 is rounded twice, as here (float16 goes through float32)
     wide = {"f": np.dtype(np.float64), "c": _COMPLEX128}.get(target.kind, target)
     out = np.empty(shape, wide)
-    _store(data, out, (), shape, target, op)
+    if out.size:
+        _store(data, out, (), shape, target, op)
     if wide != target:
         with np.errstate(over="ignore"):  # as PyTorch, 1e39 in float32 is inf
             if target == np.float16:
@@ -339,6 +360,12 @@ def _store(value, out, index, shape, target, op):
     is read as ``target`` needs it (``_stored``)."""
     depth = len(index)
     if depth == len(shape):
+        if isinstance(value, _SEQUENCES):  # [1, [2, 3]]
+            raise TypeError(
+                f"{op}: expected a number at {_at(index)}, found a {type(value).__name__} of "
+                f"length {len(value)}: the first elements give the shape {shape}, whose last "
+                "dim holds numbers; nested lists must be of a regular shape"
+            )
         out[index] = _stored(value, target, op)
         return
     size = shape[depth]
@@ -355,18 +382,31 @@ def _store(value, out, index, shape, target, op):
             items = list(array)  # NumPy numbers, or arrays of one dimension less
         else:  # tensors of one dimension less
             items = [_tensor_class()._make(np.asarray(row), None, None) for row in array]
-    else:
+    else:  # [[1, 2], 3]: PyTorch's TypeError, "not a sequence"
         raise TypeError(
-            f"{op}: found {_described(value)} at depth {depth} where a sequence of length "
-            f"{size} was expected (the first elements give the shape {shape})"
+            f"{op}: expected a sequence of length {size} at dim {depth}, found "
+            f"{_described(value)} at {_at(index)}: the first elements give the shape "
+            f"{shape}; nested lists must be of a regular shape"
         )
-    if len(items) != size:
-        raise TypeError(
-            f"{op}: found {_described(value)} of length {len(items)} at depth {depth} where "
-            f"the first elements give the shape {shape}; expected nested lists of a regular shape"
+    if len(items) != size:  # [[1, 2], [3]]: PyTorch's ValueError, in its words first
+        found = (
+            f"a {type(value).__name__} of length {len(items)}"
+            if isinstance(value, _SEQUENCES)
+            else _described(value)
+        )
+        raise ValueError(
+            f"{op}: expected sequence of length {size} at dim {depth} (got {len(items)}): "
+            f"{_at(index)} is {found}, but the first elements give the shape {shape}; "
+            "nested lists must be of a regular shape (pad the short ones, or keep a list "
+            "of tensors)"
         )
     for i, item in enumerate(items):
         _store(item, out, (*index, i), shape, target, op)
+
+
+def _at(index) -> str:
+    """Where an element is in the data: ``data[1][0]``."""
+    return "data" + "".join(f"[{i}]" for i in index)
 
 
 def _own_dtypes(items, types=None):

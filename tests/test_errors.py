@@ -228,8 +228,9 @@ BAD_INPUTS = [
     (
         "tensor_from_ragged",
         lambda lib: lib.tensor([[1.0, 2.0], [3.0]]),
-        TypeError,
-        r"tensor: could not convert list to a tensor",
+        ValueError,
+        r"tensor: expected sequence of length 2 at dim 1 \(got 1\): data\[1\] is a list of "
+        r"length 1, but the first elements give the shape \(2, 2\)",
     ),
     ("tensor_from_none", lambda lib: lib.tensor(None), TypeError, r"tensor: .*NoneType"),
     ("tensor_from_objects", lambda lib: lib.tensor([object()]), TypeError, r"tensor: "),
@@ -334,12 +335,11 @@ BAD_INPUTS = [
 ]
 
 
-# Deliberate differences: PyTorch raises ValueError for ragged lists and RuntimeError
-# ("Could not infer dtype") for None and objects; we raise TypeError for all data that
-# is not numeric, as Python does for a value of the wrong type (see the README).
+# Deliberate differences: PyTorch raises RuntimeError ("Could not infer dtype") for None
+# and objects; we raise TypeError for all data that is not numeric, as Python does for a
+# value of the wrong type (see the README).
 # A CPU-only PyTorch build asserts (AssertionError) on .to("cuda"); we raise RuntimeError.
 TORCH_DIFFERS = {
-    "tensor_from_ragged",
     "tensor_from_none",
     "tensor_from_objects",
     "device_cuda",

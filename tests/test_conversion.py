@@ -1,0 +1,388 @@
+"""Reading data as ``torch.tensor`` reads it (``autodiff/conversion.py``): ragged lists.
+
+PyTorch reads the shape from the first element at each depth, then stores the elements
+in order and raises at the first that does not fit: ValueError for a list (an array, a
+tensor) of another length than the shape says, TypeError for a number where a list
+belongs or a list where a number belongs.  The table's rows were found with PyTorch
+2.13 and are checked against PyTorch when it is installed; a Hypothesis test draws
+nested, mostly ragged data and compares every outcome with ``torch.tensor``'s.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+import autodiff
+
+# name -> (data(lib), dtype name or None, the exception PyTorch raises or (dtype, shape))
+RAGGED = {
+    # lists of lists
+    "[[1, 2], [3]]": (lambda lib: [[1, 2], [3]], None, ValueError),
+    "[[1], [2, 3]]": (lambda lib: [[1], [2, 3]], None, ValueError),
+    "[[1, 2], []]": (lambda lib: [[1, 2], []], None, ValueError),
+    "[[1.5, 2], [3]]": (lambda lib: [[1.5, 2], [3]], None, ValueError),
+    "[[1j, 2], [3]]": (lambda lib: [[1j, 2], [3]], None, ValueError),
+    "[[True, False], [True]]": (lambda lib: [[True, False], [True]], None, ValueError),
+    "((1, 2), (3,))": (lambda lib: ((1, 2), (3,)), None, ValueError),
+    "[[1, 2], (3,)]": (lambda lib: [[1, 2], (3,)], None, ValueError),
+    "[[1, 2], [3, 4, 5], [6]]": (lambda lib: [[1, 2], [3, 4, 5], [6]], None, ValueError),
+    "[[[1, 2], [3, 4]], [[5, 6], [7]]] (dim 2)": (
+        lambda lib: [[[1, 2], [3, 4]], [[5, 6], [7]]],
+        None,
+        ValueError,
+    ),
+    "[[[1, 2], [3, 4]], [[5, 6]]]": (lambda lib: [[[1, 2], [3, 4]], [[5, 6]]], None, ValueError),
+    "[[1, 2], [3]] as float32": (lambda lib: [[1, 2], [3]], "float32", ValueError),
+    "[[1, 2], [3]] as uint8": (lambda lib: [[1, 2], [3]], "uint8", ValueError),
+    "[[1, 2], [3]] as bool": (lambda lib: [[1, 2], [3]], "bool", ValueError),
+    "[[1.5, 2], [3]] as int64": (lambda lib: [[1.5, 2], [3]], "int64", ValueError),
+    # the first problem in order is the one raised, as PyTorch stores in order
+    "[[300, 2], [3]] as uint8 (overflow first)": (
+        lambda lib: [[300, 2], [3]],
+        "uint8",
+        RuntimeError,
+    ),
+    "[[1, 2], [300]] as uint8 (length first)": (lambda lib: [[1, 2], [300]], "uint8", ValueError),
+    "[[2**63, 2], [3]] (int64 overflow first)": (lambda lib: [[2**63, 2], [3]], None, ValueError),
+    "[[np.bool_(True), 2], [3]] (NumPy bool first)": (
+        lambda lib: [[np.bool_(True), 2], [3]],
+        None,
+        TypeError,
+    ),
+    "[[np.uint16(1), 2], [3]] (promotion first)": (
+        lambda lib: [[np.uint16(1), 2], [3]],
+        None,
+        RuntimeError,
+    ),
+    "[[np.int8(1), 2], [3]]": (lambda lib: [[np.int8(1), 2], [3]], None, ValueError),
+    "[[1, 2], [np.float64(3)]]": (lambda lib: [[1, 2], [np.float64(3)]], None, ValueError),
+    # PyTorch reads no element when the first elements give a shape with a 0
+    "[[], [1]] (empty: nothing read)": (lambda lib: [[], [1]], None, ("float32", (2, 0))),
+    "[[], 5]": (lambda lib: [[], 5], None, ("float32", (2, 0))),
+    "[[[]], [[1]]]": (lambda lib: [[[]], [[1]]], None, ("float32", (2, 1, 0))),
+    "[[1], []]": (lambda lib: [[1], []], None, ValueError),
+    # lists mixing numbers and lists
+    "[[1, 2], 3]": (lambda lib: [[1, 2], 3], None, TypeError),
+    "[[1, 2], 3, [4]]": (lambda lib: [[1, 2], 3, [4]], None, TypeError),
+    "[[1, 2], [3], 4] (the short list first)": (lambda lib: [[1, 2], [3], 4], None, ValueError),
+    "[1, [2, 3]]": (lambda lib: [1, [2, 3]], None, TypeError),
+    "[[1], [[2]]]": (lambda lib: [[1], [[2]]], None, TypeError),
+    "[[1, [2]], [3, 4]]": (lambda lib: [[1, [2]], [3, 4]], None, TypeError),
+    "[[[1, 2], [3, 4]], [5, 6]]": (lambda lib: [[[1, 2], [3, 4]], [5, 6]], None, TypeError),
+    "[[1, 2], np.float64(3)]": (lambda lib: [[1, 2], np.float64(3)], None, TypeError),
+    # NumPy arrays of different shapes
+    "[np.array([1, 2]), np.array([3])]": (
+        lambda lib: [np.array([1, 2]), np.array([3])],
+        None,
+        ValueError,
+    ),
+    "[np.array([1]), np.array([2, 3])]": (
+        lambda lib: [np.array([1]), np.array([2, 3])],
+        None,
+        ValueError,
+    ),
+    "[np.ones((2, 2)), np.ones((2, 3))] (dim 2)": (
+        lambda lib: [np.ones((2, 2)), np.ones((2, 3))],
+        None,
+        ValueError,
+    ),
+    "[np.ones((1, 2)), np.ones((2, 2))]": (
+        lambda lib: [np.ones((1, 2)), np.ones((2, 2))],
+        None,
+        ValueError,
+    ),
+    "[np.ones((2, 2)), np.ones(2)]": (lambda lib: [np.ones((2, 2)), np.ones(2)], None, TypeError),
+    "[np.ones(2), np.ones((2, 2))]": (lambda lib: [np.ones(2), np.ones((2, 2))], None, TypeError),
+    "[[np.ones(2)], [np.ones(3)]]": (lambda lib: [[np.ones(2)], [np.ones(3)]], None, ValueError),
+    "[np.zeros(3), np.zeros(0)]": (lambda lib: [np.zeros(3), np.zeros(0)], None, ValueError),
+    "[np.zeros(0), np.zeros(3)] (empty: nothing read)": (
+        lambda lib: [np.zeros(0), np.zeros(3)],
+        None,
+        ("float64", (2, 0)),
+    ),
+    "[[1, 2], np.array([3])]": (lambda lib: [[1, 2], np.array([3])], None, ValueError),
+    "[np.array([1, 2]), [3]]": (lambda lib: [np.array([1, 2]), [3]], None, ValueError),
+    "[np.array([1, 2]), 3]": (lambda lib: [np.array([1, 2]), 3], None, TypeError),
+    "[[1, 2], np.ones((2, 1))]": (lambda lib: [[1, 2], np.ones((2, 1))], None, TypeError),
+    "[np.ones((2, 2)), [[1, 2], [3]]]": (
+        lambda lib: [np.ones((2, 2)), [[1, 2], [3]]],
+        None,
+        ValueError,
+    ),
+    # tensors of different shapes inside a list
+    "[[1, 2], a tensor of shape (1,)]": (lambda lib: [[1, 2], lib.tensor([3])], None, ValueError),
+    "[[1, 2], a tensor of shape (3,)]": (
+        lambda lib: [[1, 2], lib.tensor([3, 4, 5])],
+        None,
+        ValueError,
+    ),
+    "[[1, 2], a tensor of shape (1, 2)]": (
+        lambda lib: [[1, 2], lib.tensor([[3, 4]])],
+        None,
+        ValueError,
+    ),
+    "[[1, 2], a 0-d tensor]": (lambda lib: [[1, 2], lib.tensor(3)], None, TypeError),
+    "[np.array([1, 2]), a tensor of shape (3,)]": (
+        lambda lib: [np.array([1, 2]), lib.tensor([3, 4, 5])],
+        None,
+        ValueError,
+    ),
+    "[[0-d tensors] x 2, [0-d tensors] x 3]": (
+        lambda lib: [[lib.tensor(1.0), lib.tensor(2.0)], [lib.tensor(3.0)] * 3],
+        None,
+        ValueError,
+    ),
+    "[[tensors of shape (1,)] x 2, [a tensor of shape (2,)]]": (
+        lambda lib: [[lib.tensor([1.0]), lib.tensor([2.0])], [lib.tensor([3.0, 4.0])]],
+        None,
+        ValueError,
+    ),
+    # a tensor first is one number, so tensors of several elements are no rows
+    "[a tensor of shape (2,), a tensor of shape (1,)] (int)": (
+        lambda lib: [lib.tensor([1, 2]), lib.tensor([3])],
+        None,
+        TypeError,
+    ),
+    "[a tensor of shape (2,), [3]] (float)": (
+        lambda lib: [lib.tensor([1.0, 2.0]), [3]],
+        None,
+        ValueError,
+    ),
+    "[a 0-d tensor, [3]]": (lambda lib: [lib.tensor(1.0), [3]], None, TypeError),
+}
+
+
+def _tensor_of(lib, data, dtype=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch: "a list of numpy.ndarrays is extremely slow"
+        return lib.tensor(data) if dtype is None else lib.tensor(data, dtype=getattr(lib, dtype))
+
+
+def _outcome(lib, data, dtype=None):
+    """The exception type (a built-in one: PyTorch raises subclasses) or (dtype, shape)."""
+    try:
+        result = _tensor_of(lib, data, dtype)
+    except Exception as error:
+        return next(cls for cls in type(error).__mro__ if cls.__module__ == "builtins")
+    return str(result.dtype).removeprefix("torch."), tuple(result.shape)
+
+
+@pytest.mark.parametrize("name", RAGGED)
+def test_ragged_data_is_refused_or_read_as_in_pytorch(name):
+    make, dtype, expected = RAGGED[name]
+    assert _outcome(autodiff, make(autodiff), dtype) == expected
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", RAGGED)
+def test_the_ragged_table_is_pytorchs(torch, name):
+    make, dtype, expected = RAGGED[name]
+    assert _outcome(torch, make(torch), dtype) == expected
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (
+            [[1, 2], [3]],
+            r"^tensor: expected sequence of length 2 at dim 1 \(got 1\): data\[1\] is a list "
+            r"of length 1, but the first elements give the shape \(2, 2\); nested lists must "
+            r"be of a regular shape",
+        ),
+        (
+            [[[1, 2], [3, 4]], [[5, 6], [7, 8, 9]]],
+            r"^tensor: expected sequence of length 2 at dim 2 \(got 3\): data\[1\]\[1\] is a "
+            r"list of length 3, but the first elements give the shape \(2, 2, 2\)",
+        ),
+        (
+            [np.ones((2, 2)), np.ones((2, 3))],
+            r"^tensor: expected sequence of length 2 at dim 2 \(got 3\): data\[1\]\[0\] is a "
+            r"NumPy array of shape \(3,\)",
+        ),
+        (
+            [[1.0, 2.0], autodiff.tensor([3.0])],
+            r"^tensor: expected sequence of length 2 at dim 1 \(got 1\): data\[1\] is a "
+            r"tensor of shape \(1,\) and dtype float32",
+        ),
+        (
+            [[1, 2], 3],
+            r"^tensor: expected a sequence of length 2 at dim 1, found the int 3 at data\[1\]: "
+            r"the first elements give the shape \(2, 2\)",
+        ),
+        (
+            [[1, 2], [3, [4]]],
+            r"^tensor: expected a number at data\[1\]\[1\], found a list of length 1: the first "
+            r"elements give the shape \(2, 2\)",
+        ),
+    ],
+    ids=["short-list", "dim-2", "arrays", "tensor", "number-for-list", "list-for-number"],
+)
+def test_a_ragged_list_is_named_with_its_dim_its_place_and_both_lengths(data, message):
+    with pytest.raises((ValueError, TypeError)) as info:
+        autodiff.tensor(data)
+    assert re.search(message, str(info.value)), str(info.value)
+    with pytest.raises(type(info.value), match=message.replace("^tensor", "^as_tensor")):
+        autodiff.as_tensor(data)
+
+
+# -- random ragged data against PyTorch ----------------------------------------------------
+
+
+class Leaf:
+    """An element, made for each library when the data is realised (tensors differ)."""
+
+    def __init__(self, kind, value):
+        self.kind, self.value = kind, value
+
+    def __repr__(self):
+        if self.kind == "python":
+            return repr(self.value)
+        if self.kind == "numpy":
+            return f"np.{type(self.value).__name__}({self.value.item()!r})"
+        return f"{self.kind}(shape={self.value.shape}, dtype={self.value.dtype})"
+
+
+class Tup(list):
+    """A tuple in the data (kept a list here so that leaves can be told from nodes)."""
+
+    def __repr__(self):
+        return f"tuple({list.__repr__(self)})"
+
+
+_NUMBERS = st.sampled_from([0, 1, -1, 2, 300, 1.5, -2.5, True, False, 1j, 2**63])
+_NUMPY_DTYPES = st.sampled_from(
+    [np.bool_, np.int8, np.uint8, np.int32, np.int64, np.uint16, np.float32, np.float64]
+)
+
+
+@st.composite
+def _leaves(draw):
+    kind = draw(st.sampled_from(["python", "python", "numpy", "array", "tensor"]))
+    value = draw(_NUMBERS)
+    if kind == "python":
+        return Leaf(kind, value)
+    dtype = draw(_NUMPY_DTYPES)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # casting 1j or 2**63 to integers: any value will do
+        number = np.array(value if value != 2**63 else 7).astype(dtype)
+    if kind == "numpy":
+        return Leaf(kind, number[()])
+    shape = draw(st.lists(st.integers(0, 3), max_size=2).map(tuple))
+    return Leaf(kind, np.broadcast_to(number, shape).copy())
+
+
+def _node(children):
+    return st.lists(children, max_size=3) | st.lists(children, max_size=3).map(Tup)
+
+
+@st.composite
+def _regular_then_bent(draw):
+    """Nested lists of a regular shape, then one place changed: a list made shorter or
+    longer, a list where a number belongs or the other way round, or an array or tensor
+    of a drawn shape there."""
+    shape = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
+
+    def build(level):
+        if level == len(shape):
+            return draw(_leaves())
+        return [build(level + 1) for _ in range(shape[level])]
+
+    data = build(0)
+    path = [draw(st.integers(0, size - 1)) for size in shape[: draw(st.integers(1, len(shape)))]]
+    parent = data
+    for i in path[:-1]:
+        parent = parent[i]
+    old = parent[path[-1]]
+    change = draw(st.sampled_from(["shorter", "longer", "number", "list", "leaf"]))
+    if change == "shorter" and isinstance(old, list):
+        parent[path[-1]] = old[: draw(st.integers(0, len(old) - 1))]
+    elif change == "longer" and isinstance(old, list):
+        parent[path[-1]] = old + [old[-1]] * draw(st.integers(1, 2))
+    elif change == "number":
+        parent[path[-1]] = Leaf("python", draw(_NUMBERS))
+    elif change == "list":
+        parent[path[-1]] = draw(st.lists(_leaves(), max_size=3))
+    else:
+        parent[path[-1]] = draw(_leaves())
+    return data
+
+
+RAGGED_DATA = _regular_then_bent() | st.recursive(_leaves(), _node, max_leaves=8)
+
+
+def _realised(lib, data):
+    if isinstance(data, Tup):
+        return tuple(_realised(lib, item) for item in data)
+    if isinstance(data, list):
+        return [_realised(lib, item) for item in data]
+    if data.kind == "tensor":
+        return lib.from_numpy(data.value.copy())
+    return data.value
+
+
+def _forms(data) -> set:
+    """Which ragged forms ``data`` shows (the strategy's own check)."""
+    if not isinstance(data, list):
+        return set()
+    forms = set().union(*map(_forms, data))
+    lists = [item for item in data if isinstance(item, list)]
+    if len({len(item) for item in lists}) > 1:
+        forms.add("lists of different lengths")
+        if any(len({len(x) for x in item if isinstance(x, list)}) > 1 for item in lists):
+            forms.add("lists of different lengths below dim 1")
+    if lists and any(isinstance(x, Leaf) and x.kind != "array" for x in data):
+        forms.add("numbers beside lists")
+    for kind in ("array", "tensor"):
+        if len({x.value.shape for x in data if isinstance(x, Leaf) and x.kind == kind}) > 1:
+            forms.add(f"{kind}s of different shapes")
+    return forms
+
+
+def test_the_ragged_strategy_draws_the_forms_it_claims():
+    seen = set()
+
+    @settings(max_examples=300, derandomize=True, database=None)
+    @given(RAGGED_DATA)
+    def collect(data):
+        seen.update(_forms(data))
+
+    collect()
+    assert seen == {
+        "lists of different lengths",
+        "lists of different lengths below dim 1",
+        "numbers beside lists",
+        "arrays of different shapes",
+        "tensors of different shapes",
+    }
+
+
+@pytest.mark.torch
+def test_random_ragged_data_is_refused_or_read_as_in_pytorch(torch):
+    """The same exception type as torch.tensor, or the same dtype, shape and values."""
+    outcomes = []
+
+    @settings(max_examples=max(300, settings.default.max_examples))
+    @given(
+        data=RAGGED_DATA,
+        dtype=st.none() | st.sampled_from(["int64", "uint8", "float32", "float64", "bool"]),
+    )
+    def check(data, dtype):
+        theirs = _outcome(torch, _realised(torch, data), dtype)
+        ours = _outcome(autodiff, _realised(autodiff, data), dtype)
+        assert ours == theirs
+        outcomes.append(theirs)
+        event(f"PyTorch: {theirs if isinstance(theirs, type) else 'accepted'}")
+        if isinstance(theirs, tuple):
+            np.testing.assert_array_equal(
+                _tensor_of(autodiff, _realised(autodiff, data), dtype).numpy(),
+                _tensor_of(torch, _realised(torch, data), dtype).numpy(),
+            )
+
+    check()
+    assert ValueError in outcomes and TypeError in outcomes  # ragged ones were drawn
