@@ -25,7 +25,9 @@ user who knows PyTorch should not have to guess.  So the rules here are
   is a ValueError that names the dim, the place and both lengths (``[[1, 2], [3]]``:
   "expected sequence of length 2 at dim 1 (got 1): data[1] is a list of length 1"), a
   number where a list belongs or a list where a number belongs a TypeError; and, as in
-  PyTorch, nothing is read when the shape has no elements (``[[], [1]]`` is empty).
+  PyTorch, nothing is read when the shape has no elements (``[[], [1]]`` is empty);
+- advice: a list of NumPy arrays (with dimensions) gets a UserWarning to make one array
+  of them first, as PyTorch warns that reading such a list is extremely slow there.
 
 Python numbers and lists of them take the fast road, ``np.array`` at the dtype that
 ``_inferred_dtype`` finds in one pass; lists that hold NumPy values or tensors are read
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import warnings
 
 import numpy as np
 
@@ -263,8 +266,15 @@ def _nested_array(data, dtype, op) -> np.ndarray:
     # int64 that becomes float32 is rounded twice, as here (float16 goes through float32)
     wide = {"f": np.dtype(np.float64), "c": _COMPLEX128}.get(target.kind, target)
     out = np.empty(shape, wide)
-    if out.size:
-        _store(data, out, (), shape, target, op)
+    if out.size and _store(data, out, (), shape, target, op):
+        warnings.warn(
+            f"{op}: making a tensor from a list of NumPy arrays is slower than from one "
+            "array (several times here, and extremely slow in PyTorch, which warns too); "
+            f"make one array of them first: autodiff.{op}(np.array(data)), or "
+            "np.stack(arrays) for arrays of one shape",
+            UserWarning,
+            stacklevel=4,  # _nested_array, to_array, autodiff.tensor: the caller's line
+        )
     if wide != target:
         with np.errstate(over="ignore"):  # as PyTorch, 1e39 in float32 is inf
             if target == np.float16:
@@ -357,7 +367,8 @@ def _promoted(a, b, op):
 def _store(value, out, index, shape, target, op):
     """Fill ``out[index]`` from ``value`` at depth ``len(index)``, as PyTorch does: lists,
     NumPy arrays and tensors are taken apart along their first dimension, and each number
-    is read as ``target`` needs it (``_stored``)."""
+    is read as ``target`` needs it (``_stored``).  True when it read NumPy arrays with
+    dimensions (which ``to_array`` then advises to join first)."""
     depth = len(index)
     if depth == len(shape):
         if isinstance(value, _SEQUENCES):  # [1, [2, 3]]
@@ -367,17 +378,17 @@ def _store(value, out, index, shape, target, op):
                 "dim holds numbers; nested lists must be of a regular shape"
             )
         out[index] = _stored(value, target, op)
-        return
+        return False
     size = shape[depth]
     if isinstance(value, _SEQUENCES):
         if len(value) == size and _stored_at_once(value, out, index, shape, target):
-            return
+            return depth + 1 < len(shape)  # then they were NumPy arrays
         items = value
     elif isinstance(value, (np.ndarray, _tensor_class())) and value.ndim:
         array = value if isinstance(value, np.ndarray) else value.data
         if value.shape == shape[depth:]:  # every element a number: checked in one go
             out[index] = _block(array, target, op, "tensor" if array is not value else "NumPy")
-            return
+            return array is value
         if array is value:
             items = list(array)  # NumPy numbers, or arrays of one dimension less
         else:  # tensors of one dimension less
@@ -400,8 +411,11 @@ def _store(value, out, index, shape, target, op):
             "nested lists must be of a regular shape (pad the short ones, or keep a list "
             "of tensors)"
         )
+    read_arrays = isinstance(value, np.ndarray)
     for i, item in enumerate(items):
-        _store(item, out, (*index, i), shape, target, op)
+        if _store(item, out, (*index, i), shape, target, op):
+            read_arrays = True
+    return read_arrays
 
 
 def _at(index) -> str:

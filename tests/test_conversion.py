@@ -1,4 +1,5 @@
-"""Reading data as ``torch.tensor`` reads it (``autodiff/conversion.py``): ragged lists.
+"""Reading data as ``torch.tensor`` reads it (``autodiff/conversion.py``): ragged lists,
+and the advice to join a list of NumPy arrays first.
 
 PyTorch reads the shape from the first element at each depth, then stores the elements
 in order and raises at the first that does not fit: ValueError for a list (an array, a
@@ -19,6 +20,9 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import autodiff
+from nn.data import DataLoader, Dataset, TensorDataset, default_collate, default_convert
+
+ADVICE = r"making a tensor from a list of NumPy arrays"
 
 # name -> (data(lib), dtype name or None, the exception PyTorch raises or (dtype, shape))
 RAGGED = {
@@ -160,7 +164,7 @@ RAGGED = {
 
 def _tensor_of(lib, data, dtype=None):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PyTorch: "a list of numpy.ndarrays is extremely slow"
+        warnings.simplefilter("ignore")  # the advice about lists of NumPy arrays (both)
         return lib.tensor(data) if dtype is None else lib.tensor(data, dtype=getattr(lib, dtype))
 
 
@@ -386,3 +390,76 @@ def test_random_ragged_data_is_refused_or_read_as_in_pytorch(torch):
 
     check()
     assert ValueError in outcomes and TypeError in outcomes  # ragged ones were drawn
+
+
+# -- a list of NumPy arrays: the advice to join them first ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: autodiff.tensor([np.ones(2), np.zeros(2)]),
+        lambda: autodiff.as_tensor([np.ones((2, 2)), np.zeros((2, 2))]),
+        lambda: autodiff.Tensor((np.ones(2), np.zeros(2))),
+        lambda: autodiff.tensor([[1.0, 2.0], np.zeros(2)]),
+        lambda: autodiff.tensor([[np.ones(3)]]),
+    ],
+    ids=["tensor", "as_tensor", "Tensor-tuple", "list-then-array", "deep"],
+)
+def test_a_list_of_numpy_arrays_gets_advice_to_make_one_array_first(make):
+    """PyTorch warns that this is extremely slow there; here it is a few times slower
+    than one array, and the warning says what to write instead."""
+    with pytest.warns(UserWarning, match=ADVICE) as record:
+        make()
+    (warning,) = record
+    assert "np.array(data)" in str(warning.message) and "np.stack" in str(warning.message)
+    assert warning.filename == __file__  # the line that made the tensor
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        [1.0, 2.0],
+        [np.float32(1), np.float32(2)],
+        [2, np.array(1.0)],  # a 0-d array is a number
+        [autodiff.tensor(1.0), autodiff.tensor(2.0)],
+        [[autodiff.tensor([1.0])], [autodiff.tensor([2.0])]],
+        np.ones((2, 2)),
+        [np.zeros((0, 3))],  # nothing to read, as in PyTorch
+    ],
+    ids=["floats", "numpy-numbers", "0-d-array", "tensors", "tensors-in-lists", "array", "empty"],
+)
+def test_no_advice_where_no_list_of_arrays_is_read(data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        autodiff.tensor(data)
+
+
+def test_ragged_arrays_get_the_error_and_no_advice():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="expected sequence of length 2 at dim 1"):
+            autodiff.tensor([np.ones(2), np.ones(3)])
+
+
+def test_batching_numpy_samples_gives_no_advice():
+    """The DataLoader's own conversions (default_collate, default_convert) never read a
+    list of arrays through autodiff.tensor: a user who did not write one sees nothing."""
+
+    class Samples(Dataset):
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            image = np.full((1, 2, 2), i, np.float32)
+            return {"image": image, "label": np.int64(i), "pair": (image[0], np.float32(i))}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batches = list(DataLoader(Samples(), batch_size=4))
+        default_collate([np.ones(2), np.zeros(2)])
+        default_collate([np.float32(1), np.float32(2)])
+        default_convert([np.ones(2), np.zeros(2)])
+        list(DataLoader(Samples(), batch_size=None))
+        list(DataLoader(TensorDataset(np.ones((4, 2)), np.arange(4)), batch_size=2))
+    assert batches[0]["image"].shape == (4, 1, 2, 2) and batches[1]["label"].tolist() == [4, 5]
