@@ -90,7 +90,8 @@ def to_array(data, dtype=None, op="tensor", copy=True) -> np.ndarray:
     dtype = as_dtype(dtype, op)
     if isinstance(data, (np.ndarray, np.generic)):
         return _numeric(
-            np.array(data, dtype=dtype, copy=copy) if copy or dtype is not None else data,
+            # copy=None: a copy only where the dtype needs one (False would refuse it)
+            np.array(data, dtype=dtype, copy=copy or None) if copy or dtype is not None else data,
             data,
             op,
         )

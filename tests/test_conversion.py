@@ -235,6 +235,18 @@ def test_a_ragged_list_is_named_with_its_dim_its_place_and_both_lengths(data, me
         autodiff.as_tensor(data)
 
 
+def test_as_tensor_converts_to_another_dtype_and_shares_memory_where_it_can():
+    """As torch.as_tensor: a copy only where the dtype changes (NumPy 2's copy=False
+    refused to make one, so as_tensor(array, dtype=...) raised NumPy's ValueError)."""
+    array = np.arange(3.0)
+    assert autodiff.as_tensor(array, dtype=autodiff.float32).tolist() == [0.0, 1.0, 2.0]
+    assert autodiff.as_tensor(array, dtype=autodiff.float32).dtype == np.float32
+    assert np.shares_memory(autodiff.as_tensor(array, dtype=autodiff.float64).data, array)
+    assert np.shares_memory(autodiff.as_tensor(array).data, array)
+    assert autodiff.as_tensor(np.float64(2.5), dtype=autodiff.int64).item() == 2
+    assert autodiff.as_tensor(autodiff.tensor([1.5, 2.5]), dtype=autodiff.int64).tolist() == [1, 2]
+
+
 # -- random ragged data against PyTorch ----------------------------------------------------
 
 
