@@ -109,15 +109,17 @@ def to_array(data, dtype=None, op="tensor", copy=True) -> np.ndarray:
     try:
         with np.errstate(over="ignore"):  # as PyTorch, 1e39 in float32 is inf
             array = np.array(data, dtype=via)
-    except OverflowError:  # a Python int beyond int64, or beyond float64 for floats
-        raise _python_int_overflow(op, via) from None
-    except (ValueError, TypeError) as error:
-        if isinstance(error, ValueError) and inferred is not None:
-            # numbers only, so a shape that is not regular: read the data as PyTorch
-            # reads it, which raises what PyTorch raises first (ValueError for a list of
-            # another length than the first at its depth), or reads no number at all
-            # when the first elements give a shape with a 0 in it ([[], [1]])
+    except (OverflowError, ValueError, TypeError) as error:
+        if inferred is not None and not isinstance(error, TypeError):
+            # numbers only, which NumPy refused: a shape that is not regular, or a Python
+            # int beyond int64 (float64 for floats).  Read the data as PyTorch reads it,
+            # in order, which raises what PyTorch raises first (ValueError for a list of
+            # another length than the first at its depth, RuntimeError for [300, 2**63]
+            # as uint8), or reads no number at all when the first elements give a shape
+            # with a 0 in it ([[], [1]])
             return _nested_array(data, dtype, op)
+        if isinstance(error, OverflowError):
+            raise _python_int_overflow(op, via) from None
         raise TypeError(
             f"{op}: could not convert {type(data).__name__} to a tensor ({error}); "
             "expected numbers, nested lists of numbers of a regular shape, or a NumPy array"

@@ -54,6 +54,12 @@ RAGGED = {
     ),
     "[[1, 2], [300]] as uint8 (length first)": (lambda lib: [[1, 2], [300]], "uint8", ValueError),
     "[[2**63, 2], [3]] (int64 overflow first)": (lambda lib: [[2**63, 2], [3]], None, ValueError),
+    "[300, 2**63] as uint8 (regular: the range first)": (
+        lambda lib: [300, 2**63],
+        "uint8",
+        RuntimeError,
+    ),
+    "[2**63, 300] as uint8 (regular: int64 first)": (lambda lib: [2**63, 300], "uint8", ValueError),
     "[[np.bool_(True), 2], [3]] (NumPy bool first)": (
         lambda lib: [[np.bool_(True), 2], [3]],
         None,
@@ -329,7 +335,7 @@ def _regular_then_bent(draw):
     return data
 
 
-RAGGED_DATA = _regular_then_bent() | st.recursive(_leaves(), _node, max_leaves=8)
+RAGGED_DATA = _regular_then_bent() | _node(st.recursive(_leaves(), _node, max_leaves=8))
 
 
 def _realised(lib, data):
