@@ -118,6 +118,8 @@ _COMPOSED_METHODS = [
     "argmax",
     "argmin",
     "prod",
+    "cumsum",
+    "cumprod",
     "reshape",
     "flatten",
     "unflatten",

@@ -663,6 +663,12 @@ class Tensor:
     def prod(self, dim=None, keepdim=False, dtype=None):
         return _ops.prod(self, dim, keepdim, dtype)
 
+    def cumsum(self, dim, dtype=None):
+        return _ops.cumsum(self, dim, dtype)
+
+    def cumprod(self, dim, dtype=None):
+        return _ops.cumprod(self, dim, dtype)
+
     def gather(self, dim, index):
         return _ops.gather(self, dim, index)
 

@@ -634,6 +634,18 @@ OPS = [
         lambda x, dim, keepdim: np.prod(x, axis=dim, keepdims=keepdim and dim is not None),
         reduction(elements=GRID, allow_tuple=False),  # zeros: see test_engine
     ),
+    Op(
+        "cumsum",
+        lambda lib, x, dim, keepdim: x.cumsum(dim),
+        lambda x, dim, keepdim: np.cumsum(x, axis=dim),
+        reduction(allow_none=False, allow_tuple=False),
+    ),
+    Op(
+        "cumprod",
+        lambda lib, x, dim, keepdim: lib.cumprod(x, dim),
+        lambda x, dim, keepdim: np.cumprod(x, axis=dim),
+        reduction(allow_none=False, allow_tuple=False),  # zeros: see test_products
+    ),
     # composed from the primitives
     Op(
         "softmax",

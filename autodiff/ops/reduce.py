@@ -1,4 +1,5 @@
-"""Reductions: sum, max/min, gather, prod, and the ones composed from them."""
+"""Reductions: sum, max/min, gather, prod, cumulative sums and products, and the ones
+composed from them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ..function import Function, ShapeError
 from ..grad_mode import modes
 from ..region import region
 from ..tensor import Tensor
-from .shape import normalize_dim
+from .shape import GetItem, cat, normalize_dim, stack
 
 
 def normalize_dims(dim, ndim: int, op: str):
@@ -281,6 +282,137 @@ def _product_of_others(x, dims):
     return others.reshape(x.shape)
 
 
+def _ones_along(x: Tensor, dim: int) -> Tensor:
+    """A constant of ones shaped like ``x`` with size 1 in ``dim``."""
+    shape = x.shape[:dim] + (1,) + x.shape[dim + 1 :]
+    return Tensor._make(np.ones(shape, x.dtype), None, None)
+
+
+def _narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
+    """``x`` cut to ``start:start + length`` along ``dim`` (PyTorch's narrow)."""
+    return GetItem.apply(x, (slice(None),) * dim + (slice(start, start + length),))
+
+
+def _flip(x: Tensor, dim: int) -> Tensor:
+    """``x`` reversed along ``dim`` (PyTorch's flip), a view."""
+    return GetItem.apply(x, (slice(None),) * dim + (slice(None, None, -1),))
+
+
+# -- cumulative sums and products ------------------------------------------------
+
+# PyTorch's CPU kernels accumulate float32 in double and float16 in float, rounding
+# each output; integers and bools accumulate as int64.
+_ACCUMULATOR = {np.dtype(np.float32): np.float64, np.dtype(np.float16): np.float32}
+
+
+def _accumulate(scan, x: np.ndarray, axis: int) -> np.ndarray:
+    """``np.cumsum`` / ``np.cumprod`` of ``x`` along ``axis`` as PyTorch computes it:
+    element after element, in PyTorch's accumulator type."""
+    if x.ndim == 0:
+        return _accumulate(scan, x.reshape(1), 0).reshape(())
+    if x.dtype.kind in "biu":
+        return scan(x, axis=axis, dtype=np.int64)
+    accumulator = _ACCUMULATOR.get(x.dtype)
+    if accumulator is None:
+        return scan(x, axis=axis)
+    return scan(x, axis=axis, dtype=accumulator).astype(x.dtype)
+
+
+class Cumsum(Function):
+    """y_j = sum_{i <= j} x_i along dim        dL/dx_k = sum_{j >= k} dL/dy_j"""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        return _accumulate(np.cumsum, x, dim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if grad.numel() <= 1 or grad.shape[ctx.dim] == 1:
+            return grad, None
+        return _reversed_cumsum(grad, ctx.dim), None
+
+
+def _reversed_cumsum(x: Tensor, dim: int) -> Tensor:
+    """sum_{j >= k} x_j along ``dim``: the cumulative sum from the end."""
+    return _flip(Cumsum.apply(_flip(x, dim), dim), dim)
+
+
+class Cumprod(Function):
+    """y_j = prod_{i <= j} x_i along dim        dL/dx_k = sum_{j >= k} dL/dy_j * prod_{i <= j, i != k} x_i
+
+    PyTorch's cumprod_backward.  Without zeros, (sum_{j >= k} dL/dy_j y_j) / x_k.  With
+    zeros, the products of the others themselves: in O(n) on arrays
+    (``_cumprod_grad_with_zeros``), or, when the backward is recorded
+    (``create_graph``), in O(n^2) with Tensor ops, whose own derivative is right.
+    """
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        y = _accumulate(np.cumprod, x, dim)
+        ctx.save_for_backward(x, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        dim = ctx.dim
+        if x.numel() <= 1 or x.shape[dim] == 1:
+            return grad, None
+        if not np.any(x.data == 0):
+            return _reversed_cumsum(y * grad, dim) / x, None
+        if not modes.grad_enabled:
+            others = _cumprod_grad_with_zeros(grad.data, x.data, y.data, dim)
+            return Tensor._make(others, None, None), None
+        return _differentiable_cumprod_grad(grad, x, dim), None
+
+
+def _cumprod_grad_with_zeros(g, x, y, dim):
+    """dL/dx of y = cumprod(x) along ``dim`` with zeros, in O(n), on arrays (PyTorch's
+    masks).  In a slice whose first zero is at z1 and second at z2 (or the end):
+
+    * k < z1: as without zeros, (sum_{k <= j < z1} dL/dy_j y_j) / x_k;
+    * k = z1: y_{z1 - 1} * sum_{z1 <= j < z2} dL/dy_j prod(x[z1 + 1 : j + 1]);
+    * k > z1: 0 (every product for j >= k holds x_{z1} = 0).
+    """
+    zeros_so_far = np.cumsum(x == 0, axis=dim)
+    before = zeros_so_far == 0
+    w = np.where(before, y * g, 0)
+    reversed_sums = np.flip(_accumulate(np.cumsum, np.flip(w, dim), dim), dim)
+    out = np.where(before, reversed_sums / x, 0)
+    after_first = zeros_so_far == 1
+    first = np.argmax(after_first, axis=dim, keepdims=True)  # 0 where a slice has no zero
+    at_first = np.zeros_like(after_first)
+    np.put_along_axis(at_first, first, True, axis=dim)
+    at_first &= after_first
+    between = after_first & ~at_first
+    products = _accumulate(np.cumprod, np.where(between, x, 1), dim)
+    sums = np.sum(products * np.where(after_first, g, 0), axis=dim, keepdims=True)
+    y_before = np.take_along_axis(y, np.maximum(first - 1, 0), axis=dim)
+    y_before = np.where(first == 0, 1, y_before)
+    return np.where(at_first, sums * y_before, out).astype(g.dtype, copy=False)
+
+
+def _differentiable_cumprod_grad(grad: Tensor, x: Tensor, dim: int) -> Tensor:
+    """dL/dx_k = sum_{j >= k} dL/dy_j * prod_{i <= j, i != k} x_i, one k at a time, with
+    Tensor ops (PyTorch's O(n^2) form for create_graph): the products for k are
+    prod(x[:k]) times cumprod(x[k + 1:]), with 1 for j = k."""
+    n = x.shape[dim]
+    slices = []
+    for k in range(n):
+        if k == 0:
+            omitted = cat([_ones_along(x, dim), Cumprod.apply(_narrow(x, dim, 1, n - 1), dim)], dim)
+        elif k == n - 1:
+            omitted = Prod.apply(_narrow(x, dim, 0, k), (dim,), True)
+        else:
+            until_k = Prod.apply(_narrow(x, dim, 0, k), (dim,), True)
+            from_next = Cumprod.apply(_narrow(x, dim, k + 1, n - k - 1), dim)
+            omitted = cat([until_k, until_k.expand(from_next.shape) * from_next], dim)
+        slices.append(Sum.apply(_narrow(grad, dim, k, n - k) * omitted, (dim,), False))
+    return stack(slices, dim)
+
+
 # -- composed reductions --------------------------------------------------------
 
 MaxResult = collections.namedtuple("max", ["values", "indices"])
@@ -493,3 +625,23 @@ def prod(x: Tensor, dim=None, keepdim=False, dtype=None) -> Tensor:
     if dtype is not None:
         x = x.to(dtype)
     return Prod.apply(x, normalize_dims(dim, x.ndim, "prod"), keepdim)
+
+
+def cumsum(x: Tensor, dim, dtype=None) -> Tensor:
+    """Cumulative sum along ``dim``: y_j = x_0 + ... + x_j."""
+    if dtype is not None:
+        x = x.to(dtype)
+    return Cumsum.apply(x, _scan_dim(dim, x.ndim, "cumsum"))
+
+
+def cumprod(x: Tensor, dim, dtype=None) -> Tensor:
+    """Cumulative product along ``dim``: y_j = x_0 * ... * x_j."""
+    if dtype is not None:
+        x = x.to(dtype)
+    return Cumprod.apply(x, _scan_dim(dim, x.ndim, "cumprod"))
+
+
+def _scan_dim(dim, ndim, op):
+    if dim is None:  # PyTorch's message: a scan needs a dim
+        raise TypeError(f"{op}(): argument 'dim' must be int, not NoneType")
+    return normalize_dim(dim, ndim, op) if ndim else 0
