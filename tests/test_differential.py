@@ -72,7 +72,7 @@ PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else
 EXAMPLES = {"ci": 8, "dev": 8, "thorough": 100, "fuzz": 2000}.get(PROFILE, 8)
 # The default runs (CI and a plain `make test`) draw the same examples every time: at
 # random, this suite still finds differences that the README lists as known (logsumexp
-# and gelu near 1e300, prod's second derivatives with 0 and inf), and a user's test run
+# and gelu near 1e300), and a user's test run
 # must not fail on them by chance. `make fuzz` and the thorough profile explore at random.
 SUITE_SETTINGS = settings(
     max_examples=EXAMPLES,

@@ -409,7 +409,7 @@ def test_prod_gradient_has_pytorchs_bits(torch_or_none, values, expected):
 
 
 def test_second_derivatives_of_prod_with_one_zero(torch_or_none):
-    """Through the differentiable product of the others (create_graph): unchanged."""
+    """Through the exclusive products, recorded with create_graph (cumprod's derivative)."""
 
     def fn(lib, x):
         return x.prod()

@@ -213,10 +213,13 @@ class Gather(Function):
 class Prod(Function):
     """y = prod_i x_i        dL/dx_i = dL/dy * prod_{j != i} x_j
 
-    PyTorch's prod_backward: dL/dy * (y / x_i) without zeros; over all elements
-    with two or more zeros, 0 everywhere (every product of the others holds a zero;
-    PyTorch's shortcut, also when another element is inf or NaN); a 0-d x passes
-    dL/dy through.
+    PyTorch's prod_backward: dL/dy * (y / x_i) without zeros; with a zero, the
+    products of the others from exclusive cumulative products (prod_safe_zeros_backward,
+    ``_products_of_the_others``), recorded with ``create_graph`` so that second
+    derivatives go through cumprod's own derivative, as in PyTorch; over all
+    elements with two or more zeros and no ``create_graph``, 0 everywhere
+    (PyTorch's shortcut, also when another element is inf or NaN); a 0-d x, or a
+    single element per product, passes dL/dy through.
     """
 
     @staticmethod
@@ -240,46 +243,42 @@ class Prod(Function):
             return grad * (y / x), None, None
         if ctx.dims is None and zeros > 1 and not modes.grad_enabled:
             return Tensor._make(np.zeros(x.shape, x.dtype), None, None), None, None
-        # With zeros (or a product that underflowed to 0), y / x is wrong: take the
-        # product of the others directly.
-        if modes.grad_enabled:  # create_graph: a differentiable form (O(n^2), zeros only)
-            return grad * _differentiable_product_of_others(x, ctx.dims), None, None
-        # exclusive products from the left and from the right (O(n), a constant)
-        others = _product_of_others(x.data, ctx.dims)
-        return grad * Tensor._make(others, None, None), None, None
+        if ctx.kept == x.shape:  # one element per product: nothing else to multiply
+            return grad, None, None
+        return grad * _products_of_the_others(x, ctx.dims), None, None
 
 
-def _differentiable_product_of_others(x: Tensor, dims) -> Tensor:
-    """prod_{j != i} x_j over ``dims`` for every i, with Tensor ops (so it has a graph).
+def _products_of_the_others(x: Tensor, dims) -> Tensor:
+    """prod_{j != i} x_j over ``dims`` for every i, right with zeros (PyTorch's
+    prod_safe_zeros_backward): the exclusive cumulative product from the left
+    times the one from the right, with Tensor ops (a graph under ``create_graph``)::
 
-    The reduced dims are moved last and flattened to n; row i of an (n, n) matrix is
-    x with x_i replaced by 1, and the product along each row is the answer.
+        x                         [a,      b,      c    ]
+        from the left             [1,      a,      a * b]
+        from the right            [c * b,  c,      1    ]
+        product                   [b * c,  a * c,  a * b]
+
+    Over all elements (``dims`` None) x is flattened first, as PyTorch does; several
+    dims (which PyTorch's prod does not take) are moved last and flattened into one.
     """
-    dims = tuple(range(x.ndim)) if dims is None else dims
+    if dims is None:
+        return _exclusive_products(x.reshape(-1), 0).reshape(x.shape)
+    if len(dims) == 1:
+        return _exclusive_products(x, dims[0])
     kept = [d for d in range(x.ndim) if d not in dims]
     moved = x.permute(kept + list(dims))
-    lead = moved.shape[: len(kept)]
-    n = math.prod(moved.shape[len(kept) :])
-    rows = moved.reshape(lead + (1, n))
-    from .elementwise import where
-
-    others = Prod.apply(where(np.eye(n, dtype=bool), 1.0, rows), (len(lead) + 1,), False)
-    others = others.reshape(moved.shape)
+    flat = moved.reshape(moved.shape[: len(kept)] + (-1,))
+    others = _exclusive_products(flat, len(kept)).reshape(moved.shape)
     return others.permute(tuple(np.argsort(kept + list(dims)).tolist()))
 
 
-def _product_of_others(x, dims):
-    moved = x.reshape(-1) if dims is None else x
-    axes = (0,) if dims is None else dims
-    flat = np.moveaxis(moved, axes, tuple(range(-len(axes), 0)))
-    lead = flat.shape[: flat.ndim - len(axes)]
-    flat = flat.reshape(lead + (-1,))
-    ones = np.ones(lead + (1,), dtype=x.dtype)
-    left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
-    right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
-    others = (left * right).reshape(np.moveaxis(moved, axes, tuple(range(-len(axes), 0))).shape)
-    others = np.moveaxis(others, tuple(range(-len(axes), 0)), axes)
-    return others.reshape(x.shape)
+def _exclusive_products(x: Tensor, dim: int) -> Tensor:
+    """The products of the elements before and after each one along ``dim`` (size >= 2)."""
+    n = x.shape[dim]
+    ones = _ones_along(x, dim)
+    left = Cumprod.apply(cat([ones, _narrow(x, dim, 0, n - 1)], dim), dim)
+    right = Cumprod.apply(cat([ones, _flip(_narrow(x, dim, 1, n - 1), dim)], dim), dim)
+    return left * _flip(right, dim)
 
 
 def _ones_along(x: Tensor, dim: int) -> Tensor:
