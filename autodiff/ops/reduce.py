@@ -377,20 +377,23 @@ def _cumprod_grad_with_zeros(g, x, y, dim):
     """
     zeros_so_far = np.cumsum(x == 0, axis=dim)
     before = zeros_so_far == 0
-    w = np.where(before, y * g, 0)
-    reversed_sums = np.flip(_accumulate(np.cumsum, np.flip(w, dim), dim), dim)
-    out = np.where(before, reversed_sums / x, 0)
+    with np.errstate(all="ignore"):  # 0 / 0 where not before: dropped; inf, NaN as PyTorch's
+        w = np.where(before, y * g, 0)
+        reversed_sums = np.flip(_accumulate(np.cumsum, np.flip(w, dim), dim), dim)
+        out = np.where(before, reversed_sums / x, 0)
     after_first = zeros_so_far == 1
     first = np.argmax(after_first, axis=dim, keepdims=True)  # 0 where a slice has no zero
     at_first = np.zeros_like(after_first)
     np.put_along_axis(at_first, first, True, axis=dim)
     at_first &= after_first
     between = after_first & ~at_first
-    products = _accumulate(np.cumprod, np.where(between, x, 1), dim)
-    sums = np.sum(products * np.where(after_first, g, 0), axis=dim, keepdims=True)
     y_before = np.take_along_axis(y, np.maximum(first - 1, 0), axis=dim)
     y_before = np.where(first == 0, 1, y_before)
-    return np.where(at_first, sums * y_before, out).astype(g.dtype, copy=False)
+    with np.errstate(all="ignore"):
+        products = _accumulate(np.cumprod, np.where(between, x, 1), dim)
+        sums = np.sum(products * np.where(after_first, g, 0), axis=dim, keepdims=True)
+        at_first_value = sums * y_before
+    return np.where(at_first, at_first_value, out).astype(g.dtype, copy=False)
 
 
 def _differentiable_cumprod_grad(grad: Tensor, x: Tensor, dim: int) -> Tensor:
