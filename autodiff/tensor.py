@@ -752,7 +752,7 @@ class Tensor:
         return _ops.GetItem.apply(self, _normalize_index(index, self))
 
     def __setitem__(self, index, value):
-        index = _normalize_index(index, self)
+        index = _normalize_index(index, self, "setitem")
         value = value if isinstance(value, Tensor) else _data(value)
 
         _in_place(
@@ -1007,14 +1007,23 @@ def _function():
     return function
 
 
-def _normalize_index(index, tensor):
+def _normalize_index(index, tensor, op="getitem"):
     """Tensors and lists in an index become NumPy arrays; everything else stays."""
     if isinstance(index, tuple):
-        return tuple(_normalize_index_item(item, tensor) for item in index)
-    return _normalize_index_item(index, tensor)
+        return tuple(_normalize_index_item(item, tensor, op) for item in index)
+    return _normalize_index_item(index, tensor, op)
 
 
-def _normalize_index_item(item, tensor):
+def _normalize_index_item(item, tensor, op="getitem"):
+    if isinstance(item, slice) and item.step is not None and item.step <= 0:
+        # PyTorch's rule (NumPy reverses): a tensor's views only step forwards
+        hint = (
+            "; to reverse a dim, index it with its positions in reverse "
+            "(x[autodiff.arange(n - 1, -1, -1)])"
+            if item.step < 0
+            else ""
+        )
+        raise ValueError(f"{op}: step must be greater than zero, got {item}{hint}")
     if isinstance(item, Tensor):
         item = item.data
     elif isinstance(item, list):

@@ -226,6 +226,24 @@ BAD_INPUTS = [
     # data that is not numeric
     ("tensor_from_string", lambda lib: lib.tensor("abc"), TypeError, r"tensor: .*str"),
     (
+        "getitem_negative_step",
+        lambda lib: _f(lib, 5)[::-1],
+        ValueError,
+        r"getitem: step must be greater than zero, got slice\(None, None, -1\); to reverse",
+    ),
+    (
+        "getitem_zero_step",
+        lambda lib: _f(lib, 5)[::0],
+        ValueError,
+        r"getitem: step must be greater than zero, got slice\(None, None, 0\)$",
+    ),
+    (
+        "setitem_negative_step",
+        lambda lib: _f(lib, 2, 5).__setitem__((0, slice(4, None, -2)), 1.0),
+        ValueError,
+        r"setitem: step must be greater than zero, got slice\(4, None, -2\)",
+    ),
+    (
         "tensor_from_ragged",
         lambda lib: lib.tensor([[1.0, 2.0], [3.0]]),
         ValueError,
