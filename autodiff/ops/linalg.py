@@ -173,8 +173,8 @@ def _one_call_gives_halves_bits(a, b) -> bool:
     """Whether one ``np.matmul(a, b)`` gives the same bits as its two halves, on this machine.
 
     On one thread a 2-D product needs no halves, which cost time (each half
-    packs the other operand again): the MLP's training step took 3.42 against
-    3.33 ms, its test batch 1.24 against 1.16 ms (one thread, interleaved,
+    packs the other operand again): the MLP's training step took 3.77 against
+    3.59 ms, its test batch 1.34 against 1.19 ms (one thread, interleaved,
     medians).  But the numbers must not depend on the thread count, and
     OpenBLAS may compute a call of fewer rows with other kernels.  Which
     kernels run depends on the problem alone (its shapes, dtypes and layouts,
@@ -201,7 +201,7 @@ def _one_call_gives_halves_bits(a, b) -> bool:
 
 
 def _layout(array):
-    """ "C" for a row-major array, "F" for a column-major one, None for any other strides."""
+    """The layout's letter, "C" (row-major) or "F" (column-major); None for other strides."""
     if array.flags.c_contiguous:
         return "C"
     return "F" if array.flags.f_contiguous else None
