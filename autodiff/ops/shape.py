@@ -141,7 +141,9 @@ class IndexAdd(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad[ctx.index], None, None
+        # GetItem itself, not grad[index]: the index was checked when the user gave
+        # it, and the library's own flips (cumprod's gradient) step backwards
+        return GetItem.apply(grad, ctx.index), None, None
 
 
 class SetItem(Function):
@@ -159,7 +161,7 @@ class SetItem(Function):
     @staticmethod
     def backward(ctx, grad):
         grad_x = SetItem.apply(grad, ctx.index, 0.0) if ctx.needs_input_grad[0] else None
-        grad_value = grad[ctx.index] if ctx.needs_input_grad[2] else None
+        grad_value = GetItem.apply(grad, ctx.index) if ctx.needs_input_grad[2] else None
         return grad_x, None, grad_value
 
 
