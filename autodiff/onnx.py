@@ -519,7 +519,7 @@ def _varied_args(args, positions, dynamic):
             data = (data * 0.75 + 0.125).astype(data.dtype)
         elif not axes and data.size > 1:
             data = np.roll(data, 1)
-        varied[i] = constant(np.ascontiguousarray(data))
+        varied[i] = constant(np.array(data, order="C"))  # 0-d stays 0-d (not ascontiguousarray)
     return tuple(varied)
 
 

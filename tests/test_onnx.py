@@ -522,6 +522,16 @@ def test_a_mean_over_the_batch_exports_only_with_fixed_sizes(tmp_path):
     assert_runs_like(Centered(), session, (3,), batches=(4,))
 
 
+def test_a_0d_input_stays_0d_in_the_second_run(tmp_path):
+    class Twice(nn.Module):
+        def forward(self, x):
+            return x.sum() * 2  # ReduceSum of a 1-d input, but an Identity of a 0-d one
+
+    session = export_and_load(Twice(), autodiff.tensor(1.5), tmp_path / "t.onnx")
+    assert session.get_inputs()[0].shape == []
+    np.testing.assert_array_equal(session.run(None, {"x": np.array(-2.25, np.float32)})[0], -4.5)
+
+
 # -- refusals ----------------------------------------------------------------------------------
 
 
