@@ -982,6 +982,41 @@ def _reduction(op_type):
     return rule
 
 
+# The dtype CumSum adds in, by the result's dtype (integers and bools give int64)
+_CUMSUM_DTYPE = {
+    np.dtype(np.float16): np.dtype(np.float32),
+    np.dtype(np.float32): np.dtype(np.float32),
+    np.dtype(np.float64): np.dtype(np.float64),
+    np.dtype(np.int64): np.dtype(np.int64),
+}
+
+
+def _cumsum(g, unit):
+    """y_j = x_0 + ... + x_j along dim: CumSum with ONNX's defaults (exclusive=0, reverse=0).
+
+    The input takes the result's dtype, as the forward adds in it (int64 for
+    integers and bools).  float16 is added in float32 and each output rounded to
+    float16, between two Casts: that is the forward's (PyTorch's CPU kernel's) own
+    arithmetic, and CumSum has no float16 before opset 14.  float32 is added in
+    float32 by ONNX Runtime where the forward adds in float64 and rounds each
+    output, so the file's values differ in the last bits: after n terms by up to
+    about n * eps * (|x_0| + ... + |x_n-1|), as in the file torch.onnx.export
+    writes.  Complex numbers have no CumSum and are refused.
+    """
+    x, dim = unit.args
+    dtype = unit.output.dtype
+    inner = _CUMSUM_DTYPE.get(dtype)
+    if inner is None:
+        raise g.unsupported(
+            f"ONNX's CumSum adds real numbers (floating point and integer types), not {dtype}"
+        )
+    if x.ndim == 0:  # the sum of one number is that number (CumSum refuses a scalar)
+        return g.arg(0, dtype)
+    axis = g.constant(np.asarray(dim, dtype=np.int64), "axis")
+    y = g.node("CumSum", [g.arg(0, inner), axis])
+    return y if inner == dtype else g.cast(y, dtype)
+
+
 def _dynamic_positions(shape_a, shape_b) -> list:
     return [j for j, (a, b) in enumerate(zip(shape_a, shape_b, strict=True)) if a != b]
 
@@ -1225,6 +1260,7 @@ _PRIMITIVE_RULES = {
     ops.Amax: _reduction("ReduceMax"),
     ops.Amin: _reduction("ReduceMin"),
     ops.Prod: _reduction("ReduceProd"),
+    ops.Cumsum: _cumsum,
     ops.Reshape: _reshape,
     ops.Permute: _permute,
     ops.Expand: _expand,

@@ -532,6 +532,147 @@ def test_a_0d_input_stays_0d_in_the_second_run(tmp_path):
     np.testing.assert_array_equal(session.run(None, {"x": np.array(-2.25, np.float32)})[0], -4.5)
 
 
+# -- cumulative sums ---------------------------------------------------------------------------
+
+
+class RunningTotals(nn.Module):
+    """cumsum after a layer, along a feature dim, a negative dim and the (dynamic) batch dim."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):  # x: (N, 3, 4)
+        y = self.fc(x)
+        return autodiff.cat([y.cumsum(1), autodiff.cumsum(y, -1), y.cumsum(dim=0)], dim=2)
+
+
+def float32_rounding(x, dim):
+    """How far ONNX Runtime's float32 cumsum may be from the engine's, at each position.
+
+    ONNX Runtime adds in float32 where the engine adds in float64 and rounds each output;
+    after n terms recursive summation errs by at most (n - 1) u (|x_0| + ... + |x_n-1|),
+    u = eps / 2 (Higham), and the engine's rounding by u |y_n|: n * eps * the sum of
+    |x_i| bounds both."""
+    x = np.abs(np.asarray(x, np.float64))
+    shape = [1] * x.ndim
+    shape[dim] = -1
+    n = np.arange(1, x.shape[dim] + 1).reshape(shape)
+    return n * np.finfo(np.float32).eps * x.cumsum(dim)
+
+
+def assert_within(got, want, bound):
+    error = np.abs(got.astype(np.float64) - want)
+    assert np.all(error <= bound), (
+        f"error {error.max()} beyond the bound by {(error - bound).max()}"
+    )
+
+
+@pytest.mark.parametrize("opset", [13, 20])
+def test_cumsum_exports_as_one_cumsum_along_any_dim_and_batch_size(tmp_path, opset):
+    autodiff.manual_seed(4)
+    model = RunningTotals()
+    path = tmp_path / "totals.onnx"
+    session = export_and_load(model, autodiff.randn(5, 3, 4), path, opset_version=opset)
+    proto = onnx.load(str(path))
+    cumsums = [n for n in proto.graph.node if n.op_type == "CumSum"]
+    assert len(cumsums) == 3
+    assert all(not n.attribute for n in cumsums)  # exclusive=0, reverse=0: ONNX's defaults
+    axes = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
+    assert sorted(int(axes[n.input[1]]) for n in cumsums) == [0, 1, 2]
+    assert {axes[n.input[1]].shape for n in cumsums} == {()}  # a 0-D axis, as the spec asks
+    rng = np.random.default_rng(0)
+    for batch in (1, 2, 64):  # dim 0 is the batch: its sums grow with it
+        x = rng.standard_normal((batch, 3, 4)).astype(np.float32)
+        got = session.run(None, {"x": x})[0]
+        want = engine_output(model, x)
+        with autodiff.no_grad():
+            y = model.fc(autodiff.tensor(x)).numpy()  # what is summed
+        bounds = [float32_rounding(y, 1), float32_rounding(y, -1), float32_rounding(y, 0)]
+        assert_within(got, want, np.concatenate(bounds, axis=2))
+
+
+class RunningSum(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return x.cumsum(self.dim)
+
+
+def test_a_long_float32_cumsum_differs_from_the_engine_only_by_float32_rounding(tmp_path):
+    x = autodiff.randn(2, 1000)  # a sum that cancels: its last bits depend on the adding
+    session = export_and_load(RunningSum(-1), x, tmp_path / "long.onnx")
+    data = np.random.default_rng(1).standard_normal((3, 1000)).astype(np.float32)
+    got = session.run(None, {"x": data})[0]
+    want = RunningSum(-1)(autodiff.tensor(data)).numpy()
+    np.testing.assert_array_equal(want, np.cumsum(data, -1, dtype=np.float64).astype(np.float32))
+    assert_within(got, want, float32_rounding(data, -1))
+
+
+@pytest.mark.parametrize("opset", [13, 20])
+@pytest.mark.parametrize("dtype", [np.float16, np.float64])
+def test_cumsum_of_float16_and_float64_gives_the_engines_values(tmp_path, dtype, opset):
+    """float64 is added in float64; float16 in float32, rounded at each output, as the engine
+    (and PyTorch) adds it, also at opset 13, whose CumSum has no float16."""
+    path = tmp_path / "cumsum.onnx"
+    example = autodiff.tensor(np.ones((2, 50), dtype))
+    session = export_and_load(RunningSum(1), example, path, opset_version=opset)
+    wrapped = ["Cast", "CumSum", "Cast"] if dtype == np.float16 else ["CumSum"]
+    assert op_types(path) == wrapped
+    data = np.random.default_rng(2).standard_normal((3, 50)).astype(dtype)
+    got = session.run(None, {"x": data})[0]
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, RunningSum(1)(autodiff.tensor(data)).numpy())
+
+
+def test_cumsum_with_a_dtype_and_of_a_0d_input(tmp_path):
+    class InDouble(nn.Module):
+        def forward(self, x):
+            return x.cumsum(0, dtype=autodiff.float64)  # a Cast, then the sum in float64
+
+    path = tmp_path / "double.onnx"
+    session = export_and_load(InDouble(), autodiff.randn(3, 2), path)
+    assert op_types(path) == ["Cast", "CumSum"]
+    x = np.random.default_rng(3).standard_normal((6, 2)).astype(np.float32)
+    np.testing.assert_array_equal(session.run(None, {"x": x})[0], engine_output(InDouble(), x))
+    session = export_and_load(RunningSum(-1), autodiff.tensor(2.5), tmp_path / "scalar.onnx")
+    np.testing.assert_array_equal(session.run(None, {"x": np.array(-1.5, np.float32)})[0], -1.5)
+
+
+def test_integer_cumsums_are_constants_or_refused():
+    """The engine records no operation on integers (they take no gradient), so export sees
+    an integer cumsum only as its value: kept as a constant when it comes from constants,
+    refused when it comes from an integer input (a second run gives another constant)."""
+
+    class Positions(nn.Module):
+        def forward(self, x):  # x: (N, 3)
+            return x * autodiff.ones(3, dtype=autodiff.int64).cumsum(0)  # 1, 2, 3
+
+    class Weighted(nn.Module):
+        def forward(self, x, counts):
+            return x * counts.cumsum(1)
+
+    buffer = io.BytesIO()
+    autodiff.onnx.export(Positions(), autodiff.randn(2, 3), buffer)
+    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+    x = np.ones((4, 3), np.float32)
+    np.testing.assert_array_equal(session.run(None, {"x": x})[0], np.tile([1.0, 2.0, 3.0], (4, 1)))
+    counts = autodiff.tensor([[1, 2, 3], [4, 5, 6]])
+    with pytest.raises(UnsupportedOperatorError, match="depends on the input's values"):
+        autodiff.onnx.export(Weighted(), (autodiff.randn(2, 3), counts), io.BytesIO())
+
+
+def test_cumsum_of_complex_numbers_is_refused_naming_the_dtype():
+    x = autodiff.tensor(np.array([[1 + 2j, 3j]]))
+    with pytest.raises(
+        UnsupportedOperatorError,
+        match=r"cumsum \(in the model's own forward\): ONNX's CumSum .* not complex128",
+    ):
+        autodiff.onnx.export(RunningSum(1), x, io.BytesIO())
+
+
 # -- refusals ----------------------------------------------------------------------------------
 
 
