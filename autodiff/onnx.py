@@ -1017,6 +1017,16 @@ def _cumsum(g, unit):
     return y if inner == dtype else g.cast(y, dtype)
 
 
+def _cumprod(g, unit):
+    """No ONNX operator multiplies cumulatively; exp(cumsum(log x)) is wrong at zeros and
+    negative x, so the file would not compute what the model computes: refused."""
+    raise g.unsupported(
+        "ONNX has a cumulative sum (CumSum) but no cumulative product, and "
+        "exp(cumsum(log x)) would be wrong where x is zero or negative; compute the "
+        "cumulative product outside the exported model"
+    )
+
+
 def _dynamic_positions(shape_a, shape_b) -> list:
     return [j for j, (a, b) in enumerate(zip(shape_a, shape_b, strict=True)) if a != b]
 
@@ -1261,6 +1271,7 @@ _PRIMITIVE_RULES = {
     ops.Amin: _reduction("ReduceMin"),
     ops.Prod: _reduction("ReduceProd"),
     ops.Cumsum: _cumsum,
+    ops.Cumprod: _cumprod,
     ops.Reshape: _reshape,
     ops.Permute: _permute,
     ops.Expand: _expand,

@@ -705,6 +705,23 @@ def test_an_operation_without_mapping_names_the_op_and_module_and_writes_nothing
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind either
 
 
+def test_cumprod_is_refused_saying_onnx_has_no_cumulative_product(tmp_path):
+    class Growth(nn.Module):
+        def forward(self, x):
+            return (1 + x).cumprod(-1)  # compound growth: x holds rates
+
+    model = nn.Sequential(nn.Linear(3, 3), Growth())
+    path = tmp_path / "growth.onnx"
+    with pytest.raises(
+        UnsupportedOperatorError,
+        match=r"^export: cumprod in module '1' \(Growth\): ONNX has a cumulative sum "
+        r"\(CumSum\) but no cumulative product, and exp\(cumsum\(log x\)\) would be wrong "
+        "where x is zero or negative",
+    ):
+        autodiff.onnx.export(model, autodiff.randn(2, 3), str(path))
+    assert not path.exists()
+
+
 def test_values_taken_out_of_the_graph_are_refused(tmp_path):
     class Leaky(nn.Module):
         def forward(self, x):
