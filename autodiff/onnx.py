@@ -6,8 +6,9 @@ that runs (``autodiff.observe``), and writes each one as standard ONNX
 operators.  A layer that recorded itself as a lecture-level region (``linear``,
 ``conv2d``, ``max_pool2d``, ``batch_norm``, ...; see ``autodiff.region``)
 becomes one ONNX operator (Gemm, Conv, MaxPool, BatchNormalization, ...); an
-operation outside any region (``x.view``, ``+``, ``cat``, ``permute``, ``sum``)
-is written from its primitive (Reshape, Add, Concat, Transpose, ReduceSum).
+operation outside any region (``x.view``, ``+``, ``cat``, ``permute``, ``sum``,
+``cumsum``) is written from its primitive (Reshape, Add, Concat, Transpose,
+ReduceSum, CumSum).
 Parameters and buffers become initializers named by the state dict's keys.
 
 What is written always computes what the model computes.  An operation with
