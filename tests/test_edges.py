@@ -47,15 +47,6 @@ def check(torch, fn, values, expected, order=1, upstream=None):
         np.testing.assert_array_equal(np.array(ours, dtype=float), np.array(theirs, dtype=float))
 
 
-@pytest.fixture
-def torch_or_none():
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - the exact values still run
-        return None
-    return torch
-
-
 def functional(lib):
     return F if lib is autodiff else lib.nn.functional
 

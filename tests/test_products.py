@@ -68,15 +68,6 @@ def prod_over(dim=None, keepdim=False):
     return lambda t: t.prod() if dim is None else t.prod(dim, keepdim)
 
 
-@pytest.fixture
-def torch_or_none():
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - the exact values still run
-        return None
-    return torch
-
-
 # -- exact values, pinned ------------------------------------------------------------------
 
 
