@@ -382,7 +382,8 @@ def _all_finite(array) -> bool:
 
 
 def _apply_slope(g, s):
-    if _same_layout(g, s) and s.dtype == np.bool_ and g.dtype.kind == "f" and g.itemsize <= 8:
+    by_rows = _same_layout(g, s)
+    if by_rows and s.dtype == np.bool_ and g.dtype.kind == "f" and g.itemsize <= 8:
         return _kept_where(g, s)  # (float16, 32 and 64: an integer of their width exists)
     # The plain product first: np.where on a random mask is branchy, 3.0 ms
     # against 0.14 ms for g * s on a 64x16x28x28 float32 batch (measured).  The
@@ -390,7 +391,7 @@ def _apply_slope(g, s):
     # product that is not all finite is redone exactly; "+ 0" turns the -0.0
     # of a negative g times 0 into the 0.0 that np.where gives.
     with np.errstate(invalid="ignore"):  # inf * 0
-        if _same_layout(g, s):
+        if by_rows:
             product, finite = _product_by_rows(g, s)
         else:
             product = np.multiply(g, s).astype(g.dtype, copy=False)
