@@ -205,6 +205,39 @@ BAD_INPUTS = [
         r"cat: dimension out of range",
     ),
     ("size_dim", lambda lib: _f(lib, 2).size(1), IndexError, r"size: dimension out of range"),
+    # dims of the wrong kind: PyTorch's prod and scans take one int, unlike sum
+    (
+        "prod_tuple_dim",
+        lambda lib: lib.prod(_f(lib, 2, 3), dim=(0, 1)),
+        TypeError,
+        r"^prod: dim must be one int, got \(0, 1\) \(PyTorch's prod takes one dim, unlike sum\); "
+        r"reduce one dim at a time: x\.prod\(1\)\.prod\(0\)$",
+    ),
+    (
+        "prod_method_one_dim_tuple",
+        lambda lib: _f(lib, 2, 3).prod((-1,), keepdim=True),
+        TypeError,
+        r"^prod: dim must be one int, got \(-1,\) .*: x\.prod\(1\)$",
+    ),
+    (
+        "prod_list_dim",
+        lambda lib: _f(lib, 2, 3).prod(dim=[0, 1]),
+        TypeError,
+        r"^prod: dim must be one int, got \[0, 1\]",
+    ),
+    ("prod_float_dim", lambda lib: _f(lib, 2, 3).prod(0.5), TypeError, r"^prod: .*got 0\.5$"),
+    (
+        "cumsum_tuple_dim",
+        lambda lib: lib.cumsum(_f(lib, 2, 3), dim=(0, 1)),
+        TypeError,
+        r"^cumsum: dim must be an int, got \(0, 1\)$",
+    ),
+    (
+        "cumprod_tuple_dim",
+        lambda lib: _f(lib, 2, 3).cumprod((0,)),
+        TypeError,
+        r"^cumprod: dim must be an int, got \(0,\)$",
+    ),
     (
         "getitem_index",
         lambda lib: _f(lib, 2, 3)[2],

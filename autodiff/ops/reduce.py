@@ -258,18 +258,13 @@ def _products_of_the_others(x: Tensor, dims) -> Tensor:
         from the right            [c * b,  c,      1    ]
         product                   [b * c,  a * c,  a * b]
 
-    Over all elements (``dims`` None) x is flattened first, as PyTorch does; several
-    dims (which PyTorch's prod does not take) are moved last and flattened into one.
+    Over all elements (``dims`` None) x is flattened first, as PyTorch does; otherwise
+    ``dims`` is one dim (``prod`` takes no more, as PyTorch's).
     """
     if dims is None:
         return _exclusive_products(x.reshape(-1), 0).reshape(x.shape)
-    if len(dims) == 1:
-        return _exclusive_products(x, dims[0])
-    kept = [d for d in range(x.ndim) if d not in dims]
-    moved = x.permute(kept + list(dims))
-    flat = moved.reshape(moved.shape[: len(kept)] + (-1,))
-    others = _exclusive_products(flat, len(kept)).reshape(moved.shape)
-    return others.permute(tuple(np.argsort(kept + list(dims)).tolist()))
+    (dim,) = dims
+    return _exclusive_products(x, dim)
 
 
 def _exclusive_products(x: Tensor, dim: int) -> Tensor:
@@ -623,10 +618,38 @@ def argmin(x: Tensor, dim=None, keepdim=False) -> Tensor:
 
 
 def prod(x: Tensor, dim=None, keepdim=False, dtype=None) -> Tensor:
-    """Product over ``dim`` (all elements when None)."""
+    """Product over one ``dim`` (all elements when None), as PyTorch's prod::
+
+        y = x_0 * x_1 * ... * x_{n-1}            along dim
+
+        >>> autodiff.tensor([[1.0, 2.0], [3.0, 4.0]]).prod(1)
+        tensor([ 2., 12.])
+
+    Unlike ``sum``, PyTorch's prod takes one dim, not a tuple; so does this one, so
+    that code written here runs in PyTorch. Over several dims, reduce one at a time:
+    ``x.prod(1).prod(0)``.
+    """
+    if dim is not None and (not isinstance(dim, (int, np.integer)) or isinstance(dim, bool)):
+        raise TypeError(f"prod: dim must be one int, got {dim!r}{_one_dim_at_a_time(dim, x.ndim)}")
     if dtype is not None:
         x = x.to(dtype)
     return Prod.apply(x, normalize_dims(dim, x.ndim, "prod"), keepdim)
+
+
+def _one_dim_at_a_time(dims, ndim: int) -> str:
+    """The hint for a tuple of dims given to prod: the chain of one-dim products,
+    highest dim first so that the dims still to reduce keep their numbers."""
+    hint = " (PyTorch's prod takes one dim, unlike sum)"
+    if not isinstance(dims, (tuple, list)):
+        return ""
+    try:
+        normalized = normalize_dims(dims, ndim, "prod")
+    except (TypeError, IndexError, ValueError):
+        return hint
+    if not normalized:
+        return hint
+    chain = "".join(f".prod({d})" for d in reversed(normalized))
+    return f"{hint}; reduce one dim at a time: x{chain}"
 
 
 def cumsum(x: Tensor, dim, dtype=None) -> Tensor:
