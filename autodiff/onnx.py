@@ -1108,8 +1108,9 @@ def _getitem(g, unit):
             "indexing with a boolean mask or with several index arrays has no ONNX mapping "
             "here (its result's shape depends on the values)"
         )
-    if Ellipsis in items:
-        k = items.index(Ellipsis)
+    # by identity: ``Ellipsis in items`` compares an index array elementwise and fails
+    k = next((k for k, item in enumerate(items) if item is Ellipsis), None)
+    if k is not None:
         used = sum(1 for item in items if item is not None and item is not Ellipsis)
         items[k : k + 1] = [slice(None)] * (x.ndim - used)
     used = sum(1 for item in items if item is not None)

@@ -468,6 +468,23 @@ def test_tensor_operations_outside_layers(tmp_path, opset):
     assert_runs_like(model, session, (3, 4), batches=(1, 2, 7))
 
 
+def test_indexing_with_an_index_array_exports_as_gather(tmp_path):
+    """An index array of several elements (x[:, [2, 0, 2]], x[..., [[3, 0], [1, 1]]]) is one
+    Gather with the array as its constant indices (once a crash: ``Ellipsis in items``
+    compared the array elementwise)."""
+
+    class Pick(nn.Module):
+        def forward(self, x):  # x: (N, 3, 4)
+            rows = x[:, autodiff.tensor([2, 0, 2])]  # (N, 3, 4)
+            pairs = x[..., autodiff.tensor([[3, 0], [1, 1]])]  # (N, 3, 2, 2)
+            return rows + pairs.sum(-1).repeat(1, 1, 2)
+
+    path = tmp_path / "pick.onnx"
+    session = export_and_load(Pick(), autodiff.randn(2, 3, 4), path)
+    assert op_types(path).count("Gather") == 2
+    assert_runs_like(Pick(), session, (3, 4), batches=(1, 5))
+
+
 def test_several_inputs_and_outputs_with_names_and_dynamic_axes(tmp_path):
     class TwoWay(nn.Module):
         def __init__(self):
