@@ -16,7 +16,10 @@ no ONNX form is an error that names it and the module that ran it, and, to
 catch values that leave the graph (``.data``, ``.numpy()``, Python control
 flow on values), the model runs a second time on an input with other values
 and another batch size: both runs must give the same ONNX graph, otherwise
-export refuses and names the operation that differed.
+export refuses and names the operation that differed.  Integer and bool
+computations on the input (``counts.cumsum(1)``, ``x > 0``, argmax, an
+Embedding lookup of an integer input) are refused saying that they cannot be
+exported yet: the engine records only operations that can take a gradient.
 
 Example::
 
@@ -677,6 +680,7 @@ class _Graph:
     initializers: dict  # name -> (array, unit or None)
     inputs: list  # (name, tensor)
     outputs: list  # (name, tensor)
+    unrecorded: dict  # constant name -> "tensor" or "indices": values the graph did not record
 
 
 _INTERNAL = "internal"
@@ -694,6 +698,9 @@ class _Lowering:
         self.nodes = []
         self.initializers = {}
         self.names = {}  # value key -> ONNX name (or (_INTERNAL, unit))
+        # constants that hold a tensor's values rather than the model's own numbers, so
+        # that a refusal can say where such a value comes from (see _compare)
+        self.unrecorded = {}
         self.taken = set(names_in) | set(names_out)
         self.unit = None
 
@@ -714,17 +721,23 @@ class _Lowering:
         for name, tensor in zip(self.names_out, self.trace.outputs, strict=True):
             key = _key(tensor)
             if key not in self.names and key not in self.trace.params:
+                why = (
+                    f": it is {_a_dtype(tensor.dtype)} tensor, and {_NO_INTEGER_OPS}, so "
+                    f"{_NOT_YET};"
+                    if tensor.dtype.kind in "biu"
+                    else " (an operation without a gradient, such as argmax or a comparison, "
+                    "or code under no_grad or on .detach()ed values):"
+                )
                 raise UnsupportedOperatorError(
-                    f"export: the output {name!r} was not computed by recorded operations "
-                    "(an operation without a gradient, such as argmax or a comparison, or "
-                    "code under no_grad or on .detach()ed values): export writes only what "
-                    "the graph records, so it would be a constant in the file"
+                    f"export: the output {name!r} was not computed by recorded operations{why} "
+                    "export writes only what the graph records, so it would be a constant in "
+                    "the file"
                 )
             value = self.value_of(tensor, key, f"output {name!r}")
             outputs.append((self.rename_output(value, name), tensor))
         inputs = list(zip(self.names_in, self.trace.inputs, strict=True))
         self.prune([name for name, _ in outputs])
-        return _Graph(self.nodes, self.initializers, inputs, outputs)
+        return _Graph(self.nodes, self.initializers, inputs, outputs, self.unrecorded)
 
     def prune(self, outputs):
         """Drop nodes and initializers no output needs (a shape check's unused window view)."""
@@ -788,7 +801,7 @@ class _Lowering:
             return param
         # a tensor computed outside the recorded graph: fixed into the file as a constant
         # (a second run with other input values catches one computed from the input)
-        return self.constant(np.array(arg.data), "constant")
+        return self.constant(np.array(arg.data), "constant", unrecorded="tensor")
 
     def arg(self, i, dtype=None) -> str:
         """The ONNX name of the unit's argument ``i``, cast to ``dtype`` if given."""
@@ -802,19 +815,25 @@ class _Lowering:
         if value is None:
             return ""
         array = np.asarray(value)
+        # an array argument is a tensor's values (where's condition), a number the model's own
+        held = "tensor" if isinstance(value, np.ndarray) else None
         if dtype is not None:
             array = array.astype(dtype)
         elif not isinstance(value, np.ndarray) and array.dtype.kind != "b":
             array = array.astype(unit.output.dtype)  # a Python number takes the tensor's type
-        return self.constant(array, "constant")
+        return self.constant(array, "constant", unrecorded=held)
 
     def cast(self, name, dtype) -> str:
         return self.node("Cast", [name], to=_onnx_type(np.dtype(dtype)))
 
-    def constant(self, array, hint) -> str:
+    def constant(self, array, hint, unrecorded=None) -> str:
+        """A constant of the file; ``unrecorded`` says it holds values the graph did not
+        record: a tensor's ("tensor") or an index array's ("indices")."""
         array = np.asarray(array)
         name = self.fresh(f"{self.scope()}/{hint}")
         self.initializers[name] = (array, self.unit)
+        if unrecorded is not None:
+            self.unrecorded[name] = unrecorded
         return name
 
     def ints(self, values, hint) -> str:
@@ -1153,7 +1172,8 @@ def _getitem(g, unit):
             ],
         )
     for axis, item in reversed(gathers):  # from the last axis, so earlier ones stay in place
-        indices = g.constant(np.asarray(item, dtype=np.int64), "indices")
+        array = "indices" if isinstance(item, np.ndarray) else None  # not the model's own int
+        indices = g.constant(np.asarray(item, dtype=np.int64), "indices", unrecorded=array)
         value = g.node("Gather", [value, indices], axis=axis)
     if inserted:
         value = g.unsqueeze(value, inserted)
@@ -1233,7 +1253,7 @@ def _window_max(g, unit):
 
 def _gather(g, unit):
     _, dim, index = unit.args
-    indices = g.constant(np.asarray(index, dtype=np.int64), "indices")
+    indices = g.constant(np.asarray(index, dtype=np.int64), "indices", unrecorded="indices")
     return g.node("GatherElements", [g.arg(0), indices], axis=int(dim))
 
 
@@ -1598,14 +1618,15 @@ def _region_rule(region):
 def _compare(a: _Graph, b: _Graph, args, varied, positions):
     """Refuse when the two runs' graphs differ: something depends on values or batch size."""
     changed = f"{_shapes(args, positions)} -> {_shapes(varied, positions)}"
+    integer_inputs = [name for name, tensor in a.inputs if tensor.dtype.kind in "biu"]
 
-    def refuse(unit, detail):
+    def refuse(unit, detail, hint=""):
         where = unit.where() if unit is not None else "the model"
         raise UnsupportedOperatorError(
             f"export: {where} depends on the input's values or batch size ({detail}; inputs "
             f"{changed}), so one ONNX file cannot compute it. Compute it with tensor "
             "operations, not .data, .numpy(), .item() or Python numbers taken from the input; "
-            "or export with fixed sizes: dynamic_axes={}" + _shift_hint(unit)
+            "or export with fixed sizes: dynamic_axes={}" + (hint or _shift_hint(unit))
         )
 
     for node_a, node_b in zip(a.nodes, b.nodes):
@@ -1616,9 +1637,60 @@ def _compare(a: _Graph, b: _Graph, args, varied, positions):
     for name, (array, unit) in a.initializers.items():
         other = b.initializers.get(name)
         if other is None or not _same_array(array, other[0]):
-            refuse(unit, f"the constant {name} differs between two runs")
+            held = a.unrecorded.get(name)
+            if held is not None and array.dtype.kind in "biu":
+                resized = other is not None and other[0].shape != array.shape
+                raise UnsupportedOperatorError(
+                    _integer_values(unit, array.dtype, held, changed, resized)
+                )
+            hint = ""
+            if held == "tensor" and integer_inputs:  # a float tensor, maybe x.float() of an int
+                hint = (
+                    f". Operations on the integer input {', '.join(map(repr, integer_inputs))} "
+                    f"(.float(), arithmetic, cumsum) are not recorded either: {_NOT_YET}"
+                )
+            refuse(unit, f"the constant {name} differs between two runs", hint)
     if [n for n, _ in a.outputs] != [n for n, _ in b.outputs]:
         refuse(None, "its outputs differ")
+
+
+# Why a value computed from an integer input never reaches the graph: the engine records
+# an operation only when one of its inputs requires grad, and only floating-point
+# tensors can.  Writing these operations would need the engine to record them during
+# export and every rule to handle integer dtypes (NumPy's promotions against ONNX's type
+# constraints: exp of an int64 tensor is float64 here, ONNX's Exp has no integer form).
+_NO_INTEGER_OPS = (
+    "the engine records no operation on integer or bool tensors (integer arithmetic, "
+    "cumsum of integers, casts, comparisons, argmax: none takes a gradient)"
+)
+_NOT_YET = "integer computations on the input cannot be exported yet"
+
+
+def _a_dtype(dtype) -> str:
+    dtype = str(np.dtype(dtype))
+    return f"{'an' if dtype[0] in 'aeiou' else 'a'} {dtype}"
+
+
+def _integer_values(unit, dtype, held, changed, resized) -> str:
+    """The refusal of an integer or bool value the model computed from its input (unrecorded)."""
+    where = unit.where() if unit is not None else "the model"
+    if held == "indices":
+        what = (
+            f"{dtype} indices taken from the input (the integer input itself, or integers "
+            "computed from an input, such as argmax)"
+        )
+        advice = "Do this lookup outside the exported model"
+    else:
+        what = f"{_a_dtype(dtype)} tensor computed from the input"
+        advice = "Compute such values before the model and pass them in as inputs of their own"
+    if resized:  # autodiff.arange(x.shape[0]) is exported with fixed sizes
+        advice += "; or, if it depends only on the input's sizes, export with fixed sizes: "
+        advice += "dynamic_axes={}"
+    return (
+        f"export: {where} reads {what}, and {_NOT_YET}: {_NO_INTEGER_OPS}, so the file "
+        f"would hold the first run's values as a constant, and a second run (inputs "
+        f"{changed}) gave other values. {advice}"
+    )
 
 
 def _shift_hint(unit) -> str:

@@ -658,18 +658,25 @@ def test_cumsum_with_a_dtype_and_of_a_0d_input(tmp_path):
     np.testing.assert_array_equal(session.run(None, {"x": np.array(-1.5, np.float32)})[0], -1.5)
 
 
-def test_integer_cumsums_are_constants_or_refused():
+class Weighted(nn.Module):
+    def forward(self, x, counts):
+        return x * counts.cumsum(1)
+
+
+class Scaled(nn.Module):
+    def forward(self, x, totals):
+        return x * totals
+
+
+def test_integer_cumsums_are_constants_or_refused(tmp_path):
     """The engine records no operation on integers (they take no gradient), so export sees
     an integer cumsum only as its value: kept as a constant when it comes from constants,
-    refused when it comes from an integer input (a second run gives another constant)."""
+    refused when it comes from an integer input (a second run gives another constant),
+    saying so; the sums computed before the model and passed in as an input export."""
 
     class Positions(nn.Module):
         def forward(self, x):  # x: (N, 3)
             return x * autodiff.ones(3, dtype=autodiff.int64).cumsum(0)  # 1, 2, 3
-
-    class Weighted(nn.Module):
-        def forward(self, x, counts):
-            return x * counts.cumsum(1)
 
     buffer = io.BytesIO()
     autodiff.onnx.export(Positions(), autodiff.randn(2, 3), buffer)
@@ -677,8 +684,104 @@ def test_integer_cumsums_are_constants_or_refused():
     x = np.ones((4, 3), np.float32)
     np.testing.assert_array_equal(session.run(None, {"x": x})[0], np.tile([1.0, 2.0, 3.0], (4, 1)))
     counts = autodiff.tensor([[1, 2, 3], [4, 5, 6]])
-    with pytest.raises(UnsupportedOperatorError, match="depends on the input's values"):
+    with pytest.raises(
+        UnsupportedOperatorError,
+        match=r"^export: mul \(in the model's own forward\) reads an int64 tensor computed from "
+        r"the input, and integer computations on the input cannot be exported yet: the engine "
+        r"records no operation on integer or bool tensors \(integer arithmetic, cumsum of "
+        r"integers, casts, comparisons, argmax: none takes a gradient\), so the file would "
+        r"hold the first run's values as a constant, and a second run \(inputs \(2, 3\), "
+        r"\(2, 3\) -> \(3, 3\), \(3, 3\)\) gave other values\. Compute such values before "
+        r"the model and pass them in as inputs of their own",
+    ):
         autodiff.onnx.export(Weighted(), (autodiff.randn(2, 3), counts), io.BytesIO())
+    # as the message says: the sums as an input of their own
+    path = tmp_path / "scaled.onnx"
+    session = export_and_load(Scaled(), (autodiff.randn(2, 3), counts.cumsum(1)), path)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    c = rng.integers(-4, 5, (5, 3))
+    got = session.run(None, {"x": x, "totals": np.cumsum(c, 1)})[0]
+    want = Weighted()(autodiff.tensor(x), autodiff.tensor(c)).numpy()
+    np.testing.assert_array_equal(got, want)
+
+
+class Lambda(nn.Module):
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, *args):
+        return self.f(*args)
+
+
+# made here without the random generator, which the other tests seed for themselves
+X = autodiff.tensor([[-1.5, 0.5, 2.0], [0.25, -0.75, 1.0]])
+COUNTS = autodiff.tensor([[1, 2, 3], [4, 5, 6]])
+
+# case -> (a function that makes the model, its example inputs, the message)
+INTEGER_COMPUTATIONS = {
+    # an integer output: no recorded operation computed it
+    "int_output": (
+        lambda: Lambda(lambda counts: counts + 1),
+        (COUNTS,),
+        r"^export: the output 'output' was not computed by recorded operations: it is an "
+        r"int64 tensor, and the engine records no operation on integer or bool tensors .*, so "
+        r"integer computations on the input cannot be exported yet; export writes only",
+    ),
+    "bool_output": (
+        lambda: Lambda(lambda counts: counts > 2),
+        (COUNTS,),
+        r"^export: the output 'output' .*: it is a bool tensor, .* cannot be exported yet;",
+    ),
+    # the integer input itself as indices (nn.Embedding indexes its weight with it)
+    "embedding": (
+        lambda: nn.Sequential(nn.Embedding(10, 4)),
+        (COUNTS,),
+        r"^export: getitem in module '0' \(Embedding\) reads int64 indices taken from the "
+        r"input \(the integer input itself, or integers computed from an input, such as "
+        r"argmax\), and integer computations on the input cannot be exported yet: .* Do this "
+        r"lookup outside the exported model",
+    ),
+    "argmax_indices": (
+        lambda: Lambda(lambda x: x.gather(1, x.argmax(1, keepdim=True))),
+        (X,),
+        r"^export: gather \(in the model's own forward\) reads int64 indices taken from the "
+        r"input",
+    ),
+    "comparison": (
+        lambda: Lambda(lambda x: autodiff.where(x > 0, x, 0.0)),
+        (X,),
+        r"^export: where \(in the model's own forward\) reads a bool tensor computed from the "
+        r"input, and integer computations on the input cannot be exported yet",
+    ),
+    "arange_of_the_batch": (
+        lambda: Lambda(lambda x: x * autodiff.arange(x.shape[0]).reshape(-1, 1)),
+        (X,),
+        r"^export: mul .* reads an int64 tensor computed from the input, .* if it depends only "
+        r"on the input's sizes, export with fixed sizes: dynamic_axes=\{\}$",
+    ),
+    # a float tensor computed from an integer input: the general message, and why
+    "float_of_an_integer_input": (
+        lambda: Lambda(lambda x, counts: x * counts.float()),
+        (X, COUNTS),
+        r"^export: mul \(in the model's own forward\) depends on the input's values .*\. "
+        r"Operations on the integer input 'input_1' \(\.float\(\), arithmetic, cumsum\) "
+        r"are not recorded either: integer computations on the input cannot be exported yet$",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(INTEGER_COMPUTATIONS))
+def test_integer_computations_on_the_input_are_refused_saying_so(case):
+    """Operations on integer and bool tensors take no gradient, so the engine records none
+    and export cannot write them: the refusal says so, instead of advising "tensor
+    operations, not .data" to a model that used tensor operations."""
+    model, args, message = INTEGER_COMPUTATIONS[case]
+    with pytest.raises(UnsupportedOperatorError, match=message) as info:
+        autodiff.onnx.export(model(), args, io.BytesIO())
+    if case != "float_of_an_integer_input":
+        assert "not .data" not in str(info.value)
 
 
 def test_cumsum_of_complex_numbers_is_refused_naming_the_dtype():
