@@ -25,19 +25,24 @@ Deliberate differences are listed once, in ``DIFFERENCES``: a whole op, skipped
 by name, or a ``Case``, a predicate over the drawn arguments that names the calls
 to skip (the op's other calls are still compared); README's "Differences from
 PyTorch" describes each.  The examples per op follow the Hypothesis profile: a
-few in CI (seconds), thousands with ``make fuzz`` (HYPOTHESIS_PROFILE=fuzz).
+few in CI (seconds), thousands with ``make fuzz`` (HYPOTHESIS_PROFILE=fuzz), where
+each op keeps its own keys in Hypothesis's example database (``OpsShare``), so that a
+saved failure is replayed for the op that failed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import os
+import unittest
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, event, given, reject, settings
 from hypothesis import strategies as st
+from hypothesis.database import ExampleDatabase, InMemoryExampleDatabase
 
 import autodiff
 import nn.functional
@@ -121,6 +126,60 @@ SUITE_SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     phases=[p for p in Phase if p != Phase.shrink or not os.environ.get("EDGE_NO_SHRINK")],
 )
+
+
+class OpsShare(ExampleDatabase):
+    """One op's share of an example database: its keys, prefixed by the op's name.
+
+    Hypothesis keys its database by the test function (a digest of its source and
+    signature; pytest's node id only for a parametrized test that is itself the
+    @given function).  The suite's ``check`` is one inner function for every op, so
+    every op would share one key: in the thorough and fuzz runs a failure saved for
+    one op is replayed for all the others, and the first op for which it is not a
+    failure deletes it, before the op that failed is run again.
+    """
+
+    def __init__(self, database: ExampleDatabase, op: str):
+        super().__init__()
+        self.database = database
+        self.prefix = op.encode() + b":"
+
+    def __repr__(self) -> str:
+        return f"OpsShare({self.database!r}, {self.prefix[:-1].decode()!r})"
+
+    def __eq__(self, other) -> bool:
+        return (
+            isinstance(other, OpsShare)
+            and self.prefix == other.prefix
+            and self.database == other.database
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.prefix)
+
+    def save(self, key: bytes, value: bytes) -> None:
+        self.database.save(self.prefix + key, value)
+
+    def fetch(self, key: bytes):
+        return self.database.fetch(self.prefix + key)
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        self.database.delete(self.prefix + key, value)
+
+    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+        self.database.move(self.prefix + src, self.prefix + dest, value)
+
+
+def op_settings(kind: str, name: str) -> settings:
+    """The suite's settings with the op's own share of their example database (``OpsShare``).
+
+    The CI and dev profiles are derandomized, which means no database: their
+    settings, and so CI's time, stay as they are."""
+    suite = SUITE_SETTINGS  # read at each call, so that a test can give it a database
+    if suite.database is None:
+        return suite
+    return settings(suite, database=OpsShare(suite.database, f"{kind} {name}"))
+
 
 # -- enumerating the ops ----------------------------------------------------------------
 
@@ -790,7 +849,7 @@ def test_matches_pytorch_at_the_edges(kind, name):
     if isinstance(difference, str):
         pytest.skip(difference)
 
-    @SUITE_SETTINGS
+    @op_settings(kind, name)  # its own database key (OpsShare)
     @given(data=st.data(), seed=st.integers(0, 2**32 - 1))
     def check(data, seed):
         args, kwargs = data.draw(calls(kind, name))
@@ -801,3 +860,56 @@ def test_matches_pytorch_at_the_edges(kind, name):
 
     with np.errstate(all="ignore"), torch.autograd.set_grad_enabled(True):
         check()
+
+
+# -- the suite's own machinery -------------------------------------------------------------
+
+
+class FetchLog(InMemoryExampleDatabase):
+    """An example database that notes every key Hypothesis reads."""
+
+    def __init__(self):
+        super().__init__()
+        self.keys = []
+
+    def fetch(self, key):
+        self.keys.append(key)
+        return super().fetch(key)
+
+
+def test_every_op_has_its_own_database_key(monkeypatch):
+    """The real ``check`` of each op reads its own keys of the database (a saved failure is
+    replayed for its op only), and the derandomized profiles keep their settings.  Only
+    Phase.reuse runs, on an empty database: no op is called."""
+    if SUITE_SETTINGS.database is None:  # ci and dev: no database, nothing changes
+        assert op_settings("method", "exp") is SUITE_SETTINGS
+    log = FetchLog()
+    keyed = settings(SUITE_SETTINGS, derandomize=False, database=log, phases=[Phase.reuse])
+    monkeypatch.setitem(globals(), "SUITE_SETTINGS", keyed)
+    read = {}
+    for op in [("method", "exp"), ("function", "exp"), ("method", "tanh")]:
+        log.keys.clear()
+        # nothing saved, nothing generated: Hypothesis says it ran no test case
+        with contextlib.suppress(unittest.SkipTest):
+            test_matches_pytorch_at_the_edges(*op)
+        read[op] = set(log.keys)
+    assert all(read.values()), read
+    ops = list(read)
+    for i, a in enumerate(ops):
+        for b in ops[i + 1 :]:
+            assert read[a].isdisjoint(read[b]), f"{a} and {b} share a database key"
+
+
+def test_an_ops_share_of_the_database_keeps_its_values_apart():
+    database = InMemoryExampleDatabase()
+    exp, tanh = OpsShare(database, "method exp"), OpsShare(database, "method tanh")
+    exp.save(b"key", b"failure")
+    assert list(exp.fetch(b"key")) == [b"failure"]
+    assert list(tanh.fetch(b"key")) == []
+    exp.move(b"key", b"key.secondary", b"failure")
+    assert list(exp.fetch(b"key")) == []
+    assert list(exp.fetch(b"key.secondary")) == [b"failure"]
+    assert list(database.fetch(b"method exp:key.secondary")) == [b"failure"]
+    exp.delete(b"key.secondary", b"failure")
+    assert list(database.fetch(b"method exp:key.secondary")) == []
+    assert exp == OpsShare(database, "method exp") and exp != tanh
