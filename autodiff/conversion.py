@@ -16,7 +16,8 @@ user who knows PyTorch should not have to guess.  So the rules here are
 - shape: the length of the first element at each depth, where a NumPy array adds its
   dimensions and a tensor is one number (``_nested_shape``);
 - values: each number is read as PyTorch reads it at the target dtype (``_stored``,
-  ``_block``): integers through ``__index__``, so a NumPy bool or float32 is no integer;
+  ``_block``), and a NumPy number alone as one in a list: integers and bools through
+  ``__index__``, so a NumPy bool or float32 is no integer (nor is a float32 a bool);
   integers within the dtype's range, negative ones wrapping into unsigned types
   (``_in_range``); Python ints beyond int64 refused;
 - order: the elements are stored in order, and the first that does not fit is refused
@@ -88,6 +89,14 @@ def to_array(data, dtype=None, op="tensor", copy=True) -> np.ndarray:
     ``_nested_array``): accepted, with the same dtype, where PyTorch accepts them.
     """
     dtype = as_dtype(dtype, op)
+    if isinstance(data, np.generic) and (
+        dtype not in (None, data.dtype) or data.dtype == np.uint64
+    ):
+        # PyTorch reads a NumPy number as it reads one in a list, torch.tensor(x, dtype) being
+        # torch.tensor([x], dtype)[0]: integers and bools through __index__, which NumPy's
+        # floats other than float64 lack (np.float32(1) as bool is refused), uint64 from
+        # Python ints only.  At its own dtype NumPy's copy below is that reading
+        return _nested_array([data], dtype, op).reshape(())
     if isinstance(data, (np.ndarray, np.generic)):
         return _numeric(
             # copy=None: a copy only where the dtype needs one (False would refuse it)
@@ -558,10 +567,14 @@ def _block(array, target, op, source="NumPy"):
             readable = dtype.kind in "iu" or dtype == np.float64
             readable |= kind == "b" and dtype in (np.bool_, _COMPLEX128)
         if not readable:
-            found = {"NumPy": "NumPy numbers", "0-d array": "a 0-d NumPy array"}.get(
-                source, "tensor values"
-            )
-            raise _unreadable(f"{found} of dtype {dtype}", target, op, dtype == np.bool_)
+            if source == "NumPy" and not array.ndim:  # one NumPy number: name it
+                found = f"the NumPy {dtype} {array.item()!r}"
+            else:
+                found = {"NumPy": "NumPy numbers", "0-d array": "a 0-d NumPy array"}.get(
+                    source, "tensor values"
+                )
+                found = f"{found} of dtype {dtype}"
+            raise _unreadable(found, target, op, dtype == np.bool_)
         if source == "tensor" and dtype == np.uint64 and np.any(array > 2**63 - 1):
             raise RuntimeError(  # a tensor is read as an int64 there
                 f"{op}: found a uint64 tensor value {array.max()} where {target} elements "
@@ -580,15 +593,22 @@ def _block(array, target, op, source="NumPy"):
 
 
 def _unreadable(found, target, op, bools=False) -> TypeError:
+    convert = "int(), .astype()"
     if target == np.uint64:
         why = "uint64 is read from Python ints only"
     elif bools:
         why = "a NumPy bool is no integer (it mixes only with bools and floating point values)"
+    elif target == np.bool_:  # through __index__, as integers, but Python's float and complex
+        why = (  # (so NumPy's float64 and complex128) are read as bool(value)
+            "bools are read only from Python numbers, NumPy integers and bools, and NumPy's "
+            "float64 and complex128 (which are Python floats and complex numbers)"
+        )
+        convert = "bool(), .astype(bool)"
     else:
         why = "integers are read only from integers (and Python floats)"
     return TypeError(
         f"{op}: found {found} where {target} elements were expected; as in PyTorch, {why}; "
-        "expected them converted first (int(), .astype()) or a dtype= that holds them"
+        f"expected them converted first ({convert}) or a dtype= that holds them"
     )
 
 

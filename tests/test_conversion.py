@@ -169,9 +169,11 @@ RAGGED = {
 
 
 def _tensor_of(lib, data, dtype=None):
+    if dtype is not None:  # autodiff's dtypes are NumPy's, uint16 and complex64 too
+        dtype = np.dtype(dtype) if lib is autodiff else getattr(lib, dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the advice about lists of NumPy arrays (both)
-        return lib.tensor(data) if dtype is None else lib.tensor(data, dtype=getattr(lib, dtype))
+        return lib.tensor(data, dtype=dtype)
 
 
 def _outcome(lib, data, dtype=None):
@@ -251,6 +253,118 @@ def test_as_tensor_converts_to_another_dtype_and_shares_memory_where_it_can():
     assert np.shares_memory(autodiff.as_tensor(array).data, array)
     assert autodiff.as_tensor(np.float64(2.5), dtype=autodiff.int64).item() == 2
     assert autodiff.as_tensor(autodiff.tensor([1.5, 2.5]), dtype=autodiff.int64).tolist() == [1, 2]
+
+
+# -- a NumPy number alone -------------------------------------------------------------------
+
+# PyTorch reads a NumPy number as it reads one in a list: torch.tensor(x, dtype) is
+# torch.tensor([x], dtype)[0] (PyTorch 2.13, 14 NumPy types x 11 values x 14 dtypes), so
+# integers and bools are read through __index__, which NumPy's floats other than float64
+# (a Python float) lack, and uint64 from Python ints only; NumPy's cast took them all.
+# name -> (the number, dtype name or None, the exception PyTorch raises or (dtype, value))
+NUMPY_NUMBERS = {
+    "np.float32(1) as bool": (np.float32(1), "bool", TypeError),
+    "np.float32(0) as bool": (np.float32(0), "bool", TypeError),
+    "np.float16(1) as bool": (np.float16(1), "bool", TypeError),
+    "np.complex64(1j) as bool": (np.complex64(1j), "bool", TypeError),
+    "np.float64(1.5) as bool (a Python float)": (np.float64(1.5), "bool", ("bool", True)),
+    "np.float64(0) as bool": (np.float64(0), "bool", ("bool", False)),
+    "np.complex128(0j) as bool (a Python complex)": (np.complex128(0j), "bool", ("bool", False)),
+    "np.int8(2) as bool": (np.int8(2), "bool", ("bool", True)),
+    "np.bool_(True) as bool": (np.bool_(True), "bool", ("bool", True)),
+    "np.bool_(True) as int64": (np.bool_(True), "int64", TypeError),
+    "np.bool_(True) as float32": (np.bool_(True), "float32", ("float32", 1.0)),
+    "np.float32(1.5) as int64": (np.float32(1.5), "int64", TypeError),
+    "np.float64(1.5) as int64": (np.float64(1.5), "int64", ("int64", 1)),
+    "np.float64(300) as uint8": (np.float64(300), "uint8", RuntimeError),
+    "np.float64(-1) as uint8": (np.float64(-1), "uint8", RuntimeError),
+    "np.float64(nan) as int32": (np.float64("nan"), "int32", RuntimeError),
+    "np.int64(300) as uint8": (np.int64(300), "uint8", RuntimeError),
+    "np.int64(-1) as uint8 (wraps)": (np.int64(-1), "uint8", ("uint8", 255)),
+    "np.uint64(1)": (np.uint64(1), None, TypeError),
+    "np.uint64(1) as int64": (np.uint64(1), "int64", ("int64", 1)),
+    "np.uint64(2**63) as int64": (np.uint64(2**63), "int64", ValueError),
+    "np.float32(1.5)": (np.float32(1.5), None, ("float32", 1.5)),
+    "np.float16(1.5) as float16": (np.float16(1.5), "float16", ("float16", 1.5)),
+}
+
+
+def _number_outcome(lib, number, dtype):
+    outcome = _outcome(lib, number, dtype)
+    if isinstance(outcome, type):
+        return outcome
+    assert outcome[1] == ()  # a 0-d tensor
+    return outcome[0], _tensor_of(lib, number, dtype).item()
+
+
+@pytest.mark.parametrize("name", NUMPY_NUMBERS)
+def test_a_numpy_number_is_read_as_pytorch_reads_it(name):
+    number, dtype, expected = NUMPY_NUMBERS[name]
+    assert _number_outcome(autodiff, number, dtype) == expected
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", NUMPY_NUMBERS)
+def test_the_numpy_number_table_is_pytorchs(torch, name):
+    number, dtype, expected = NUMPY_NUMBERS[name]
+    assert _number_outcome(torch, number, dtype) == expected
+
+
+def test_a_refused_numpy_number_is_named_with_its_type_value_and_the_dtype():
+    with pytest.raises(TypeError) as info:
+        autodiff.tensor(np.float32(1), dtype=autodiff.bool)
+    message = str(info.value)
+    assert message.startswith("tensor: found the NumPy float32 1.0 where bool elements were")
+    assert "bools are read only from Python numbers, NumPy integers and bools" in message
+    assert ".astype(bool)" in message
+    with pytest.raises(TypeError, match=r"^as_tensor: found the NumPy float16 2\.0 where int64"):
+        autodiff.as_tensor(np.float16(2), dtype=autodiff.int64)
+
+
+_NUMPY_NUMBER_TYPES = [np.bool_, np.int8, np.uint8, np.int32, np.int64, np.uint16, np.uint32]
+_NUMPY_NUMBER_TYPES += [np.uint64, np.float16, np.float32, np.float64, np.complex64, np.complex128]
+_TARGETS = ["bool", "uint8", "int8", "int32", "int64", "uint16", "uint32", "uint64", "float16"]
+_TARGETS += ["float32", "float64", "complex64", "complex128"]
+
+
+@st.composite
+def numpy_numbers(draw):
+    """A NumPy number of any type PyTorch reads, its value drawn from edges of the ranges."""
+    edges = [0, 1, -1, 2, 300, 1.5, -0.5, 1e30, 2**63, 2**64 - 1, 1j, float("nan"), float("inf")]
+    value = draw(st.sampled_from(edges))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # casting 1j or nan to integers: any value will do
+        return np.array(value).astype(draw(st.sampled_from(_NUMPY_NUMBER_TYPES)))[()]
+
+
+@given(number=numpy_numbers(), dtype=st.none() | st.sampled_from(_TARGETS))
+def test_a_numpy_number_is_read_as_the_one_in_a_list_is(number, dtype):
+    """torch.tensor(x, dtype) is torch.tensor([x], dtype)[0] for any NumPy number."""
+    alone, in_list = _outcome(autodiff, number, dtype), _outcome(autodiff, [number], dtype)
+    if isinstance(in_list, type):
+        assert alone == in_list
+        return
+    assert alone == (in_list[0], ())
+    np.testing.assert_array_equal(
+        _tensor_of(autodiff, number, dtype).numpy(),
+        _tensor_of(autodiff, [number], dtype).numpy()[0],
+    )
+
+
+@pytest.mark.torch
+def test_random_numpy_numbers_are_read_as_in_pytorch(torch):
+    @settings(max_examples=max(200, settings.default.max_examples))
+    @given(number=numpy_numbers(), dtype=st.none() | st.sampled_from(_TARGETS))
+    def check(number, dtype):
+        theirs, ours = _outcome(torch, number, dtype), _outcome(autodiff, number, dtype)
+        assert ours == theirs
+        if not isinstance(theirs, type):
+            np.testing.assert_array_equal(
+                _tensor_of(autodiff, number, dtype).numpy(),
+                _tensor_of(torch, number, dtype).numpy(),
+            )
+
+    check()
 
 
 # -- random ragged data against PyTorch ----------------------------------------------------

@@ -902,7 +902,7 @@ def test_tensor_reads_the_shape_from_the_first_elements_as_pytorch():
 @pytest.mark.parametrize(
     "data, found, expected",
     [
-        ([np.bool_(True), 1], r"numbers of dtype bool where int64", r"a NumPy bool is no integer"),
+        ([np.bool_(True), 1], r"the NumPy bool True where int64", r"a NumPy bool is no integer"),
         (
             [np.array(1.0), 2],
             r"a 0-d NumPy array \(array\(1\.\)\) as the first",
