@@ -621,7 +621,11 @@ def _in_range(value, target, op):
     values = np.asarray(value, dtype=np.float64 if isinstance(value, float) else None)
     beyond = np.zeros(values.shape, bool)  # a NumPy uint64 beyond int64, read as a Python
     if values.dtype.kind == "f":  # int and then as int64 (PyTorch's ValueError)
-        bad = ~np.isfinite(values) | (values < info.min) | (values > info.max)
+        # (values >= max + 1) because int64's max, 2**63 - 1, is 2**63 as a float: so
+        # PyTorch's check lets 2.0**63 through, to a cast without a defined result (x86
+        # gives -2**63), where we refuse it as its neighbours are (2.0**63 + 2048: refused)
+        high = (values > info.max) | (values >= info.max + 1)
+        bad = ~np.isfinite(values) | (values < info.min) | high
     else:
         if values.dtype == np.uint64:
             beyond = values > 2**63 - 1

@@ -286,6 +286,25 @@ BAD_INPUTS = [
     ("tensor_from_none", lambda lib: lib.tensor(None), TypeError, r"tensor: .*NoneType"),
     ("tensor_from_objects", lambda lib: lib.tensor([object()]), TypeError, r"tensor: "),
     (
+        "tensor_numpy_float32_as_bool",
+        lambda lib: lib.tensor(np.float32(1), dtype=lib.bool),
+        TypeError,
+        r"tensor: found the NumPy float32 1\.0 where bool elements were expected",
+    ),
+    (
+        "tensor_float_beyond_int64",
+        lambda lib: lib.tensor([1.0, 1e19], dtype=lib.int64),
+        RuntimeError,
+        r"tensor: found the value 1e\+19 where int64 elements were expected; it cannot be "
+        r"converted to int64 without overflow \(its range is -9223372036854775808 to",
+    ),
+    (  # PyTorch lets exactly 2.0**63 through, to an undefined cast (README)
+        "tensor_float_2_to_the_63_as_int64",
+        lambda lib: lib.tensor([2.0**63], dtype=lib.int64),
+        RuntimeError,
+        r"tensor: found the value 9\.223372036854776e\+18 where int64 elements were expected",
+    ),
+    (
         "add_string",
         lambda lib: _f(lib, 2) + "a",
         TypeError,
@@ -393,6 +412,7 @@ BAD_INPUTS = [
 TORCH_DIFFERS = {
     "tensor_from_none",
     "tensor_from_objects",
+    "tensor_float_2_to_the_63_as_int64",
     "device_cuda",
     "module_device_cuda",
 }
