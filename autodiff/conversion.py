@@ -27,6 +27,10 @@ user who knows PyTorch should not have to guess.  So the rules here are
   "expected sequence of length 2 at dim 1 (got 1): data[1] is a list of length 1"), a
   number where a list belongs or a list where a number belongs a TypeError; and, as in
   PyTorch, nothing is read when the shape has no elements (``[[], [1]]`` is empty);
+- not numbers: a string, None or another object where numbers belong is a TypeError
+  that names the first of them and its place ("found the str 'ab' at data[1]"), with a
+  dtype= too (where NumPy would read '1.5' as 1.5 and None as nan), and so are NumPy
+  arrays of strings, objects or dates (``_not_a_number``, ``_not_numbers``);
 - advice: a list of NumPy arrays (with dimensions) gets a UserWarning to make one array
   of them first, as PyTorch warns that reading such a list is extremely slow there.
 
@@ -45,6 +49,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import reprlib
 import warnings
 
 import numpy as np
@@ -89,6 +94,8 @@ def to_array(data, dtype=None, op="tensor", copy=True) -> np.ndarray:
     ``_nested_array``): accepted, with the same dtype, where PyTorch accepts them.
     """
     dtype = as_dtype(dtype, op)
+    if isinstance(data, (np.ndarray, np.generic)) and data.dtype.kind not in "biufc":
+        raise _not_numbers(data, op)  # before NumPy's cast, which parses strings ('1.5')
     if isinstance(data, np.generic) and (
         dtype not in (None, data.dtype) or data.dtype == np.uint64
     ):
@@ -108,10 +115,21 @@ def to_array(data, dtype=None, op="tensor", copy=True) -> np.ndarray:
     if inferred is _NESTED and isinstance(data, _tensor_class()):  # (a tensor is _NESTED: so
         return to_array(data.data, dtype, op, copy)  # Python numbers skip this check)
     if inferred is _NESTED or (
-        dtype is not None and dtype.kind in "iu" and inferred is not None and inferred.kind in "fc"
-    ):  # NumPy values or tensors inside, or floats given for integers: PyTorch's rules
+        dtype is not None
+        and dtype.kind in "iuf"
+        and inferred is not None
+        and _KIND_RANK[inferred.kind] > _KIND_RANK[dtype.kind]
+    ):  # NumPy values or tensors inside, or floats given for integers (complex numbers for
+        # floats): PyTorch's rules, where NumPy would cast them
         return _nested_array(data, dtype, op)
-    target = inferred if dtype is None else dtype  # None: NumPy judges (strings, None...)
+    found = None
+    if inferred is None:  # something besides numbers and lists: an array-like NumPy reads
+        # (range, another library's tensor), or no number at all, refused here before
+        # NumPy reads '1.5' as 1.5 or None as nan at a float dtype
+        found = _first_non_number(data)
+        if isinstance(found[1], _NEVER_NUMBERS) or not _array_like(data):
+            raise _not_a_number(*found, op)
+    target = inferred if dtype is None else dtype  # None: NumPy judges (array-likes)
     # NumPy reads the numbers as PyTorch does: integers as int64 (a narrower dtype's range
     # checked after, negative ints wrapping into unsigned ones), float16 through float32
     via = target if target is None else _READ_AS.get(target.kind, {}).get(target, target)
@@ -129,9 +147,10 @@ def to_array(data, dtype=None, op="tensor", copy=True) -> np.ndarray:
             return _nested_array(data, dtype, op)
         if isinstance(error, OverflowError):
             raise _python_int_overflow(op, via) from None
+        if found is not None:  # NumPy's words ("inhomogeneous shape") would say less
+            raise _not_a_number(*found, op) from None
         raise TypeError(
-            f"{op}: could not convert {type(data).__name__} to a tensor ({error}); "
-            "expected numbers, nested lists of numbers of a regular shape, or a NumPy array"
+            f"{op}: could not read the numbers in the data as {target} ({error})"
         ) from None
     if via != target:
         if target.kind in "iu":
@@ -139,6 +158,58 @@ def to_array(data, dtype=None, op="tensor", copy=True) -> np.ndarray:
         with np.errstate(over="ignore"):  # float16's inf
             array = array.astype(target)
     return _numeric(array, data, op)
+
+
+# Never read as numbers, as in PyTorch: NumPy would parse strings ('1.5' as 1.5, any
+# string as True) and read None as nan at a float dtype
+_NEVER_NUMBERS = (str, bytes, bytearray, type(None))
+
+
+def _first_non_number(data):
+    """(index, value) of the first element of ``data``, in order, that is neither a number
+    (Python's or NumPy's), an array or tensor, nor a list or tuple; ``((), data)`` when
+    ``data`` is no list.  None when every element is."""
+    stack = [((), data)]
+    while stack:
+        index, value = stack.pop()
+        if not isinstance(value, _SEQUENCES):
+            if not _number_like(type(value)):
+                return index, value
+        elif not all(map(_number_like, set(map(type, value)))):  # lists, or no numbers, inside
+            stack.extend(((*index, i), item) for i, item in reversed(list(enumerate(value))))
+    return None
+
+
+def _array_like(data) -> bool:
+    """Whether NumPy reads ``data`` as numbers by itself: at a dtype it would also cast what
+    is no number (bool({}) is False, bool(object()) True)."""
+    try:
+        return np.array(data).dtype.kind in "biufc"
+    except (ValueError, TypeError):
+        return False
+
+
+def _not_a_number(index, value, op) -> TypeError:
+    """The TypeError for ``value``, found at ``index`` of the data where numbers belong."""
+    where = f" at {_at(index)}" if index else ""
+    if isinstance(value, (str, bytes, bytearray)):
+        hint = "; strings are not read as numbers: convert them first, e.g. float(text)"
+    elif value is None:
+        hint = "; for a missing value use float('nan')"
+    else:
+        hint = ""
+    return TypeError(
+        f"{op}: expected numbers, nested lists of numbers of a regular shape or a NumPy array; "
+        f"found {_described(value)}{where}{hint}"
+    )
+
+
+def _not_numbers(array, op) -> TypeError:
+    """The TypeError for a NumPy array or value of strings, objects or dates."""
+    return TypeError(
+        f"{op}: expected numbers, found {_described(array)}: strings, objects and dates are not "
+        "read as numbers (nor in PyTorch); convert them first, e.g. .astype(np.float32)"
+    )
 
 
 _READ_AS = {  # kind -> {dtype: the dtype NumPy converts Python numbers to for it}
@@ -273,7 +344,13 @@ def _nested_array(data, dtype, op) -> np.ndarray:
             f"{op}: the data is nested {len(shape)} deep, and a NumPy array (so a tensor "
             f"here) has at most {_MAX_DIMS} dimensions"
         )
-    target = _nested_dtype(data, op) if dtype is None else dtype
+    try:
+        target = _nested_dtype(data, op) if dtype is None else dtype
+    except TypeError:  # a string, None or an object among them: named with its place
+        found = _first_non_number(data)
+        if found is None:
+            raise
+        raise _not_a_number(*found, op) from None
     # PyTorch stores each number as a C double or complex and then converts it, so an
     # int64 that becomes float32 is rounded twice, as here (float16 goes through float32)
     wide = {"f": np.dtype(np.float64), "c": _COMPLEX128}.get(target.kind, target)
@@ -341,9 +418,7 @@ def _nested_dtype(value, op):
     if isinstance(value, (np.ndarray, np.generic, _tensor_class())):
         if value.dtype.kind in _KIND_RANK:
             return value.dtype
-        raise TypeError(
-            f"{op}: expected numbers in the data, found {_described(value)} of dtype {value.dtype}"
-        )
+        raise _not_numbers(value, op)
     for kind, own in _PYTHON_NUMBERS.items():  # subclasses (an IntEnum is an int)
         if isinstance(value, kind):
             return own
@@ -389,6 +464,8 @@ def _store(value, out, index, shape, target, op):
                 f"length {len(value)}: the first elements give the shape {shape}, whose last "
                 "dim holds numbers; nested lists must be of a regular shape"
             )
+        if not _number_like(type(value)):  # a string, None, an object: no number
+            raise _not_a_number(index, value, op)
         out[index] = _stored(value, target, op)
         return False
     size = shape[depth]
@@ -405,6 +482,8 @@ def _store(value, out, index, shape, target, op):
             items = list(array)  # NumPy numbers, or arrays of one dimension less
         else:  # tensors of one dimension less
             items = [_tensor_class()._make(np.asarray(row), None, None) for row in array]
+    elif not _number_like(type(value)):  # a string, None, an object where a list belongs
+        raise _not_a_number(index, value, op)
     else:  # [[1, 2], 3]: PyTorch's TypeError, "not a sequence"
         raise TypeError(
             f"{op}: expected a sequence of length {size} at dim {depth}, found "
@@ -553,6 +632,8 @@ def _block(array, target, op, source="NumPy"):
     0-d array ("0-d array").  Refused where PyTorch cannot read them as that kind;
     integers are checked against the target's range."""
     kind, dtype = target.kind, array.dtype
+    if dtype.kind not in _KIND_RANK:  # strings, objects, dates: NumPy would parse '1.5'
+        raise _not_numbers(array if array.ndim or source != "NumPy" else array[()], op)
     if not array.size:  # nothing to read (and nothing for NumPy to warn about)
         return array.real if dtype.kind == "c" and kind != "c" else array
     if kind in "biu":
@@ -655,4 +736,9 @@ def _described(value) -> str:
         return f"the NumPy {type(value).__name__} {value!r}"
     if isinstance(value, (int, float, complex)):
         return f"the {type(value).__name__} {value!r}"
-    return f"a {type(value).__name__}"
+    if isinstance(value, (str, bytes, bytearray)):
+        return f"the {type(value).__name__} {reprlib.repr(value)}"
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"

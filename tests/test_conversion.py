@@ -517,6 +517,133 @@ def test_a_float_is_read_as_an_integer_exactly_when_it_is_within_the_range(torch
     check()
 
 
+# -- data that holds no numbers -------------------------------------------------------------
+
+# Strings, None and other objects where numbers belong are a TypeError that names the first
+# of them and its place (NumPy read '1.5' as 1.5, None as nan and any string as True at a
+# dtype, and quoted its own "inhomogeneous shape" otherwise); so are NumPy arrays of
+# strings, objects or dates.  PyTorch raises TypeError for most, but RuntimeError ("Could
+# not infer dtype of NoneType") or ValueError ("too many dimensions 'str'") for some, as
+# the README says.  name -> (data, dtype or None, what PyTorch raises, found what, where)
+NOT_NUMBERS = {
+    "[[1, 2], 'ab']": ([[1, 2], "ab"], None, TypeError, r"the str 'ab' at data\[1\]"),
+    "[[1, 2], 'ab'] as float32": (
+        [[1, 2], "ab"],
+        "float32",
+        TypeError,
+        r"the str 'ab' at data\[1\]",
+    ),
+    "[1, 'a']": ([1, "a"], None, TypeError, r"the str 'a' at data\[1\]"),
+    "[[1.5, 2], [3, 'a']]": (
+        [[1.5, 2], [3, "a"]],
+        None,
+        TypeError,
+        r"the str 'a' at data\[1\]\[1\]",
+    ),
+    "'1.5' as float32 (NumPy parsed it)": ("1.5", "float32", TypeError, r"the str '1\.5'; strings"),
+    "['1.5', 2.0] as float32 (NumPy parsed it)": (
+        ["1.5", 2.0],
+        "float32",
+        ValueError,
+        r"the str '1\.5' at data\[0\]",
+    ),
+    "[1, 'x'] as bool (NumPy read True)": (
+        [1, "x"],
+        "bool",
+        TypeError,
+        r"the str 'x' at data\[1\]",
+    ),
+    "None": (None, None, RuntimeError, r"None; for a missing value use float\('nan'\)"),
+    "None as float32 (NumPy read nan)": (None, "float32", TypeError, r"None; for a missing"),
+    "[None, 1.0] as float32 (NumPy read nan)": (
+        [None, 1.0],
+        "float32",
+        TypeError,
+        r"None at data\[0\]",
+    ),
+    "[[1.0], [None]] as bool (NumPy read False)": (
+        [[1.0], [None]],
+        "bool",
+        TypeError,
+        r"None at data\[1\]\[0\]",
+    ),
+    "[[1, 2], None]": ([[1, 2], None], None, RuntimeError, r"None at data\[1\]"),
+    "[[1, 2], {}]": ([[1, 2], {}], None, RuntimeError, r"a dict at data\[1\]"),
+    "[np.ones(2), [1, None]] as float32": (
+        [np.ones(2), [1, None]],
+        "float32",
+        TypeError,
+        r"None at data\[1\]\[1\]",
+    ),
+    "[np.float32(1), 'a']": ([np.float32(1), "a"], None, TypeError, r"the str 'a' at data\[1\]"),
+    "np.array(['1.5']) as float32": (
+        np.array(["1.5"]),
+        "float32",
+        TypeError,
+        r"a NumPy array of shape \(1,\) and dtype <U3: strings, objects and dates",
+    ),
+    "an object array as int64": (
+        np.array([1, 2], dtype=object),
+        "int64",
+        TypeError,
+        r"a NumPy array of shape \(2,\) and dtype object",
+    ),
+    "a datetime64 array as float32": (
+        np.array(["2020-01-01"], dtype="datetime64[D]"),
+        "float32",
+        TypeError,
+        r"a NumPy array of shape \(1,\) and dtype datetime64\[D\]",
+    ),
+    "[[1, 2], np.array(['1', '2'])] as float32": (
+        [[1, 2], np.array(["1", "2"])],
+        "float32",
+        TypeError,
+        r"a NumPy array of shape \(2,\) and dtype <U1",
+    ),
+    "np.str_('1') as float32": (np.str_("1"), "float32", TypeError, r"the NumPy str_"),
+}
+
+
+@pytest.mark.parametrize("name", NOT_NUMBERS)
+def test_data_that_holds_no_numbers_is_a_type_error_naming_what_and_where(name):
+    data, dtype, _, found = NOT_NUMBERS[name]
+    with pytest.raises(TypeError, match=r"^tensor: expected numbers.* found " + found) as info:
+        _tensor_of(autodiff, data, dtype)
+    assert "inhomogeneous" not in str(info.value)  # NumPy's words are not ours
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", NOT_NUMBERS)
+def test_the_no_numbers_table_is_pytorchs(torch, name):
+    data, dtype, expected, _ = NOT_NUMBERS[name]
+    assert _outcome(torch, data, dtype) == expected
+
+
+_NON_NUMBERS = st.sampled_from(["1", "1.5", "", "ab", b"1", None, object(), {}, {1, 2}])
+
+
+@given(
+    shape=st.lists(st.integers(1, 3), min_size=1, max_size=3),
+    numbers=st.sampled_from([0, 1, 2.5, True, 1j, np.float32(1.5), np.int64(3)]),
+    non_number=_NON_NUMBERS,
+    where=st.randoms(use_true_random=False),
+    dtype=st.none() | st.sampled_from(["float32", "int64", "bool", "uint8"]),
+)
+def test_a_non_number_anywhere_is_named_with_its_place(shape, numbers, non_number, where, dtype):
+    """Regular nested numbers with one element replaced: a TypeError naming it and where."""
+    data = np.full(shape, numbers, dtype=object).tolist()
+    index = tuple(where.randrange(size) for size in shape)
+    parent = data
+    for i in index[:-1]:
+        parent = parent[i]
+    parent[index[-1]] = non_number
+    with pytest.raises(TypeError) as info:
+        _tensor_of(autodiff, data, dtype)
+    place = "data" + "".join(f"[{i}]" for i in index)
+    assert str(info.value).startswith("tensor: expected numbers"), str(info.value)
+    assert f" at {place}" in str(info.value), str(info.value)
+
+
 # -- random ragged data against PyTorch ----------------------------------------------------
 
 

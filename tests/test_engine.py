@@ -833,6 +833,9 @@ MIXED_DATA_WITH_DTYPE = {
     "[1.5, 2] as int64 (pure Python)": (lambda lib: [1.5, 2], "int64", "int64"),
     "[-1, 2] as uint8 (pure Python)": (lambda lib: [-1, 2], "uint8", "uint8"),
     "[300, 2] as uint8 (pure Python)": (lambda lib: [300, 2], "uint8", RuntimeError),
+    "[1j, 2] as float32 (pure Python)": (lambda lib: [1j, 2], "float32", TypeError),
+    "1j as float16 (pure Python)": (lambda lib: 1j, "float16", TypeError),
+    "[1j, 2] as bool (pure Python)": (lambda lib: [1j, 2], "bool", "bool"),
 }
 
 
@@ -945,7 +948,7 @@ def test_non_numbers_beside_numpy_values_are_refused_in_any_order(data, dtype):
     """Strings and None next to NumPy values are refused, wherever they stand: once which
     of the two the element types met first (their order in a set, that is, memory
     addresses) decided whether NumPy converted them ([1.0, nan], or True for strings)."""
-    with pytest.raises(TypeError, match=r"^tensor: .*found a (str|NoneType)"):
+    with pytest.raises(TypeError, match=r"^tensor: .*found (the str|None)"):
         autodiff.tensor(data, dtype=dtype)
 
 

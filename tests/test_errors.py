@@ -283,8 +283,33 @@ BAD_INPUTS = [
         r"tensor: expected sequence of length 2 at dim 1 \(got 1\): data\[1\] is a list of "
         r"length 1, but the first elements give the shape \(2, 2\)",
     ),
-    ("tensor_from_none", lambda lib: lib.tensor(None), TypeError, r"tensor: .*NoneType"),
+    ("tensor_from_none", lambda lib: lib.tensor(None), TypeError, r"tensor: .*found None"),
     ("tensor_from_objects", lambda lib: lib.tensor([object()]), TypeError, r"tensor: "),
+    (
+        "tensor_string_in_a_list",
+        lambda lib: lib.tensor([[1, 2], "ab"]),
+        TypeError,
+        r"tensor: expected numbers, nested lists of numbers of a regular shape or a NumPy "
+        r"array; found the str 'ab' at data\[1\]; strings are not read as numbers",
+    ),
+    (  # NumPy read it as nan
+        "tensor_none_in_a_list_as_float32",
+        lambda lib: lib.tensor([[1.0], [None]], dtype=lib.float32),
+        TypeError,
+        r"tensor: .*found None at data\[1\]\[0\]; for a missing value use float\('nan'\)",
+    ),
+    (  # NumPy parsed it; PyTorch raises ValueError, "too many dimensions 'str'"
+        "tensor_numeric_string_as_float32",
+        lambda lib: lib.tensor(["1.5", 2.0], dtype=lib.float32),
+        TypeError,
+        r"tensor: .*found the str '1\.5' at data\[0\]",
+    ),
+    (
+        "tensor_string_array_as_float32",
+        lambda lib: lib.tensor(np.array(["1.5"]), dtype=lib.float32),
+        TypeError,
+        r"tensor: expected numbers, found a NumPy array of shape \(1,\) and dtype <U3",
+    ),
     (
         "tensor_numpy_float32_as_bool",
         lambda lib: lib.tensor(np.float32(1), dtype=lib.bool),
@@ -413,6 +438,7 @@ TORCH_DIFFERS = {
     "tensor_from_none",
     "tensor_from_objects",
     "tensor_float_2_to_the_63_as_int64",
+    "tensor_numeric_string_as_float32",
     "device_cuda",
     "module_device_cuda",
 }
