@@ -49,7 +49,9 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
 import reprlib
+import sys
 import warnings
 
 import numpy as np
@@ -362,7 +364,7 @@ def _nested_array(data, dtype, op) -> np.ndarray:
             f"make one array of them first: autodiff.{op}(np.array(data)), or "
             "np.stack(arrays) for arrays of one shape",
             UserWarning,
-            stacklevel=4,  # _nested_array, to_array, autodiff.tensor: the caller's line
+            stacklevel=_users_stacklevel(),
         )
     if wide != target:
         with np.errstate(over="ignore"):  # as PyTorch, 1e39 in float32 is inf
@@ -370,6 +372,25 @@ def _nested_array(data, dtype, op) -> np.ndarray:
                 out = out.astype(np.float32)
             out = out.astype(target)
     return out
+
+
+# The library's packages: a warning names the first line outside them, the user's
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_LIBRARY = tuple(
+    os.path.join(_ROOT, package) + os.sep
+    for package in ("autodiff", "nn", "visualize", "autodiff_cli")
+)
+
+
+def _users_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning raised by the caller name the line of the
+    user's code that reached it, however many of the library's frames lie between:
+    ``autodiff.tensor(data)``, ``nn.Parameter(data)``, ``autodiff.exp(data)`` and
+    ``nn.functional.relu(data)`` each reach it through another number of them."""
+    frame, level = sys._getframe(1), 1  # the caller, where stacklevel=1 points
+    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _nested_shape(data, op) -> tuple:

@@ -11,6 +11,7 @@ nested, mostly ragged data and compares every outcome with ``torch.tensor``'s.
 
 from __future__ import annotations
 
+import linecache
 import re
 import warnings
 
@@ -20,6 +21,8 @@ from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 import autodiff
+import nn
+import nn.functional as F  # noqa: N812 (as torch.nn.functional is imported)
 from nn.data import DataLoader, Dataset, TensorDataset, default_collate, default_convert
 
 ADVICE = r"making a tensor from a list of NumPy arrays"
@@ -823,6 +826,44 @@ def test_a_list_of_numpy_arrays_gets_advice_to_make_one_array_first(make):
     (warning,) = record
     assert "np.array(data)" in str(warning.message) and "np.stack" in str(warning.message)
     assert warning.filename == __file__  # the line that made the tensor
+
+
+class Scaled(nn.Module):
+    def __init__(self, arrays):
+        super().__init__()
+        self.weight = nn.Parameter(arrays)  # the line the advice names
+
+
+@autodiff.no_grad()
+def _made_under_no_grad(arrays):
+    return autodiff.tensor(arrays)  # the line the advice names, past the decorator's
+
+
+def _arrays():
+    return [np.ones(2, np.float32), np.zeros(2, np.float32)]
+
+
+@pytest.mark.parametrize(
+    "make, line",
+    [
+        (lambda: nn.Parameter(_arrays()), "nn.Parameter(_arrays())"),
+        (lambda: Scaled(_arrays()), "self.weight = nn.Parameter(arrays)"),
+        (lambda: autodiff.exp(_arrays()), "autodiff.exp(_arrays())"),
+        (lambda: F.relu(_arrays()), "F.relu(_arrays())"),
+        (lambda: _made_under_no_grad(_arrays()), "return autodiff.tensor(arrays)"),
+        (lambda: autodiff.tensor(_arrays()), "autodiff.tensor(_arrays())"),
+    ],
+    ids=["Parameter", "Parameter-in-a-module", "exp", "functional-relu", "no_grad", "tensor"],
+)
+def test_the_advice_names_the_users_line_through_any_depth_of_the_library(make, line):
+    """Each way in passes through another number of the library's frames; the warning
+    names the user's line all the same (Python then shows it once per such line)."""
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        make()
+    (warning,) = [w for w in record if re.search(ADVICE, str(w.message))]
+    assert warning.filename == __file__
+    assert line in linecache.getline(warning.filename, warning.lineno)
 
 
 @pytest.mark.parametrize(
