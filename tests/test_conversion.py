@@ -14,15 +14,18 @@ from __future__ import annotations
 import linecache
 import re
 import warnings
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import autodiff
 import nn
 import nn.functional as F  # noqa: N812 (as torch.nn.functional is imported)
+from autodiff import conversion
 from nn.data import DataLoader, Dataset, TensorDataset, default_collate, default_convert
 
 ADVICE = r"making a tensor from a list of NumPy arrays"
@@ -802,6 +805,117 @@ def test_random_ragged_data_is_refused_or_read_as_in_pytorch(torch):
 
     check()
     assert ValueError in outcomes and TypeError in outcomes  # ragged ones were drawn
+
+
+# -- a list of NumPy arrays of one shape: read in one NumPy call -----------------------------
+
+_ARRAY_DTYPES = [np.bool_, np.int8, np.uint8, np.int16, np.int32, np.int64, np.uint16]
+_ARRAY_DTYPES += [np.uint32, np.uint64, np.float16, np.float32, np.float64, np.complex64]
+_ARRAY_DTYPES += [np.complex128, np.dtype(">f4"), np.longdouble]
+# float dtypes drawn as raw bits too: signalling NaNs, NaN payloads, subnormals, -0.0
+_BITS = {np.float16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}
+_BITS[np.complex64] = np.uint64
+
+
+@st.composite
+def lists_of_arrays(draw):
+    """NumPy arrays of one shape and dtype, mostly; sometimes one of another dtype or shape."""
+    dtype = draw(st.sampled_from(_ARRAY_DTYPES))
+    empty = not draw(st.integers(0, 3))  # a 0 in the shape, now and then
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0 if empty else 1, max_side=3))
+
+    def one(dtype, shape):
+        if dtype in _BITS and not draw(st.integers(0, 2)):
+            return draw(hnp.arrays(_BITS[dtype], shape)).view(dtype)
+        nan = np.dtype(dtype).kind in "fc" and not draw(st.integers(0, 2))
+        return draw(
+            hnp.arrays(dtype, shape, elements=hnp.from_dtype(np.dtype(dtype), allow_nan=nan))
+        )
+
+    arrays = [one(dtype, shape) for _ in range(draw(st.integers(1, 4)))]
+    if len(arrays) > 1 and not draw(st.integers(0, 2)):
+        other = draw(st.sampled_from(_ARRAY_DTYPES)), shape
+        if draw(st.booleans()):
+            other = dtype, draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3))
+        arrays[draw(st.integers(0, len(arrays) - 1))] = one(*other)
+    return arrays
+
+
+def _read_bits(data, dtype):
+    """What autodiff.tensor does with ``data``: the dtype, shape and bytes of the result and
+    the warnings, or the exception's type and message."""
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        try:
+            array = autodiff.tensor(data, dtype=dtype).numpy()
+        except Exception as error:
+            outcome = type(error), str(error)
+        else:  # (a longdouble's padding bytes hold garbage: its values then)
+            values = (
+                array.tobytes() if array.dtype != np.longdouble else list(map(repr, array.flat))
+            )
+            outcome = array.dtype, array.shape, values
+    return outcome, [(w.category, str(w.message), w.filename, w.lineno) for w in record]
+
+
+@settings(max_examples=max(100, settings.default.max_examples))
+@given(
+    arrays=lists_of_arrays(),
+    dtype=st.sampled_from([None, "their own"] * 3 + ["float32", "float64", "float16", "int64"]),
+)
+def test_a_list_of_arrays_reads_alike_in_one_call_and_array_by_array(arrays, dtype):
+    """The one-call road gives what reading the arrays one by one gives (as PyTorch reads
+    them): dtype, shape, every bit (a signalling NaN quieted as there), the same advice
+    from the same line, the same errors."""
+    dtype = arrays[0].dtype if dtype == "their own" else dtype and np.dtype(dtype)
+    event(f"read in one call: {conversion._stacked(arrays, dtype) is not None}")
+    fast = _read_bits(arrays, dtype)
+    with mock.patch.object(conversion, "_stacked", return_value=None):
+        slow = _read_bits(arrays, dtype)
+    assert fast == slow
+
+
+@pytest.mark.parametrize(
+    "arrays, dtype",
+    [
+        ([np.ones((2, 3), np.float32)] * 3, None),
+        ([np.ones((2, 3), np.float32), np.zeros((2, 3), np.float32)], autodiff.float32),
+        ([np.full(4, 1e39), np.zeros(4)], autodiff.float32),  # float64 -> float32: inf
+        ([np.arange(3), np.arange(3)], None),
+        ([np.ones(2, np.complex64), np.ones(2, np.complex64)], None),
+    ],
+    ids=["float32", "float32-given", "float64-to-float32", "int64", "complex64"],
+)
+def test_a_list_of_arrays_of_one_shape_is_read_in_one_numpy_call(monkeypatch, arrays, dtype):
+    def one_by_one(*args):
+        raise AssertionError("read array by array")
+
+    monkeypatch.setattr(conversion, "_store", one_by_one)
+    with np.errstate(over="ignore"):
+        expected = np.array(arrays, dtype=dtype)
+    with pytest.warns(UserWarning, match=ADVICE):
+        result = autodiff.tensor(arrays, dtype=dtype)
+    assert result.dtype == expected.dtype
+    np.testing.assert_array_equal(result.numpy(), expected)
+
+
+def test_arrays_with_a_nan_or_of_another_dtype_are_read_one_by_one(monkeypatch):
+    """A float32 NaN may be signalling, which the round trip through float64 quiets (as
+    PyTorch's does); float16 given for float64 rounds twice there (through float32)."""
+    signalling = np.array([0x7F800001], np.uint32).view(np.float32)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        read = autodiff.tensor([signalling, signalling]).numpy()
+    assert [re.search(ADVICE, str(w.message)) is not None for w in record] == [True]  # as
+    # PyTorch, no word of the NaN (NumPy's "invalid value encountered in cast")
+    assert read.view(np.uint32).tolist() == [[0x7FC00001], [0x7FC00001]]
+    for arrays, dtype in [
+        ([signalling, np.zeros(1, np.float32)], None),
+        ([np.ones(2), np.ones(2)], autodiff.float16),
+        ([np.ones(2, np.float32), np.ones(2)], None),
+        ([np.ones(2, np.uint64), np.ones(2, np.uint64)], autodiff.int64),
+    ]:
+        assert conversion._stacked(arrays, dtype) is None
 
 
 # -- a list of NumPy arrays: the advice to join them first ---------------------------------
