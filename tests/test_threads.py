@@ -11,6 +11,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 import autodiff
 from autodiff import threads
@@ -147,6 +149,39 @@ def test_parallel_for_runs_chunks_on_worker_threads(restore_threads):
     assert len(names) == 2
 
 
+@pytest.mark.parametrize("count", [2, 3])
+def test_the_calling_thread_does_the_first_and_largest_piece(count, restore_threads):
+    """It starts first (a worker about HANDOFF_US later), so it gets more to do."""
+    threads._counts["engine"] = count
+    pieces = {}
+    caller = threading.current_thread()
+
+    def work(start, stop):
+        pieces[start] = (stop - start, threading.current_thread() is caller)
+        time.sleep(0.01)  # every thread gets its own piece
+
+    threads.parallel_for(640, work, threads.MIN_PARALLEL_WORK // 64)  # about 400 us of work
+    sizes = [size for _, (size, _) in sorted(pieces.items())]
+    assert pieces[0][1] and sum(sizes) == 640 and len(sizes) == count
+    assert sizes[0] == threads.first_piece(640, count, 640 * threads.MIN_PARALLEL_WORK // 64)
+    assert sizes[0] > max(sizes[1:]) and max(sizes[1:]) - min(sizes[1:]) <= 1
+
+
+@given(
+    total=st.integers(2, 10_000),
+    pieces=st.integers(2, 8),
+    work=st.integers(1, 10**9),
+)
+def test_the_callers_piece_is_its_share_at_least_and_leaves_each_worker_an_item(
+    total, pieces, work
+):
+    assume(total >= pieces)
+    first = threads.first_piece(total, pieces, work)
+    assert -(-total // pieces) <= first <= total - (pieces - 1)
+    # more work, less head start in items: never a larger piece
+    assert threads.first_piece(total, pieces, work * 2) <= first
+
+
 def test_small_work_stays_on_the_calling_thread(restore_threads):
     threads._counts["engine"] = 4
     calls = []
@@ -234,9 +269,9 @@ def _step(model, images, labels):
 
 @pytest.fixture
 def fresh_product_checks(monkeypatch):
-    """No 2-D product problem seen yet (see linalg._one_call_gives_halves_bits)."""
+    """No 2-D product problem seen yet (see linalg._product_plan)."""
     checked = {}
-    monkeypatch.setattr(linalg, "_ONE_CALL_CHECKED", checked)
+    monkeypatch.setattr(linalg, "_PRODUCT_PLANS", checked)
     return checked
 
 
@@ -261,62 +296,77 @@ def test_results_do_not_depend_on_the_thread_count(
     assert None not in fresh_product_checks.values()  # every problem seen was checked
 
 
-def _spy_on_halves(monkeypatch):
-    """A list that grows by one each time a 2-D product is computed in halves."""
+def _spy_on_parts(monkeypatch):
+    """A list that grows by the ``middle`` asked for each time a 2-D product is computed in
+    two parts (None: halves)."""
     calls = []
-    real = linalg._halves_of_product
+    real = linalg._two_parts_of_product
 
-    def halves(a, b, out):
-        calls.append((a.shape, b.shape))
-        return real(a, b, out)
+    def parts(a, b, out, middle=None):
+        calls.append(middle)
+        return real(a, b, out, middle)
 
-    monkeypatch.setattr(linalg, "_halves_of_product", halves)
+    monkeypatch.setattr(linalg, "_two_parts_of_product", parts)
     return calls
 
 
 @pytest.mark.parametrize("same_bits", [True, False])
-def test_one_thread_computes_a_product_in_one_call_only_where_checked_to_match_the_halves(
+def test_a_product_is_one_call_or_the_callers_larger_part_only_where_checked_to_match_the_halves(
     same_bits, monkeypatch, restore_threads, fresh_product_checks
 ):
     autodiff.set_num_threads(1)
     checks = []
-    monkeypatch.setattr(
-        linalg, "_same_bits_both_ways", lambda a, b, layouts: checks.append(layouts) or same_bits
-    )
-    halves = _spy_on_halves(monkeypatch)
+
+    def check(a, b, layouts, middle):
+        checks.append((layouts, middle))
+        return linalg._Plan(same_bits, middle if same_bits else 256)
+
+    monkeypatch.setattr(linalg, "_checked_plan", check)
+    parts = _spy_on_parts(monkeypatch)
     rng = np.random.default_rng(0)
     a = rng.standard_normal((64, 256)).astype(np.float32)
     b = rng.standard_normal((512, 256)).astype(np.float32).T  # column-major, as W.T
     expected = a @ b
     for _ in range(4):
         np.testing.assert_allclose(linalg._matmul(a, b), expected, rtol=1e-5, atol=1e-5)
-    assert checks == [("C", "F")]  # once, at the second product
-    assert len(halves) == (1 if same_bits else 4)  # the first product is always in halves
+    # once, at the second product; split by b's columns (the output is wider than tall)
+    larger = linalg._larger_part(a, b, 64 * 512 * 256 // 16)
+    assert checks == [(("C", "F"), larger)] and 256 < larger < 512
+    assert parts == ([None] if same_bits else [None] * 4)  # the first is always in halves
+    problem = ((64, 256), (256, 512), a.dtype, b.dtype, ("C", "F"))
     assert fresh_product_checks == {
-        ((64, 256), (256, 512), a.dtype, b.dtype, ("C", "F")): same_bits
+        problem: linalg._Plan(same_bits, checks[0][1] if same_bits else 256)
     }
     autodiff.set_num_threads(2)
-    linalg._matmul(a, b)
-    assert len(halves) == (2 if same_bits else 5)  # two threads: halves, one each
+    np.testing.assert_allclose(linalg._matmul(a, b), expected, rtol=1e-5, atol=1e-5)
+    assert parts[-1] == (larger if same_bits else 256)  # two threads: the caller's part first
 
 
-def test_the_check_compares_one_call_with_the_halves_to_the_last_bit(monkeypatch):
+def test_the_check_compares_one_call_and_the_larger_part_with_the_halves_to_the_last_bit(
+    monkeypatch,
+):
     a = np.ones((64, 256), dtype=np.float32)
     b = np.ones((256, 512), dtype=np.float32)
-    assert linalg._same_bits_both_ways(a, b, ("C", "C"))
-    real = linalg._halves_of_product
+    assert linalg._checked_plan(a, b, ("C", "C"), 288) == linalg._Plan(True, 288)
+    real = linalg._two_parts_of_product
 
-    def halves_one_ulp_off(a, b, out):
-        work = real(a, b, out)
+    def one_ulp_off_where(wrong_middle):
+        def parts(a, b, out, middle=None):
+            work = real(a, b, out, middle)
 
-        def off(first, stop):
-            work(first, stop)
-            out[-1, -1] = np.nextafter(out[-1, -1], np.inf)
+            def off(first, stop):
+                work(first, stop)
+                if middle == wrong_middle:
+                    out[-1, -1] = np.nextafter(out[-1, -1], np.inf)
 
-        return off
+            return off
 
-    monkeypatch.setattr(linalg, "_halves_of_product", halves_one_ulp_off)
-    assert not linalg._same_bits_both_ways(a, b, ("C", "C"))
+        return parts
+
+    monkeypatch.setattr(linalg, "_two_parts_of_product", one_ulp_off_where(None))  # the halves
+    assert linalg._checked_plan(a, b, ("C", "C"), 288) == linalg._Plan(False, 256)
+    monkeypatch.setattr(linalg, "_two_parts_of_product", one_ulp_off_where(288))
+    assert linalg._checked_plan(a, b, ("C", "C"), 288) == linalg._Plan(True, 256)
 
 
 def test_the_check_leaves_autodiffs_random_numbers_alone():
@@ -324,7 +374,7 @@ def test_the_check_leaves_autodiffs_random_numbers_alone():
     expected = autodiff.randn(4)
     autodiff.manual_seed(5)
     a = np.ones((64, 256), dtype=np.float32)
-    linalg._same_bits_both_ways(a, a.T, ("C", "F"))
+    linalg._checked_plan(a, a.T, ("C", "F"), 32)
     np.testing.assert_array_equal(autodiff.randn(4).numpy(), expected.numpy())
 
 
@@ -333,8 +383,10 @@ def test_strided_large_and_unbounded_problems_keep_the_halves(
 ):
     autodiff.set_num_threads(1)
     monkeypatch.setattr(linalg, "_MOST_PROBLEMS_CHECKED", 1)
-    monkeypatch.setattr(linalg, "_same_bits_both_ways", lambda a, b, layouts: True)
-    halves = _spy_on_halves(monkeypatch)
+    monkeypatch.setattr(
+        linalg, "_checked_plan", lambda a, b, layouts, middle: linalg._Plan(True, middle)
+    )
+    halves = _spy_on_parts(monkeypatch)
     wide = np.ones((64, 512), dtype=np.float32)
     strided = wide[:, ::2]  # neither row- nor column-major
     square = np.ones((256, 256), dtype=np.float32)
@@ -353,6 +405,7 @@ def test_strided_large_and_unbounded_problems_keep_the_halves(
         linalg._matmul(square, square)
     assert len(fresh_product_checks) == 1
     assert len(halves) == 10 + 3
+    assert set(halves) == {None}
 
 
 def test_two_threads_training_at_once_get_their_own_results(restore_threads):

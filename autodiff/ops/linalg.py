@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -10,6 +11,7 @@ from ..function import Function
 from ..threads import (
     MIN_PARALLEL_WORK,
     blas_threads,
+    first_piece,
     get_num_threads,
     parallel_for,
     parallel_rows,
@@ -123,14 +125,16 @@ def _matmul(a, b):
     A batched product (a convolution's, one per image) is split over its
     first batch dim: 64 of (32x144) @ (144x196) float32 took 1.06 ms on one
     thread, 0.58 ms on two (OpenBLAS's own 2 threads: 0.71 ms).  A large 2-D
-    product is split in two halves (see _halves_of_product), one per thread.
+    product is split in two parts (see _two_parts_of_product), one per thread.
     OpenBLAS's result for a row can depend on how many rows the call has (one
     call and two halves differed in the last bits on one of our machines), so
-    on one thread the product is one call only where that was checked to give
-    the halves' bits on this machine (see _one_call_gives_halves_bits), and two
-    halves elsewhere: the numbers do not depend on the thread count.
+    the two halves are the reference: on one thread the product is one call,
+    and on two the calling thread's part is the larger (it starts first), only
+    where that was checked to give the halves' bits on this machine (see
+    _product_plan).  So the numbers do not depend on the thread count.
     512x784 @ 784x64, the MLP's layer: 0.53 ms in one call, 0.56 ms as two
-    halves on one thread, 0.34 ms on two threads.
+    halves on one thread; on two threads 0.37 ms in halves, 0.33 ms with the
+    caller's part larger.
     """
     a, b = np.asarray(a), np.asarray(b)
     if blas_threads() > 1 or a.ndim < 2 or b.ndim < 2:
@@ -144,60 +148,92 @@ def _matmul(a, b):
             return np.matmul(a, b)  # raises matmul's own error
     # about 16 multiply-adds take as long as one element of an elementwise op
     cost_per_row = math.prod(shape[1:]) * a.shape[-1] // 16
-    if shape[0] < 2 or cost_per_row * shape[0] < 2 * MIN_PARALLEL_WORK:
+    work = cost_per_row * shape[0]
+    if shape[0] < 2 or work < 2 * MIN_PARALLEL_WORK:
         return np.matmul(a, b)
-    if len(shape) == 2 and get_num_threads() == 1 and _one_call_gives_halves_bits(a, b):
-        return np.matmul(a, b)
-    out = np.empty(shape, dtype=np.result_type(a, b))
     if len(shape) == 2:
-        parallel_for(2, _halves_of_product(a, b, out), cost_per_row * shape[0] // 2)
-    elif get_num_threads() == 1:
+        one_thread = get_num_threads() == 1
+        plan = _product_plan(a, b, work)
+        if one_thread and plan is not None and plan.one_call:
+            return np.matmul(a, b)
+        out = np.empty(shape, dtype=np.result_type(a, b))
+        middle = None if one_thread or plan is None else plan.middle
+        parallel_for(2, _two_parts_of_product(a, b, out, middle), work // 2)
+        return out
+    out = np.empty(shape, dtype=np.result_type(a, b))
+    if get_num_threads() == 1:
         np.matmul(a, b, out=out)
     else:  # the first batch dim, of the operands that have it (others broadcast)
         parallel_rows(np.matmul, (a, b), out, cost_per_row)
     return out
 
 
-# What _one_call_gives_halves_bits found, per problem (shapes, dtypes, layouts):
-# True or False once checked, None once seen.  Bounded: a program whose product
-# shapes keep changing stops adding to it (and those products stay in halves).
-_ONE_CALL_CHECKED: dict = {}
+class _Plan(NamedTuple):
+    """How a 2-D product problem is computed, checked to give its two halves' bits.
+
+    ``one_call``: on one thread, one ``np.matmul``; ``middle``: on two threads,
+    where the calling thread's part ends (the halves' middle where a larger
+    part would give other bits).
+    """
+
+    one_call: bool
+    middle: int
+
+
+# What _product_plan found, per problem (shapes, dtypes, layouts): its _Plan
+# once checked, None once seen.  Bounded: a program whose product shapes keep
+# changing stops adding to it (and those products stay in halves).
+_PRODUCT_PLANS: dict = {}
 _MOST_PROBLEMS_CHECKED = 512
 # The check makes random operands of the problem's size; past this, the halves stay
 # (their cost is a small part of products this large, and the copies would not be).
 _LARGEST_CHECKED_BYTES = 64 * 2**20
 _UNSEEN = object()
+# The calling thread's larger part ends at a multiple of this many rows (or
+# columns): a whole block of OpenBLAS's kernels, whose bits the halves' have.
+_PART_ROUNDING = 16
 
 
-def _one_call_gives_halves_bits(a, b) -> bool:
-    """Whether one ``np.matmul(a, b)`` gives the same bits as its two halves, on this machine.
+def _product_plan(a, b, work) -> _Plan | None:
+    """How ``np.matmul(a, b)`` may be computed and give its two halves' bits, on this machine.
 
     On one thread a 2-D product needs no halves, which cost time (each half
     packs the other operand again): the MLP's training step took 3.77 against
     3.59 ms, its test batch 1.34 against 1.19 ms (one thread, interleaved,
-    medians).  But the numbers must not depend on the thread count, and
-    OpenBLAS may compute a call of fewer rows with other kernels.  Which
-    kernels run depends on the problem alone (its shapes, dtypes and layouts,
-    never its values), so this computes both on random values of the same
-    problem, once, and keeps the answer: equal to the last bit means the same
-    kernels, as a float32 product of K = 784 summed in another order would
-    differ somewhere.  The check runs the second time a problem is seen, so a
-    one-off product never pays for it (about two products' time, once).
-    Operands other than row- or column-major (strided views), and operands of
-    more than 64 MiB together, keep the halves.
+    medians).  On two threads the calling thread should take the larger part,
+    as it starts about ``HANDOFF_US`` before the worker (autodiff/threads.py):
+    the MLP's step took 2.37 against 2.21 ms.  But the numbers must not depend
+    on the thread count, and OpenBLAS may compute a call of other rows with
+    other kernels.  Which kernels run depends on the problem alone (its
+    shapes, dtypes and layouts, never its values), so this computes the three
+    on random values of the same problem, once, and keeps the answer: equal to
+    the last bit means the same kernels, as a float32 product of K = 784
+    summed in another order would differ somewhere.  The check runs the
+    second time a problem is seen, so a one-off product never pays for it
+    (about three products' time, once); until then, None.  Operands other than
+    row- or column-major (strided views), and operands of more than 64 MiB
+    together, keep the halves.  ``work``: the product's element-operations.
     """
     layouts = (_layout(a), _layout(b))
     if None in layouts or a.nbytes + b.nbytes > _LARGEST_CHECKED_BYTES:
-        return False
+        return None
     problem = (a.shape, b.shape, a.dtype, b.dtype, layouts)
-    known = _ONE_CALL_CHECKED.get(problem, _UNSEEN)
+    known = _PRODUCT_PLANS.get(problem, _UNSEEN)
     if known is _UNSEEN:
-        if len(_ONE_CALL_CHECKED) < _MOST_PROBLEMS_CHECKED:
-            _ONE_CALL_CHECKED[problem] = None
-        return False
+        if len(_PRODUCT_PLANS) < _MOST_PROBLEMS_CHECKED:
+            _PRODUCT_PLANS[problem] = None
+        return None
     if known is None:  # the second time: check it now
-        known = _ONE_CALL_CHECKED[problem] = _same_bits_both_ways(a, b, layouts)
+        known = _PRODUCT_PLANS[problem] = _checked_plan(a, b, layouts, _larger_part(a, b, work))
     return known
+
+
+def _larger_part(a, b, work) -> int:
+    """Where the calling thread's part of the 2-D ``a @ b`` ends (threads.first_piece's
+    share, at a whole block of rows or columns)."""
+    n = b.shape[1] if _by_columns(a, b) else a.shape[0]
+    share = first_piece(n, 2, work)
+    return max(n // 2, min(n - _PART_ROUNDING, round(share / _PART_ROUNDING) * _PART_ROUNDING))
 
 
 def _layout(array):
@@ -207,40 +243,51 @@ def _layout(array):
     return "F" if array.flags.f_contiguous else None
 
 
-def _same_bits_both_ways(a, b, layouts) -> bool:
-    """One call against two halves on random operands shaped and laid out as ``a`` and ``b``."""
+def _checked_plan(a, b, layouts, middle) -> _Plan:
+    """One call and the larger caller's part against two halves, on random operands shaped
+    and laid out as ``a`` and ``b``."""
     rng = np.random.default_rng(0)  # its own generator: autodiff's random state is left alone
     probes = []
     for operand, layout in zip((a, b), layouts, strict=True):
         values = rng.standard_normal(operand.shape).astype(operand.dtype)
         probes.append(np.asfortranarray(values) if layout == "F" else values)
-    one_call = np.matmul(*probes)
-    halves = np.empty_like(one_call)
-    _halves_of_product(*probes, halves)(0, 2)
-    return np.array_equal(one_call, halves)
+    halves = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+    _two_parts_of_product(*probes, halves)(0, 2)
+    one_call = np.array_equal(np.matmul(*probes), halves)
+    parts = np.empty_like(halves)
+    _two_parts_of_product(*probes, parts, middle)(0, 2)
+    halves_middle = (b.shape[1] if _by_columns(a, b) else a.shape[0]) // 2
+    return _Plan(one_call, middle if np.array_equal(parts, halves) else halves_middle)
 
 
-def _halves_of_product(a, b, out):
-    """``work(first, stop)`` for parallel_for: halves first..stop-1 of the 2-D ``out = a @ b``.
+def _by_columns(a, b) -> bool:
+    """Whether a 2-D product is split by the columns of ``b`` (wider than tall) or by rows."""
+    return b.shape[1] > a.shape[0]
 
-    The longer side of ``out`` is halved: a's rows, or b's columns when ``out``
-    is wider than tall.  Each half packs only the part of the other operand it
-    multiplies, and OpenBLAS packs b once per call: halving the rows of
-    64x512 @ 512x512 (the MLP's dL/dx) packed the 1 MiB weight twice, 0.42 ms
-    on one thread against 0.36 ms in one call; halving its columns took 0.37 ms.
+
+def _two_parts_of_product(a, b, out, middle=None):
+    """``work(first, stop)`` for parallel_for: parts first..stop-1 of the 2-D ``out = a @ b``.
+
+    The longer side of ``out`` is cut at ``middle`` (halved when None): a's
+    rows, or b's columns when ``out`` is wider than tall.  Each part packs
+    only the part of the other operand it multiplies, and OpenBLAS packs b
+    once per call: halving the rows of 64x512 @ 512x512 (the MLP's dL/dx)
+    packed the 1 MiB weight twice, 0.42 ms on one thread against 0.36 ms in
+    one call; halving its columns took 0.37 ms.
     """
-    by_columns = out.shape[1] > out.shape[0]
-    middle = out.shape[1 if by_columns else 0] // 2
+    by_columns = _by_columns(a, b)
+    if middle is None:
+        middle = out.shape[1 if by_columns else 0] // 2
     parts = (slice(0, middle), slice(middle, None))
 
-    def halves(first, stop):
+    def two_parts(first, stop):
         for part in parts[first:stop]:
             if by_columns:
                 np.matmul(a, b[:, part], out=out[:, part])
             else:
                 np.matmul(a[part], b, out=out[part])
 
-    return halves
+    return two_parts
 
 
 def _broadcast_up(batch, other) -> bool:
