@@ -49,6 +49,7 @@ import itertools
 import os
 import queue
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -170,20 +171,25 @@ def blas_threads() -> int:
 MIN_PARALLEL_WORK = 1 << 17
 US_PER_WORK = 40 / MIN_PARALLEL_WORK  # so, the time of one element-operation
 
-# How much later than the calling thread a worker starts its piece, plus the
-# margin that lets it end first (the caller then finds its result waiting
-# instead of sleeping until woken, which took 27 us).  Measured in the MLP's
-# and the CNN's loops on 2 cores of a VM: the caller started its piece 13 us
-# after parallel_for began, the worker 29 us, and a 512x784 @ 784x64 product
-# in halves ended 27 us after the worker's half; a head start of 35 us was the
-# fastest of 0, 20, 35 and 50 (see first_piece).
-HANDOFF_US = 35
+# The calling thread's head start (see first_piece): how much later than the
+# caller a worker starts its piece, plus as much again, a margin that lets the
+# worker end first (the caller then finds its result waiting instead of
+# sleeping until woken, which took 27 us here).  It is measured, as an average
+# over the latest jobs (_note_head_start), from HANDOFF_US.  On 2 cores of a VM
+# the caller started a 512x784 @ 784x64 product's half 13 us after
+# parallel_for began, the worker 29 us, and the caller returned 27 us after the
+# worker ended; a fixed head start of 35 us was the fastest of 0, 20, 35 and
+# 50, and the measured one settles at 30-40 us there.
+HANDOFF_US = 35.0
+_head_start = {"us": HANDOFF_US}
+_HEAD_START_WEIGHT = 0.1  # of the latest job in the average
+_MOST_HEAD_START_US = 2000.0  # a worker descheduled for long is not the usual hand-off
 
 
 class _Job:
     """One ``parallel_for`` call: chunks claimed one at a time by whoever is free."""
 
-    __slots__ = ("work", "bounds", "context", "next", "lock", "finished")
+    __slots__ = ("work", "bounds", "context", "next", "lock", "finished", "worker_started")
 
     def __init__(self, work, bounds):
         self.work = work
@@ -195,6 +201,7 @@ class _Job:
         self.next = 1  # the first piece is the calling thread's (see first_piece)
         self.lock = threading.Lock()
         self.finished = queue.SimpleQueue()  # one entry per chunk a worker ran
+        self.worker_started = None  # perf_counter() when a worker began its first chunk
 
     def claim(self):
         with self.lock:
@@ -205,6 +212,8 @@ class _Job:
     def run_as_worker(self):
         context = self.context.copy()  # a context is entered by one thread at a time
         while (chunk := self.claim()) is not None:
+            if self.worker_started is None:
+                self.worker_started = time.perf_counter()
             try:
                 context.run(self.work, *chunk)
             except BaseException as error:  # handed to the caller, which raises it
@@ -282,6 +291,7 @@ def parallel_for(total: int, work, cost_per_item: int = 1) -> None:
     ran_here = 1
     error = None
     _inside.active = True
+    started = time.perf_counter()
     try:
         chunk = job.bounds[0]  # its own, the larger piece; then any no worker has started
         while chunk is not None:
@@ -293,20 +303,33 @@ def parallel_for(total: int, work, cost_per_item: int = 1) -> None:
             ran_here += chunk is not None
     finally:
         _inside.active = False
+    done_here = time.perf_counter()
     for _ in range(pieces - ran_here):  # wait for the chunks the workers took
         raised = job.finished.get()
         error = error or raised
+    _note_head_start(started, job.worker_started, done_here)
     if error is not None:
         raise error
+
+
+def _note_head_start(started, worker_started, done_here) -> None:
+    """Average in this job's head start: twice the delay between the calling thread and the
+    first worker starting their pieces (at least the caller's whole time when no worker
+    started one before it was done with every piece)."""
+    delay = (worker_started if worker_started is not None else done_here) - started
+    sample = min(max(2e6 * delay, 0.0), _MOST_HEAD_START_US)
+    _head_start["us"] += _HEAD_START_WEIGHT * (sample - _head_start["us"])
 
 
 def first_piece(total: int, pieces: int, work: int) -> int:
     """How many of ``total`` items the calling thread takes: more than its share.
 
-    A worker starts about ``HANDOFF_US`` after the calling thread, so pieces
+    A worker starts some time after the calling thread (30 us here), so pieces
     of equal size end that much apart, the caller waiting for the last.  The
-    caller's piece is larger by what it does in that time, so that all end
-    together (``work``: the job's element-operations, ``US_PER_WORK`` each)::
+    caller's piece is larger by what it does in its head start, twice that
+    delay as measured over the latest jobs (``_head_start``, from
+    ``HANDOFF_US``), so that the workers end a little before it (``work``: the
+    job's element-operations, ``US_PER_WORK`` each)::
 
         caller = w + head start,   caller + (pieces - 1) w = total
         caller = total / pieces + head start (pieces - 1) / pieces
@@ -316,7 +339,7 @@ def first_piece(total: int, pieces: int, work: int) -> int:
     in ``autodiff/ops/linalg.py``'s own way, count the most).  Each worker
     keeps at least one item.
     """
-    ahead = total * HANDOFF_US / (work * US_PER_WORK)  # items done in the head start
+    ahead = total * _head_start["us"] / (work * US_PER_WORK)  # items done in the head start
     share = total / pieces + ahead * (pieces - 1) / pieces
     return min(total - (pieces - 1), max(-(-total // pieces), round(share)))
 

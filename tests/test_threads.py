@@ -160,11 +160,53 @@ def test_the_calling_thread_does_the_first_and_largest_piece(count, restore_thre
         pieces[start] = (stop - start, threading.current_thread() is caller)
         time.sleep(0.01)  # every thread gets its own piece
 
-    threads.parallel_for(640, work, threads.MIN_PARALLEL_WORK // 64)  # about 400 us of work
+    work_of_job = 640 * threads.MIN_PARALLEL_WORK // 64  # about 400 us of work
+    expected = threads.first_piece(640, count, work_of_job)
+    threads.parallel_for(640, work, threads.MIN_PARALLEL_WORK // 64)
     sizes = [size for _, (size, _) in sorted(pieces.items())]
     assert pieces[0][1] and sum(sizes) == 640 and len(sizes) == count
-    assert sizes[0] == threads.first_piece(640, count, 640 * threads.MIN_PARALLEL_WORK // 64)
+    assert sizes[0] == expected
     assert sizes[0] > max(sizes[1:]) and max(sizes[1:]) - min(sizes[1:]) <= 1
+
+
+@pytest.fixture
+def restore_head_start():
+    before = dict(threads._head_start)
+    yield threads._head_start
+    threads._head_start.update(before)
+
+
+def test_the_head_start_is_measured_twice_the_workers_delay(restore_head_start, monkeypatch):
+    """Each job moves the average a tenth of the way to its own sample."""
+    restore_head_start["us"] = 35.0
+    threads._note_head_start(1.0, 1.0 + 20e-6, 1.001)  # the worker began 20 us after the caller
+    assert restore_head_start["us"] == pytest.approx(35.0 + 0.1 * (40.0 - 35.0))
+    # no worker began before the caller was done (a busy machine): at least its whole time
+    threads._note_head_start(1.0, None, 1.0005)
+    assert restore_head_start["us"] == pytest.approx(35.5 + 0.1 * (1000.0 - 35.5))
+    restore_head_start["us"] = 35.0
+    threads._note_head_start(1.0, None, 2.0)  # a worker descheduled for a second: bounded
+    assert restore_head_start["us"] == pytest.approx(35.0 + 0.1 * (2000.0 - 35.0))
+    # and a larger head start gives the caller more of the same job
+    restore_head_start["us"] = 35.0
+    small = threads.first_piece(640, 2, 640 * 2048)
+    restore_head_start["us"] = 200.0
+    assert threads.first_piece(640, 2, 640 * 2048) > small
+
+
+def test_a_worker_notes_when_it_began(restore_threads, restore_head_start):
+    threads._counts["engine"] = 2
+    restore_head_start["us"] = 0.0
+    release = threading.Event()
+
+    def work(start, stop):
+        if start:  # the worker's piece: the caller waits for it, so the worker began
+            release.set()
+        else:
+            release.wait(10)
+
+    threads.parallel_for(2, work, 1 << 20)
+    assert 0.0 < restore_head_start["us"] < threads._MOST_HEAD_START_US
 
 
 @given(
