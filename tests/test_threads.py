@@ -319,23 +319,27 @@ def fresh_product_checks(monkeypatch):
 
 @pytest.mark.parametrize("problem", [_cnn_problem, _mlp_problem])
 @pytest.mark.parametrize("count", [2, 3])
+@pytest.mark.parametrize("first", ["several threads", "one thread"])
 def test_results_do_not_depend_on_the_thread_count(
-    count, problem, restore_threads, fresh_product_checks
+    first, count, problem, restore_threads, fresh_product_checks
 ):
     """Chunks split whole images and rows: every number is computed as on one thread.
 
-    On one thread, three steps: the 2-D products' problems are new at the
-    first (two halves), checked at the second, and one call at the third
+    Three steps at each count, either count first: the 2-D products' problems
+    are new at the first step (two halves), checked at the second, and from
+    then on one call on one thread and the caller's larger part on several,
     wherever the check found the halves' bits.
     """
-    autodiff.set_num_threads(count)
-    several = _step(*problem())
-    autodiff.set_num_threads(1)
-    for _ in range(3):
-        one = _step(*problem())
-        for expected, got in zip(several, one, strict=True):
+    counts = [count, 1] if first == "several threads" else [1, count]
+    steps = []
+    for n in counts:
+        autodiff.set_num_threads(n)
+        steps += [_step(*problem()) for _ in range(3)]
+    for later in steps[1:]:
+        for expected, got in zip(steps[0], later, strict=True):
             np.testing.assert_array_equal(got, expected)
     assert None not in fresh_product_checks.values()  # every problem seen was checked
+    assert fresh_product_checks or problem is _cnn_problem  # (its 2-D products are small)
 
 
 def _spy_on_parts(monkeypatch):
