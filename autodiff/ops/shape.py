@@ -7,6 +7,7 @@ back into the input's layout.
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
@@ -206,14 +207,52 @@ class Pad(Function):
 def normalize_dim(dim, ndim: int, op: str) -> int:
     """One dim, negative allowed, checked against ``ndim`` dims (a 0-d tensor has dim 0)."""
     rank = max(ndim, 1)
-    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
-        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    if type(dim) is not int:  # a Python int, the usual case, skips the reading
+        dim = read_dim(dim, op)
     if not -rank <= dim < rank:
         raise IndexError(
             f"{op}: dimension out of range (expected to be in range of [{-rank}, {rank - 1}], "
             f"but got {dim}) for a tensor of {ndim} dims"
         )
-    return int(dim) % rank
+    return dim % rank
+
+
+def read_dim(dim, op: str, listed: bool = False) -> int:
+    """A dim given as something other than a Python int, read as PyTorch (2.13) reads it.
+
+    A NumPy integer, or an integer tensor read through its ``__index__``
+    (``x.sum(torch.tensor(0))``, a dim computed by tensor code): a 0-d one where
+    the op takes one int (cumsum, softmax, argmax, unsqueeze, cat, ...); where it
+    takes a list of dims (sum, mean, var, amax, logsumexp, squeeze), any tensor of
+    one element, bool included, as PyTorch's int-list parser reads it (``listed``).
+    A bool (Python or NumPy) is not a dim, though ``True == 1``: PyTorch refuses
+    ``x.sum(True)`` rather than reduce dim 1 by accident.  Floats are refused too.
+    """
+    if isinstance(dim, np.integer):
+        return int(dim)
+    if isinstance(dim, Tensor):
+        kinds, fits = ("iub", dim.data.size == 1) if listed else ("iu", dim.ndim == 0)
+        if fits and dim.data.dtype.kind in kinds:
+            return operator.index(dim)
+        wanted = "an integer tensor of one element" if listed else "a 0-d integer tensor"
+        raise TypeError(
+            f"{op}: dim must be an int or {wanted}, got a tensor of shape {dim.shape} "
+            f"and dtype {dim.dtype}"
+        )
+    if isinstance(dim, int) and not isinstance(dim, bool):  # an int subclass
+        return operator.index(dim)
+    plural = " or a tuple of ints" if listed else ""
+    why = " (a bool is not a dim, as in PyTorch)" if isinstance(dim, (bool, np.bool_)) else ""
+    raise TypeError(f"{op}: dim must be an int{plural}, got {dim!r}{why}")
+
+
+def _at_least_1d(x: Tensor, dim, op: str) -> None:
+    """cat, split and chunk act along a dim a 0-d tensor lacks: a RuntimeError
+    whatever the dim, once the dim's type is checked (PyTorch's order)."""
+    if x.ndim == 0:
+        if type(dim) is not int:
+            read_dim(dim, op)
+        raise RuntimeError(f"{op}: expects a tensor of at least 1 dim, got a 0-d tensor")
 
 
 def set_items(array: np.ndarray, index, value) -> None:
@@ -266,10 +305,10 @@ def infer_size(shape: tuple, numel: int, op: str) -> tuple:
 
 def flatten(x: Tensor, start_dim=0, end_dim=-1) -> Tensor:
     """Merge dims ``start_dim..end_dim`` into one (``flatten(x, 1)`` keeps the batch dim)."""
-    if x.ndim == 0:
-        return Reshape.apply(x, (1,))
     start = normalize_dim(start_dim, x.ndim, "flatten")
     end = normalize_dim(end_dim, x.ndim, "flatten")
+    if x.ndim == 0:
+        return Reshape.apply(x, (1,))
     if start > end:
         raise ShapeError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
     shape = x.shape[:start] + (math.prod(x.shape[start : end + 1]),) + x.shape[end + 1 :]
@@ -279,6 +318,8 @@ def flatten(x: Tensor, start_dim=0, end_dim=-1) -> Tensor:
 def unflatten(x: Tensor, dim, sizes) -> Tensor:
     """Split dim ``dim`` into ``sizes`` (one of them may be -1)."""
     d = normalize_dim(dim, x.ndim, "unflatten")
+    if x.ndim == 0:  # after the dim's range check, as PyTorch
+        raise RuntimeError("unflatten: expects a tensor of at least 1 dim, got a 0-d tensor")
     sizes = infer_size(parse_shape((sizes,), "unflatten"), x.shape[d], "unflatten")
     if math.prod(sizes) != x.shape[d]:
         raise ShapeError(
@@ -300,10 +341,10 @@ def permute(x: Tensor, *dims) -> Tensor:
 
 def transpose(x: Tensor, dim0, dim1) -> Tensor:
     """Swap two dims."""
-    if x.ndim == 0:
-        return x
     a = normalize_dim(dim0, x.ndim, "transpose")
     b = normalize_dim(dim1, x.ndim, "transpose")
+    if x.ndim == 0:
+        return x
     dims = list(range(x.ndim))
     dims[a], dims[b] = dims[b], dims[a]
     return Permute.apply(x, tuple(dims))
@@ -319,8 +360,11 @@ def squeeze(x: Tensor, dim=None) -> Tensor:
     """Remove dims of size 1 (only the given ones, when ``dim`` is set)."""
     if dim is None:
         return Reshape.apply(x, tuple(s for s in x.shape if s != 1))
-    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-    dims = {normalize_dim(d, x.ndim, "squeeze") for d in dims} if x.ndim else set()
+    listed = dim if isinstance(dim, (tuple, list)) else (dim,)
+    # squeeze takes a list of dims in PyTorch: each may be a one-element tensor
+    dims = {normalize_dim(read_dim(d, "squeeze", listed=True), x.ndim, "squeeze") for d in listed}
+    if len(dims) != len(listed):
+        raise ShapeError(f"squeeze: dim {dim} names a dimension more than once")
     return Reshape.apply(x, tuple(s for i, s in enumerate(x.shape) if not (i in dims and s == 1)))
 
 
@@ -364,6 +408,7 @@ def cat(tensors, dim=0) -> Tensor:
         return Cat.apply(0, *tensors)
     tensors = joined
     ndim = tensors[0].ndim
+    _at_least_1d(tensors[0], dim, "cat")
     d = normalize_dim(dim, ndim, "cat")
     for t in tensors:
         if (
@@ -414,6 +459,7 @@ def pad(x: Tensor, pad, mode="constant", value=None) -> Tensor:
 
 def split(x: Tensor, split_size_or_sections, dim=0):
     """Split into chunks of a size, or into the listed sizes, along ``dim``."""
+    _at_least_1d(x, dim, "split")
     d = normalize_dim(dim, x.ndim, "split")
     length = x.shape[d]
     if isinstance(split_size_or_sections, (int, np.integer)):
@@ -442,6 +488,7 @@ def chunk(x: Tensor, chunks: int, dim=0):
     """Split into ``chunks`` pieces of equal size (the last smaller; maybe fewer pieces)."""
     if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
         raise RuntimeError(f"chunk: expects `chunks` to be greater than 0, got: {chunks}")
+    _at_least_1d(x, dim, "chunk")
     d = normalize_dim(dim, x.ndim, "chunk")
     if x.shape[d] == 0:  # PyTorch gives `chunks` empty pieces
         return split(x, [0] * int(chunks), d)
