@@ -585,10 +585,14 @@ class Tensor:
         return constant(np.isfinite(self.data))
 
     def any(self, dim=None, keepdim=False):
-        return constant(np.any(self.data, axis=dim, keepdims=keepdim))
+        return constant(
+            np.any(self.data, axis=_logical_dims(dim, self.ndim, "any"), keepdims=keepdim)
+        )
 
     def all(self, dim=None, keepdim=False):
-        return constant(np.all(self.data, axis=dim, keepdims=keepdim))
+        return constant(
+            np.all(self.data, axis=_logical_dims(dim, self.ndim, "all"), keepdims=keepdim)
+        )
 
     # -- elementwise functions --------------------------------------------------
     def square(self):
@@ -633,16 +637,27 @@ class Tensor:
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None):
         return _ops.std(self, _dim(dim, axis), unbiased, keepdim, correction=correction)
 
-    def max(self, dim=None, keepdim=False, *, axis=None):
+    def max(self, dim=None, keepdim=None, *, axis=None):
+        """``x.max()``, ``x.max(dim, keepdim=False)`` -> (values, indices), or ``x.max(other)``.
+
+        A tensor alone is PyTorch's ``x.max(other)``, the elementwise maximum; with
+        ``keepdim`` (``x.max(torch.tensor(1), True)``) it is a 0-d integer dim.
+        """
         dim = _dim(dim, axis)
-        if isinstance(dim, Tensor):
-            return _ops.Maximum.apply(self, dim)
+        if keepdim is None:
+            if isinstance(dim, Tensor):
+                return _ops.Maximum.apply(self, dim)
+            keepdim = False
         return _ops.max(self, dim, keepdim)
 
-    def min(self, dim=None, keepdim=False, *, axis=None):
+    def min(self, dim=None, keepdim=None, *, axis=None):
+        """``x.min()``, ``x.min(dim, keepdim=False)`` -> (values, indices), or ``x.min(other)``
+        (see ``max``)."""
         dim = _dim(dim, axis)
-        if isinstance(dim, Tensor):
-            return _ops.Minimum.apply(self, dim)
+        if keepdim is None:
+            if isinstance(dim, Tensor):
+                return _ops.Minimum.apply(self, dim)
+            keepdim = False
         return _ops.min(self, dim, keepdim)
 
     def amax(self, dim=(), keepdim=False):
@@ -873,6 +888,15 @@ def _require_tensor(other, op):
 
 def _dim(dim, axis):
     return axis if dim is None and axis is not None else dim
+
+
+def _logical_dims(dim, ndim, op):
+    """any/all's dims for NumPy: as PyTorch's, one int dim, or a tuple read like sum's."""
+    if dim is None:
+        return None
+    if isinstance(dim, (tuple, list)):
+        return _ops.normalize_dims(dim, ndim, op)
+    return _ops.one_dim(dim, ndim, op)
 
 
 def _data(value):

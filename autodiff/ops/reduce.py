@@ -13,24 +13,42 @@ from ..function import Function, ShapeError
 from ..grad_mode import modes
 from ..region import region
 from ..tensor import Tensor
-from .shape import GetItem, cat, normalize_dim, stack
+from .shape import GetItem, cat, normalize_dim, read_dim, stack
 
 
 def normalize_dims(dim, ndim: int, op: str):
-    """Turn ``dim`` (None, an int or a sequence) into a sorted tuple of axes, or None."""
+    """Turn ``dim`` (None, an int or a sequence) into a sorted tuple of axes, or None.
+
+    For the ops whose PyTorch ``dim`` is a list of ints (sum, mean, var, amax,
+    logsumexp): ``dim`` and each listed dim may be a tensor of one integer (see
+    ``read_dim``).  Ops that take one int use ``one_dim``.
+    """
     if dim is None:
         return None
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    if isinstance(dim, (int, np.integer, Tensor)):  # a tensor is one dim, not a list
+        dims = (dim,)
+    else:
+        try:
+            dims = tuple(dim)
+        except TypeError:
+            raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {dim!r}") from None
     normalized = []
     for d in dims:
-        if not isinstance(d, (int, np.integer)) or isinstance(d, bool):
-            raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {d!r}")
+        if type(d) is not int:  # a Python int, the usual case, skips the reading
+            d = read_dim(d, op, listed=True)
         normalized.append(normalize_dim(d, ndim, op))
+    if len(set(normalized)) != len(normalized):  # (0, -1) of a 0-d tensor too, as PyTorch
+        raise ShapeError(f"{op}: dim {dims} names a dimension more than once")
     if ndim == 0:
         return ()
-    if len(set(normalized)) != len(normalized):
-        raise ShapeError(f"{op}: dim {dims} names a dimension more than once")
     return tuple(sorted(normalized))
+
+
+def one_dim(dim, ndim: int, op: str):
+    """The one int ``dim`` of an op that takes one (PyTorch's ``int dim``: prod, argmax,
+    max, softmax, gather, ...) as the tuple of axes a reduction takes; () for a 0-d tensor."""
+    d = normalize_dim(dim, ndim, op)
+    return (d,) if ndim else ()
 
 
 def drop_dims(kept, dims):
@@ -182,7 +200,7 @@ def gather(x: Tensor, dim: int, index) -> Tensor:
     index = index.data if isinstance(index, Tensor) else np.asarray(index)
     if not np.issubdtype(index.dtype, np.integer):
         raise TypeError(f"gather: index must be an integer tensor, got dtype {index.dtype}")
-    (dim,) = normalize_dims(dim, x.ndim, "gather") or (0,)
+    dim = normalize_dim(dim, x.ndim, "gather")
     if index.ndim != x.ndim:
         raise ShapeError(
             f"gather: index has {index.ndim} dims but the input of shape {x.shape} has {x.ndim}"
@@ -438,6 +456,13 @@ def mean(x: Tensor, dim=None, keepdim=False, dtype=None) -> Tensor:
 
 def var(x: Tensor, dim=None, unbiased=None, keepdim=False, *, correction=None) -> Tensor:
     """var = sum (x - mean)^2 / (n - correction); correction=1 (Bessel) by default."""
+    if isinstance(dim, bool):  # PyTorch's other var: x.var(False) is x.var(unbiased=False)
+        if unbiased is not None or keepdim or correction is not None:
+            raise TypeError(
+                f"var: dim must be an int or a tuple of ints, got {dim!r} (alone, a bool is "
+                "read as unbiased, as in PyTorch)"
+            )
+        dim, unbiased = None, dim
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
     dims = normalize_dims(dim, x.ndim, "var")
@@ -545,17 +570,19 @@ def log_softmax(x: Tensor, dim, dtype=None) -> Tensor:
 def _one_dim(dim, ndim, op):
     if dim is None or isinstance(dim, (tuple, list)):
         raise TypeError(f"{op}: dim must be one int, got {dim!r}")
-    return normalize_dims(dim, ndim, op)
+    return one_dim(dim, ndim, op)
 
 
 def _extreme(x, dim, keepdim, reducer, arg, op, result_type):
     if dim is None:
         return reducer.apply(x, None, False, True)
-    if isinstance(dim, Tensor):
+    if isinstance(dim, Tensor) and not (dim.ndim == 0 and dim.dtype.kind in "iu"):
         raise TypeError(
-            f"{op}: use autodiff.{'maximum' if op == 'max' else 'minimum'}(a, b) for two tensors"
+            f"{op}: dim must be an int or a 0-d integer tensor, got a tensor of shape {dim.shape} "
+            f"and dtype {dim.dtype}; use autodiff.{'maximum' if op == 'max' else 'minimum'}(a, b) "
+            "for two tensors"
         )
-    (axis,) = normalize_dims(dim, x.ndim, op) or (0,)
+    axis = normalize_dim(dim, x.ndim, op)
     if x.ndim and x.shape[axis] == 0:
         raise IndexError(
             f"{op}(): expected reduction dim {dim} to have non-zero size (shape {x.shape})"
@@ -582,27 +609,32 @@ def min(x: Tensor, dim=None, keepdim=False):
 
 def amax(x: Tensor, dim=(), keepdim=False) -> Tensor:
     """Maximum over ``dim`` (all dims when empty); ties share the gradient."""
-    dims = None if dim in ((), None) else normalize_dims(dim, x.ndim, "amax")
+    dims = None if _all_dims(dim) else normalize_dims(dim, x.ndim, "amax")
     return Amax.apply(x, dims, keepdim, False)
 
 
 def amin(x: Tensor, dim=(), keepdim=False) -> Tensor:
     """Minimum over ``dim`` (all dims when empty); ties share the gradient."""
-    dims = None if dim in ((), None) else normalize_dims(dim, x.ndim, "amin")
+    dims = None if _all_dims(dim) else normalize_dims(dim, x.ndim, "amin")
     return Amin.apply(x, dims, keepdim, False)
 
 
+def _all_dims(dim) -> bool:
+    """amax/amin's default: no dim (``()`` or None) reduces them all."""
+    return dim is None or (isinstance(dim, (tuple, list)) and not dim)
+
+
 def _arg(x, dim, keepdim, fn, op):
-    if x.numel() == 0 and (dim is None or x.shape[normalize_dims(dim, x.ndim, op)[0]] == 0):
+    axis = None if dim is None else normalize_dim(dim, x.ndim, op)
+    if x.numel() == 0 and (axis is None or x.shape[axis] == 0):
         raise IndexError(
             f"{op}(): expected a reduction dim of non-zero size (shape {x.shape}, dim {dim})"
         )
-    if dim is None:
+    if axis is None:
         out = fn(x.data.reshape(-1))
         if keepdim:
             out = np.reshape(out, (1,) * x.ndim)
     else:
-        (axis,) = normalize_dims(dim, x.ndim, op) or (0,)
         out = fn(x.data, axis=axis, keepdims=keepdim) if x.ndim else np.zeros((), np.int64)
     return Tensor._make(np.asarray(out, dtype=np.int64), None, None)
 
@@ -629,11 +661,12 @@ def prod(x: Tensor, dim=None, keepdim=False, dtype=None) -> Tensor:
     that code written here runs in PyTorch. Over several dims, reduce one at a time:
     ``x.prod(1).prod(0)``.
     """
-    if dim is not None and (not isinstance(dim, (int, np.integer)) or isinstance(dim, bool)):
+    if isinstance(dim, (tuple, list)):
         raise TypeError(f"prod: dim must be one int, got {dim!r}{_one_dim_at_a_time(dim, x.ndim)}")
+    dims = None if dim is None else one_dim(dim, x.ndim, "prod")
     if dtype is not None:
         x = x.to(dtype)
-    return Prod.apply(x, normalize_dims(dim, x.ndim, "prod"), keepdim)
+    return Prod.apply(x, dims, keepdim)
 
 
 def _one_dim_at_a_time(dims, ndim: int) -> str:
@@ -669,4 +702,4 @@ def cumprod(x: Tensor, dim, dtype=None) -> Tensor:
 def _scan_dim(dim, ndim, op):
     if dim is None:  # PyTorch's message: a scan needs a dim
         raise TypeError(f"{op}(): argument 'dim' must be int, not NoneType")
-    return normalize_dim(dim, ndim, op) if ndim else 0
+    return normalize_dim(dim, ndim, op)  # 0 for a 0-d tensor, after checking the dim
