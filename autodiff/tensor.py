@@ -644,20 +644,16 @@ class Tensor:
         ``keepdim`` (``x.max(torch.tensor(1), True)``) it is a 0-d integer dim.
         """
         dim = _dim(dim, axis)
-        if keepdim is None:
-            if isinstance(dim, Tensor):
-                return _ops.Maximum.apply(self, dim)
-            keepdim = False
+        if keepdim is None and isinstance(dim, Tensor):
+            return _ops.Maximum.apply(self, dim)
         return _ops.max(self, dim, keepdim)
 
     def min(self, dim=None, keepdim=None, *, axis=None):
         """``x.min()``, ``x.min(dim, keepdim=False)`` -> (values, indices), or ``x.min(other)``
         (see ``max``)."""
         dim = _dim(dim, axis)
-        if keepdim is None:
-            if isinstance(dim, Tensor):
-                return _ops.Minimum.apply(self, dim)
-            keepdim = False
+        if keepdim is None and isinstance(dim, Tensor):
+            return _ops.Minimum.apply(self, dim)
         return _ops.min(self, dim, keepdim)
 
     def amax(self, dim=(), keepdim=False):

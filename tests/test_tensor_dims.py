@@ -185,6 +185,8 @@ def test_pinned_examples_without_pytorch():
     assert x.max(t(3.0)).tolist() == [[3.0, 5.0, 3.0], [4.0, 3.0, 3.0]]  # elementwise
     assert x.unsqueeze(t(0)).shape == (1, 2, 3)
     assert x.var(False).item() == pytest.approx(np.var(x.numpy()))  # var(unbiased)
+    with pytest.raises(TypeError, match=r"max: keepdim=True needs a dim"):
+        x.max(keepdim=True)  # PyTorch's x.max() takes no keepdim
     with pytest.raises(TypeError, match=r"sum: dim must be an int or a tuple of ints, got True"):
         x.sum(True)
     with pytest.raises(TypeError, match=r"cumsum: dim must be an int or a 0-d integer tensor"):

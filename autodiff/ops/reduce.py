@@ -575,7 +575,10 @@ def _one_dim(dim, ndim, op):
 
 def _extreme(x, dim, keepdim, reducer, arg, op, result_type):
     if dim is None:
+        if keepdim is not None:  # PyTorch's x.max() has no keepdim: it is for a dim
+            raise TypeError(f"{op}: keepdim={keepdim!r} needs a dim (x.{op}(dim, keepdim))")
         return reducer.apply(x, None, False, True)
+    keepdim = bool(keepdim)
     if isinstance(dim, Tensor) and not (dim.ndim == 0 and dim.dtype.kind in "iu"):
         raise TypeError(
             f"{op}: dim must be an int or a 0-d integer tensor, got a tensor of shape {dim.shape} "
@@ -597,12 +600,12 @@ def _extreme(x, dim, keepdim, reducer, arg, op, result_type):
     return result_type(values, Tensor._make(indices.astype(np.int64), None, None))
 
 
-def max(x: Tensor, dim=None, keepdim=False):
+def max(x: Tensor, dim=None, keepdim=None):
     """``x.max()`` is a tensor; ``x.max(dim)`` is ``(values, indices)``, as in PyTorch."""
     return _extreme(x, dim, keepdim, Amax, np.argmax, "max", MaxResult)
 
 
-def min(x: Tensor, dim=None, keepdim=False):
+def min(x: Tensor, dim=None, keepdim=None):
     """``x.min()`` is a tensor; ``x.min(dim)`` is ``(values, indices)``, as in PyTorch."""
     return _extreme(x, dim, keepdim, Amin, np.argmin, "min", MinResult)
 
