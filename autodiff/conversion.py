@@ -83,9 +83,44 @@ def as_dtype(dtype, op="tensor"):
     if dtype is float:
         return _PYTHON_FLOAT
     try:
-        return np.dtype(dtype)
+        dtype = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"{op}: {dtype!r} is not a dtype (try autodiff.float32)") from None
+    if not dtype.isnative or _long_double(dtype):
+        raise TypeError(
+            f"{op}: {dtype} is not a dtype PyTorch has (a tensor holds numbers of this "
+            "machine's byte order, floats of up to 64 bits); try autodiff.float64"
+        )
+    return dtype
+
+
+def _long_double(dtype) -> bool:
+    """NumPy's long double (float128, complex256 on x86 Linux), which PyTorch has no dtype of."""
+    return dtype.kind in "fc" and dtype.itemsize > (8 if dtype.kind == "f" else 16)
+
+
+def _check_readable(dtype, op, inside=False) -> None:
+    """Refuse NumPy values that PyTorch does not read: long doubles (a TypeError) and arrays
+    of the other byte order (a ValueError), instead of tensors of dtypes no op expects.
+    ``inside`` a list, arrays of the other byte order are read (number by number, in
+    PyTorch), into this machine's (see ``_native``)."""
+    if _long_double(dtype):
+        usual = "complex128" if dtype.kind == "c" else "float64"
+        raise TypeError(
+            f"{op}: found NumPy {dtype} (long double) values, which PyTorch has no dtype for "
+            f"and refuses; convert them first, e.g. .astype(np.{usual})"
+        )
+    if not dtype.isnative and not inside:
+        raise ValueError(
+            f"{op}: the array's byte order ({dtype.str}) is not this machine's; as in PyTorch, "
+            "such arrays are not read; convert it first: "
+            "array.astype(array.dtype.newbyteorder('='))"
+        )
+
+
+def _native(dtype):
+    """``dtype`` in this machine's byte order (what a list's arrays of the other are read as)."""
+    return dtype if dtype.isnative else dtype.newbyteorder("=")
 
 
 def to_array(data, dtype=None, op="tensor", copy=True) -> np.ndarray:
@@ -97,8 +132,10 @@ def to_array(data, dtype=None, op="tensor", copy=True) -> np.ndarray:
     ``_nested_array``): accepted, with the same dtype, where PyTorch accepts them.
     """
     dtype = as_dtype(dtype, op)
-    if isinstance(data, (np.ndarray, np.generic)) and data.dtype.kind not in "biufc":
-        raise _not_numbers(data, op)  # before NumPy's cast, which parses strings ('1.5')
+    if isinstance(data, (np.ndarray, np.generic)):
+        if data.dtype.kind not in "biufc":
+            raise _not_numbers(data, op)  # before NumPy's cast, which parses strings ('1.5')
+        _check_readable(data.dtype, op)
     if isinstance(data, np.generic) and (
         dtype not in (None, data.dtype) or data.dtype == np.uint64
     ):
@@ -483,7 +520,9 @@ def _nested_dtype(value, op):
             return _PYTHON_FLOAT
         dtypes = _own_dtypes(value)
         if dtypes and not dtypes & _WIDE_UNSIGNED:  # then promotion is order-free
-            return functools.reduce(lambda a, b: _promoted(a, b, op), dtypes)
+            promoted = functools.reduce(lambda a, b: _promoted(a, b, op), dtypes)
+            _check_readable(promoted, op, inside=True)  # (a NumPy long double among them)
+            return promoted
         dtype = None
         for item in value:
             own = _PYTHON_NUMBERS.get(type(item)) or _nested_dtype(item, op)
@@ -493,7 +532,8 @@ def _nested_dtype(value, op):
         return dtype
     if isinstance(value, (np.ndarray, np.generic, _tensor_class())):
         if value.dtype.kind in _KIND_RANK:
-            return value.dtype
+            _check_readable(value.dtype, op, inside=True)
+            return _native(value.dtype)
         raise _not_numbers(value, op)
     for kind, own in _PYTHON_NUMBERS.items():  # subclasses (an IntEnum is an int)
         if isinstance(value, kind):
@@ -601,7 +641,7 @@ def _own_dtypes(items, types=None):
         elif issubclass(kind, (np.number, np.bool_)):
             dtypes.add(np.dtype(kind))
         elif issubclass(kind, (np.ndarray, _tensor_class())):
-            dtypes.update(item.dtype for item in items if type(item) is kind)
+            dtypes.update(_native(item.dtype) for item in items if type(item) is kind)
         else:
             return None
     return dtypes if all(dtype.kind in _KIND_RANK for dtype in dtypes) else None

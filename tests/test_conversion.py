@@ -1027,3 +1027,35 @@ def test_batching_numpy_samples_gives_no_advice():
         list(DataLoader(Samples(), batch_size=None))
         list(DataLoader(TensorDataset(np.ones((4, 2)), np.arange(4)), batch_size=2))
     assert batches[0]["image"].shape == (4, 1, 2, 2) and batches[1]["label"].tolist() == [4, 5]
+
+
+# -- NumPy values PyTorch has no tensor of (the refusals are rows of test_errors.py) -----
+
+
+@pytest.mark.filterwarnings("ignore:tensor. making a tensor from a list of NumPy arrays")
+def test_arrays_of_the_other_byte_order_inside_a_list_are_read_into_this_machines():
+    """PyTorch refuses such an array given alone (``from_numpy``'s ValueError) but reads
+    one inside a list number by number, as here: the tensor's dtype is the native one."""
+    big = np.arange(3, dtype=">f4")
+    read = autodiff.tensor([big, np.arange(3, dtype="<f4")])
+    assert read.dtype == autodiff.float32 and read.dtype.isnative
+    np.testing.assert_array_equal(read.numpy(), [[0, 1, 2], [0, 1, 2]])
+    assert autodiff.tensor([np.arange(2, dtype=">i8")]).dtype == autodiff.int64
+    assert autodiff.tensor(np.ones(2, dtype=">u1")).dtype == autodiff.uint8  # one byte: no order
+
+
+@pytest.mark.skipif(np.dtype(np.longdouble).itemsize <= 8, reason="long double is float64 here")
+def test_a_long_double_number_is_read_at_a_dtype_given_as_pytorch_reads_it():
+    np.testing.assert_array_equal(
+        autodiff.tensor([np.longdouble(2.5)], dtype=autodiff.float64).numpy(), [2.5]
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.longdouble, np.clongdouble, ">f4", ">i8"])
+def test_dtypes_pytorch_lacks_are_refused_where_a_dtype_is_given(dtype):
+    if np.dtype(dtype).isnative and np.dtype(np.longdouble).itemsize <= 8:
+        pytest.skip("long double is float64 here")
+    with pytest.raises(TypeError, match=r"is not a dtype PyTorch has .*try autodiff\.float64"):
+        autodiff.zeros(2, dtype=dtype)
+    with pytest.raises(TypeError, match=r"tensor: .* is not a dtype PyTorch has"):
+        autodiff.tensor([1.0], dtype=dtype)

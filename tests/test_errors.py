@@ -330,6 +330,18 @@ BAD_INPUTS = [
         r"tensor: found the value 9\.223372036854776e\+18 where int64 elements were expected",
     ),
     (
+        "from_numpy_big_endian",
+        lambda lib: lib.from_numpy(np.arange(3, dtype=">f4")),
+        ValueError,
+        r"from_numpy: the array's byte order \(>f4\) is not this machine's.*newbyteorder",
+    ),
+    (
+        "as_tensor_big_endian",
+        lambda lib: lib.as_tensor(np.arange(3, dtype=">i8")),
+        ValueError,
+        r"as_tensor: the array's byte order \(>i8\) is not this machine's",
+    ),
+    (
         "add_string",
         lambda lib: _f(lib, 2) + "a",
         TypeError,
@@ -428,6 +440,30 @@ BAD_INPUTS = [
         r"mse_loss: weights of shape \(3,\) and input of shape \(2, 3\) must have the same size",
     ),
 ]
+
+# NumPy's long double is 80-bit extended precision on x86 Linux (float128, complex256),
+# which PyTorch has no dtype for; elsewhere it may be float64 itself, which both read
+if np.dtype(np.longdouble).itemsize > 8:
+    BAD_INPUTS += [
+        (
+            "tensor_long_double_array",
+            lambda lib: lib.tensor(np.ones(3, dtype=np.longdouble)),
+            TypeError,
+            r"tensor: found NumPy float\d+ \(long double\) values.*astype\(np\.float64\)",
+        ),
+        (
+            "from_numpy_complex_long_double",
+            lambda lib: lib.from_numpy(np.ones(3, dtype=np.clongdouble)),
+            TypeError,
+            r"from_numpy: found NumPy complex\d+ \(long double\).*astype\(np\.complex128\)",
+        ),
+        (
+            "tensor_long_double_in_a_list",
+            lambda lib: lib.tensor([np.longdouble(1.5), 2.0]),
+            TypeError,
+            r"tensor: found NumPy float\d+ \(long double\) values",
+        ),
+    ]
 
 
 # Deliberate differences: PyTorch raises RuntimeError ("Could not infer dtype") for None
