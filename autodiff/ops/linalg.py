@@ -201,8 +201,8 @@ def _product_plan(a, b, work) -> _Plan | None:
     packs the other operand again): the MLP's training step took 3.77 against
     3.59 ms, its test batch 1.34 against 1.19 ms (one thread, interleaved,
     medians).  On two threads the calling thread should take the larger part,
-    as it starts about ``HANDOFF_US`` before the worker (autodiff/threads.py):
-    the MLP's step took 2.37 against 2.21 ms.  But the numbers must not depend
+    as it starts before the worker (its head start, see threads.first_piece):
+    the MLP's step took 2.21 against 2.37 ms.  But the numbers must not depend
     on the thread count, and OpenBLAS may compute a call of other rows with
     other kernels.  Which kernels run depends on the problem alone (its
     shapes, dtypes and layouts, never its values), so this computes the three
