@@ -682,3 +682,35 @@ def test_no_numpy_warnings_for_ieee_results():
         z.log().sum().backward()
         assert z.grad.tolist() == [INF]
         (autodiff.tensor([1000.0]).exp() * 0).sum()
+
+
+# -- an empty list of dims: all of them, as in PyTorch --------------------------------------
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "var", "std", "amax", "amin", "logsumexp"])
+@pytest.mark.parametrize("dims", [(), []])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_an_empty_list_of_dims_reduces_all_of_them(name, dims, keepdim, torch_or_none):
+    """PyTorch reads ``x.sum(())`` as the sum of every element, where NumPy's ``axis=()``
+    reduces nothing; its var and std then have a gradient of +-inf, and its logsumexp
+    raises without keepdim (README: Differences), so those are checked against dim=None."""
+    x0 = np.array([[1.0, 2.0, 4.0], [3.0, 5.0, 9.0]])
+    x = autodiff.tensor(x0, requires_grad=True)
+    every = tuple(range(x0.ndim))  # an explicit list of all dims: the same reduction
+    y = getattr(x, name)(dims, keepdim=keepdim)
+    expected = getattr(autodiff.tensor(x0), name)(every, keepdim=keepdim)
+    assert y.shape == expected.shape == ((1, 1) if keepdim else ())
+    np.testing.assert_allclose(y.detach().numpy(), expected.numpy(), rtol=1e-12)
+    y.sum().backward()
+    reference = autodiff.tensor(x0, requires_grad=True)
+    getattr(reference, name)(every, keepdim=keepdim).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), reference.grad.numpy(), rtol=1e-12)
+    torch = torch_or_none
+    if torch is None or (name == "logsumexp" and not keepdim):
+        return
+    leaf = torch.tensor(x0, requires_grad=True)
+    theirs = getattr(leaf, name)(dims, keepdim=keepdim)
+    np.testing.assert_allclose(y.detach().numpy(), theirs.detach().numpy(), rtol=1e-12)
+    if name not in ("var", "std"):  # (their gradient is +-inf there)
+        theirs.sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), leaf.grad.numpy(), rtol=1e-12)

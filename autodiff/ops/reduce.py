@@ -435,10 +435,10 @@ MinResult = collections.namedtuple("min", ["values", "indices"])
 
 
 def sum(x: Tensor, dim=None, keepdim=False, dtype=None) -> Tensor:
-    """Sum over ``dim`` (all elements when None)."""
+    """Sum over ``dim`` (all elements when None or empty, as PyTorch's ``x.sum(())``)."""
     if dtype is not None:
         x = x.to(dtype)
-    return Sum.apply(x, normalize_dims(dim, x.ndim, "sum"), keepdim)
+    return Sum.apply(x, None if _all_dims(dim) else normalize_dims(dim, x.ndim, "sum"), keepdim)
 
 
 def mean(x: Tensor, dim=None, keepdim=False, dtype=None) -> Tensor:
@@ -449,7 +449,7 @@ def mean(x: Tensor, dim=None, keepdim=False, dtype=None) -> Tensor:
         raise RuntimeError(
             f"mean: could not infer output dtype; input dtype must be floating point, got {x.dtype}"
         )
-    dims = normalize_dims(dim, x.ndim, "mean")
+    dims = None if _all_dims(dim) else normalize_dims(dim, x.ndim, "mean")
     count = x.numel() if dims is None else math.prod(x.shape[d] for d in dims)
     return Sum.apply(x, dims, keepdim) / count
 
@@ -465,7 +465,7 @@ def var(x: Tensor, dim=None, unbiased=None, keepdim=False, *, correction=None) -
         dim, unbiased = None, dim
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
-    dims = normalize_dims(dim, x.ndim, "var")
+    dims = None if _all_dims(dim) else normalize_dims(dim, x.ndim, "var")
     count = x.numel() if dims is None else math.prod(x.shape[d] for d in dims)
     if count - correction <= 0 and (dims is None or x.ndim == 0) and x.numel():
         out = NoDegreesOfFreedom.apply(x)
@@ -526,7 +526,7 @@ def _max_shift(x: Tensor, dims, finite_only: bool) -> Tensor:
 
 def logsumexp(x: Tensor, dim, keepdim=False) -> Tensor:
     """log sum exp(x) = m + log sum exp(x - m), with m = max(x) detached for stability."""
-    dims = normalize_dims(dim, x.ndim, "logsumexp")
+    dims = None if _all_dims(dim) else normalize_dims(dim, x.ndim, "logsumexp")
     shift = _max_shift(x, dims, finite_only=True)
     out = Sum.apply((x - shift).exp(), dims, True).log() + shift
     return out if keepdim else out.reshape(drop_dims(shift.data, dims).shape)
@@ -623,7 +623,9 @@ def amin(x: Tensor, dim=(), keepdim=False) -> Tensor:
 
 
 def _all_dims(dim) -> bool:
-    """amax/amin's default: no dim (``()`` or None) reduces them all."""
+    """No dim (None, or an empty list: PyTorch's ``x.sum(())``, amax's default) reduces them
+    all, in sum, mean, var, std, amax, amin and logsumexp, as in PyTorch (where NumPy's
+    ``axis=()`` would reduce none)."""
     return dim is None or (isinstance(dim, (tuple, list)) and not dim)
 
 
