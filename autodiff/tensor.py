@@ -637,24 +637,19 @@ class Tensor:
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None):
         return _ops.std(self, _dim(dim, axis), unbiased, keepdim, correction=correction)
 
-    def max(self, dim=None, keepdim=None, *, axis=None):
+    def max(self, dim_or_other=None, /, keepdim=None, *, dim=None, other=None, axis=None):
         """``x.max()``, ``x.max(dim, keepdim=False)`` -> (values, indices), or ``x.max(other)``.
 
-        A tensor alone is PyTorch's ``x.max(other)``, the elementwise maximum; with
-        ``keepdim`` (``x.max(torch.tensor(1), True)``) it is a 0-d integer dim.
+        As in PyTorch, a tensor given alone by position is ``other``, the elementwise
+        maximum; one given as ``dim=`` (or by position with ``keepdim``:
+        ``x.max(torch.tensor(1), True)``) is a 0-d integer dim to reduce along.
         """
-        dim = _dim(dim, axis)
-        if keepdim is None and isinstance(dim, Tensor):
-            return _ops.Maximum.apply(self, dim)
-        return _ops.max(self, dim, keepdim)
+        return _max_or_min(self, "max", dim_or_other, keepdim, dim, other, axis)
 
-    def min(self, dim=None, keepdim=None, *, axis=None):
+    def min(self, dim_or_other=None, /, keepdim=None, *, dim=None, other=None, axis=None):
         """``x.min()``, ``x.min(dim, keepdim=False)`` -> (values, indices), or ``x.min(other)``
         (see ``max``)."""
-        dim = _dim(dim, axis)
-        if keepdim is None and isinstance(dim, Tensor):
-            return _ops.Minimum.apply(self, dim)
-        return _ops.min(self, dim, keepdim)
+        return _max_or_min(self, "min", dim_or_other, keepdim, dim, other, axis)
 
     def amax(self, dim=(), keepdim=False):
         return _ops.amax(self, dim, keepdim)
@@ -884,6 +879,29 @@ def _require_tensor(other, op):
 
 def _dim(dim, axis):
     return axis if dim is None and axis is not None else dim
+
+
+def _max_or_min(x, op, dim_or_other, keepdim, dim, other, axis):
+    """PyTorch's overloads of ``max``/``min``: the elementwise ``other`` (a tensor given alone
+    by position, or ``other=``), else a reduction over all elements or along one dim."""
+    named = [
+        name
+        for name, value in (("dim", dim), ("axis", axis), ("other", other))
+        if value is not None
+    ]
+    if len(named) > 1 or (named and dim_or_other is not None):
+        given = (["a positional argument"] if dim_or_other is not None else []) + named
+        raise TypeError(f"{op}: got {' and '.join(given)}; expected a dim or other, not both")
+    elementwise = _ops.Maximum if op == "max" else _ops.Minimum
+    if other is not None:
+        if keepdim is not None:
+            raise TypeError(f"{op}: keepdim goes with a dim, not with other")
+        return elementwise.apply(x, other)
+    if dim_or_other is None:
+        dim_or_other = dim if dim is not None else axis
+    elif keepdim is None and isinstance(dim_or_other, Tensor):
+        return elementwise.apply(x, dim_or_other)
+    return (_ops.max if op == "max" else _ops.min)(x, dim_or_other, keepdim)
 
 
 def _logical_dims(dim, ndim, op):

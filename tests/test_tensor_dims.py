@@ -235,3 +235,45 @@ def test_a_0d_integer_tensor_dim_acts_as_its_int(shape, op_name, data, dtype):
     np.testing.assert_array_equal(got.numpy(), expected.numpy())
     with pytest.raises(TypeError):
         op(x, autodiff.tensor(float(d)))
+
+
+# -- max and min: the elementwise overload and the reduction, told apart as in PyTorch ----
+
+MAX_MIN_FORMS = {
+    "x.max(t) alone: elementwise": (lambda lib, x: x.max(lib.tensor(2.0)), [[2, 5], [3, 2]]),
+    "x.max(other=t)": (lambda lib, x: x.max(other=lib.tensor(2.0)), [[2, 5], [3, 2]]),
+    "max(x, other=t)": (lambda lib, x: lib.max(x, other=lib.tensor(2.0)), [[2, 5], [3, 2]]),
+    "x.max(dim=t): a dim": (lambda lib, x: x.max(dim=lib.tensor(1)).values, [5, 3]),
+    "max(x, dim=t)": (lambda lib, x: lib.max(x, dim=lib.tensor(1)).indices, [1, 0]),
+    "x.max(t, True)": (lambda lib, x: x.max(lib.tensor(1), True).values, [[5], [3]]),
+    "x.min(dim=t)": (lambda lib, x: x.min(dim=lib.tensor(1)).values, [1, 2]),
+    "x.min(other=t)": (lambda lib, x: x.min(other=lib.tensor(2.0)), [[1, 2], [2, 2]]),
+    "x.max(dim=1)": (lambda lib, x: x.max(dim=1).values, [5, 3]),
+}
+
+
+@pytest.mark.parametrize("form", MAX_MIN_FORMS)
+def test_max_and_min_read_a_tensor_as_pytorch_does(form, torch_or_none):
+    """A tensor alone by position is ``other`` (elementwise); ``dim=`` is always a dim
+    (``x.max(dim=t)`` was the elementwise maximum here)."""
+    call, expected = MAX_MIN_FORMS[form]
+    x = [[1.0, 5.0], [3.0, 2.0]]
+    np.testing.assert_array_equal(call(autodiff, autodiff.tensor(x)).numpy(), expected)
+    if torch_or_none is not None:
+        np.testing.assert_array_equal(
+            call(torch_or_none, torch_or_none.tensor(x)).numpy(), expected
+        )
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: x.max(1, dim=1),  # PyTorch: multiple values for argument 'dim'
+        lambda x: x.max(dim=1, other=autodiff.tensor(2.0)),
+        lambda x: x.min(autodiff.tensor(2.0), other=autodiff.tensor(2.0)),
+        lambda x: x.max(other=autodiff.tensor(2.0), keepdim=True),
+    ],
+)
+def test_max_and_min_refuse_a_dim_and_other_together(call):
+    with pytest.raises(TypeError, match=r"(max|min): "):
+        call(autodiff.tensor([[1.0, 5.0], [3.0, 2.0]]))
