@@ -332,7 +332,7 @@ def _note_head_start(started, worker_started, done_here) -> None:
 def first_piece(total: int, pieces: int, work: int) -> int:
     """How many of ``total`` items the calling thread takes: more than its share.
 
-    A worker starts some time after the calling thread (30 us here), so pieces
+    A worker starts some time after the calling thread (16 us here), so pieces
     of equal size end that much apart, the caller waiting for the last.  The
     caller's piece is larger by what it does in its head start, twice that
     delay as measured (the median over the latest jobs, ``_head_start``), so
