@@ -231,7 +231,7 @@ def _product_plan(a, b, work) -> _Plan | None:
 def _larger_part(a, b, work) -> int:
     """Where the calling thread's part of the 2-D ``a @ b`` ends (threads.first_piece's
     share, at a whole block of rows or columns)."""
-    n = b.shape[1] if _by_columns(a, b) else a.shape[0]
+    n = _split_length(a, b)
     share = first_piece(n, 2, work)
     return max(n // 2, min(n - _PART_ROUNDING, round(share / _PART_ROUNDING) * _PART_ROUNDING))
 
@@ -256,13 +256,17 @@ def _checked_plan(a, b, layouts, middle) -> _Plan:
     one_call = np.array_equal(np.matmul(*probes), halves)
     parts = np.empty_like(halves)
     _two_parts_of_product(*probes, parts, middle)(0, 2)
-    halves_middle = (b.shape[1] if _by_columns(a, b) else a.shape[0]) // 2
-    return _Plan(one_call, middle if np.array_equal(parts, halves) else halves_middle)
+    return _Plan(one_call, middle if np.array_equal(parts, halves) else _split_length(a, b) // 2)
 
 
 def _by_columns(a, b) -> bool:
     """Whether a 2-D product is split by the columns of ``b`` (wider than tall) or by rows."""
     return b.shape[1] > a.shape[0]
+
+
+def _split_length(a, b) -> int:
+    """The length of the side of ``a @ b`` that is split: b's columns or a's rows."""
+    return b.shape[1] if _by_columns(a, b) else a.shape[0]
 
 
 def _two_parts_of_product(a, b, out, middle=None):
@@ -277,7 +281,7 @@ def _two_parts_of_product(a, b, out, middle=None):
     """
     by_columns = _by_columns(a, b)
     if middle is None:
-        middle = out.shape[1 if by_columns else 0] // 2
+        middle = _split_length(a, b) // 2
     parts = (slice(0, middle), slice(middle, None))
 
     def two_parts(first, stop):

@@ -438,7 +438,7 @@ def sum(x: Tensor, dim=None, keepdim=False, dtype=None) -> Tensor:
     """Sum over ``dim`` (all elements when None or empty, as PyTorch's ``x.sum(())``)."""
     if dtype is not None:
         x = x.to(dtype)
-    return Sum.apply(x, None if _all_dims(dim) else normalize_dims(dim, x.ndim, "sum"), keepdim)
+    return Sum.apply(x, _reduced_dims(dim, x.ndim, "sum"), keepdim)
 
 
 def mean(x: Tensor, dim=None, keepdim=False, dtype=None) -> Tensor:
@@ -449,7 +449,7 @@ def mean(x: Tensor, dim=None, keepdim=False, dtype=None) -> Tensor:
         raise RuntimeError(
             f"mean: could not infer output dtype; input dtype must be floating point, got {x.dtype}"
         )
-    dims = None if _all_dims(dim) else normalize_dims(dim, x.ndim, "mean")
+    dims = _reduced_dims(dim, x.ndim, "mean")
     count = x.numel() if dims is None else math.prod(x.shape[d] for d in dims)
     return Sum.apply(x, dims, keepdim) / count
 
@@ -465,7 +465,7 @@ def var(x: Tensor, dim=None, unbiased=None, keepdim=False, *, correction=None) -
         dim, unbiased = None, dim
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
-    dims = None if _all_dims(dim) else normalize_dims(dim, x.ndim, "var")
+    dims = _reduced_dims(dim, x.ndim, "var")
     count = x.numel() if dims is None else math.prod(x.shape[d] for d in dims)
     if count - correction <= 0 and (dims is None or x.ndim == 0) and x.numel():
         out = NoDegreesOfFreedom.apply(x)
@@ -526,7 +526,7 @@ def _max_shift(x: Tensor, dims, finite_only: bool) -> Tensor:
 
 def logsumexp(x: Tensor, dim, keepdim=False) -> Tensor:
     """log sum exp(x) = m + log sum exp(x - m), with m = max(x) detached for stability."""
-    dims = None if _all_dims(dim) else normalize_dims(dim, x.ndim, "logsumexp")
+    dims = _reduced_dims(dim, x.ndim, "logsumexp")
     shift = _max_shift(x, dims, finite_only=True)
     out = Sum.apply((x - shift).exp(), dims, True).log() + shift
     return out if keepdim else out.reshape(drop_dims(shift.data, dims).shape)
@@ -612,21 +612,23 @@ def min(x: Tensor, dim=None, keepdim=None):
 
 def amax(x: Tensor, dim=(), keepdim=False) -> Tensor:
     """Maximum over ``dim`` (all dims when empty); ties share the gradient."""
-    dims = None if _all_dims(dim) else normalize_dims(dim, x.ndim, "amax")
+    dims = _reduced_dims(dim, x.ndim, "amax")
     return Amax.apply(x, dims, keepdim, False)
 
 
 def amin(x: Tensor, dim=(), keepdim=False) -> Tensor:
     """Minimum over ``dim`` (all dims when empty); ties share the gradient."""
-    dims = None if _all_dims(dim) else normalize_dims(dim, x.ndim, "amin")
+    dims = _reduced_dims(dim, x.ndim, "amin")
     return Amin.apply(x, dims, keepdim, False)
 
 
-def _all_dims(dim) -> bool:
-    """No dim (None, or an empty list: PyTorch's ``x.sum(())``, amax's default) reduces them
-    all, in sum, mean, var, std, amax, amin and logsumexp, as in PyTorch (where NumPy's
-    ``axis=()`` would reduce none)."""
-    return dim is None or (isinstance(dim, (tuple, list)) and not dim)
+def _reduced_dims(dim, ndim: int, op: str):
+    """``normalize_dims`` for sum, mean, var, std, amax, amin and logsumexp, where no dim
+    (None, or an empty list: PyTorch's ``x.sum(())``, amax's default) reduces them all,
+    as in PyTorch (NumPy's ``axis=()`` would reduce none): None then."""
+    if dim is None or (isinstance(dim, (tuple, list)) and not dim):
+        return None
+    return normalize_dims(dim, ndim, op)
 
 
 def _arg(x, dim, keepdim, fn, op):
@@ -678,8 +680,6 @@ def _one_dim_at_a_time(dims, ndim: int) -> str:
     """The hint for a tuple of dims given to prod: the chain of one-dim products,
     highest dim first so that the dims still to reduce keep their numbers."""
     hint = " (PyTorch's prod takes one dim, unlike sum)"
-    if not isinstance(dims, (tuple, list)):
-        return ""
     try:
         normalized = normalize_dims(dims, ndim, "prod")
     except (TypeError, IndexError, ValueError):
