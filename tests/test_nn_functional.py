@@ -296,6 +296,47 @@ def test_fused_linear_agrees_with_the_composed_form_for_large_batches(n):
         np.testing.assert_array_equal(a.data, b.data)
 
 
+@settings(max_examples=25)
+@given(
+    rows=st.integers(0, 400),
+    columns=st.integers(0, 70),
+    dtype=st.sampled_from([np.float32, np.float64, np.int64]),
+    seed=st.integers(0, 999),
+)
+def test_row_major_transpose_copies_every_block(rows, columns, dtype, seed):
+    """The linear layer's product is copied back to row-major 128 rows at a time."""
+    from autodiff.ops.linalg import _row_major_transpose
+
+    array = (np.random.default_rng(seed).standard_normal((rows, columns)) * 100).astype(dtype)
+    copied = _row_major_transpose(array)
+    assert copied.flags.c_contiguous and copied.dtype == dtype
+    assert not np.shares_memory(copied, array) or array.size <= 1
+    np.testing.assert_array_equal(copied, array.T)
+
+
+@pytest.mark.parametrize("bias_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("out_features", [128, 129, 300])
+def test_fused_linear_of_wide_layers_agrees_with_the_composed_form(out_features, bias_dtype):
+    """Wider than one block of the row-major copy, the bias added in place (or, wider
+    dtype, into a new array): the composed form's bits and dtype."""
+    rng = np.random.default_rng(out_features)
+    shapes = ((64, 50), (out_features, 50), (out_features,))
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    arrays[2] = arrays[2].astype(bias_dtype)
+    fused_in = [autodiff.tensor(a, requires_grad=True) for a in arrays]
+    composed_in = [autodiff.tensor(a, requires_grad=True) for a in arrays]
+    fused, composed = F.linear(*fused_in), _composed_linear(*composed_in)
+    assert fused.grad_fn.name() == "LinearBackward" and fused.data.flags.c_contiguous
+    assert fused.dtype == composed.dtype == np.result_type(np.float32, bias_dtype)
+    np.testing.assert_array_equal(fused.data, composed.data)
+    np.testing.assert_array_equal(fused_in[2].data, arrays[2])  # the bias is left alone
+    if bias_dtype != np.float32:
+        return  # (a float64 gradient's products into float32 differ in the last bits)
+    v = autodiff.tensor(rng.standard_normal(fused.shape).astype(fused.dtype))
+    for a, b in zip(autodiff.grad(fused, fused_in, v), autodiff.grad(composed, composed_in, v)):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
 def test_linear_stays_composed_outside_a_batch_of_rows():
     """One sample (1-d), more batch dims, a bias of another shape, or a column-major
     input or weight (for which x @ W.T + b runs other products): as written."""
