@@ -202,6 +202,37 @@ def test_sgd_step_is_p_minus_lr_grad_and_leaves_no_graph():
     assert w.grad_fn is None and w.is_leaf and w.requires_grad
 
 
+@pytest.mark.parametrize(
+    ("name", "kwargs"), [("SGD", {"lr": 0.1}), ("Adam", {"lr": 0.1}), ("RMSprop", {"lr": 0.1})]
+)
+def test_a_step_changes_parameters_in_place_as_sub_does(name, kwargs):
+    """The step writes into p's array, moves its version once (so a graph that saved p
+    refuses backward, as after p.sub_), and bits equal p.sub_(update) under no_grad."""
+    rng = np.random.default_rng(0)
+    values, grad = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    w = nn.Parameter(autodiff.tensor(values))
+    array, version = w.data, w._version[0]
+    loss = (w * w).sum()
+    w.grad = autodiff.tensor(grad)
+    getattr(optim, name)([w], **kwargs).step()
+    assert w.data is array and w._version[0] == version + 1 and w.dtype == autodiff.float32
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        loss.backward()
+    if name == "SGD":
+        expected = autodiff.tensor(values)
+        with autodiff.no_grad():
+            expected.sub_(0.1 * grad)
+        np.testing.assert_array_equal(w.data, expected.data)
+
+
+def test_a_step_on_a_read_only_parameter_says_so():
+    w = nn.Parameter(autodiff.tensor([1.0, 1.0, 1.0]))
+    w.data = np.broadcast_to(np.ones(1), (3,))
+    w.grad = autodiff.tensor([1.0, 1.0, 1.0])
+    with pytest.raises(RuntimeError, match="read-only view"):
+        optim.SGD([w], lr=0.1).step()
+
+
 def test_sgd_momentum_by_hand():
     w = nn.Parameter(autodiff.tensor([1.0], dtype=autodiff.float64))
     opt = optim.SGD([w], lr=0.1, momentum=0.9)

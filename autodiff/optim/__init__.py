@@ -54,6 +54,24 @@ def _check_non_negative(**values) -> None:
             raise ValueError(f"Invalid {_HYPER_PARAMETER_WORDS[name]}: {value}")
 
 
+def _descend(p: Tensor, update: np.ndarray) -> None:
+    """``p -= update`` in place: what ``p.sub_(update)`` does under no_grad, for a step.
+
+    The optimizers run this once per parameter per step; ``Tensor.sub_``'s general
+    path (its checks for recording, views and leaves, and the closures it builds)
+    cost about 2.5 us a call, 15 us of the lecture MLP's 150 us SGD step (six
+    parameters).  The same NumPy subtraction, so the same values; the version
+    counter moves as ``sub_`` moves it.  A read-only parameter (an expanded view)
+    goes through ``sub_`` for its error.
+    """
+    data = p.data
+    if not data.flags.writeable or update.dtype != data.dtype:
+        p.sub_(update)
+        return
+    np.subtract(data, update, out=data)
+    p._version[0] += 1
+
+
 def _real_view(array: np.ndarray) -> np.ndarray:
     """A complex array as a float view of shape ``(..., 2)``, real and imaginary parts
     (PyTorch's ``torch.view_as_real``): an in-place change to it changes ``array``."""
@@ -369,7 +387,7 @@ class SGD(Optimizer):
                         buf *= momentum
                         buf += (1 - dampening) * g
                     g = g + momentum * buf if nesterov else buf
-                p.sub_(lr * g)
+                _descend(p, lr * g)
             for (p, _), buf in zip(entries, bufs):
                 self.state[p]["momentum_buffer"] = buf
         return loss
@@ -467,7 +485,7 @@ class Adam(Optimizer):
                 else:
                     denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
                 update = step_size * (exp_avg / denom)
-                p.sub_(_complex_from(update, p.data.dtype) if is_complex else update)
+                _descend(p, _complex_from(update, p.data.dtype) if is_complex else update)
         return loss
 
 
@@ -586,7 +604,7 @@ class RMSprop(Optimizer):
                     update = lr * buf
                 else:
                     update = lr * g / avg
-                p.sub_(_complex_from(update, p.data.dtype) if is_complex else update)
+                _descend(p, _complex_from(update, p.data.dtype) if is_complex else update)
         return loss
 
 
