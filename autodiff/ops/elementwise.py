@@ -722,6 +722,8 @@ def max_with_zero(x, out=None):
             return np.maximum(0, x, out=out)
         return _ufunc(np.maximum, 0, x)
     zeros = _FLOAT32_ZEROS
+    if x.size <= _ZERO_BLOCK:  # one block (the MLP's 64x512): no rows to hand out
+        return np.maximum(zeros[: x.size].reshape(x.shape), x, out=out)
     if out is None:
         out = np.empty_like(x)
     flat_x, flat_out = x.reshape(-1), out.reshape(-1)
