@@ -28,7 +28,7 @@ from autodiff import RemovableHandle, Tensor, constant
 from autodiff.conversion import as_dtype
 from autodiff.grad_mode import modes
 from autodiff.ops import BackwardHookFunction
-from autodiff.region import ModuleCall, current_module, module_scope
+from autodiff.region import ModuleCall
 
 __all__ = ["Module", "Parameter"]
 
@@ -162,30 +162,8 @@ class Module:
             return self.forward(*args, **kwargs) if plain else self._call_with_hooks(args, kwargs)
         # Recording: tag each op with the module that ran it (autodiff.region), so that
         # pictures cluster by module and regions know their module, with no setup.
-        with module_scope(self._module_call()):
+        with ModuleCall.running(self, _qualified_name):
             return self.forward(*args, **kwargs) if plain else self._call_with_hooks(args, kwargs)
-
-    def _module_call(self) -> ModuleCall:
-        """This call's qualified name below the outermost module that is running."""
-        outer = current_module()
-        if outer is None:
-            return ModuleCall("", type(self).__name__, None, self)
-        parent = outer.module() if outer.module is not None else None
-        name = None
-        if parent is not None:
-            for child_name, child in parent._modules.items():
-                if child is self:
-                    name = child_name
-                    break
-            else:  # called from an outer module's forward but held deeper (or elsewhere)
-                for path, module in parent.named_modules():
-                    if module is self and path:
-                        name = path
-                        break
-        if name is None:
-            name = type(self).__name__
-        qualified = f"{outer.name}.{name}" if outer.name else name
-        return ModuleCall(qualified, type(self).__name__, outer, self)
 
     def _call_with_hooks(self, args, kwargs):
         for hook_id, hook in list(self._forward_pre_hooks.items()):
@@ -727,6 +705,35 @@ class Module:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+
+
+def _qualified_name(call: ModuleCall) -> str:
+    """A module call's name below the outermost module that ran (``"features.0"``).
+
+    Found when first read (``ModuleCall.running``): its attribute name in the
+    module its parent call ran, or its path below that module (called from an
+    outer forward but held deeper); the class name when it is held by none, or
+    when either module no longer exists.
+    """
+    outer = call.parent
+    if outer is None:
+        return ""
+    module = call.module()
+    parent = outer.module() if outer.module is not None else None
+    name = None
+    if parent is not None and module is not None:
+        for child_name, child in parent._modules.items():
+            if child is module:
+                name = child_name
+                break
+        else:
+            for path, held in parent.named_modules():
+                if held is module and path:
+                    name = path
+                    break
+    if name is None:
+        name = call.type_name
+    return f"{outer.name}.{name}" if outer.name else name
 
 
 def _join(prefix: str, name: str) -> str:

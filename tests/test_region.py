@@ -181,6 +181,57 @@ def test_modules_name_their_ops_and_regions_without_setup():
     assert loss.grad_fn.annotations["region"].module is None  # outside the model
 
 
+def test_module_call_names_are_found_when_first_read():
+    """Each call is named when a picture (or anyone) first reads it: by the attribute
+    that holds it, by its path when an outer forward calls a module held deeper, by its
+    class when nothing holds it; the same names a call-time lookup gave."""
+
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(3, 3), nn.ReLU())
+            self.head = nn.Linear(3, 2)
+
+        def forward(self, x):
+            x = self.body(x)
+            x = self.body[1](x)  # held deeper: its path
+            x = nn.Tanh()(x)  # held by none: its class
+            return self.head(x)
+
+    model = Outer()
+    out = model(autodiff.randn(4, 3, requires_grad=True))
+    calls = {}
+    for node in topological_order(out.grad_fn):
+        if type(node) is Node and node.annotations and "module" in node.annotations:
+            call = node.annotations["module"]
+            assert call._name is None  # nothing read it yet
+            calls[id(call)] = call
+    names = sorted((call.name, call.type_name) for call in calls.values())
+    assert names == [
+        ("Tanh", "Tanh"),
+        ("body.0", "Linear"),
+        ("body.1", "ReLU"),
+        ("body.1", "ReLU"),
+        ("head", "Linear"),
+    ]
+    assert {call.parent.name for call in calls.values()} <= {"", "body"}
+    assert {call.root.type_name for call in calls.values()} == {"Outer"}
+    region = out.grad_fn.annotations["region"]
+    assert region.module == "head" and region.call.name == "head"
+
+
+def test_a_module_call_made_by_hand_keeps_its_name():
+    from autodiff.region import ModuleCall, current_module, module_scope
+
+    call = ModuleCall("encoder.0", "Linear", None, None)
+    with module_scope(call):
+        assert current_module() is call
+        y = autodiff.randn(2, requires_grad=True) * 2
+    assert current_module() is None
+    assert y.grad_fn.annotations["module"].name == "encoder.0"
+    assert repr(call) == "<ModuleCall encoder.0: Linear>"
+
+
 def test_region_output_is_weak_so_graphs_free_without_the_cycle_collector():
     gc.disable()
     try:
