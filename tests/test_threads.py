@@ -503,7 +503,9 @@ def test_a_forked_child_computes_with_a_pool_of_its_own(restore_threads):
 
 
 @pytest.mark.parametrize("count", [1, 2])
-@pytest.mark.parametrize("shape", [(64, 512), (3, 70001), (64, 16, 28, 28), (4097,)])
+@pytest.mark.parametrize(
+    "shape", [(64, 512), (3, 70001), (64, 16, 28, 28), (4097,), (9, 40000), (2, 2**18 + 5)]
+)
 def test_relu_of_a_large_float32_batch_is_maximum_with_zero(shape, count, restore_threads):
     """Large float32 ReLUs run against blocks of zeros (NumPy's vectorised loop): the
     same bits as np.maximum(0, x), NaN and -0.0 included, out of place and in place."""

@@ -692,12 +692,16 @@ class Relu(Function):
 # NumPy's vectorised loop for np.maximum runs only when both operands are
 # arrays; against the scalar 0 it takes an element-at-a-time loop.  Against a
 # block of zeros, 64x512 float32 took 4.7 us instead of 12.8 us, 64x32x26x26
-# 318 us instead of 648 us (NumPy 2.4, medians).  Blocks of 32768: smaller ones
-# pay NumPy's per-call cost more often (2048: slower than the scalar form).
-# Small arrays and other dtypes keep the scalar form (float64 was slower
-# against zeros once it no longer fits in cache, and a short call pays more
-# for the slicing than it saves).
-_ZERO_BLOCK = 32768
+# 318 us instead of 648 us (NumPy 2.4, medians).  Blocks of 2**18 (1 MiB of
+# zeros): smaller ones pay NumPy's per-call cost and a release of the GIL more
+# often (2048: slower than the scalar form), and on two threads each release
+# can hand the GIL to the other thread.  The CNN's 64x16x28x28 (six arrays in
+# turn, as activations come) took 170 us on one thread and 111 on two in such
+# blocks, against 222 and 171 in blocks of 32768.  Small arrays and other
+# dtypes keep the scalar form (float64 was slower against zeros once it no
+# longer fits in cache, and a short call pays more for the slicing than it
+# saves).
+_ZERO_BLOCK = 1 << 18
 _FLOAT32_ZEROS = np.zeros(_ZERO_BLOCK, np.float32)
 _FLOAT32_ZEROS.flags.writeable = False
 
@@ -722,7 +726,7 @@ def max_with_zero(x, out=None):
             return np.maximum(0, x, out=out)
         return _ufunc(np.maximum, 0, x)
     zeros = _FLOAT32_ZEROS
-    if x.size <= _ZERO_BLOCK:  # one block (the MLP's 64x512): no rows to hand out
+    if x.size < 2 * MIN_PARALLEL_WORK:  # one block (the MLP's 64x512), never split in two
         return np.maximum(zeros[: x.size].reshape(x.shape), x, out=out)
     if out is None:
         out = np.empty_like(x)
