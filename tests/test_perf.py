@@ -302,19 +302,30 @@ def same_width_cases(draw):
         draw(st.integers(span_w + 1, span_w + 6)),  # wider than the wrapped bands
     )
     threads = draw(st.sampled_from([1, 2]))
-    return shape, kernel, padding, dilation, groups, threads, draw(st.integers(0, 2**32 - 1))
+    dtype = draw(st.sampled_from([np.float64, np.float32, np.float16, np.complex128]))
+    return shape, kernel, padding, dilation, groups, threads, dtype, draw(st.integers(0, 2**32 - 1))
+
+
+def _with_specials(array, start):
+    """Every 7th element inf, every 11th NaN, every 13th -0.0 (from ``start``)."""
+    flat = array.reshape(-1)
+    flat[start::7] = np.inf
+    flat[start + 3 :: 11] = np.nan
+    flat[start + 5 :: 13] = -0.0
+    return array
 
 
 @given(case=same_width_cases())
 def test_im2col_and_col2im_by_runs_equal_the_composed_form_bit_for_bit(case):
-    """The runs wrap into neighbouring rows' edge columns; the padding zeros (Im2col)
-    and the recomputed bands (Col2im) must leave the same bits as the composed form,
-    also where the gradient holds inf and NaN (which must not leak into a band)."""
+    """The windows of zero-padded planes read into neighbouring rows' edge columns,
+    which must become the padding's +0.0 (Im2col), and the gradients read there must
+    add nothing (Col2im): the same bits as the composed form, with inf, NaN and -0.0
+    in the input and the gradient, for every float dtype (complex: the runs' form)."""
     from autodiff.ops.window import Im2col, _flat_runs
 
-    shape, kernel, padding, dilation, groups, threads, seed = case
+    shape, kernel, padding, dilation, groups, threads, dtype, seed = case
     assert _flat_runs(shape, kernel, (1, 1), padding, dilation, (1, shape[3])) is not None
-    x0 = np.random.default_rng(seed).standard_normal(shape)
+    x0 = _with_specials(np.random.default_rng(seed).standard_normal(shape).astype(dtype), 2)
     results = []
     before = autodiff.get_num_threads()
     autodiff.set_num_threads(threads)
@@ -322,15 +333,28 @@ def test_im2col_and_col2im_by_runs_equal_the_composed_form_bit_for_bit(case):
         for im2col in (Im2col.apply, _composed_im2col):
             x = autodiff.tensor(x0, requires_grad=True)
             cols = im2col(x, kernel, (1, 1), padding, dilation, groups)
-            upstream = np.random.default_rng(seed + 1).standard_normal(cols.shape)
-            upstream.reshape(-1)[::7] = np.inf
-            upstream.reshape(-1)[3::11] = np.nan
-            (grad_x,) = autodiff.grad(cols, x, autodiff.tensor(upstream))
+            upstream = np.random.default_rng(seed + 1).standard_normal(cols.shape).astype(dtype)
+            (grad_x,) = autodiff.grad(cols, x, autodiff.tensor(_with_specials(upstream, 0)))
             results.append((cols.data, grad_x.data))
     finally:
         autodiff.set_num_threads(before)
     for fused, composed in zip(*results, strict=True):
+        assert fused.dtype == composed.dtype == dtype
         assert fused.tobytes() == composed.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.bool_])
+def test_im2col_of_integers_equals_the_composed_form(dtype):
+    """Integer and boolean images: the padding is 0 (False), the windows exact."""
+    from autodiff.ops.window import Im2col
+
+    x0 = (np.random.default_rng(3).integers(-5, 200, (2, 3, 5, 6)) % 7).astype(dtype)
+    x = autodiff.tensor(x0)
+    for padding in (((1, 1), (1, 1)), ((0, 2), (2, 0))):
+        fused = Im2col.apply(x, (3, 3), (1, 1), padding, (1, 1), 1)
+        composed = _composed_im2col(x, (3, 3), (1, 1), padding, (1, 1), 1)
+        assert fused.dtype == composed.dtype == dtype
+        np.testing.assert_array_equal(fused.data, composed.data)
 
 
 def test_conv2d_matches_pytorch_groups_stride_dilation(torch):
