@@ -50,9 +50,17 @@ class CrossEntropy(Function):
     @staticmethod
     def backward(ctx, grad):
         logits, probs, target = ctx.saved_tensors
-        if is_grad_enabled():
-            # create_graph: recompute s from the logits so that it is differentiable
-            probs = logits.softmax(1)
+        if not is_grad_enabled():  # the usual backward: the same rule on the arrays
+            # s - t: 1 taken from s at each target (s - 0 is s itself), then the scale,
+            # as the recorded form below computes them, so the same bits
+            scale = grad.data / len(target.data) if ctx.reduction == "mean" else grad.data
+            if ctx.reduction == "none":
+                scale = scale[:, None]
+            difference = probs.data.copy()
+            difference[np.arange(len(target.data)), target.data] -= 1
+            return Tensor._make(np.multiply(difference, scale), None, None), None, None
+        # create_graph: recompute s from the logits so that it is differentiable
+        probs = logits.softmax(1)
         onehot = np.zeros(probs.shape, dtype=probs.dtype)
         onehot[np.arange(len(target.data)), target.data] = 1
         if ctx.reduction == "mean":
