@@ -503,6 +503,31 @@ def test_a_forked_child_computes_with_a_pool_of_its_own(restore_threads):
 
 
 @pytest.mark.parametrize("count", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(64, 512), (9, 40000), (3, 5)])
+def test_relu_backward_keeps_the_gradient_where_the_output_is_not_at_most_zero(
+    shape, dtype, count, restore_threads
+):
+    """dL/dx = g where not y <= 0 (NaN included), else +0.0: g's own bits (inf, NaN,
+    -0.0) or +0.0, as np.where gives, on arrays or recorded (create_graph) alike."""
+    autodiff.set_num_threads(count)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(dtype)
+    x.reshape(-1)[::7] = np.nan
+    x.reshape(-1)[::11] = -0.0
+    g = rng.standard_normal(shape).astype(dtype)
+    g.reshape(-1)[1::5] = -0.0
+    g.reshape(-1)[2::9] = np.inf
+    g.reshape(-1)[3::13] = np.nan
+    y = np.maximum(0, x)
+    expected = np.where(y <= 0, dtype(0), g)
+    for create_graph in (False, True):
+        t = autodiff.tensor(x, requires_grad=True)
+        (grad,) = autodiff.grad(t.relu(), t, autodiff.tensor(g), create_graph=create_graph)
+        assert grad.dtype == dtype and grad.data.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("count", [1, 2])
 @pytest.mark.parametrize(
     "shape", [(64, 512), (3, 70001), (64, 16, 28, 28), (4097,), (9, 40000), (2, 2**18 + 5)]
 )
