@@ -547,3 +547,35 @@ def test_relu_of_a_large_float32_batch_is_maximum_with_zero(shape, count, restor
     t = autodiff.tensor(x, requires_grad=True)
     t.relu().sum().backward()
     np.testing.assert_array_equal(t.grad.numpy(), np.where(x <= 0, 0.0, 1.0))
+
+
+@pytest.mark.parametrize("count", [1, 2])
+@pytest.mark.parametrize(
+    ("shape", "small", "dtypes"),
+    [
+        ((64, 16, 28, 28), (1, 16, 1, 1), (np.float32, np.float32)),
+        ((64, 16, 28, 28), (1, 16, 1, 1), (np.float32, np.float64)),
+        ((64, 8, 20, 20), (1, 1, 20, 1), (np.float64, np.float32)),
+        ((64, 16, 28, 28), (1, 1, 1, 1), (np.int64, np.float32)),
+        ((3, 300000), (1, 1), (np.float32, np.float32)),
+    ],
+)
+def test_adding_a_small_broadcast_operand_to_a_large_batch_is_numpys_sum(
+    shape, small, dtypes, count, restore_threads
+):
+    """A bias of shape (1, C, 1, 1) is written out as one row (1, C, H, W) before the
+    addition (NumPy's vectorised loop): the same values and dtype as NumPy's sum, in
+    either order of the operands, at every thread count."""
+    autodiff.set_num_threads(count)
+    rng = np.random.default_rng(2)
+    big = (rng.standard_normal(shape) * 10).astype(dtypes[0])
+    bias = (rng.standard_normal(small) * 10).astype(dtypes[1])
+    expected = big + bias
+    for total in (autodiff.tensor(big) + autodiff.tensor(bias), autodiff.tensor(bias) + big):
+        assert total.dtype == expected.dtype
+        assert total.data.tobytes() == expected.tobytes()
+
+
+def test_adding_operands_that_do_not_broadcast_names_the_shapes():
+    with pytest.raises(ValueError, match=r"\(64, 16, 28, 28\).*\(1, 15, 1, 1\)"):
+        autodiff.zeros(64, 16, 28, 28) + autodiff.zeros(1, 15, 1, 1)

@@ -25,13 +25,42 @@ def _ufunc(ufunc, *operands):
     span the first dim (scalars, a bias of shape (1, C, 1, 1)) broadcast whole.
     """
     for operand in operands:  # small operands broadcasting into a large result: not split
+        if type(operand) is np.ndarray and operand.size >= MIN_PARALLEL_WORK:
+            operands = _rows_of_small_operands(operands, operand.shape)
+            if get_num_threads() > 1:
+                return _ufunc_by_rows(ufunc, operands)
+            break
+    return ufunc(*operands)
+
+
+def _rows_of_small_operands(operands, shape):
+    """Operands that broadcast along the inner dims of ``shape`` (a bias (1, C, 1, 1)
+    against (N, C, H, W)), written out as one row (1, C, H, W), to be broadcast only
+    along the first dim.
+
+    NumPy then runs its vectorised loop along rows of C*H*W instead of an
+    element-at-a-time loop against one number per H*W: a convolution's bias
+    added to 64x16x28x28 took 162 against 237 us (one thread, medians).  The
+    same additions, so the same values.  Only for at least 4 rows, so that the
+    written row is small beside the result.
+    """
+    row = math.prod(shape[1:])
+    if len(shape) < 2 or shape[0] < 4 or shape[-1] < 2:
+        return operands
+    widened = list(operands)
+    for i, operand in enumerate(operands):
         if (
             type(operand) is np.ndarray
-            and operand.size >= MIN_PARALLEL_WORK
-            and get_num_threads() > 1
+            and operand.ndim == len(shape)
+            and operand.shape[0] == 1
+            and operand.shape[-1] == 1
+            and operand.size < row
         ):
-            return _ufunc_by_rows(ufunc, operands)
-    return ufunc(*operands)
+            try:
+                widened[i] = np.broadcast_to(operand, (1,) + tuple(shape[1:])).copy()
+            except ValueError:  # it does not broadcast: the ufunc says so
+                return operands
+    return widened
 
 
 def _ufunc_by_rows(ufunc, operands):
