@@ -292,6 +292,20 @@ def test_max_pool2d_gradient_goes_to_the_first_maximum_like_pytorch():
     compare_module(nn.MaxPool2d(3, 1, 1), torch.nn.MaxPool2d(3, 1, 1), x)
 
 
+@pytest.mark.parametrize(("kernel", "stride"), [(2, 2), (3, 1), (5, 2), (17, 3)])
+def test_max_pool2d_indices_with_ties_and_nan_match_pytorch(kernel, stride):
+    """Many ties and a NaN: the same maxima and the same indices (the first maximum,
+    the NaN where one is), also past 256 taps a window (17x17: int64 taps)."""
+    x = np.random.default_rng(kernel).integers(0, 5, (2, 3, 40, 40)).astype(np.float32)
+    x[0, 0, 3, 3] = x[1, 2, 30, 17] = np.nan
+    ours, ours_at = F.max_pool2d(autodiff.tensor(x), kernel, stride, return_indices=True)
+    theirs, theirs_at = torch.nn.functional.max_pool2d(
+        torch.from_numpy(x), kernel, stride, return_indices=True
+    )
+    np.testing.assert_array_equal(ours.data, theirs.numpy())
+    np.testing.assert_array_equal(ours_at.data, theirs_at.numpy())
+
+
 @settings(max_examples=30)
 @given(case=pool_cases(dilation=False), include=st.booleans(), seed=st.integers(0, 2**16))
 def test_avg_pool2d_matches_pytorch(case, include, seed):
