@@ -17,20 +17,21 @@ from ..tensor import Tensor
 from ..threads import MIN_PARALLEL_WORK, get_num_threads, parallel_for, parallel_rows
 
 
-def _ufunc(ufunc, *operands):
-    """``ufunc(*operands)``, split along the result's first dim over the engine's threads.
+def _ufunc(ufunc, *operands, out=None):
+    """``ufunc(*operands, out=out)``, split along the result's first dim over the engine's threads.
 
     Only large results are split (a batch of activations); the chunks compute
     exactly what one call would, element by element.  Operands that do not
     span the first dim (scalars, a bias of shape (1, C, 1, 1)) broadcast whole.
+    ``out``: an array of the result's shape and dtype to write into (None: a new one).
     """
     for operand in operands:  # small operands broadcasting into a large result: not split
         if type(operand) is np.ndarray and operand.size >= MIN_PARALLEL_WORK:
             operands = _rows_of_small_operands(operands, operand.shape)
             if get_num_threads() > 1:
-                return _ufunc_by_rows(ufunc, operands)
+                return _ufunc_by_rows(ufunc, operands, out)
             break
-    return ufunc(*operands)
+    return ufunc(*operands) if out is None else ufunc(*operands, out=out)
 
 
 def _rows_of_small_operands(operands, shape):
@@ -44,9 +45,9 @@ def _rows_of_small_operands(operands, shape):
     same additions, so the same values.  Only for at least 4 rows, so that the
     written row is small beside the result.
     """
-    row = math.prod(shape[1:])
     if len(shape) < 2 or shape[0] < 4 or shape[-1] < 2:
         return operands
+    row = math.prod(shape[1:])
     widened = list(operands)
     for i, operand in enumerate(operands):
         if (
@@ -63,7 +64,10 @@ def _rows_of_small_operands(operands, shape):
     return widened
 
 
-def _ufunc_by_rows(ufunc, operands):
+def _ufunc_by_rows(ufunc, operands, out=None):
+    if out is not None:
+        parallel_rows(ufunc, operands, out, math.prod(out.shape[1:]))
+        return out
     try:
         shape = np.broadcast_shapes(*[np.shape(operand) for operand in operands])
     except ValueError:
@@ -436,22 +440,31 @@ def _apply_slope(g, s):
 def _kept_where(g, keep):
     """``np.where(keep, g, 0)`` for a float g and a boolean mask of its layout, by rows.
 
-    Each element's bits ANDed with all ones where ``keep`` (the mask negated
-    into g's integer width: -1) or all zeros elsewhere: g's own bits (inf, NaN
-    and -0.0 included) or +0.0, exactly np.where's result.  ReLU's backward
-    took 219 against 360 us for the product with its finiteness check (64x16x28x28
-    float32, one thread, medians); np.where itself takes 3 ms on a random mask.
+    ReLU's backward took 219 against 360 us for the product with its finiteness
+    check (64x16x28x28 float32, one thread, medians); np.where itself takes 3 ms
+    on a random mask.
     """
+
+    def mask(start, stop, bits):  # keep negated into g's integer width: -1 or 0
+        np.negative(keep[start:stop].view(np.int8), out=bits, casting="unsafe")
+
+    return _kept_by_bits(g, mask, 1)
+
+
+def _kept_by_bits(g, mask, cost_per_element):
+    """g's bits ANDed, by rows, with the integer mask that ``mask(start, stop, bits)``
+    writes into ``bits`` (-1, all ones, to keep; 0 to drop): g's own bits (inf, NaN
+    and -0.0 included) or +0.0, exactly what np.where gives."""
     ints = np.dtype(f"i{g.itemsize}")
     out = np.empty(g.shape, dtype=g.dtype)
     g_bits, out_bits = g.view(ints), out.view(ints)
 
     def rows(start, stop):
         bits = out_bits[start:stop]
-        np.negative(keep[start:stop].view(np.int8), out=bits, casting="unsafe")
+        mask(start, stop, bits)
         np.bitwise_and(g_bits[start:stop], bits, out=bits)
 
-    parallel_for(g.shape[0], rows, g[:1].size)
+    parallel_for(g.shape[0], rows, g[:1].size * cost_per_element)
     return out
 
 
@@ -509,21 +522,12 @@ def _kept_where_positive(g, y):
     """
     if not (_same_layout(g, y) and g.dtype == y.dtype and g.dtype.kind == "f") or (g.itemsize > 8):
         return None
-    ints = np.dtype(f"i{g.itemsize}")
-    out = np.empty(g.shape, dtype=g.dtype)
-    g_bits, out_bits = g.view(ints), out.view(ints)
 
-    def rows(start, stop):
-        bits = out_bits[start:stop]
+    def mask(start, stop, bits):
         dropped = np.less_equal(y[start:stop], 0)
         np.subtract(dropped.view(np.int8), 1, out=bits, casting="unsafe")
-        np.bitwise_and(g_bits[start:stop], bits, out=bits)
 
-    if g.size < 2 * MIN_PARALLEL_WORK:  # one piece anyway: no closure call through the pool
-        rows(0, len(g))
-    else:
-        parallel_for(len(g), rows, g[:1].size * 3)
-    return out
+    return _kept_by_bits(g, mask, 3)
 
 
 def zeros_for(like: Tensor) -> Tensor:

@@ -11,7 +11,6 @@ import numpy as np
 from ..function import Function
 from ..grad_mode import is_grad_enabled
 from ..tensor import Tensor, constant
-from ..threads import MIN_PARALLEL_WORK, get_num_threads, parallel_rows
 from .elementwise import _ufunc
 from .linalg import _matmul, _times_transposed
 from .reduce import Sum
@@ -99,15 +98,10 @@ class Linear(Function):
         y = _times_transposed(x, weight)  # (N, out), as MatMul computes x @ W.T
         if bias is None:
             return y
-        if bias.dtype != y.dtype:  # (a wider sum needs a new array)
-            return _ufunc(np.add, y, bias)
         # y is this op's own new array: the bias goes into it, saving an allocation
-        # and a pass over memory (5 us of the MLP's 512-wide layers)
-        if y.size >= MIN_PARALLEL_WORK and get_num_threads() > 1:
-            parallel_rows(np.add, (y, bias), y, y.shape[1])
-        else:
-            np.add(y, bias, out=y)
-        return y
+        # and a pass over memory (5 us of the MLP's 512-wide layers); a wider sum
+        # (a float64 bias) needs a new array
+        return _ufunc(np.add, y, bias, out=y if bias.dtype == y.dtype else None)
 
     @staticmethod
     def backward(ctx, grad):

@@ -434,7 +434,9 @@ def _padded_planes(input_shape, kernel_size, padding, dilation, out_hw):
     strided view of the padded planes, ``padded[n, c, p dh W + q dw + k]``;
     only where ``j + q dw - left`` leaves the row does the read wrap into the
     neighbouring row, and ``keep[q, k]`` (False there) masks those out.
-    Returns ``(front, back, keep)``; ``keep`` is None when no tap wraps.
+    Returns ``(front, back, keep, wrapped)``: ``keep`` is None when no tap
+    wraps; ``wrapped`` lists ``(q, first, end)``, the output columns
+    first:end whose reads wrap for kernel column q (a run at either end).
     """
     h, w = input_shape[2:]
     (kh, kw), (dh, dw) = kernel_size, dilation
@@ -447,7 +449,26 @@ def _padded_planes(input_shape, kernel_size, padding, dilation, out_hw):
     reach = column[None, :] + (np.arange(kw) * dw - left)[:, None]  # (kw, oh W)
     inside = (reach >= 0) & (reach < w)
     inside.flags.writeable = False  # (shared: the result is cached)
-    return front, back, None if inside.all() else inside
+    if inside.all():
+        return front, back, None, []
+    return front, back, inside, _wrapped_columns(inside[:, :w])
+
+
+def _wrapped_columns(keep_row):
+    """(q, first, end) for each run of False in each row of ``keep_row`` (kw, W)."""
+    runs = []
+    for q, inside in enumerate(keep_row):
+        j = 0
+        while j < len(inside):
+            if inside[j]:
+                j += 1
+                continue
+            end = j
+            while end < len(inside) and not inside[end]:
+                end += 1
+            runs.append((q, j, end))
+            j = end
+    return runs
 
 
 def _all_ones_where(keep, bits):
@@ -485,12 +506,10 @@ def _im2col_of_padded(x, cols, kernel_size, padding, dilation, out_hw):
     n, c, h, w = x.shape
     oh = out_hw[0]
     length = oh * w  # (the output is as wide as the input)
-    front, back, keep = _padded_planes(x.shape, kernel_size, padding, dilation, out_hw)
+    front, back, _, wrapped = _padded_planes(x.shape, kernel_size, padding, dilation, out_hw)
     padded = np.zeros((n, c, front + h * w + back), dtype=x.dtype)
     windows = _windows_of_padded(padded, kernel_size, dilation, w, length)
     flat_cols = cols.reshape(n, c, *kernel_size, length)
-    # per kernel column q, the output columns j whose read wrapped: a run at either end
-    wrapped = [] if keep is None else _wrapped_columns(keep[:, :w])
 
     def images(start, stop):  # images start:stop, on one of the engine's threads
         np.copyto(padded[start:stop, :, front : front + h * w].reshape(-1, c, h, w), x[start:stop])
@@ -502,23 +521,6 @@ def _im2col_of_padded(x, cols, kernel_size, padding, dilation, out_hw):
     zero = np.zeros((), dtype=cols.dtype)  # (0 does not cast to bool)
     for q, first, end in wrapped:
         np.copyto(cols[:, :, :, q, :, first:end], zero)
-
-
-def _wrapped_columns(keep_row):
-    """(q, first, end) for each run of False in each row of ``keep_row`` (kw, W)."""
-    runs = []
-    for q, inside in enumerate(keep_row):
-        j = 0
-        while j < len(inside):
-            if inside[j]:
-                j += 1
-                continue
-            end = j
-            while end < len(inside) and not inside[end]:
-                end += 1
-            runs.append((q, j, end))
-            j = end
-    return runs
 
 
 def _col2im_of_padded(blocks, out, kernel_size, padding, dilation, out_hw):
@@ -537,7 +539,7 @@ def _col2im_of_padded(blocks, out, kernel_size, padding, dilation, out_hw):
     n, c, h, w = out.shape
     (kh, kw), (dh, dw) = kernel_size, dilation
     length = out_hw[0] * w
-    front, _, keep = _padded_planes(out.shape, kernel_size, padding, dilation, out_hw)
+    front, _, keep, _ = _padded_planes(out.shape, kernel_size, padding, dilation, out_hw)
     bits = _bits_dtype(blocks.dtype)
     mask = None
     if keep is not None:  # written out for a whole image: one long loop (520 against 715 us)
