@@ -17,20 +17,31 @@ from ..tensor import Tensor
 from ..threads import MIN_PARALLEL_WORK, get_num_threads, parallel_for, parallel_rows
 
 
-def _ufunc(ufunc, *operands, out=None):
-    """``ufunc(*operands, out=out)``, split along the result's first dim over the engine's threads.
+def _ufunc(ufunc, *operands):
+    """``ufunc(*operands)``, split along the result's first dim over the engine's threads.
 
     Only large results are split (a batch of activations); the chunks compute
     exactly what one call would, element by element.  Operands that do not
     span the first dim (scalars, a bias of shape (1, C, 1, 1)) broadcast whole.
-    ``out``: an array of the result's shape and dtype to write into (None: a new one).
     """
     for operand in operands:  # small operands broadcasting into a large result: not split
         if type(operand) is np.ndarray and operand.size >= MIN_PARALLEL_WORK:
-            operands = _rows_of_small_operands(operands, operand.shape)
-            if get_num_threads() > 1:
-                return _ufunc_by_rows(ufunc, operands, out)
-            break
+            return _large_ufunc(ufunc, operands, operand.shape, None)
+    return ufunc(*operands)
+
+
+def _ufunc_into(out, ufunc, *operands):
+    """``ufunc(*operands, out=out)``, split as _ufunc splits it (``out``: the result's
+    shape and dtype)."""
+    if out.size >= MIN_PARALLEL_WORK:
+        return _large_ufunc(ufunc, operands, out.shape, out)
+    return ufunc(*operands, out=out)
+
+
+def _large_ufunc(ufunc, operands, shape, out):
+    operands = _rows_of_small_operands(operands, shape)
+    if get_num_threads() > 1:
+        return _ufunc_by_rows(ufunc, operands, out)
     return ufunc(*operands) if out is None else ufunc(*operands, out=out)
 
 
