@@ -283,7 +283,7 @@ def parallel_for(total: int, work, cost_per_item: int = 1) -> None:
     # the CNN step ran no faster with 2 or 3 per thread).  A worker that has not
     # started when the caller is done with its own piece loses its piece to the caller.
     pieces = min(total, threads, total * cost_per_item // MIN_PARALLEL_WORK)
-    if threads == 1 or pieces < 2 or getattr(_inside, "active", False):
+    if threads == 1 or pieces < 2 or running_a_chunk():
         work(0, total)
         return
     first = first_piece(total, pieces, total * cost_per_item)
@@ -316,6 +316,12 @@ def parallel_for(total: int, work, cost_per_item: int = 1) -> None:
     _note_head_start(started, job.worker_started, done_here)
     if error is not None:
         raise error
+
+
+def running_a_chunk() -> bool:
+    """True on a thread that is running a chunk of ``parallel_for`` (a worker, or the caller
+    inside its own piece): a ``parallel_for`` called there runs whole on that thread."""
+    return getattr(_inside, "active", False)
 
 
 def _note_head_start(started, worker_started, done_here) -> None:

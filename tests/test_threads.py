@@ -348,6 +348,48 @@ def test_results_do_not_depend_on_the_thread_count(
     assert fresh_product_checks or problem is _cnn_problem  # (its 2-D products are small)
 
 
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_the_linear_layers_two_gradients_run_one_per_thread_on_two_threads(
+    count, monkeypatch, restore_threads
+):
+    """dL/dx and dL/dW of a wide layer (as many multiply-adds each) side by side on two
+    threads, each computed whole on its thread; on one thread, or three, one after the
+    other, each split as _matmul splits it."""
+    import nn.functional as F  # noqa: N812 (as torch.nn.functional is imported)
+
+    autodiff.set_num_threads(count)
+    seen = []
+    both_running = threading.Barrier(2, timeout=10)
+    real = linalg._matmul
+
+    def product(a, b):
+        seen.append((a.shape, b.shape, threading.current_thread().name, threads.running_a_chunk()))
+        if threads.running_a_chunk():  # the two must be running at once to pass
+            both_running.wait()
+        return real(a, b)
+
+    monkeypatch.setattr(linalg, "_matmul", product)
+    rng = np.random.default_rng(0)
+    x = autodiff.tensor(rng.standard_normal((64, 512)).astype(np.float32), requires_grad=True)
+    weight = autodiff.tensor(rng.standard_normal((512, 512)).astype(np.float32), requires_grad=True)
+    g = autodiff.tensor(rng.standard_normal((64, 512)).astype(np.float32))
+    y = F.linear(x, weight)
+    seen.clear()  # (the forward's product)
+    grad_x, grad_weight = autodiff.grad(y, (x, weight), g)
+    assert sorted((a, b) for a, b, _, _ in seen) == [
+        ((64, 512), (512, 512)),  # g W
+        ((512, 64), (64, 512)),  # g^T x
+    ]
+    names = {name for _, _, name, _ in seen}
+    assert len(names) == (2 if count == 2 else 1)
+    assert all(inside == (count == 2) for *_, inside in seen)
+    monkeypatch.setattr(linalg, "_matmul", real)
+    autodiff.set_num_threads(1)
+    expected = [real(g.numpy(), weight.detach().numpy()), real(g.numpy().T, x.detach().numpy())]
+    np.testing.assert_array_equal(grad_x.numpy(), expected[0])
+    np.testing.assert_array_equal(grad_weight.numpy(), expected[1])
+
+
 def _spy_on_parts(monkeypatch):
     """A list that grows by the ``middle`` asked for each time a 2-D product is computed in
     two parts (None: halves)."""

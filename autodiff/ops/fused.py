@@ -12,7 +12,7 @@ from ..function import Function
 from ..grad_mode import is_grad_enabled
 from ..tensor import Tensor, constant
 from .elementwise import _ufunc, _ufunc_into
-from .linalg import _matmul, _times_transposed
+from .linalg import _matmul, _products_side_by_side, _times_transposed
 from .reduce import Sum
 
 
@@ -114,8 +114,13 @@ class Linear(Function):
             grad_bias = Sum.apply(grad, (0,), False) if len(needs) > 2 and needs[2] else None
         else:  # the same rules on the arrays (what MatMul and Sum would compute)
             g = grad.data
-            grad_x = constant(_matmul(g, weight.data)) if needs[0] else None
-            grad_weight = constant(_matmul(g.T, x.data)) if needs[1] else None
+            if needs[0] and needs[1]:  # as many multiply-adds each: one per thread
+                grad_x, grad_weight = map(
+                    constant, _products_side_by_side((g, weight.data), (g.T, x.data))
+                )
+            else:
+                grad_x = constant(_matmul(g, weight.data)) if needs[0] else None
+                grad_weight = constant(_matmul(g.T, x.data)) if needs[1] else None
             grad_bias = constant(np.sum(g, axis=0)) if len(needs) > 2 and needs[2] else None
         if len(needs) == 2:  # no bias
             return grad_x, grad_weight

@@ -15,6 +15,7 @@ from ..threads import (
     get_num_threads,
     parallel_for,
     parallel_rows,
+    running_a_chunk,
 )
 from .shape import sum_to_shape
 
@@ -174,8 +175,10 @@ def _matmul(a, b):
     work = cost_per_row * shape[0]
     if shape[0] < 2 or work < 2 * MIN_PARALLEL_WORK:
         return np.matmul(a, b)
+    # inside a chunk (see _products_side_by_side) the product has this thread alone,
+    # so it is computed as on one thread
+    one_thread = get_num_threads() == 1 or running_a_chunk()
     if len(shape) == 2:
-        one_thread = get_num_threads() == 1
         plan = _product_plan(a, b, work)
         if one_thread and plan is not None and plan.one_call:
             return np.matmul(a, b)
@@ -184,11 +187,38 @@ def _matmul(a, b):
         parallel_for(2, _two_parts_of_product(a, b, out, middle), work // 2)
         return out
     out = np.empty(shape, dtype=np.result_type(a, b))
-    if get_num_threads() == 1:
+    if one_thread:
         np.matmul(a, b, out=out)
     else:  # the first batch dim, of the operands that have it (others broadcast)
         parallel_rows(np.matmul, (a, b), out, cost_per_row)
     return out
+
+
+def _products_side_by_side(*pairs) -> list:
+    """``[_matmul(a, b) for a, b in pairs]``, one product per thread when there is a thread
+    for each.
+
+    The linear layer's dL/dx = g W and dL/dW = g^T x take the same multiply-adds
+    (N x out x in each); side by side they need one hand-off instead of one per
+    product, and each operand is packed once, not once per part: 0.46 to 0.49
+    ms against 0.52 to 0.56 ms for the MLP's 512-wide layer on two threads
+    (medians, alternated).  Each product is computed as on one thread (inside
+    a chunk ``_matmul`` has its thread alone), so the numbers do not depend
+    on the thread count.  With more threads than products, or products too
+    small to hand off, each is computed by ``_matmul`` in turn.
+    """
+    results = [None] * len(pairs)
+    cost = min(a.shape[0] * b.shape[1] * a.shape[1] // 16 for a, b in pairs)
+
+    def products(first, stop):
+        for index in range(first, stop):
+            results[index] = _matmul(*pairs[index])
+
+    if get_num_threads() == len(pairs) and blas_threads() == 1 and cost >= MIN_PARALLEL_WORK:
+        parallel_for(len(pairs), products, cost)
+    else:
+        products(0, len(pairs))
+    return results
 
 
 class _Plan(NamedTuple):
