@@ -1591,6 +1591,26 @@ _REGION_RULES = {
 _PRIMITIVE_RULES[ops.Linear] = _linear
 
 
+def _conv2d_primitive(g, unit):
+    """conv2d's fused primitive, Conv2d: one Conv, its geometry read from its own arguments."""
+    _, weight, bias, stride, widths, dilation = unit.args
+    (top, bottom), (left, right) = widths
+    dtype = unit.output.dtype
+    inputs = [g.arg(0, dtype), g.arg(1, dtype)] + ([g.arg(2, dtype)] if bias is not None else [])
+    return g.node(
+        "Conv",
+        inputs,
+        kernel_shape=list(weight.shape[2:]),
+        strides=[int(s) for s in stride],
+        pads=[int(top), int(left), int(bottom), int(right)],
+        dilations=[int(d) for d in dilation],
+        group=1,
+    )
+
+
+_PRIMITIVE_RULES[ops.Conv2d] = _conv2d_primitive
+
+
 def _not_one_tensor(g, unit):
     output = unit.output
     what = "None" if output is None else type(output).__name__

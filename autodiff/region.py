@@ -1,7 +1,7 @@
 """Regions: the lecture's name for the ops one layer records.
 
-``conv2d`` records a dozen primitives (a padding, the im2col matrix, a matrix
-product, reshapes and a copy to row-major memory) because that is fast; the
+A layer records what is fast: composed, ``conv2d`` is an im2col matrix, a
+matrix product, reshapes and an addition (its common case one fused op); the
 lecture draws one box, ``y = W * x + b``.  A layer says which box it is::
 
     with autodiff.region("linear", inputs=(x, weight, bias), attrs={},

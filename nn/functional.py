@@ -7,7 +7,9 @@ gradients" is literally true of the code: ``conv2d`` is padding + ``Im2col``
 max over the same windows, ``cross_entropy`` is ``log_softmax`` + a gather.
 Where a layer runs a primitive of its own it says so: ``erf`` (NumPy has
 none), ``softplus`` (for stability), and the common cases of ``linear``
-(``Linear``) and ``cross_entropy`` (``CrossEntropy``), for speed.
+(``Linear``), ``conv2d`` (``Conv2d``) and ``cross_entropy``
+(``CrossEntropy``), for speed; the composed forms stay in the code, and tests
+check that each primitive agrees with its composed form.
 
 Example::
 
@@ -30,6 +32,7 @@ from autodiff import Tensor, constant
 from autodiff.grad_mode import modes
 from autodiff.ops import (
     BinaryCrossEntropy,
+    Conv2d,
     CrossEntropy,
     Elu,
     Erf,
@@ -484,19 +487,22 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     y[n, o, i, j] = b[o] + sum_{c, p, q} x_pad[n, g(o) c, i sh + p dh, j sw + q dw] w[o, c, p, q]
 
     with x of shape (N, C_in, H, W) and w of shape (C_out, C_in / groups, kh, kw).
-    The graph records ``Im2col`` (the windows of the zero-padded input, one
-    (C_in/groups * kh * kw, oh * ow) matrix per image), ``MatMul`` of the reshaped
-    kernel by it, which is already laid out as (N, C_out, oh, ow), a ``Reshape``
-    and the bias ``Add``.  The gradient flows back through the matmul to the
-    kernel and to the matrix, whose backward (``Col2im``) adds every window's
-    gradient back where it was read.
+    Composed (``_composed_conv2d``), the graph records ``Im2col`` (the windows of
+    the zero-padded input, one (C_in/groups * kh * kw, oh * ow) matrix per image),
+    ``MatMul`` of the reshaped kernel by it, which is already laid out as (N,
+    C_out, oh, ow), a ``Reshape`` and the bias ``Add``; the gradient flows back
+    through the matmul to the kernel and to the matrix, whose backward
+    (``Col2im``) adds every window's gradient back where it was read.  The
+    common case (one group, float32 or float64) records the same computation as
+    one primitive, ``Conv2d``, which keeps the windows in the core's cache
+    instead of in memory (autodiff/ops/fused.py has the figures).
     """
     input = _tensor(input)
     _check_4d(input, "conv2d")
     if weight.ndim != 4:
         raise RuntimeError(f"conv2d: expected a 4-D weight, got shape {weight.shape}")
     stride, dilation = _pair(stride, "stride", "conv2d"), _pair(dilation, "dilation", "conv2d")
-    n, c_in, _h, _w = input.shape
+    c_in = input.shape[1]
     c_out, c_per_group, kh, kw = weight.shape
     if c_in != c_per_group * groups:
         raise RuntimeError(
@@ -519,15 +525,25 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     else:
         ph, pw = _pair(padding, "padding", "conv2d")
         widths = [(ph, ph), (pw, pw)]
-    g = groups
     padded = [size + before + after for size, (before, after) in zip(input.shape[2:], widths)]
     oh, ow = _output_size(padded, (kh, kw), stride, dilation, "conv2d")
+    if _one_primitive_conv2d(input, weight, bias, groups, oh * ow):
+        return Conv2d.apply(input, weight, bias, stride, tuple(widths), dilation)
+    return _composed_conv2d(input, weight, bias, stride, tuple(widths), dilation, groups, (oh, ow))
+
+
+def _composed_conv2d(input, weight, bias, stride, widths, dilation, groups, out_hw) -> Tensor:
+    """conv2d as im2col + one matrix product (+ the bias), each a recorded op: the lecture's
+    form, which ``Conv2d`` computes as one op (``padding`` given as ``widths``, per side)."""
+    n, (oh, ow) = input.shape[0], out_hw
+    c_out, c_per_group, kh, kw = weight.shape
+    g = groups
     # im2col, (N, g, K = C/g*kh*kw, L = oh*ow): the windows of the zero-padded
     # input, reshaped to (N, g, C/g, oh, ow, kh, kw), permuted to (N, g, C/g, kh,
     # kw, oh, ow) and flattened.  Im2col builds the same matrix (and its backward
     # the same fold) as one primitive, copying tap by tap with the padding folded
     # in (autodiff/ops/window.py has the figures).
-    cols = Im2col.apply(input, (kh, kw), stride, tuple(widths), dilation, g)
+    cols = Im2col.apply(input, (kh, kw), stride, widths, dilation, g)
     kernel = weight.reshape(g, c_out // g, c_per_group * kh * kw)  # (g, O/g, K)
     # one product per image, (g, O/g, K) @ (N, g, K, L) -> (N, g, O/g, L): already
     # (N, O, oh, ow) in memory, so no permute and no copy
@@ -535,6 +551,26 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     if bias is not None:
         out = out + bias.reshape(1, c_out, 1, 1)  # (N, O, oh, ow) + (1, O, 1, 1)
     return out
+
+
+def _one_primitive_conv2d(input, weight, bias, groups, windows) -> bool:
+    """Whether conv2d runs as its fused primitive (``Conv2d``): one group, float32 or float64
+    tensors of one dtype, a bias of shape (C_out,) or none, and no empty dim."""
+    dtype = input.dtype
+    return (
+        groups == 1
+        and dtype in _CONV2D_DTYPES
+        and isinstance(weight, Tensor)
+        and weight.dtype == dtype
+        and (bias is None or (isinstance(bias, Tensor) and bias.shape == weight.shape[:1]))
+        and (bias is None or bias.dtype == dtype)
+        and windows > 0
+        and input.numel() > 0
+        and weight.numel() > 0
+    )
+
+
+_CONV2D_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:

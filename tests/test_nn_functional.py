@@ -205,6 +205,29 @@ def test_linear_gradients(shape, out, bias, seed):
     assert_gradients_match(F.linear, *args, seed=seed)
 
 
+def _two_sets_of_leaves(arrays, wanted):
+    """Two sets of leaves of the same (input, weight[, bias]) arrays, one for a fused form and
+    one for its composed form; those ``wanted`` names ("all", or one name) require grad."""
+    names = ["input", "weight", "bias"][: len(arrays)]
+
+    def leaves():
+        return [
+            autodiff.tensor(a, requires_grad=wanted in ("all", name))
+            for a, name in zip(arrays, names, strict=True)
+        ]
+
+    return leaves(), leaves()
+
+
+def _second_derivatives(grads, inputs, us):
+    """d/d(inputs) of sum_k <grads[k], us[k]>, as arrays (zeros where they do not depend on it)."""
+    total = sum((g * u).sum() for g, u in zip(grads, us, strict=True))
+    found = [None] * len(inputs)
+    if total.requires_grad:
+        found = autodiff.grad(total, inputs, allow_unused=True)
+    return [np.zeros(t.shape) if h is None else h.data for h, t in zip(found, inputs)]
+
+
 def _composed_linear(x, weight, bias=None):
     out = x @ weight.T  # the three ops the fused Linear replaces
     return out if bias is None else out + bias
@@ -228,15 +251,7 @@ def test_fused_linear_agrees_with_the_composed_form(n, sizes, bias, wanted, dtyp
     if bias:
         arrays.append(rng.standard_normal(out_features))
     arrays = [a.astype(dtype) for a in arrays]
-    names = ["input", "weight", "bias"][: len(arrays)]
-
-    def leaves():
-        return [
-            autodiff.tensor(a, requires_grad=wanted in ("all", name))
-            for a, name in zip(arrays, names, strict=True)
-        ]
-
-    fused_in, composed_in = leaves(), leaves()
+    fused_in, composed_in = _two_sets_of_leaves(arrays, wanted)
     fused, composed = F.linear(*fused_in), _composed_linear(*composed_in)
     if any(t.requires_grad for t in fused_in):
         assert fused.grad_fn.name() == "LinearBackward"
@@ -256,16 +271,11 @@ def test_fused_linear_agrees_with_the_composed_form(n, sizes, bias, wanted, dtyp
         np.testing.assert_array_equal(b.data, c.data)
     # second order: d/d(inputs) of <dL/d(inputs), u>
     us = [autodiff.tensor(rng.standard_normal(g.shape).astype(dtype)) for g in g_fused]
-
-    def second(grads, inputs):
-        """Each input's second derivative (zeros where the gradients do not depend on it)."""
-        total = sum((g * u).sum() for g, u in zip(grads, us, strict=True))
-        found = [None] * len(inputs)
-        if total.requires_grad:
-            found = autodiff.grad(total, inputs, allow_unused=True)
-        return [np.zeros(t.shape) if h is None else h.data for h, t in zip(found, inputs)]
-
-    for a, b in zip(second(g_fused, fused_in), second(g_composed, composed_in), strict=True):
+    for a, b in zip(
+        _second_derivatives(g_fused, fused_in, us),
+        _second_derivatives(g_composed, composed_in, us),
+        strict=True,
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
@@ -355,6 +365,160 @@ def test_linear_stays_composed_outside_a_batch_of_rows():
     x = autodiff.randn(2, 4, requires_grad=True)
     with pytest.raises(RuntimeError, match=r"linear: input of shape \(2, 4\)"):
         F.linear(x, autodiff.randn(3, 5))
+
+
+def _conv2d_forms(x_array, w_array, b_array, stride, padding, dilation, wanted):
+    """(fused output, its inputs, composed output, its inputs) for conv2d."""
+    arrays = [x_array, w_array] + ([] if b_array is None else [b_array])
+    fused_in, composed_in = _two_sets_of_leaves(arrays, wanted)
+    fused = F.conv2d(
+        *fused_in[:2], fused_in[2] if b_array is not None else None, stride, padding, dilation
+    )
+    widths = tuple((p, p) for p in padding)
+    kernel = w_array.shape[2:]
+    out_hw = tuple(
+        (size + 2 * p - d * (k - 1) - 1) // s + 1
+        for size, p, k, s, d in zip(x_array.shape[2:], padding, kernel, stride, dilation)
+    )
+    composed = F._composed_conv2d(
+        *composed_in[:2],
+        composed_in[2] if b_array is not None else None,
+        stride,
+        widths,
+        dilation,
+        1,
+        out_hw,
+    )
+    return fused, fused_in, composed, composed_in
+
+
+@settings(max_examples=40)
+@given(
+    n=st.integers(1, 3),
+    channels=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    size=st.tuples(st.integers(1, 7), st.integers(1, 7)),
+    kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    stride=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    padding=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    bias=st.booleans(),
+    wanted=st.sampled_from(["all", "input", "weight", "bias"]),
+    dtype=st.sampled_from([np.float64, np.float32]),
+    seed=st.integers(0, 999),
+)
+def test_fused_conv2d_agrees_with_the_composed_form(
+    n, channels, size, kernel, stride, padding, dilation, bias, wanted, dtype, seed
+):
+    """conv2d's common case is one primitive, Conv2d; Im2col + MatMul (+ Add) give the
+    same bits for y, dL/dW and dL/db, and for dL/dx where it is fold(W^T g); where it is
+    the transposed convolution (stride 1, no dilation, padding below the kernel), the
+    same values to rounding.  create_graph's first derivatives are the plain ones to the
+    bit, and the second derivatives agree with the composed form's."""
+    from autodiff.ops.fused import _transposed_padding
+
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    if any(s + 2 * p < span for s, p, span in zip(size, padding, spans)):
+        return  # no window fits (conv2d's own error, tested elsewhere)
+    c_in, c_out = channels
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c_in) + size).astype(dtype)
+    w = rng.standard_normal((c_out, c_in) + kernel).astype(dtype)
+    b = rng.standard_normal(c_out).astype(dtype) if bias else None
+    fused, fused_in, composed, composed_in = _conv2d_forms(
+        x, w, b, stride, padding, dilation, wanted
+    )
+    if any(t.requires_grad for t in fused_in):
+        assert fused.grad_fn.name() == "Conv2dBackward"
+    assert fused.dtype == composed.dtype == dtype
+    np.testing.assert_array_equal(fused.data, composed.data)
+    needed = [i for i, t in enumerate(fused_in) if t.requires_grad]
+    if not needed:
+        return
+    v = autodiff.tensor(rng.standard_normal(fused.shape).astype(dtype))
+    plain = autodiff.grad(fused, [fused_in[i] for i in needed], v, retain_graph=True)
+    recorded = autodiff.grad(fused, [fused_in[i] for i in needed], v, create_graph=True)
+    by_ops = autodiff.grad(composed, [composed_in[i] for i in needed], v, create_graph=True)
+    widths = tuple((p, p) for p in padding)
+    transposed = _transposed_padding(kernel, stride, widths, dilation) is not None
+    for i, a, b_, c in zip(needed, plain, recorded, by_ops, strict=True):
+        assert a.grad_fn is None and a.dtype == b_.dtype == c.dtype == dtype
+        np.testing.assert_array_equal(a.data, b_.data)
+        if i == 0 and transposed:  # the same sum of products, in another order
+            scale = np.abs(w).sum() * np.abs(v.data).max()
+            tolerance = (1e-5 if dtype == np.float32 else 1e-13) * scale
+            np.testing.assert_allclose(a.data, c.data, rtol=0, atol=tolerance)
+        else:
+            np.testing.assert_array_equal(a.data, c.data)
+    us = [autodiff.tensor(rng.standard_normal(g.shape).astype(dtype)) for g in recorded]
+    tolerance = 1e-4 if dtype == np.float32 else 1e-10
+    for a, b_ in zip(
+        _second_derivatives(recorded, fused_in, us),
+        _second_derivatives(by_ops, composed_in, us),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b_, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 4000])
+def test_fused_conv2d_gives_the_same_bits_whatever_its_chunks(chunk_bytes, monkeypatch):
+    """Conv2d goes a chunk of images at a time; one image per chunk, a few, or the whole
+    batch: every image computed alike, the same bits."""
+    from autodiff.ops import fused as fused_ops
+
+    rng = np.random.default_rng(0)
+    arrays = [
+        rng.standard_normal(s).astype(np.float32) for s in ((9, 3, 10, 10), (4, 3, 3, 3), (4,))
+    ]
+
+    v = autodiff.tensor(rng.standard_normal((9, 4, 10, 10)).astype(np.float32))
+
+    def run():
+        x, w, b = (autodiff.tensor(a, requires_grad=True) for a in arrays)
+        y = F.conv2d(x, w, b, padding=1)
+        y2 = F.conv2d(x, w, None, stride=2, dilation=(2, 1))  # dL/dx by fold
+        loss = (y * v).sum() + y2.sum()
+        return [y.data] + [g.data for g in autodiff.grad(loss, (x, w, b))]
+
+    whole = run()
+    monkeypatch.setattr(fused_ops, "_CONV_CHUNK_BYTES", chunk_bytes)
+    for expected, got in zip(whole, run(), strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+@settings(max_examples=10)
+@given(
+    stride=st.integers(1, 2), padding=st.integers(0, 2), bias=st.booleans(), seed=st.integers(0, 99)
+)
+def test_fused_conv2d_gradients_are_checked_numerically_to_second_order(
+    stride, padding, bias, seed
+):
+    rng = np.random.default_rng(seed)
+    args = [leaf(rng.standard_normal((2, 2, 5, 4))), leaf(rng.standard_normal((3, 2, 3, 2)))]
+    if bias:
+        args.append(leaf(rng.standard_normal(3)))
+
+    def conv(*tensors):
+        x, w, *b = tensors
+        return F.conv2d(x, w, b[0] if b else None, stride=stride, padding=padding)
+
+    assert conv(*args).grad_fn.name() == "Conv2dBackward"
+    assert_gradients_match(conv, *args, seed=seed, order=2)
+
+
+def test_conv2d_stays_composed_outside_its_common_case():
+    """Groups, float16, mixed dtypes: Im2col + MatMul (+ Add) as written."""
+    x = autodiff.randn(2, 4, 5, 5, requires_grad=True)
+    cases = [
+        (x, autodiff.randn(6, 2, 3, 3), None, {"groups": 2}),
+        (x.to(autodiff.float16), autodiff.randn(3, 4, 3, 3).to(autodiff.float16), None, {}),
+        (x.to(autodiff.float64), autodiff.randn(3, 4, 3, 3), None, {}),
+        (x, autodiff.randn(3, 4, 3, 3), autodiff.randn(3).to(autodiff.float64), {}),
+    ]
+    for input, weight, bias, options in cases:
+        y = F.conv2d(input, weight, bias, **options)
+        assert y.grad_fn.name() in ("ReshapeBackward", "AddBackward"), options
+    y = F.conv2d(x, autodiff.randn(3, 4, 3, 3), autodiff.randn(3))
+    assert y.grad_fn.name() == "Conv2dBackward"
 
 
 ELEMENTWISE = [

@@ -493,7 +493,7 @@ def test_check_graph_passes_a_right_cnn():
     assert "Every op's backward matches finite differences" in str(report)
     # where each op comes from: the lecture's layer and the module that ran it
     assert report.ops[0].where == "cross_entropy"
-    assert {op.where for op in report.ops if op.name == "Im2col"} == {"conv2d, Conv2d"}
+    assert {op.where for op in report.ops if op.name == "Conv2d"} == {"conv2d, Conv2d"}
 
 
 def test_check_graph_finds_a_planted_bug_inside_a_cnn():

@@ -1,7 +1,7 @@
 """The lecture's view of a recorded graph: one op per layer, none of the plumbing.
 
-``conv2d`` records a padding, an im2col matrix, a matrix product, reshapes,
-permutes and a copy to row-major memory, because that is fast.  The layers of
+A layer records what is fast: ``conv2d`` one fused ``Conv2d`` (or, outside its
+common case, an im2col matrix, a matrix product and reshapes).  The layers of
 ``nn.functional`` mark what they record as a region (``autodiff.region``); this
 module turns each region into one op with the region's name, formula and local
 rule, drawn between the region's real inputs (the input batch, the weights, the

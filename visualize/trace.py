@@ -973,8 +973,9 @@ def _param_label(tensor, names):
 def _reader(order, positions, value) -> int | None:
     """The region's node that saved ``value`` for backward (None: none of them did).
 
-    Only then did a recorded op read it: conv2d's image enters an im2col that is
-    not recorded (the image takes no gradient), whose result the product reads.
+    Only then did a recorded op read it: conv2d's image is read by its Conv2d,
+    which saves it for the weight's gradient (composed, it enters an im2col that
+    is not recorded, the image taking no gradient, whose result the product reads).
     """
     for position in positions:
         for saved in order[position].saved_values:

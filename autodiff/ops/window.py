@@ -490,39 +490,6 @@ def _windows_of_padded(padded, kernel_size, dilation, width, length):
     )
 
 
-def _im2col_of_padded(x, cols, kernel_size, padding, dilation, out_hw):
-    """Im2col's matrix for a stride-1 convolution as wide as its input (see _padded_planes).
-
-    Per chunk of images, two NumPy calls: the images into their zero-padded
-    planes, and the windows' view copied whole (every tap's reads, the
-    padding's zeros included).  Then, on the calling thread, the outputs whose
-    read wrapped into the neighbouring row are zeroed, a band of columns per
-    kernel column.  Tap by tap, with the padding zeroed strip by strip, a chunk
-    made 13 calls, and the zeroing's kept the GIL: two threads each waited
-    about 20 us for it after every few calls, and the CNN's first Im2col
-    (64x1x28x28) took 197 us on two threads against 104 on one; now 111 and
-    78.  The second (64x16x14x14): 288 and 292 us, against 330 and 371.
-    """
-    n, c, h, w = x.shape
-    oh = out_hw[0]
-    length = oh * w  # (the output is as wide as the input)
-    front, back, _, wrapped = _padded_planes(x.shape, kernel_size, padding, dilation, out_hw)
-    padded = np.zeros((n, c, front + h * w + back), dtype=x.dtype)
-    windows = _windows_of_padded(padded, kernel_size, dilation, w, length)
-    flat_cols = cols.reshape(n, c, *kernel_size, length)
-
-    def images(start, stop):  # images start:stop, on one of the engine's threads
-        np.copyto(padded[start:stop, :, front : front + h * w].reshape(-1, c, h, w), x[start:stop])
-        np.copyto(flat_cols[start:stop], windows[start:stop])
-
-    parallel_for(n, images, cols[:1].size)
-    # On the calling thread alone: these copies of one element per row keep the GIL,
-    # and in the chunks each made the other thread wait for it (~20 us a time here)
-    zero = np.zeros((), dtype=cols.dtype)  # (0 does not cast to bool)
-    for q, first, end in wrapped:
-        np.copyto(cols[:, :, :, q, :, first:end], zero)
-
-
 def _col2im_of_padded(blocks, out, kernel_size, padding, dilation, out_hw):
     """Col2im's sums for a stride-1 convolution as wide as its input (see _padded_planes).
 
@@ -563,6 +530,122 @@ def _col2im_of_padded(blocks, out, kernel_size, padding, dilation, out_hw):
     parallel_for(n, images, blocks[:1].size * 3)
 
 
+class _Windows:
+    """Im2col's matrix for any chunk of the images of ``x``: ``fill(first, last)``.
+
+    What does not depend on the chunk is made once, here: the plans and, for a
+    stride-1 convolution as wide as its input (both of the CNN's), the whole
+    batch's zero-padded planes (see _padded_planes), whose windows are one
+    strided view.  A chunk then costs a few NumPy calls and little Python: its
+    images into their planes, the windows' view copied whole (every tap's
+    reads, the padding's zeros included), and the reads that wrapped into the
+    neighbouring row zeroed, a band of columns per kernel column.  Other
+    geometries copy tap by tap, the padding zeroed strip by strip.
+    ``Conv2d`` fills a chunk at a time and multiplies it while it is in the
+    core's cache; ``Im2col`` fills the whole batch on the engine's threads.
+    """
+
+    def __init__(self, x, kernel_size, stride, padding, dilation):
+        kernel_size, stride, padding, dilation = _hashable(kernel_size, stride, padding, dilation)
+        n, c, h, w = x.shape
+        kh, kw = kernel_size
+        oh, ow, self.taps, self.padded = _im2col_plan(
+            x.shape, kernel_size, stride, padding, dilation
+        )
+        self.x = x
+        self.shape = (c, kh, kw, oh, ow)
+        self.planes = None
+        if _flat_runs(x.shape, kernel_size, stride, padding, dilation, (oh, ow)) is not None:
+            front, back, _, self.wrapped = _padded_planes(
+                x.shape, kernel_size, padding, dilation, (oh, ow)
+            )
+            self.planes = np.zeros((n, c, front + h * w + back), dtype=x.dtype)
+            self.images = self.planes[:, :, front : front + h * w].reshape(n, c, h, w)
+            self.windows = _windows_of_padded(self.planes, kernel_size, dilation, w, oh * w)
+        self.zero = np.zeros((), dtype=x.dtype)  # (0 does not cast to bool)
+
+    def fill(self, first, last, out=None, zero_wrapped=True):
+        """The (last - first, C, kh, kw, oh, ow) windows of images first:last (into ``out``)."""
+        cols = np.empty((last - first,) + self.shape, dtype=self.x.dtype) if out is None else out
+        if self.planes is None:
+            source = self.x[first:last]
+            for p, q, (rows, columns), (in_rows, in_columns) in self.taps:
+                # np.copyto, not cols[...] = ...: NumPy's item assignment keeps the
+                # GIL for short rows like these (two threads ran no faster than one)
+                np.copyto(cols[:, :, p, q, rows, columns], source[:, :, in_rows, in_columns])
+            if self.padded:  # the outputs whose tap reads the zero padding (np.zeros for
+                # the whole matrix is one memset on one thread: 0.1 ms more)
+                _zero_padding_taps(cols, self.taps)
+            return cols
+        np.copyto(self.images[first:last], self.x[first:last])
+        np.copyto(cols.reshape(self.windows[first:last].shape), self.windows[first:last])
+        if zero_wrapped:
+            self.zero_wrapped(cols)
+        return cols
+
+    def zero_wrapped(self, cols):
+        """Zero the reads that wrapped into the neighbouring row (none outside padded planes).
+
+        These copies of one element per row keep the GIL (8 us for 8 of the CNN's
+        second layer's images).
+        """
+        if self.planes is not None:
+            for q, first, end in self.wrapped:
+                np.copyto(cols[:, :, :, q, :, first:end], self.zero)
+
+
+def _im2col(x, kernel_size, stride, padding, dilation, groups):
+    """Im2col's matrix of the images ``x``, (N, g, C/g*kh*kw, oh*ow), on the engine's threads.
+
+    Per chunk of images a few long NumPy calls (see _Windows); the wrapped reads
+    are zeroed after the chunks, on the calling thread: in the chunks, those
+    copies that keep the GIL made the other thread wait for it (~20 us a time
+    here).  The CNN's first Im2col (64x1x28x28) took 197 us on two threads
+    against 104 on one with the padding zeroed strip by strip in the chunks; as
+    now, 111 and 78.  The second (64x16x14x14): 288 and 292 us, against 330
+    and 371.
+    """
+    windows = _Windows(x, kernel_size, stride, padding, dilation)
+    n = x.shape[0]
+    cols = np.empty((n,) + windows.shape, dtype=x.dtype)
+
+    def images(start, stop):  # images start:stop, on one of the engine's threads
+        windows.fill(start, stop, cols[start:stop], zero_wrapped=False)
+
+    parallel_for(n, images, cols[:1].size)
+    windows.zero_wrapped(cols)
+    c, kh, kw, oh, ow = windows.shape
+    return cols.reshape(n, groups, c // groups * kh * kw, oh * ow)
+
+
+def _col2im(cols, input_shape, kernel_size, stride, padding, dilation, groups):
+    """Col2im's sums: each column of ``cols`` added back where its window was read."""
+    kernel_size, stride, padding, dilation = _hashable(kernel_size, stride, padding, dilation)
+    input_shape = tuple(input_shape)
+    n, c = input_shape[:2]
+    kh, kw = kernel_size
+    oh, ow, taps, _ = _im2col_plan(input_shape, kernel_size, stride, padding, dilation)
+    blocks = cols.reshape(n, c, kh, kw, oh, ow)
+    out = np.zeros(input_shape, dtype=cols.dtype)
+    flat = _flat_runs(input_shape, kernel_size, stride, padding, dilation, (oh, ow))
+    if flat is not None and _bits_dtype(cols.dtype) is not None:
+        _col2im_of_padded(blocks, out, kernel_size, padding, dilation, (oh, ow))
+        return out
+
+    def images(start, stop):  # images start:stop, on one of the engine's threads
+        part, source = out[start:stop], blocks[start:stop]
+        if flat is None:
+            for p, q, (rows, columns), (in_rows, in_columns) in taps:
+                part[:, :, in_rows, in_columns] += source[:, :, p, q, rows, columns]
+        else:
+            _col2im_by_runs(part, source, taps, *flat)
+
+    # 3 element-operations per column value (strided reads, adds into the image):
+    # 1.53 ms for the CNN's 64x16x9x28x28 columns, where 1 would predict 0.55
+    parallel_for(n, images, blocks[:1].size * 3)
+    return out
+
+
 class Im2col(Function):
     """cols[n, g, (c, p, q), (i, j)] = x_pad[n, g C/g + c, i sh + p dh, j sw + q dw]
     dL/dx = Col2im(dL/dcols): each window's gradient added back where it was read
@@ -577,27 +660,7 @@ class Im2col(Function):
     @staticmethod
     def forward(ctx, x, kernel_size, stride, padding, dilation, groups):
         ctx.params = (x.shape, kernel_size, stride, padding, dilation, groups)
-        kernel_size, stride, padding, dilation = _hashable(kernel_size, stride, padding, dilation)
-        n, c = x.shape[:2]
-        kh, kw = kernel_size
-        oh, ow, taps, padded = _im2col_plan(x.shape, kernel_size, stride, padding, dilation)
-        cols = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
-        if _flat_runs(x.shape, kernel_size, stride, padding, dilation, (oh, ow)) is not None:
-            _im2col_of_padded(x, cols, kernel_size, padding, dilation, (oh, ow))
-            return cols.reshape(n, groups, c // groups * kh * kw, oh * ow)
-
-        def images(start, stop):  # images start:stop, on one of the engine's threads
-            part, source = cols[start:stop], x[start:stop]
-            for p, q, (rows, columns), (in_rows, in_columns) in taps:
-                # np.copyto, not part[...] = ...: NumPy's item assignment keeps the
-                # GIL for short rows like these (two threads ran no faster than one)
-                np.copyto(part[:, :, p, q, rows, columns], source[:, :, in_rows, in_columns])
-            if padded:  # the outputs whose tap reads the zero padding (np.zeros for
-                # the whole matrix is one memset on one thread: 0.1 ms more)
-                _zero_padding_taps(part, taps)
-
-        parallel_for(n, images, cols[:1].size)
-        return cols.reshape(n, groups, c // groups * kh * kw, oh * ow)
+        return _im2col(x, kernel_size, stride, padding, dilation, groups)
 
     @staticmethod
     def backward(ctx, grad):
@@ -613,30 +676,7 @@ class Col2im(Function):
     @staticmethod
     def forward(ctx, cols, input_shape, kernel_size, stride, padding, dilation, groups):
         ctx.params = (kernel_size, stride, padding, dilation, groups)
-        kernel_size, stride, padding, dilation = _hashable(kernel_size, stride, padding, dilation)
-        input_shape = tuple(input_shape)
-        n, c = input_shape[:2]
-        kh, kw = kernel_size
-        oh, ow, taps, _ = _im2col_plan(input_shape, kernel_size, stride, padding, dilation)
-        blocks = cols.reshape(n, c, kh, kw, oh, ow)
-        out = np.zeros(input_shape, dtype=cols.dtype)
-        flat = _flat_runs(input_shape, kernel_size, stride, padding, dilation, (oh, ow))
-        if flat is not None and _bits_dtype(cols.dtype) is not None:
-            _col2im_of_padded(blocks, out, kernel_size, padding, dilation, (oh, ow))
-            return out
-
-        def images(start, stop):  # images start:stop, on one of the engine's threads
-            part, source = out[start:stop], blocks[start:stop]
-            if flat is None:
-                for p, q, (rows, columns), (in_rows, in_columns) in taps:
-                    part[:, :, in_rows, in_columns] += source[:, :, p, q, rows, columns]
-            else:
-                _col2im_by_runs(part, source, taps, *flat)
-
-        # 3 element-operations per column value (strided reads, adds into the image):
-        # 1.53 ms for the CNN's 64x16x9x28x28 columns, where 1 would predict 0.55
-        parallel_for(n, images, blocks[:1].size * 3)
-        return out
+        return _col2im(cols, input_shape, kernel_size, stride, padding, dilation, groups)
 
     @staticmethod
     def backward(ctx, grad):

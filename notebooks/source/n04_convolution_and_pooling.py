@@ -298,11 +298,13 @@ The same graph drawn, with the step numbers of the table.  Each layer is one
 op with its formula: `conv2d` ($y = W * x + b$) reads the image batch, which
 needs no gradient (the dashed constant box), the filters and the bias, and only
 the filters' and the bias's paths are back-propagated.  `detail="primitives"`
-shows what the engine recorded for speed: inside the `Conv2d` module (`0`),
-reshapes and one matrix product with **two** inputs, the filters and the
-image's windows (the image does not require a gradient, so its unfold is not
-recorded as an op); inside `MaxPool2d` (module `2`), one op that takes each
-window's maximum.  The cell checks these claims on both graphs.
+shows what the engine recorded for speed: inside the `Conv2d` module (`0`), one
+fused op, `Conv2d`, that makes the windows of a few images at a time and
+multiplies them by the filters while they are in the processor's cache (section
+2's unfold and matrix product, which the engine's tests check it against; in
+PyTorch's graph the same node is `ConvolutionBackward0`); inside `MaxPool2d`
+(module `2`), one op that takes each window's maximum.  The cell checks these
+claims on both graphs.
 """,
     ),
     (
@@ -313,11 +315,8 @@ layers = [op.name for op in visualize.trace_graph(loss, params=small_cnn).ops]
 assert layers == ["cross_entropy", "linear", "flatten", "max_pool2d", "relu", "conv2d"], layers
 recorded = visualize.trace_graph(loss, params=small_cnn, detail="primitives")
 ops_in = {path: [op.name for op in recorded.ops if op.module == path] for path in ("0", "2")}
-assert "MatMul" in ops_in["0"] and "Im2col" not in ops_in["0"], ops_in  # no unfold of the image
+assert ops_in["0"] == ["Conv2d"], ops_in  # convolution: one op, unfold and product fused
 assert ops_in["2"] == ["WindowMax"], ops_in  # max pooling: one op, the window maximum
-for op in recorded.ops:
-    if op.name == "MatMul":
-        assert len(recorded.inputs_of(op.id)) == 2, op  # every matrix product: two inputs drawn
 visualize.draw_graph(loss, params=small_cnn, show_values=False, show_order=True, rankdir="TB")
 """,
     ),
@@ -343,7 +342,8 @@ matrix product with $W^\top$ is what libraries call a *transposed convolution*.
 A tiny example: one $4\times 4$ input that requires a gradient, two $3\times 3$
 filters, so four windows.  The trace's `conv2d` step now also sends a gradient
 to $x$, by its rule $\partial L/\partial x = \operatorname{fold}(W^\top g)$; at
-`detail="primitives"` the fold is the step `Im2colBackward`:
+`detail="primitives"` it is the fused op's step, `Conv2dBackward`, which sends
+the gradients of $x$, of the filters and of the bias at once:
 """,
     ),
     (
@@ -358,16 +358,21 @@ trace = visualize.trace_backward(Y, gradient=g)  # the lecture's level: one conv
 (conv,) = [step for step in trace if step.op == "conv2d"]
 assert conv.grad_inputs[0] == (1, 1, 4, 4) and "dL/dx = fold(W^T g)" in conv.rule, conv
 recorded = visualize.trace_backward(Y, gradient=g, detail="primitives")
-fold_steps = [step for step in recorded if step.op == "Im2colBackward"]
-assert len(fold_steps) == 1 and fold_steps[0].grad_inputs[0] == (1, 1, 4, 4), fold_steps
+conv_steps = [step for step in recorded if step.op == "Conv2dBackward"]
+assert len(conv_steps) == 1 and conv_steps[0].grad_inputs[0] == (1, 1, 4, 4), conv_steps
 trace
 """,
     ),
     (
         "markdown",
         r"""
-(The engine computes exactly this: $U(x)$ of shape $(C k_h k_w, L)$ for each
-image, and $Y = W\,U(x)$, which is already laid out as the output image.)  The
+(The engine computes $U(x)$ of shape $(C k_h k_w, L)$ for each image, and
+$Y = W\,U(x)$, which is already laid out as the output image.  For
+$\partial L/\partial x$ it runs the transposed convolution as PyTorch does: one
+more convolution, of $g$ padded with $k - 1 - p$ zeros on each side ($p$ the
+layer's own padding: here none, so two), by the filters flipped and with their
+two channel dims swapped.  It adds the same products as
+fold after $W^\top g$, in another order, so the last bits may differ.)  The
 same gradient by hand, with
 NumPy: $W^\top g$ gives one column per window, and `fold` adds the columns back
 where their windows were read.
