@@ -439,7 +439,7 @@ def test_fused_conv2d_agrees_with_the_composed_form(
     recorded = autodiff.grad(fused, [fused_in[i] for i in needed], v, create_graph=True)
     by_ops = autodiff.grad(composed, [composed_in[i] for i in needed], v, create_graph=True)
     widths = tuple((p, p) for p in padding)
-    transposed = _transposed_padding(kernel, stride, widths, dilation) is not None
+    transposed = _transposed_padding(kernel, stride, widths, dilation, channels) is not None
     for i, a, b_, c in zip(needed, plain, recorded, by_ops, strict=True):
         assert a.grad_fn is None and a.dtype == b_.dtype == c.dtype == dtype
         np.testing.assert_array_equal(a.data, b_.data)
