@@ -372,7 +372,9 @@ $\partial L/\partial x$ it runs the transposed convolution as PyTorch does: one
 more convolution, of $g$ padded with $k - 1 - p$ zeros on each side ($p$ the
 layer's own padding: here none, so two), by the filters flipped and with their
 two channel dims swapped.  It adds the same products as
-fold after $W^\top g$, in another order, so the last bits may differ.)  The
+fold after $W^\top g$, in another order, so the last bits may differ; a layer
+with over four times as many output channels as input channels gets fold
+itself, which costs less there.)  The
 same gradient by hand, with
 NumPy: $W^\top g$ gives one column per window, and `fold` adds the columns back
 where their windows were read.
