@@ -534,7 +534,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
 
 def _composed_conv2d(input, weight, bias, stride, widths, dilation, groups, out_hw) -> Tensor:
     """conv2d as im2col + one matrix product (+ the bias), each a recorded op: the lecture's
-    form, which ``Conv2d`` computes as one op (``padding`` given as ``widths``, per side)."""
+    form, which ``Conv2d`` computes as one op.  ``widths``: the zero padding, (before,
+    after) per spatial dim; ``out_hw``: the output's (oh, ow)."""
     n, (oh, ow) = input.shape[0], out_hw
     c_out, c_per_group, kh, kw = weight.shape
     g = groups
