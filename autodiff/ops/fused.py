@@ -16,7 +16,7 @@ from .elementwise import _ufunc, _ufunc_into
 from .linalg import _matmul, _products_side_by_side, _times_transposed
 from .reduce import Sum
 from .shape import sum_to_shape
-from .window import Col2im, Im2col, _col2im, _conv_output_size, _hashable, _Windows
+from .window import Col2im, Im2col, _col2im, _hashable, _Windows
 
 
 class CrossEntropy(Function):
@@ -248,17 +248,13 @@ class Conv2d(Function):
         needs = ctx.needs_input_grad
         ctx.save_for_backward(x if needs[1] else None, weight if needs[0] else None)
         n, c_out = x.shape[0], weight.shape[0]
-        oh, ow = (
-            _conv_output_size(size, k, s, pad, d)
-            for size, k, s, pad, d in zip(x.shape[2:], kernel_size, stride, padding, dilation)
-        )
+        windows = _Windows(x, kernel_size, stride, padding, dilation)
+        oh, ow = windows.shape[3:]
         kernel = weight.reshape(1, c_out, -1)  # (1, O, K = C kh kw)
         out = np.empty((n, c_out, oh, ow), dtype=np.result_type(x, weight))
         products = out.reshape(n, 1, c_out, oh * ow)
         shifted = None if bias is None else bias.reshape(1, c_out, 1, 1)
         window_bytes = kernel.shape[2] * oh * ow * x.itemsize
-
-        windows = _Windows(x, kernel_size, stride, padding, dilation)
 
         def images(start, stop):  # images start:stop, on one of the engine's threads
             for first, last in _chunks(start, stop, window_bytes):

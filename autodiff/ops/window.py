@@ -549,7 +549,7 @@ class _Windows:
         kernel_size, stride, padding, dilation = _hashable(kernel_size, stride, padding, dilation)
         n, c, h, w = x.shape
         kh, kw = kernel_size
-        oh, ow, self.taps, self.padded = _im2col_plan(
+        oh, ow, self.taps, self.reads_padding = _im2col_plan(
             x.shape, kernel_size, stride, padding, dilation
         )
         self.x = x
@@ -573,7 +573,7 @@ class _Windows:
                 # np.copyto, not cols[...] = ...: NumPy's item assignment keeps the
                 # GIL for short rows like these (two threads ran no faster than one)
                 np.copyto(cols[:, :, p, q, rows, columns], source[:, :, in_rows, in_columns])
-            if self.padded:  # the outputs whose tap reads the zero padding (np.zeros for
+            if self.reads_padding:  # the outputs whose tap reads the zero padding (np.zeros for
                 # the whole matrix is one memset on one thread: 0.1 ms more)
                 _zero_padding_taps(cols, self.taps)
             return cols
