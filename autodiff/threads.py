@@ -264,14 +264,16 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_pool_after_fork)
 
 
-def parallel_for(total: int, work, cost_per_item: int = 1) -> None:
+def parallel_for(total: int, work, cost_per_item: int = 1, calls_per_chunk: int = 1) -> None:
     """Call ``work(start, stop)`` on ranges that cover ``range(total)``, on the engine's threads.
 
     The ranges are consecutive and disjoint, so ``work`` may write
     ``out[start:stop]`` of a shared output.  ``cost_per_item`` (elements per
     item, say) keeps small operations on the calling thread (below
-    ``MIN_PARALLEL_WORK``).  Runs ``work(0, total)`` directly with one thread,
-    or when called from inside another chunk.  An exception from any chunk is
+    ``MIN_PARALLEL_WORK`` per piece); ``calls_per_chunk``, the NumPy calls one
+    chunk makes, raises that bound for chunks of several calls (see
+    ``_split_cost``).  Runs ``work(0, total)`` directly with one thread, or
+    when called from inside another chunk.  An exception from any chunk is
     raised here, after every chunk has ended.
 
     Example: ``parallel_for(len(x), lambda i, j: np.maximum(x[i:j], 0, out=y[i:j]), x[0].size)``.
@@ -282,7 +284,7 @@ def parallel_for(total: int, work, cost_per_item: int = 1) -> None:
     # pieces per 2 threads the window maximum took 0.45 ms against 0.36 ms, and
     # the CNN step ran no faster with 2 or 3 per thread).  A worker that has not
     # started when the caller is done with its own piece loses its piece to the caller.
-    pieces = min(total, threads, total * cost_per_item // MIN_PARALLEL_WORK)
+    pieces = min(total, threads, total * cost_per_item // _split_cost(calls_per_chunk))
     if threads == 1 or pieces < 2 or running_a_chunk():
         work(0, total)
         return
@@ -316,6 +318,28 @@ def parallel_for(total: int, work, cost_per_item: int = 1) -> None:
     _note_head_start(started, job.worker_started, done_here)
     if error is not None:
         raise error
+
+
+# A chunk of several NumPy calls needs this much more work per call to be split,
+# up to _MOST_CALLS calls (see _split_cost).
+_MOST_CALLS = 4
+
+
+def _split_cost(calls_per_chunk: int) -> int:
+    """The work each piece needs, for chunks of ``calls_per_chunk`` NumPy calls.
+
+    Between two calls a thread holds the GIL for the Python in between, and the
+    other thread, done with a call of its own, waits for it: on a machine whose
+    idle cores sleep (a VM) that wait is a wake-up, about 50 us here, not the
+    microsecond the Python takes.  A chunk of one long call (a matrix product's
+    half) gained from a split from about 120 us of work (one thread) up; chunks
+    of several calls lost below about 100 us per call: on two threads against
+    one, ReLU's backward (3 calls) took 134 against 75 us for 16x16x28x28 and
+    167 against 146 us for 64x32x14x14, max pooling's forward (12 calls) 307
+    against 253 us for 16x16x28x28 (in the small CNN's training step, medians).
+    So each call up to four asks for ``MIN_PARALLEL_WORK`` per piece again.
+    """
+    return MIN_PARALLEL_WORK * min(max(calls_per_chunk, 1), _MOST_CALLS)
 
 
 def running_a_chunk() -> bool:

@@ -237,6 +237,23 @@ def test_small_work_stays_on_the_calling_thread(restore_threads):
     assert calls == [(0, 64)]
 
 
+@pytest.mark.parametrize("calls", [1, 2, 3, 4, 9])
+def test_chunks_of_several_calls_need_that_much_more_work_per_piece(calls, restore_threads):
+    """Between two NumPy calls a chunk holds the GIL, which the other thread may wait for:
+    each call (up to four) asks for MIN_PARALLEL_WORK per piece again."""
+    threads._counts["engine"] = 2
+    bound = min(calls, 4) * threads.MIN_PARALLEL_WORK
+    for work_per_piece, pieces in [(bound - 1, 1), (bound, 2)]:
+        seen = []
+        threads.parallel_for(
+            2,
+            lambda start, stop, seen=seen: seen.append((start, stop)),
+            work_per_piece,
+            calls_per_chunk=calls,
+        )
+        assert sorted(seen) == ([(0, 2)] if pieces == 1 else [(0, 1), (1, 2)]), work_per_piece
+
+
 def test_nested_parallel_for_runs_inline(restore_threads):
     threads._counts["engine"] = 2
     inner = []

@@ -116,7 +116,7 @@ def _window_max_and_tap(x: np.ndarray, kernel_size, stride, dilation, out_hw, na
 
     # about 4 element-operations per window and tap (a maximum, a comparison, the tap's
     # update): 0.88 ms for 64x16x28x28, where one per tap would predict 0.25 (threads.py)
-    parallel_for(n, images, best[:1].size * len(slices) * 4)
+    parallel_for(n, images, best[:1].size * len(slices) * 4, calls_per_chunk=3 * len(slices))
     if not nan_aware and best.dtype.kind in "fc" and np.isnan(np.max(best, initial=0)):
         return _window_max_and_tap(x, kernel_size, stride, dilation, out_hw, nan_aware=True)
     return best, taps
@@ -233,7 +233,7 @@ class ScatterTaps(Function):
 
             # 3 element-operations per input value (a comparison and a product per tap, the
             # -0.0 pass): 0.76 ms for a 64x16x28x28 input, where 1 would predict 0.25
-            parallel_for(g.shape[0], images, out[:1].size * 3)
+            parallel_for(g.shape[0], images, out[:1].size * 3, 2 * len(slices) + 1)
             return out
         out = np.zeros(input_shape, dtype=g.dtype)
         if not _overlapping(kernel_size, stride, dilation):
@@ -527,7 +527,7 @@ def _col2im_of_padded(blocks, out, kernel_size, padding, dilation, out_hw):
                     target = planes[start:stop, :, first + shift : end + shift]
                     np.add(target, values[:, :, p, q, first:end], out=target)
 
-    parallel_for(n, images, blocks[:1].size * 3)
+    parallel_for(n, images, blocks[:1].size * 3, calls_per_chunk=kh * kw + 1)
 
 
 class _Windows:
@@ -612,7 +612,7 @@ def _im2col(x, kernel_size, stride, padding, dilation, groups):
     def images(start, stop):  # images start:stop, on one of the engine's threads
         windows.fill(start, stop, cols[start:stop], zero_wrapped=False)
 
-    parallel_for(n, images, cols[:1].size)
+    parallel_for(n, images, cols[:1].size, calls_per_chunk=2)
     windows.zero_wrapped(cols)
     c, kh, kw, oh, ow = windows.shape
     return cols.reshape(n, groups, c // groups * kh * kw, oh * ow)
@@ -642,7 +642,7 @@ def _col2im(cols, input_shape, kernel_size, stride, padding, dilation, groups):
 
     # 3 element-operations per column value (strided reads, adds into the image):
     # 1.53 ms for the CNN's 64x16x9x28x28 columns, where 1 would predict 0.55
-    parallel_for(n, images, blocks[:1].size * 3)
+    parallel_for(n, images, blocks[:1].size * 3, calls_per_chunk=len(taps))
     return out
 
 
