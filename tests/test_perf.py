@@ -616,3 +616,56 @@ def test_a_bias_gradient_is_summed_through_einsum(monkeypatch):
     total = _sum(grad, (0, 2, 3), True)
     assert calls == ["abcd->b"]
     np.testing.assert_array_equal(total, np.full((1, 3, 1, 1), 120, dtype=np.float32))
+
+
+@given(
+    batch=st.sampled_from([(), (3,), (2, 1)]),
+    other_batch=st.sampled_from([(), (3,), (1, 3)]),
+    m=st.integers(0, 40),
+    n=st.integers(0, 40),
+    dtype=st.sampled_from([np.float32, np.float64, np.int64]),
+    transposed=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_products_of_inner_dim_one_are_matmuls_bits(
+    batch, other_batch, m, n, dtype, transposed, seed
+):
+    """An inner dim of 1 (a linear layer at batch size one) skips NumPy's slow matmul loop;
+    each element is one product, so the bits, shape and dtype are matmul's."""
+    from autodiff.ops import linalg
+
+    rng = np.random.default_rng(seed)
+    a = (rng.standard_normal(batch + (1, m)) * 100).astype(dtype)
+    a = np.swapaxes(a, -1, -2) if transposed else a.reshape(batch + (m, 1))  # a view, or not
+    b = (rng.standard_normal(other_batch + (1, n)) * 100).astype(dtype)
+    expected = np.matmul(a, b)
+    product = linalg._matmul(a, b)
+    assert product.shape == expected.shape and product.dtype == expected.dtype
+    np.testing.assert_array_equal(product, expected)
+
+
+def test_outer_products_take_each_path():
+    """np.dot up to _OUTER_BY_DOT elements of 2-D operands, np.multiply beyond: one answer."""
+    from autodiff.ops import linalg
+
+    rng = np.random.default_rng(0)
+    side = int(np.sqrt(linalg._OUTER_BY_DOT)) + 1
+    for m, n in [(3, 5), (side, side)]:
+        a, b = rng.standard_normal((m, 1)), rng.standard_normal((1, n))
+        np.testing.assert_array_equal(linalg._outer_products(a, b), np.matmul(a, b))
+
+
+@given(seed=st.integers(0, 2**32 - 1))
+def test_linear_layer_at_batch_size_one_matches_the_composed_form(seed):
+    """Batch size one: the weight's gradient is the outer product g^T x."""
+    rng = np.random.default_rng(seed)
+    x = autodiff.tensor(rng.standard_normal((1, 7)), requires_grad=True)
+    w = autodiff.tensor(rng.standard_normal((5, 7)), requires_grad=True)
+    b = autodiff.tensor(rng.standard_normal(5), requires_grad=True)
+    upstream = rng.standard_normal((1, 5))
+    from nn import functional
+
+    functional.linear(x, w, b).backward(autodiff.tensor(upstream))
+    np.testing.assert_array_equal(w.grad.data, upstream.T * x.data)
+    np.testing.assert_allclose(x.grad.data, upstream @ w.data, rtol=1e-12)
+    np.testing.assert_array_equal(b.grad.data, upstream[0])
