@@ -320,8 +320,7 @@ def parallel_for(total: int, work, cost_per_item: int = 1, calls_per_chunk: int 
         raise error
 
 
-# A chunk of several NumPy calls needs this much more work per call to be split,
-# up to _MOST_CALLS calls (see _split_cost).
+# The most calls of a chunk that raise the work a piece needs (see _split_cost)
 _MOST_CALLS = 4
 
 

@@ -564,6 +564,12 @@ class _Windows:
             self.windows = _windows_of_padded(self.planes, kernel_size, dilation, w, oh * w)
         self.zero = np.zeros((), dtype=x.dtype)  # (0 does not cast to bool)
 
+    @property
+    def calls(self) -> int:
+        """The NumPy calls of ``fill`` for a chunk (threads.parallel_for's calls_per_chunk):
+        two copies from padded planes, else a copy per tap and the padding's zeroing."""
+        return 2 if self.planes is not None else len(self.taps) + self.reads_padding
+
     def fill(self, first, last, out=None, zero_wrapped=True):
         """The (last - first, C, kh, kw, oh, ow) windows of images first:last (into ``out``)."""
         cols = np.empty((last - first,) + self.shape, dtype=self.x.dtype) if out is None else out
@@ -612,7 +618,7 @@ def _im2col(x, kernel_size, stride, padding, dilation, groups):
     def images(start, stop):  # images start:stop, on one of the engine's threads
         windows.fill(start, stop, cols[start:stop], zero_wrapped=False)
 
-    parallel_for(n, images, cols[:1].size, calls_per_chunk=2)
+    parallel_for(n, images, cols[:1].size, calls_per_chunk=windows.calls)
     windows.zero_wrapped(cols)
     c, kh, kw, oh, ow = windows.shape
     return cols.reshape(n, groups, c // groups * kh * kw, oh * ow)
