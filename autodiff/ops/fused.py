@@ -192,10 +192,17 @@ def _transposed_padding(kernel_size, stride, padding, dilation, channels):
     images, 3x3, padding 1, forward + backward on one thread, transposed
     against fold: 1 -> 16 channels (28x28) 2.75 against 1.22 ms, 4 -> 32 (14x14)
     2.04 against 1.67, 4 -> 16 (28x28) 4.28 against 4.45, 16 -> 32 (14x14)
-    5.72 against 6.97, 8 -> 8 (28x28) 4.06 against 6.33.
+    5.72 against 6.97, 8 -> 8 (28x28) 4.06 against 6.33.  Only for a convolution as
+    wide as its input ("same" padding, the lecture's): see below.
     """
     c_in, c_out = channels
     if tuple(stride) != (1, 1) or tuple(dilation) != (1, 1) or c_out > 4 * c_in:
+        return None
+    if sum(padding[1]) != kernel_size[1] - 1:
+        # x and y differ in width, so the padded g's windows are no longer one strided
+        # view (_Windows): they are copied tap by tap, row by row, in many small chunks
+        # (LeNet's 6 -> 16 channels, 5x5, no padding, 64x6x14x14: forward + backward
+        # 7.6 ms against 4.4 ms by fold)
         return None
     widths = tuple(
         (k - 1 - before, k - 1 - after) for k, (before, after) in zip(kernel_size, padding)
