@@ -1251,6 +1251,13 @@ def _window_max(g, unit):
     )
 
 
+def _window_sum(g, unit):
+    """avg_pool2d's primitive: the sum of each window, its taps gathered and summed."""
+    _, kernel, stride, dilation, out_hw = unit.args
+    taps = _window_taps(g, g.arg(0), out_hw, kernel, stride, dilation)  # (N, C, oh, ow, taps)
+    return g.reduce("ReduceSum", taps, [4], keepdims=False)
+
+
 def _gather(g, unit):
     _, dim, index = unit.args
     indices = g.constant(np.asarray(index, dtype=np.int64), "indices", unrecorded="indices")
@@ -1304,6 +1311,7 @@ _PRIMITIVE_RULES = {
     ops.Windows2d: _windows2d,
     ops.window.Im2col: _im2col,
     ops.window.WindowMax: _window_max,
+    ops.window.WindowSum: _window_sum,
     ops.Erf: _same_named("Erf"),
     ops.Softplus: _same_named("Softplus"),
 }

@@ -137,6 +137,84 @@ def test_max_pool2d_values_and_gradients(case, seed):
     )
 
 
+@settings(max_examples=40)
+@given(
+    n=st.integers(0, 3),
+    c=st.integers(1, 3),
+    size=st.tuples(st.integers(1, 8), st.integers(1, 8)),
+    kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    dtype=st.sampled_from([np.float64, np.float32]),
+    seed=st.integers(0, 999),
+)
+def test_window_sum_agrees_with_the_summed_window_view(
+    n, c, size, kernel, stride, dilation, dtype, seed
+):
+    """avg_pool2d's fused WindowSum: each window summed from zero, tap by tap in the
+    window's order (PyTorch's); the summed window view's values to rounding, its dL/dx to
+    the bit, and the same second derivatives (WindowSumBackward's VJP is WindowSum)."""
+    from autodiff.ops import Windows2d, WindowSum
+
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    if any(s < span for s, span in zip(size, spans)):
+        return  # no window fits
+    out_hw = tuple((s - span) // st_ + 1 for s, span, st_ in zip(size, spans, stride))
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, c) + size) * 10).astype(dtype)
+    a, b = autodiff.tensor(x, requires_grad=True), autodiff.tensor(x, requires_grad=True)
+    fused = WindowSum.apply(a, kernel, stride, dilation, out_hw)
+    view = Windows2d.apply(b, kernel, stride, dilation)[:, :, : out_hw[0], : out_hw[1]]
+    composed = view.sum(dim=(-2, -1))
+    assert fused.grad_fn.name() == "WindowSumBackward" and fused.dtype == dtype
+    expected = np.zeros((n, c) + out_hw, dtype=dtype)
+    for p in range(kernel[0]):
+        for q in range(kernel[1]):
+            rows = slice(p * dilation[0], None, stride[0])
+            cols = slice(q * dilation[1], None, stride[1])
+            expected = expected + x[:, :, rows, cols][:, :, : out_hw[0], : out_hw[1]]
+    np.testing.assert_array_equal(fused.data, expected)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(fused.data, composed.data, rtol=tolerance, atol=tolerance * 100)
+    v = rng.standard_normal(fused.shape).astype(dtype)
+    v_fused, v_composed = (autodiff.tensor(v, requires_grad=True) for _ in range(2))
+    (g_fused,) = autodiff.grad(fused, a, v_fused, create_graph=True)
+    (g_composed,) = autodiff.grad(composed, b, v_composed, create_graph=True)
+    np.testing.assert_array_equal(g_fused.data, g_composed.data)
+    u = autodiff.tensor(rng.standard_normal(x.shape).astype(dtype))
+    (h_fused,) = autodiff.grad((g_fused * u).sum(), v_fused)  # d<dL/dx, u>/dv: u's window sums
+    (h_composed,) = autodiff.grad((g_composed * u).sum(), v_composed)
+    np.testing.assert_allclose(h_fused.data, h_composed.data, rtol=tolerance, atol=tolerance * 100)
+
+
+def test_avg_pool2d_sums_a_window_of_negative_zeros_to_zero(torch_or_none):
+    """Summed from zero, as PyTorch's kernel: -0.0 everywhere averages to 0.0, and so does
+    its gradient where g is -0.0."""
+    x = autodiff.tensor(np.full((1, 1, 4, 4), -0.0, dtype=np.float32), requires_grad=True)
+    y = F.avg_pool2d(x, 2)
+    y.backward(autodiff.tensor(np.full((1, 1, 2, 2), -0.0, dtype=np.float32)))
+    assert not np.signbit(y.data).any() and not np.signbit(x.grad.data).any()
+    if torch_or_none is not None:
+        theirs = torch_or_none.nn.functional.avg_pool2d(torch_or_none.from_numpy(x.data), 2)
+        assert not torch_or_none.signbit(theirs).any()
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_avg_pool2d_gives_pytorchs_bits(ceil_mode, dtype, torch_or_none):
+    """The same order of additions as PyTorch's kernel, so the same values to the bit."""
+    if torch_or_none is None:
+        pytest.skip("PyTorch is not installed")
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((3, 4, 11, 9)) * 10).astype(dtype)
+    for kernel, stride, padding in [(2, 2, 0), (3, 1, 1), ((3, 2), (2, 1), (1, 0))]:
+        ours = F.avg_pool2d(autodiff.tensor(x), kernel, stride, padding, ceil_mode)
+        theirs = torch_or_none.nn.functional.avg_pool2d(
+            torch_or_none.from_numpy(x), kernel, stride, padding, ceil_mode
+        )
+        np.testing.assert_array_equal(ours.data, theirs.numpy())
+
+
 @settings(max_examples=20)
 @given(case=pool_cases(), include=st.booleans(), seed=st.integers(0, 2**16))
 def test_avg_pool2d_values_and_gradients(case, include, seed):

@@ -35,6 +35,7 @@ PLUMBING = [
     "Im2col",
     "GatherTaps",
     "ScatterTaps",
+    "WindowSum",
     "Windows2d",
     "Pad",
     "MatMul",
