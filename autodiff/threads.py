@@ -164,7 +164,8 @@ def blas_threads() -> int:
 # -- the pool -----------------------------------------------------------------
 
 # Below this many elements (or element-operations) an operation runs on the
-# calling thread.  Handing a chunk to a worker costs about 30 us here (median;
+# calling thread; a chunk of several NumPy calls needs this much per call (up to
+# four, see _split_cost).  Handing a chunk to a worker costs about 30 us here (median;
 # 130 us at the 90th percentile, measured in the MLP's training loop): the
 # worker needs the GIL to start, which the calling thread gives up only when it
 # enters NumPy's next loop.  A ReLU over 131,072 float32 takes about 40 us.
