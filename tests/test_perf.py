@@ -623,7 +623,9 @@ def test_a_bias_gradient_is_summed_through_einsum(monkeypatch):
     other_batch=st.sampled_from([(), (3,), (1, 3)]),
     m=st.integers(0, 40),
     n=st.integers(0, 40),
-    dtype=st.sampled_from([np.float32, np.float64, np.int64]),
+    dtype=st.sampled_from(
+        [np.float32, np.float64, np.float16, np.int64, np.uint8, np.bool_, np.complex64]
+    ),
     transposed=st.booleans(),
     seed=st.integers(0, 2**32 - 1),
 )
@@ -635,11 +637,19 @@ def test_products_of_inner_dim_one_are_matmuls_bits(
     from autodiff.ops import linalg
 
     rng = np.random.default_rng(seed)
-    a = (rng.standard_normal(batch + (1, m)) * 100).astype(dtype)
+
+    def values(shape):
+        numbers = rng.standard_normal(shape) * 100
+        if np.dtype(dtype).kind == "c":  # (kept in np.matmul: parts summed its own way)
+            numbers = numbers + 1j * rng.standard_normal(shape)
+        return numbers.astype(dtype)
+
+    a = values(batch + (1, m))
     a = np.swapaxes(a, -1, -2) if transposed else a.reshape(batch + (m, 1))  # a view, or not
-    b = (rng.standard_normal(other_batch + (1, n)) * 100).astype(dtype)
-    expected = np.matmul(a, b)
-    product = linalg._matmul(a, b)
+    b = values(other_batch + (1, n))
+    with np.errstate(over="ignore"):  # float16: products past 65504 are inf in both
+        expected = np.matmul(a, b)
+        product = linalg._matmul(a, b)
     assert product.shape == expected.shape and product.dtype == expected.dtype
     np.testing.assert_array_equal(product, expected)
 

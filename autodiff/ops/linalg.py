@@ -161,7 +161,7 @@ def _matmul(a, b):
     caller's part larger.
     """
     a, b = np.asarray(a), np.asarray(b)
-    if a.ndim >= 2 and b.ndim >= 2 and a.shape[-1] == 1 and b.shape[-2] == 1:
+    if a.ndim >= 2 and b.ndim >= 2 and a.shape[-1] == 1 and b.shape[-2] == 1 and _real(a, b):
         return _outer_products(a, b)
     if blas_threads() > 1 or a.ndim < 2 or b.ndim < 2:
         return np.matmul(a, b)  # BLAS's own threads (threadpoolctl missing)
@@ -196,13 +196,19 @@ def _matmul(a, b):
     return out
 
 
+def _real(a, b) -> bool:
+    """Both operands real (bool, integer or float): a complex product's parts are summed
+    in another way by each of matmul, np.dot and np.multiply (they differ in the last bit)."""
+    return a.dtype.kind in "biuf" and b.dtype.kind in "biuf"
+
+
 # Up to this many elements an outer product is fastest by np.dot (see _outer_products)
 _OUTER_BY_DOT = 1 << 20
 
 
 def _outer_products(a, b):
-    """``a @ b`` for an inner dim of 1: each element one product, a[i] b[j], so any
-    method gives these bits.
+    """``a @ b`` for an inner dim of 1 and real operands: each element one product,
+    a[i] b[j], so any method gives these bits.
 
     NumPy's matmul takes a slow loop for this case: the linear layer's dL/dW at a
     batch of one, (512, 1) @ (1, 784) float32, took 442 us against 60 us by
