@@ -679,3 +679,50 @@ def test_linear_layer_at_batch_size_one_matches_the_composed_form(seed):
     np.testing.assert_array_equal(w.grad.data, upstream.T * x.data)
     np.testing.assert_allclose(x.grad.data, upstream @ w.data, rtol=1e-12)
     np.testing.assert_array_equal(b.grad.data, upstream[0])
+
+
+@given(
+    rows=st.integers(1, 12),
+    columns=st.integers(1, 6),
+    kind=st.sampled_from(["rows", "rows and columns", "mask", "rows, then a slice"]),
+    count=st.integers(0, 15),
+    repeats=st.booleans(),
+    dtype=st.sampled_from([np.float32, np.float64, np.int64, np.complex64]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_index_add_gives_np_add_at_bits(rows, columns, kind, count, repeats, dtype, seed):
+    """Indexing's backward: np.add.at's result, by one assignment of 0 + g where no position
+    repeats (negative indices counted from the end; -0.0, inf and NaN as np.add.at leaves
+    them), by np.add.at itself otherwise."""
+    from autodiff.ops.shape import IndexAdd, _reaches_each_position_once
+
+    rng = np.random.default_rng(seed)
+    shape = (rows, columns)
+    count = min(count, rows) if not repeats else count
+    if repeats:
+        picked = rng.integers(-rows, rows, count)
+    else:
+        picked = rng.permutation(rows)[:count] - rng.integers(0, 2, count) * rows
+    if kind == "rows":
+        index = picked
+    elif kind == "rows and columns":
+        index = (picked, rng.integers(-columns, columns, count))
+    elif kind == "mask":
+        index = rng.random(shape) < 0.5
+    else:
+        index = (picked, slice(None, None, 2))
+    taken = np.zeros(shape)[index].shape
+    special = np.array([-0.0, np.inf, -np.inf, np.nan, 1.5])
+    values = rng.choice(special, taken) if dtype != np.int64 else rng.integers(-9, 9, taken)
+    g = np.asarray(values).astype(dtype)
+    expected = np.zeros(shape, dtype=dtype)
+    with np.errstate(invalid="ignore"):  # inf + -inf where a position repeats
+        np.add.at(expected, index, g)
+    got = IndexAdd.apply(autodiff.tensor(g), index, shape).data
+    once = _reaches_each_position_once(index, shape)
+    assert once == (kind == "mask" or (kind != "rows, then a slice" and not repeats)) or (
+        repeats and once  # (drawn with repeats, it may still reach each position once)
+    )
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+    assert np.array_equal(np.signbit(got.real), np.signbit(expected.real))
