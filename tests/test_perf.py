@@ -694,7 +694,7 @@ def test_index_add_gives_np_add_at_bits(rows, columns, kind, count, repeats, dty
     """Indexing's backward: np.add.at's result, by one assignment of 0 + g where no position
     repeats (negative indices counted from the end; -0.0, inf and NaN as np.add.at leaves
     them), by np.add.at itself otherwise."""
-    from autodiff.ops.shape import IndexAdd, _reaches_each_position_once
+    from autodiff.ops import shape as shape_ops
 
     rng = np.random.default_rng(seed)
     shape = (rows, columns)
@@ -718,11 +718,30 @@ def test_index_add_gives_np_add_at_bits(rows, columns, kind, count, repeats, dty
     expected = np.zeros(shape, dtype=dtype)
     with np.errstate(invalid="ignore"):  # inf + -inf where a position repeats
         np.add.at(expected, index, g)
-    got = IndexAdd.apply(autodiff.tensor(g), index, shape).data
-    once = _reaches_each_position_once(index, shape)
+    # these shapes are small: the check for repeats runs only with its bounds lowered
+    bounds = shape_ops._FEWEST_ELEMENTS, shape_ops._ELEMENTS_PER_POSITION
+    shape_ops._FEWEST_ELEMENTS = shape_ops._ELEMENTS_PER_POSITION = 0
+    try:
+        got = shape_ops.IndexAdd.apply(autodiff.tensor(g), index, shape).data
+        once = shape_ops._one_assignment_will_do(index, shape, g.size)
+    finally:
+        shape_ops._FEWEST_ELEMENTS, shape_ops._ELEMENTS_PER_POSITION = bounds
     assert once == (kind == "mask" or (kind != "rows, then a slice" and not repeats)) or (
         repeats and once  # (drawn with repeats, it may still reach each position once)
     )
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)
     assert np.array_equal(np.signbit(got.real), np.signbit(expected.real))
+
+
+def test_index_add_checks_for_repeats_only_where_it_pays():
+    """The lecture's logp[arange(N), y] takes one element per position: np.add.at is
+    cheaper than the check; whole rows (x[rows]) and masks are assigned."""
+    from autodiff.ops.shape import _one_assignment_will_do
+
+    rng = np.random.default_rng(0)
+    pairs = (np.arange(64), rng.integers(0, 10, 64))
+    assert not _one_assignment_will_do(pairs, (64, 10), 64)
+    assert _one_assignment_will_do(np.arange(0, 64, 2), (64, 1000), 32 * 1000)
+    assert not _one_assignment_will_do(np.zeros(32, dtype=np.int64), (64, 1000), 32 * 1000)
+    assert _one_assignment_will_do(rng.random((64, 10)) < 0.5, (64, 10), 30)
