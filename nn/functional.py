@@ -732,9 +732,7 @@ def avg_pool2d(
         # 2.4 ms per 64x6x28x28 batch, the primitive 0.15 ms (autodiff/ops/window.py)
         total = WindowSum.apply(x, kernel, stride, (1, 1), (oh, ow))
     else:
-        cols = _windows(x, kernel, stride, (1, 1), "avg_pool2d")[
-            :, :, :oh, :ow
-        ]  # (N, C, oh, ow, kh, kw)
+        cols = Windows2d.apply(x, kernel, stride, (1, 1))[:, :, :oh, :ow]  # (N, C, oh, ow, kh, kw)
         total = cols.sum(dim=(-2, -1))  # (N, C, oh, ow)
     if divisor_override is not None:
         if divisor_override == 0:
