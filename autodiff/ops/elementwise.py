@@ -15,6 +15,7 @@ from ..function import Function
 from ..grad_mode import modes
 from ..tensor import Tensor
 from ..threads import MIN_PARALLEL_WORK, get_num_threads, parallel_for, parallel_rows
+from .special import erf as _erf
 
 
 def _ufunc(ufunc, *operands):
@@ -1078,14 +1079,25 @@ def where(condition, x, y) -> Tensor:
     return Where.apply(condition, x, y)
 
 
-try:  # SciPy's erf is vectorised; math.erf (exact, slower) otherwise
-    from scipy.special import erf as _erf_array  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on the environment
-    _erf_scalar = np.frompyfunc(math.erf, 1, 1)
+def _erf_in_dtype(x):
+    """erf(x) computed in float64 (see ops/special.py), rounded to x's float dtype
+    (float32 for integers and bool, as PyTorch).
 
-    def _erf_array(x):
-        # np.asarray: on a 0-d input frompyfunc returns a bare Python float
-        return np.asarray(_erf_scalar(x)).astype(x.dtype if x.dtype.kind == "f" else np.float32)
+    Split over the engine's threads in pieces of at least ``MIN_PARALLEL_WORK``
+    elements: a chunk makes some 40 NumPy calls, each a hand-over of the GIL, so
+    smaller pieces lose (16K elements took 395 us on two threads against 168 on
+    one; 256K took 1.43 ms against 2.48, medians).
+    """
+    if x.dtype.kind == "c":
+        raise TypeError(f"expected real numbers, got {x.dtype} values")
+    flat = x.reshape(-1)
+    out = np.empty(flat.shape, x.dtype if x.dtype.kind == "f" else np.float32)
+
+    def chunk(first, stop):
+        out[first:stop] = _erf(flat[first:stop])
+
+    parallel_for(flat.size, chunk)
+    return out.reshape(x.shape)
 
 
 class Erf(Function):
@@ -1096,7 +1108,7 @@ class Erf(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return np.asarray(_erf_array(x), dtype=x.dtype)
+        return _erf_in_dtype(x)
 
     @staticmethod
     def backward(ctx, grad):
