@@ -1535,6 +1535,28 @@ def _batch_norm(g, unit):
     )
 
 
+def _batch_norm_with_batch_statistics(g, unit):
+    """batch_norm's primitive, BatchNorm (the batch's own mean and variance, as in
+    training or without running statistics): the lecture's formula in ONNX operators,
+    (x - mean) / sqrt(var + eps) * w + b, the means over every axis but 1."""
+    x, weight, bias, _, _, eps = unit.args  # (the batch's statistics are recomputed)
+    dtype = unit.output.dtype
+    axes = [0, *range(2, x.ndim)]
+    data = g.arg(0, dtype)
+    centered = g.node("Sub", [data, g.reduce("ReduceMean", data, axes, keepdims=True)])
+    var = g.reduce("ReduceMean", g.node("Mul", [centered, centered]), axes, keepdims=True)
+    epsilon = g.constant(np.asarray(eps, dtype=dtype), "eps")
+    out = g.node("Div", [centered, g.node("Sqrt", [g.node("Add", [var, epsilon])])])
+    if weight is not None:
+        out = g.node("Mul", [out, g.unsqueeze(g.arg(1, dtype), axes)])
+    if bias is not None:
+        out = g.node("Add", [out, g.unsqueeze(g.arg(2, dtype), axes)])
+    return out
+
+
+_PRIMITIVE_RULES[ops.BatchNorm] = _batch_norm_with_batch_statistics
+
+
 def _batch_norm_accepts(region) -> bool:
     # with batch statistics (training, or no running statistics) the composed ops are written
     attrs = getattr(region, "attrs", None) or {}

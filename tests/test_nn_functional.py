@@ -5,6 +5,7 @@ numerical stability and the errors bad input gets.  Runs without PyTorch."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -597,6 +598,142 @@ def test_conv2d_stays_composed_outside_its_common_case():
         assert y.grad_fn.name() in ("ReshapeBackward", "AddBackward"), options
     y = F.conv2d(x, autodiff.randn(3, 4, 3, 3), autodiff.randn(3))
     assert y.grad_fn.name() == "Conv2dBackward"
+
+
+def _composed_batch_norm(x, weight=None, bias=None, eps=1e-5):
+    """The ops the fused BatchNorm replaces (training, the batch's statistics)."""
+    dims = (0, *range(2, x.ndim))
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    centered = x - x.mean(dim=dims, keepdim=True)
+    out = centered / ((centered * centered).mean(dim=dims, keepdim=True) + eps).sqrt()
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    return out if bias is None else out + bias.reshape(shape)
+
+
+@settings(max_examples=30)
+@given(
+    shape=st.tuples(st.integers(1, 4), st.integers(1, 3)).flatmap(
+        lambda nc: st.lists(st.integers(1, 4), max_size=2).map(lambda rest: (*nc, *rest))
+    ),
+    affine=st.sampled_from(["both", "weight", "bias", "neither"]),
+    wanted=st.sampled_from(["all", "input", "weight", "bias"]),
+    dtype=st.sampled_from([np.float64, np.float32]),
+    seed=st.integers(0, 999),
+)
+def test_fused_batch_norm_agrees_with_the_composed_form(shape, affine, wanted, dtype, seed):
+    """batch_norm in training is one primitive: the composed form's values to the bit,
+    its first derivatives to rounding (PyTorch's rule, in another order) and its second
+    derivatives (create_graph records the rule as ops) to rounding."""
+    if math.prod(shape) // shape[1] < 2:
+        shape = (2, *shape[1:])  # training needs two values per channel
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(shape) * 3 + 1]
+    arrays.append(rng.standard_normal(shape[1]) if affine in ("both", "weight") else None)
+    arrays.append(rng.standard_normal(shape[1]) if affine in ("both", "bias") else None)
+    arrays = [None if a is None else a.astype(dtype) for a in arrays]
+    names = ["input", "weight", "bias"]
+
+    def leaves():
+        return [
+            None if a is None else autodiff.tensor(a, requires_grad=wanted in ("all", name))
+            for a, name in zip(arrays, names, strict=True)
+        ]
+
+    fused_in, composed_in = leaves(), leaves()
+    fused = F.batch_norm(fused_in[0], None, None, fused_in[1], fused_in[2], training=True)
+    composed = _composed_batch_norm(*composed_in)
+    assert fused.dtype == composed.dtype == dtype
+    np.testing.assert_array_equal(fused.data, composed.data)
+    needed = [i for i, t in enumerate(fused_in) if t is not None and t.requires_grad]
+    if not needed:
+        assert fused.grad_fn is None
+        return
+    assert fused.grad_fn.name() == "BatchNormBackward"
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    v = autodiff.tensor(rng.standard_normal(fused.shape).astype(dtype))
+    plain = autodiff.grad(fused, [fused_in[i] for i in needed], v, retain_graph=True)
+    g_fused = autodiff.grad(fused, [fused_in[i] for i in needed], v, create_graph=True)
+    g_composed = autodiff.grad(composed, [composed_in[i] for i in needed], v, create_graph=True)
+    for a, b, c in zip(plain, g_fused, g_composed, strict=True):
+        assert a.grad_fn is None and a.dtype == b.dtype == c.dtype == dtype
+        scale = np.abs(c.data).max() + 1
+        np.testing.assert_allclose(a.data, c.data, rtol=rtol, atol=rtol * scale)
+        np.testing.assert_allclose(b.data, c.data, rtol=rtol, atol=rtol * scale)
+    us = [autodiff.tensor(rng.standard_normal(g.shape).astype(dtype)) for g in g_fused]
+    inputs = [fused_in[i] for i in needed]
+    for a, b in zip(
+        _second_derivatives(g_fused, inputs, us),
+        _second_derivatives(g_composed, [composed_in[i] for i in needed], us),
+        strict=True,
+    ):
+        scale = np.abs(b).max() + 1
+        np.testing.assert_allclose(a, b, rtol=rtol * 10, atol=rtol * 10 * scale)
+
+
+@settings(max_examples=10)
+@given(shape=st.sampled_from([(3, 2), (2, 3, 4), (2, 2, 3, 3)]), seed=st.integers(0, 999))
+def test_fused_batch_norm_gradients_are_checked_numerically_to_second_order(shape, seed):
+    rng = np.random.default_rng(seed)
+    x, weight, bias = (
+        leaf(rng.standard_normal(shape)),
+        leaf(rng.standard_normal(shape[1])),
+        leaf(rng.standard_normal(shape[1])),
+    )
+
+    def normalise(x, weight, bias):
+        return F.batch_norm(x, None, None, weight, bias, training=True)
+
+    assert normalise(x, weight, bias).grad_fn.name() == "BatchNormBackward"
+    assert_gradients_match(normalise, x, weight, bias, seed=seed, order=2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_batch_norm_moves_the_running_statistics_as_the_composed_form(dtype):
+    rng = np.random.default_rng(0)
+    x = autodiff.tensor(rng.standard_normal((8, 3, 5, 5)).astype(dtype) * 2 + 1)
+    weight, bias = autodiff.ones(3, dtype=dtype), autodiff.zeros(3, dtype=dtype)
+    running = []
+    for fused in (True, False):
+        mean, var = autodiff.zeros(3, dtype=dtype), autodiff.ones(3, dtype=dtype)
+        # float16 weights send batch_norm down the composed path with the same statistics
+        w = weight if fused else weight.to(autodiff.float16)
+        F.batch_norm(x, mean, var, w, bias, training=True, momentum=0.3)
+        running.append((mean.data, var.data))
+    np.testing.assert_array_equal(running[0][0], running[1][0])
+    np.testing.assert_array_equal(running[0][1], running[1][1])
+    data = x.data.astype(np.float64)
+    expected_mean = 0.3 * data.mean(axis=(0, 2, 3))
+    expected_var = 0.7 + 0.3 * data.var(axis=(0, 2, 3), ddof=1)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(running[0][0], expected_mean, rtol=rtol)
+    np.testing.assert_allclose(running[0][1], expected_var, rtol=rtol)
+
+
+def test_batch_norm_keeps_the_composed_form_where_it_does_not_fuse():
+    x = autodiff.tensor(np.ones((4, 2), dtype=np.float16) + np.arange(8).reshape(4, 2))
+    weight = autodiff.ones(2, dtype=autodiff.float16, requires_grad=True)
+    assert F.batch_norm(x, None, None, weight, training=True).grad_fn.name() == "MulBackward"
+    x32 = autodiff.tensor(x.data.astype(np.float32), requires_grad=True)
+    # a float64 weight on float32 input promotes, as the composed ops do
+    mixed = F.batch_norm(x32, None, None, autodiff.ones(2, dtype=autodiff.float64), training=True)
+    assert mixed.dtype == np.float64 and mixed.grad_fn.name() == "MulBackward"
+    # evaluation normalises with the running statistics, composed
+    y = F.batch_norm(x32, autodiff.zeros(2), autodiff.ones(2), training=False)
+    assert y.grad_fn.name() == "DivBackward"
+
+
+def test_fused_batch_norm_is_quiet_and_right_where_squares_overflow():
+    """1e300 twice in a channel: mean 1e300, nothing left once centred (PyTorch 2.13
+    gives 1.4e285), and no NumPy warning from the statistics."""
+    x = autodiff.tensor([[1e300, 1.0], [1e300, 3.0]], dtype=autodiff.float64, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = F.batch_norm(x, autodiff.zeros(2, dtype=autodiff.float64), None, training=True)
+        y.sum().backward()
+    np.testing.assert_allclose(y.data[:, 0], [0.0, 0.0])
+    np.testing.assert_allclose(y.data[:, 1], [-1.0, 1.0], rtol=1e-5)
+    assert np.isfinite(x.grad.data).all()
 
 
 ELEMENTWISE = [

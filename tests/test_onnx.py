@@ -106,6 +106,33 @@ def test_models_trained_by_the_cli_export_with_the_same_logits(tmp_path, name, m
         np.testing.assert_allclose(logits, engine_output(model, x), **TOLERANCE)
 
 
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_with_batch_statistics_exports_for_any_batch_size(tmp_path, affine):
+    """Without running statistics batch_norm normalises by the batch's own (its fused
+    primitive, BatchNorm): written as ReduceMean, Sub, ..., Sqrt, Div, so that one
+    file computes them for every batch size."""
+    autodiff.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 3, 3),
+        nn.BatchNorm2d(3, affine=affine, track_running_stats=False),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(3 * 6 * 6, 5),
+        nn.BatchNorm1d(5, affine=affine, track_running_stats=False),
+    )
+    if affine:
+        with autodiff.no_grad():  # weights and biases away from 1 and 0
+            for module in (model[1], model[5]):
+                module.weight.uniform_(0.5, 2.0)
+                module.bias.uniform_(-1.0, 1.0)
+    path = tmp_path / "batch_statistics.onnx"
+    session = export_and_load(model, autodiff.randn(4, 1, 8, 8), path)
+    assert_runs_like(model, session, (1, 8, 8), batches=(2, 64))
+    types_ = op_types(path)
+    assert "BatchNormalization" not in types_ and types_.count("ReduceMean") == 4
+    assert ("Unsqueeze" in types_) == affine
+
+
 def test_batch_norm_and_dropout_export_in_eval_mode_and_modes_are_restored(tmp_path):
     autodiff.manual_seed(0)
     model = nn.Sequential(
