@@ -1135,14 +1135,17 @@ def cross_entropy(
         return _reduce(loss, reduction, "cross_entropy")
     _check_class_target(input, target, "cross_entropy", class_dim)
     some_ignored = _check_target_range(target, n_classes, ignore_index, "cross_entropy")
-    if (
-        weight is None
-        and label_smoothing == 0
-        and input.ndim == 2
-        and input.shape[0] > 0
-        and not some_ignored
-    ):
-        return CrossEntropy.apply(input, target.data, reduction)
+    if _fused_cross_entropy(input, target, weight, ignore_index, some_ignored, reduction):
+        if weight is None and label_smoothing == 0 and not some_ignored:  # the common case
+            return CrossEntropy.apply(input, target.data, reduction)
+        return CrossEntropy.apply(
+            input,
+            target.data,
+            reduction,
+            None if weight is None else weight.data,
+            ignore_index if some_ignored else None,
+            label_smoothing,
+        )
     logp = log_softmax(input, class_dim)  # (N, C, d1, ...)
     nll = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
     if label_smoothing == 0:
@@ -1161,6 +1164,24 @@ def cross_entropy(
     elif reduction == "sum":
         smooth = smooth.sum()
     return (1 - label_smoothing) * nll + smooth * (label_smoothing / n_classes)
+
+
+def _fused_cross_entropy(input, target, weight, ignore_index, some_ignored, reduction) -> bool:
+    """Whether cross_entropy runs as its fused primitive (``CrossEntropy``): logits (N, C)
+    with N > 0, and class weights (if any) of the logits' dtype and needing no gradient.
+    A mean over rows whose weights sum to 0 (all ignored) is left to the composed form,
+    which gives PyTorch's NaN and gradient there."""
+    if input.ndim != 2 or input.shape[0] == 0:
+        return False
+    if weight is not None and (
+        not isinstance(weight, Tensor) or weight.dtype != input.dtype or weight.requires_grad
+    ):
+        return False
+    if reduction == "mean" and (weight is not None or some_ignored):
+        kept = target.data != ignore_index
+        picked = kept.sum() if weight is None else weight.data[target.data[kept]].sum()
+        return bool(picked)
+    return True
 
 
 def binary_cross_entropy(

@@ -997,10 +997,87 @@ def test_fused_cross_entropy_keeps_float32_and_leaves_other_cases_composed():
     assert loss.dtype == np.float32 and loss.grad_fn.name() == "CrossEntropyBackward"
     loss.backward()
     assert x.grad.dtype == np.float32
-    for kwargs in ({"label_smoothing": 0.1}, {"weight": autodiff.ones(3)}):
-        assert F.cross_entropy(x, y, **kwargs).grad_fn.name() != "CrossEntropyBackward"
     y_ignored = autodiff.tensor([-100, *y.tolist()[1:]])
-    assert F.cross_entropy(x, y_ignored).grad_fn.name() != "CrossEntropyBackward"
+    fused = [
+        F.cross_entropy(x, y, label_smoothing=0.1),
+        F.cross_entropy(x, y, weight=autodiff.ones(3)),
+        F.cross_entropy(x, y_ignored),
+    ]
+    for loss in fused:
+        assert loss.dtype == np.float32 and loss.grad_fn.name() == "CrossEntropyBackward"
+    composed = [
+        F.cross_entropy(x, y, weight=autodiff.ones(3, dtype=autodiff.float64)),  # promotes
+        F.cross_entropy(x, y, weight=autodiff.ones(3, requires_grad=True)),
+        F.cross_entropy(x, autodiff.full((8,), -100)),  # a mean over nothing: NaN
+        F.cross_entropy(x.reshape(2, 4, 3).permute(0, 2, 1), y.reshape(2, 4)),  # (N, C, d)
+    ]
+    for loss in composed:
+        assert loss.grad_fn.name() != "CrossEntropyBackward"
+
+
+def _composed_cross_entropy(x, y, weight, ignore_index, reduction, eps):
+    """log_softmax + nll_loss (+ the smoothing term), as cross_entropy composes them."""
+    logp = F.log_softmax(x, 1)
+    nll = F.nll_loss(logp, y, weight, ignore_index=ignore_index, reduction=reduction)
+    if not eps:
+        return nll
+    kept = y.data != ignore_index
+    terms = logp if weight is None else logp * weight.reshape(1, -1)
+    smooth = -terms.sum(dim=1) * autodiff.tensor(kept.astype(x.dtype))
+    if reduction == "mean":
+        total = kept.sum() if weight is None else weight.data[y.data[kept]].sum()
+        smooth = smooth.sum() / float(total)
+    elif reduction == "sum":
+        smooth = smooth.sum()
+    return (1 - eps) * nll + smooth * (eps / x.shape[1])
+
+
+@settings(max_examples=30)
+@given(
+    n=st.integers(1, 5),
+    c=st.integers(2, 5),
+    weighted=st.booleans(),
+    ignore_index=st.sampled_from([None, -100, 0]),
+    eps=st.sampled_from([0.0, 0.1, 1.0]),
+    reduction=st.sampled_from(["mean", "sum", "none"]),
+    dtype=st.sampled_from([np.float64, np.float32]),
+    seed=st.integers(0, 999),
+)
+def test_fused_cross_entropy_with_weights_ignored_rows_and_smoothing_agrees_with_the_composed_form(
+    n, c, weighted, ignore_index, eps, reduction, dtype, seed
+):
+    """Class weights, an ignored class and label smoothing in the fused primitive: the
+    composed form's values, first derivatives (the usual backward and create_graph's,
+    the same bits) and second derivatives, to rounding."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, c)) * 3).astype(dtype)
+    target = rng.integers(0, c, n)
+    if ignore_index is not None and n > 1:
+        target[0] = ignore_index  # some rows ignored, never all
+        target[-1] = 1
+    y = autodiff.tensor(target)
+    weight = autodiff.tensor(rng.uniform(0.5, 2, c).astype(dtype)) if weighted else None
+    options = {"weight": weight, "label_smoothing": eps}
+    if ignore_index is not None:
+        options["ignore_index"] = ignore_index
+    ignored = -100 if ignore_index is None else ignore_index
+    fused_in = autodiff.tensor(x, requires_grad=True)
+    composed_in = autodiff.tensor(x, requires_grad=True)
+    fused = F.cross_entropy(fused_in, y, reduction=reduction, **options)
+    composed = _composed_cross_entropy(composed_in, y, weight, ignored, reduction, eps)
+    assert fused.grad_fn.name() == "CrossEntropyBackward" and fused.dtype == dtype
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(fused.data, composed.data, rtol=rtol, atol=rtol)
+    v = autodiff.tensor(rng.standard_normal(fused.shape).astype(dtype))
+    (plain,) = autodiff.grad(fused, fused_in, v, retain_graph=True)
+    (g_fused,) = autodiff.grad(fused, fused_in, v, create_graph=True)
+    (g_composed,) = autodiff.grad(composed, composed_in, v, create_graph=True)
+    assert plain.data.tobytes() == g_fused.data.tobytes()
+    np.testing.assert_allclose(g_fused.data, g_composed.data, rtol=rtol, atol=rtol)
+    u = autodiff.tensor(rng.standard_normal(x.shape).astype(dtype))
+    (h_fused,) = autodiff.grad((g_fused * u).sum(), fused_in)
+    (h_composed,) = autodiff.grad((g_composed * u).sum(), composed_in)
+    np.testing.assert_allclose(h_fused.data, h_composed.data, rtol=rtol * 10, atol=rtol * 10)
 
 
 @settings(max_examples=15)
