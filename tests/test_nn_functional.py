@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import autodiff
 import nn.functional as F  # noqa: N812
@@ -762,6 +763,75 @@ def test_activation_values_and_gradients(name, fn, reference, shape, seed):
     x[np.abs(x) < 1e-3] = 0.5  # keep away from the kink of relu-like functions
     np.testing.assert_allclose(fn(leaf(x)).data, reference(x), rtol=1e-12, atol=1e-14)
     assert_gradients_match(fn, leaf(x), seed=seed)
+
+
+_EDGE_VALUES = [0.0, -0.0, math.inf, -math.inf, math.nan, 1e-40, -1e-40, 1e30, -1e30, 65504.0]
+
+
+@settings(max_examples=40)
+@given(
+    values=hnp.arrays(
+        np.float64,
+        st.integers(1, 40),
+        elements=st.one_of(st.floats(-50, 50), st.sampled_from(_EDGE_VALUES)),
+    ),
+    dtype=st.sampled_from([np.float16, np.float32, np.float64]),
+    slope=st.sampled_from([0.01, 0.2, 0.0, -0.5, 1.0, 2.5]),
+    seed=st.integers(0, 999),
+)
+def test_leaky_relu_and_elu_choose_their_branches_by_bits_as_np_where_would(
+    values, dtype, slope, seed
+):
+    """leaky_relu and elu pick each element's branch without np.where (slow on a random
+    mask): forward and backward give np.where's formulas' bits, NaN, inf, -0.0 and
+    every dtype included."""
+    with np.errstate(all="ignore"):
+        x = values.astype(dtype)
+        g = np.random.default_rng(seed).standard_normal(x.shape).astype(dtype)
+        g[:2] = [math.inf, -0.0][: len(g[:2])]
+
+        def leaky_relu_grad():  # slope_times: exactly 0 where the slope is 0, even for inf
+            slopes = np.where(x > 0, 1.0, slope).astype(dtype)
+            return np.where(slopes == 0, 0, g * slopes).astype(dtype)
+
+        def elu_grad():  # a plain product with the slope
+            negative_slope = np.exp(np.where(x < 0, x, 0)) * slope
+            return g * np.where(x <= 0, negative_slope, 1).astype(dtype)
+
+        for fn, forward, backward in (
+            (
+                lambda t: F.leaky_relu(t, slope),
+                lambda: np.where(x > 0, x, x * np.asarray(slope, dtype)),
+                leaky_relu_grad,
+            ),
+            (
+                lambda t: F.elu(t, slope),
+                lambda: np.where(x <= 0, slope * np.expm1(np.where(x > 0, 0, x)), x),
+                elu_grad,
+            ),
+        ):
+            t = autodiff.tensor(x, requires_grad=True)
+            y = fn(t)
+            assert y.dtype == dtype
+            assert y.data.tobytes() == forward().astype(dtype).tobytes()
+            (grad,) = autodiff.grad(y, t, autodiff.tensor(g))
+            assert grad.data.tobytes() == backward().tobytes()
+
+
+def test_softplus_in_float32_is_rounded_once_from_float64():
+    """float16 and float32 softplus are log(1 + exp(x)) computed in float64 and rounded:
+    np.logaddexp's own float32 loop missed that value for 16% of these inputs."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.linspace(-30, 30, 20_001), rng.standard_normal(20_000) * 4])
+    for dtype in (np.float32, np.float16):
+        narrow = x.astype(dtype)
+        expected = np.logaddexp(0, narrow.astype(np.float64)).astype(dtype)
+        got = F.Softplus.apply(autodiff.tensor(narrow)).data
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, expected)
+    wide = F.Softplus.apply(autodiff.tensor(x)).data
+    ulps = np.abs(wide - np.logaddexp(0, x)) / np.spacing(np.logaddexp(0, x))
+    assert ulps.max() <= 2
 
 
 def test_softplus_primitive_agrees_with_the_composed_formula_and_is_stable():

@@ -481,6 +481,42 @@ def _kept_by_bits(g, mask, cost_per_row, calls):
     return out
 
 
+def _two_valued(condition, if_true, if_false, dtype):
+    """``np.where(condition, if_true, if_false)`` for two numbers, as a float array of
+    ``dtype`` (each number rounded to it once), by integer arithmetic on their bits.
+
+    np.where branches on every element: 166 us on a random 64x1000 mask, against
+    about 15 us for the cast of the mask, one product and one sum here (float32,
+    one thread, medians).  Unsigned arithmetic wraps, so low + 1 * (high - low)
+    is high's bits exactly.
+    """
+    unsigned = np.dtype(f"u{dtype.itemsize}")
+    low = np.array(if_false, dtype=dtype).view(unsigned)
+    step = np.array(if_true, dtype=dtype).view(unsigned) - low
+    out = condition.astype(unsigned)
+    out *= step
+    out += low
+    return out.view(dtype)
+
+
+def _chosen(condition, a, b):
+    """``np.where(condition, a, b)`` for float arrays of one dtype and ``condition``'s shape,
+    by their bits: b ^ ((a ^ b) & mask), mask all ones where ``condition``.  The same
+    bits as np.where (NaN, inf and -0.0 included) in five passes without branches
+    (np.where on a random mask: see _two_valued)."""
+    ints = np.dtype(f"i{a.itemsize}")
+    out = np.bitwise_xor(a.view(ints), b.view(ints))
+    out &= np.negative(condition.view(np.int8), dtype=ints)
+    out ^= b.view(ints)
+    return out.view(a.dtype)
+
+
+def _bitwise_float(*arrays) -> bool:
+    """Float arrays of one dtype with an integer of their width (float16, 32 or 64)."""
+    dtype = arrays[0].dtype
+    return dtype.kind == "f" and dtype.itemsize <= 8 and all(a.dtype == dtype for a in arrays)
+
+
 def _same_layout(g, s) -> bool:
     """Both row-major arrays of one shape with a first dim (so that rows can be split)."""
     return (
@@ -854,12 +890,19 @@ class LeakyRelu(Function):
     def forward(ctx, x, slope):
         ctx.save_for_backward(x)
         ctx.slope = slope
-        return np.where(x > 0, x, x * np.asarray(slope, x.dtype))
+        if not _bitwise_float(x):
+            return np.where(x > 0, x, x * np.asarray(slope, x.dtype))
+        # x * (1 or s): x * 1 is x, so the same bits as np.where(x > 0, x, s x), NaN
+        # included, without np.where's branches (64x1000 float32: 30 against 200 us)
+        return _ufunc(np.multiply, x, _two_valued(x > 0, 1, slope, x.dtype))
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        slopes = np.where(x.data > 0, 1.0, ctx.slope).astype(grad.dtype)
+        if _bitwise_float(grad.data):
+            slopes = _two_valued(x.data > 0, 1, ctx.slope, grad.dtype)
+        else:
+            slopes = np.where(x.data > 0, 1.0, ctx.slope).astype(grad.dtype)
         return slope_times(grad, x, slopes), None
 
 
@@ -877,16 +920,30 @@ class Elu(Function):
     def forward(ctx, x, alpha):
         ctx.save_for_backward(x)
         ctx.alpha = alpha
-        # np.where, not np.minimum: -0.0 stays -0.0 (as in PyTorch) in every dtype
-        negative = alpha * np.expm1(np.where(x > 0, 0, x))
-        return np.where(x <= 0, negative, x)
+        if not _bitwise_float(x):
+            # np.where, not np.minimum: -0.0 stays -0.0 (as in PyTorch) in every dtype
+            negative = alpha * np.expm1(np.where(x > 0, 0, x))
+            return np.where(x <= 0, negative, x)
+        # the same values without np.where's branches on a random mask (64x1000
+        # float32, forward + backward: 0.27 against 1.0 ms): x * [x <= 0] is x where
+        # it is used (-0.0 kept), and the branches are chosen by their bits
+        nonpositive = x <= 0
+        negative = alpha * np.expm1(x * nonpositive)
+        return _chosen(nonpositive, negative, x)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        strictly_negative = where(x.data < 0, x, 0.0)  # so that the slope's slope at 0 is 0
-        slope = where(x.data <= 0, strictly_negative.exp() * ctx.alpha, 1.0)
-        return grad * slope, None
+        if _records(grad, x) or not _bitwise_float(grad.data, x.data):
+            strictly_negative = where(x.data < 0, x, 0.0)  # so that the slope's slope at 0 is 0
+            slope = where(x.data <= 0, strictly_negative.exp() * ctx.alpha, 1.0)
+            return grad * slope, None
+        # the same rule on the arrays (nothing is recorded): a exp(min(x, 0)) where
+        # x <= 0, 1 elsewhere, the same bits as the recorded form
+        data = x.data
+        slope = np.exp(data * (data < 0)) * ctx.alpha
+        slope = _chosen(data <= 0, slope, np.ones_like(data))
+        return Tensor._make(_ufunc(np.multiply, grad.data, slope), None, None), None
 
 
 class Maximum(Function):
@@ -1128,7 +1185,17 @@ class Softplus(Function):
     def forward(ctx, x, threshold=math.inf):
         ctx.save_for_backward(x)
         ctx.threshold = threshold
-        return np.logaddexp(np.zeros((), x.dtype), x)
+        if x.dtype.kind != "f":
+            return np.logaddexp(np.zeros((), x.dtype), x)
+        # logaddexp(0, x) = max(x, 0) + log1p(exp(-|x|)), NumPy's own formula for it,
+        # in vectorised passes: np.logaddexp runs a scalar loop, 1.38 ms for 64x1000
+        # float32.  float16 and float32 are computed in float64 and rounded once:
+        # 0.21 ms, and the correctly rounded value (logaddexp's float32 loop gave it
+        # for 84% of standard normal inputs, float32 passes for 72%, up to 3 units
+        # off); float64 in its own passes, within 2 units in the last place.
+        wide = x if x.dtype == np.float64 else x.astype(np.float64)
+        y = np.maximum(wide, 0) + np.log1p(np.exp(-np.abs(wide)))
+        return y.astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
