@@ -103,8 +103,8 @@ def test_losses_and_linear_and_batch_norm():
 
 
 def test_composed_cross_entropy_holds_log_softmax_and_nll_loss():
-    z = autodiff.randn(4, 3, requires_grad=True)
-    loss = F.cross_entropy(z, autodiff.tensor([0, 1, 2, 0]), weight=autodiff.ones(3))
+    z = autodiff.randn(4, 3, 2, requires_grad=True)  # a spatial dim: the composed form
+    loss = F.cross_entropy(z, autodiff.tensor([[0, 1], [2, 0], [1, 1], [0, 2]]))
     names = {(r.name, r.parent.name if r.parent else None) for r in regions_of(loss)}
     assert ("log_softmax", "cross_entropy") in names
     assert ("nll_loss", "cross_entropy") in names
