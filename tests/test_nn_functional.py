@@ -818,6 +818,34 @@ def test_leaky_relu_and_elu_choose_their_branches_by_bits_as_np_where_would(
             assert grad.data.tobytes() == backward().tobytes()
 
 
+@settings(max_examples=30)
+@given(
+    values=hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(1, 6), st.integers(1, 6)),
+        elements=st.one_of(st.floats(-50, 50), st.sampled_from(_EDGE_VALUES)),
+    ),
+    dtype=st.sampled_from([np.float16, np.float32, np.float64]),
+    seed=st.integers(0, 999),
+)
+def test_where_chooses_by_bits_as_np_where_would(values, dtype, seed):
+    """autodiff.where on two arrays of one shape and dtype picks by bits, and its usual
+    backward masks the gradient by bits: np.where's values, NaN and -0.0 included."""
+    rng = np.random.default_rng(seed)
+    with np.errstate(all="ignore"):
+        x = values.astype(dtype)
+        y = (-values[::-1, ::-1]).astype(dtype)
+        condition = rng.random(x.shape) < 0.5
+        g = rng.standard_normal(x.shape).astype(dtype)
+        g.flat[0] = -0.0
+        a, b = autodiff.tensor(x, requires_grad=True), autodiff.tensor(y, requires_grad=True)
+        out = autodiff.where(autodiff.tensor(condition), a, b)
+        assert out.data.tobytes() == np.where(condition, x, y).tobytes()
+        grad_a, grad_b = autodiff.grad(out, (a, b), autodiff.tensor(g))
+        assert grad_a.data.tobytes() == np.where(condition, g, 0).astype(dtype).tobytes()
+        assert grad_b.data.tobytes() == np.where(condition, 0, g).astype(dtype).tobytes()
+
+
 def test_softplus_in_float32_is_rounded_once_from_float64():
     """float16 and float32 softplus are log(1 + exp(x)) computed in float64 and rounded:
     np.logaddexp's own float32 loop missed that value for 16% of these inputs."""

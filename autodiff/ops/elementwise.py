@@ -13,7 +13,7 @@ import numpy as np
 
 from ..function import Function
 from ..grad_mode import modes
-from ..tensor import Tensor
+from ..tensor import Tensor, constant
 from ..threads import MIN_PARALLEL_WORK, get_num_threads, parallel_for, parallel_rows
 from .special import erf as _erf
 
@@ -1067,13 +1067,34 @@ class Where(Function):
     @staticmethod
     def forward(ctx, condition, x, y):
         ctx.save_for_backward(condition)
+        if (
+            type(x) is np.ndarray
+            and type(y) is np.ndarray
+            and condition.dtype == np.bool_
+            and x.shape == y.shape == condition.shape
+            and _bitwise_float(x, y)
+        ):
+            # by bits: np.where branches on every element (166 us on a random
+            # 64x1000 mask, float32), this takes five passes without branches
+            return _chosen(condition, x, y)
         return np.where(condition, x, y)
 
     @staticmethod
     def backward(ctx, grad):
         (condition,) = ctx.saved_tensors
-        grad_x = where(condition, grad, 0.0) if ctx.needs_input_grad[1] else None
-        grad_y = where(condition, 0.0, grad) if ctx.needs_input_grad[2] else None
+        needs = ctx.needs_input_grad
+        g, keep = grad.data, condition.data
+        if (
+            not _records(grad, None)
+            and keep.dtype == np.bool_
+            and _same_layout(g, keep)
+            and _bitwise_float(g)
+        ):  # the same rule on the arrays, masked by bits
+            grad_x = constant(_kept_where(g, keep)) if needs[1] else None
+            grad_y = constant(_kept_where(g, ~keep)) if needs[2] else None
+            return None, grad_x, grad_y
+        grad_x = where(condition, grad, 0.0) if needs[1] else None
+        grad_y = where(condition, 0.0, grad) if needs[2] else None
         return None, grad_x, grad_y
 
 
