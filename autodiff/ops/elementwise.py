@@ -191,7 +191,7 @@ class Pow(Function):
             # (np.power gives +0 and +inf), which sets the sign of x ** 0.5's slope at -0
             z = np.sqrt(x) if p == 0.5 else 1 / np.sqrt(x)
         else:
-            z = np.power(x, p)
+            z = _power(x, p)
         ctx.save_for_backward(x, p, z if ctx.needs_input_grad[1] else None)
         return z
 
@@ -226,6 +226,31 @@ class Pow(Function):
                 log_x = Tensor._make(np.log(x_data).astype(z.dtype), None, None)
             grad_p = grad * where(zero, 0.0, z * log_x)
         return grad_x, grad_p
+
+
+def _power(x, p):
+    """``np.power(x, p)`` for a float32 or float64 x, faster where p is an integer number.
+
+    p = 3 and p = -2 are x x x and 1 / (x x), PyTorch's own kernels for them, so
+    its bits.  Any other integer p is taken on |x| and the sign set after:
+    NumPy's power runs a scalar loop wherever a base is negative (64x1000
+    float32, half of it negative: 3.8 ms for x ** 3, against 77 us on |x|), and
+    pow(x, n) is exactly +-pow(|x|, n) (-0.0, inf and NaN included).
+    """
+    if (
+        isinstance(p, np.ndarray)
+        or x.dtype not in (np.float32, np.float64)  # float16: NumPy's float32 loop, rounded
+        or not float(p).is_integer()
+    ):
+        return np.power(x, p)
+    if p == 3:
+        return x * x * x
+    if p == -2:
+        return 1 / (x * x)
+    if p in (0, 1, 2, -1):  # NumPy's fast cases
+        return np.power(x, p)
+    magnitude = np.power(np.abs(x), p)
+    return np.copysign(magnitude, x) if p % 2 else magnitude
 
 
 def _integer_power(x, p):
