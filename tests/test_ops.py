@@ -991,22 +991,26 @@ _POWER_EDGES = [0.0, -0.0, math.inf, -math.inf, math.nan, 1e-40, -1e-40, 1.0, -1
 )
 def test_integer_powers_of_negative_bases(torch_or_none, values, dtype, exponent):
     """x ** n for an integer n: x x x and 1 / (x x) for 3 and -2 (PyTorch's kernels, its
-    bits), and +-|x| ** n otherwise, which is what np.power computes for a negative
-    base (there in a scalar loop, 50 times slower), to its last unit."""
+    bits), and +-(|x| ** n) otherwise, which is np.power's value for a negative base
+    (np.power computes it there in a scalar loop, 50 times slower)."""
     x = np.array(values, dtype=dtype)
     with np.errstate(all="ignore"):
         got = (autodiff.tensor(x) ** exponent).data
-        reference = np.power(x, exponent)
         if exponent == 3:
             np.testing.assert_array_equal(got, x * x * x)
         elif exponent == -2:
             np.testing.assert_array_equal(got, 1 / (x * x))
         else:
+            magnitude = np.power(np.abs(x), exponent)
+            odd = float(exponent) % 2 == 1
+            np.testing.assert_array_equal(got, np.copysign(magnitude, x) if odd else magnitude)
+            # np.power's own scalar loop: the same function, each within a unit of pow
+            reference = np.power(x, exponent)
             np.testing.assert_array_equal(np.isnan(got), np.isnan(reference))
             np.testing.assert_array_equal(np.signbit(got), np.signbit(reference))
             finite = np.isfinite(reference)
             ulps = np.abs(got[finite] - reference[finite]) / np.spacing(np.abs(reference[finite]))
-            assert (ulps <= 1).all()
+            assert (ulps <= 2).all()
             infinite = np.isinf(reference)
             np.testing.assert_array_equal(got[infinite], reference[infinite])
     if torch_or_none is not None and exponent in (3, -2, 3.0, 2, -1):
