@@ -660,3 +660,37 @@ def test_adding_a_small_broadcast_operand_to_a_large_batch_is_numpys_sum(
 def test_adding_operands_that_do_not_broadcast_names_the_shapes():
     with pytest.raises(ValueError, match=r"\(64, 16, 28, 28\).*\(1, 15, 1, 1\)"):
         autodiff.zeros(64, 16, 28, 28) + autodiff.zeros(1, 15, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("ufunc", "rows", "split"),
+    [
+        (np.add, 256, False),  # 800K elements: one pass over memory, split from about 1M
+        (np.add, 384, True),
+        (np.greater, 256, False),
+        (np.exp, 128, True),  # 400K: exp's work splits already
+        (np.exp, 32, False),
+    ],
+)
+def test_elementwise_ops_split_where_two_threads_gain(
+    ufunc, rows, split, restore_threads, monkeypatch
+):
+    """A one-pass ufunc (add, a comparison) is split over two threads only from about
+    a million elements, others (exp) from about 260K; below, the ufunc is called
+    directly, with no split's set-up (see elementwise._MEMORY_PASSES)."""
+    from autodiff.ops import elementwise
+
+    autodiff.set_num_threads(2)
+    calls = []
+    real = elementwise._ufunc_by_rows
+
+    def by_rows(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(elementwise, "_ufunc_by_rows", by_rows)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((2, rows, 3136)).astype(np.float32)
+    operands = (x, y) if ufunc.nin == 2 else (x,)
+    np.testing.assert_array_equal(elementwise._ufunc(ufunc, *operands), ufunc(*operands))
+    assert calls == ([ufunc] if split else [])
