@@ -280,13 +280,8 @@ def parallel_for(total: int, work, cost_per_item: int = 1, calls_per_chunk: int 
     Example: ``parallel_for(len(x), lambda i, j: np.maximum(x[i:j], 0, out=y[i:j]), x[0].size)``.
     """
     threads = _counts["engine"]
-    # One piece per thread: more, smaller pieces would balance a loaded machine
-    # better, but each costs a hand-off and its NumPy calls' GIL changes (with 4
-    # pieces per 2 threads the window maximum took 0.45 ms against 0.36 ms, and
-    # the CNN step ran no faster with 2 or 3 per thread).  A worker that has not
-    # started when the caller is done with its own piece loses its piece to the caller.
-    pieces = min(total, threads, total * cost_per_item // _split_cost(calls_per_chunk))
-    if threads == 1 or pieces < 2 or running_a_chunk():
+    pieces = _pieces(total, cost_per_item, calls_per_chunk)
+    if pieces < 2:
         work(0, total)
         return
     first = first_piece(total, pieces, total * cost_per_item)
@@ -319,6 +314,27 @@ def parallel_for(total: int, work, cost_per_item: int = 1, calls_per_chunk: int 
     _note_head_start(started, job.worker_started, done_here)
     if error is not None:
         raise error
+
+
+def _pieces(total: int, cost_per_item: int, calls_per_chunk: int) -> int:
+    """How many pieces parallel_for cuts ``range(total)`` into (1: none, it runs here).
+
+    One piece per thread: more, smaller pieces would balance a loaded machine
+    better, but each costs a hand-off and its NumPy calls' GIL changes (with 4
+    pieces per 2 threads the window maximum took 0.45 ms against 0.36 ms, and
+    the CNN step ran no faster with 2 or 3 per thread).  A worker that has not
+    started when the caller is done with its own piece loses its piece to the caller.
+    """
+    threads = _counts["engine"]
+    if threads == 1 or running_a_chunk():
+        return 1
+    return max(1, min(total, threads, total * cost_per_item // _split_cost(calls_per_chunk)))
+
+
+def splits(total: int, cost_per_item: int = 1, calls_per_chunk: int = 1) -> bool:
+    """Whether ``parallel_for`` with these arguments would run on more than one thread:
+    for callers whose split needs set-up worth skipping when it will not happen."""
+    return _pieces(total, cost_per_item, calls_per_chunk) > 1
 
 
 # The most calls of a chunk that raise the work a piece needs (see _split_cost)

@@ -14,7 +14,7 @@ import numpy as np
 from ..function import Function
 from ..grad_mode import modes
 from ..tensor import Tensor, constant
-from ..threads import MIN_PARALLEL_WORK, get_num_threads, parallel_for, parallel_rows
+from ..threads import MIN_PARALLEL_WORK, parallel_for, parallel_rows, splits
 from .special import erf as _erf
 
 
@@ -41,18 +41,11 @@ def _ufunc_into(out, ufunc, *operands):
 
 def _large_ufunc(ufunc, operands, shape, out):
     operands = _rows_of_small_operands(operands, shape)
-    if get_num_threads() > 1 and _splits(ufunc, shape):
+    # decided first: the split's set-up costs about 10 us (a 400K-element add took
+    # 62 us down the split's path unsplit, against 52 us called directly)
+    if splits(shape[0], _cost_per_row(ufunc, math.prod(shape[1:]))):
         return _ufunc_by_rows(ufunc, operands, out)
     return ufunc(*operands) if out is None else ufunc(*operands, out=out)
-
-
-def _splits(ufunc, shape) -> bool:
-    """Whether parallel_for would cut ``ufunc``'s result of ``shape`` in two: decided here
-    first, since the split's set-up costs about 10 us (a 400K-element add took 62 us
-    on two threads' path unsplit against 52 us called directly)."""
-    return len(shape) > 0 and (
-        _cost_per_row(ufunc, math.prod(shape[1:])) * shape[0] >= 2 * MIN_PARALLEL_WORK
-    )
 
 
 def _rows_of_small_operands(operands, shape):
@@ -505,7 +498,7 @@ def _all_finite(array) -> bool:
 
 def _apply_slope(g, s):
     by_rows = _same_layout(g, s)
-    if by_rows and s.dtype == np.bool_ and g.dtype.kind == "f" and g.itemsize <= 8:
+    if by_rows and s.dtype == np.bool_ and _bitwise_float(g):
         return _kept_where(g, s)  # (float16, 32 and 64: an integer of their width exists)
     # The plain product first: np.where on a random mask is branchy, 3.0 ms
     # against 0.14 ms for g * s on a 64x16x28x28 float32 batch (measured).  The
@@ -646,7 +639,7 @@ def _kept_where_positive(g, y):
     ``(y <= 0) - 1`` is already the integer mask (-1 to keep, 0 to drop).  The MLP's
     64x512 took 12 against 17 us (one thread, medians).
     """
-    if not (_same_layout(g, y) and g.dtype == y.dtype and g.dtype.kind == "f") or (g.itemsize > 8):
+    if not (_same_layout(g, y) and _bitwise_float(g, y)):
         return None
 
     def mask(start, stop, bits):
