@@ -1,4 +1,4 @@
-"""Shared test set-up: Hypothesis profiles and the optional PyTorch comparison."""
+"""Shared test set-up: Hypothesis profiles, the optional PyTorch comparison, thread counts."""
 
 from __future__ import annotations
 
@@ -63,3 +63,16 @@ def _seeded():
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.manual_seed(0)
+
+
+@pytest.fixture
+def restore_threads():
+    """Put the pool's and BLAS's thread counts back as they were."""
+    from autodiff import threads
+
+    before = dict(threads._counts)
+    yield
+    threads._controller.clear()
+    threads._counts.update(before)
+    if threads._blas() is not None and threads._blas().lib_controllers:
+        threads._blas().limit(limits=before["blas"])

@@ -13,7 +13,6 @@ from numpy.polynomial import chebyshev
 
 import autodiff
 import nn.functional as F  # noqa: N812
-from autodiff import threads
 from autodiff.ops import special
 
 _math_erf = np.frompyfunc(math.erf, 1, 1)
@@ -115,13 +114,6 @@ def test_the_taylor_series_stops_where_its_next_term_is_negligible():
     next_term = 2 / math.sqrt(math.pi) * z**16 / (math.factorial(16) * 33)
     assert len(special._TAYLOR) == 16
     assert next_term < 1e-17 * math.erf(special._TAYLOR_BELOW) / special._TAYLOR_BELOW
-
-
-@pytest.fixture
-def restore_threads():
-    before = dict(threads._counts)
-    yield
-    threads._counts.update(before)
 
 
 @pytest.mark.parametrize("count", [2, 3])

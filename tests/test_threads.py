@@ -17,17 +17,6 @@ from autodiff import threads
 from autodiff.ops import linalg
 
 
-@pytest.fixture
-def restore_threads():
-    """Put the pool's and BLAS's thread counts back as they were."""
-    before = dict(threads._counts)
-    yield
-    threads._controller.clear()
-    threads._counts.update(before)
-    if threads._blas() is not None and threads._blas().lib_controllers:
-        threads._blas().limit(limits=before["blas"])
-
-
 def _blas_counts(threadpoolctl):
     return [
         info["num_threads"]
