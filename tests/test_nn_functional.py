@@ -1381,3 +1381,16 @@ def test_conv_and_pool_errors_name_the_shapes():
         F.max_pool2d(autodiff.randn(1, 1, 4, 4), 2, padding=2)
     with pytest.raises(ValueError, match="strided"):
         F.conv2d(autodiff.randn(1, 3, 8, 8), w, stride=2, padding="same")
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.bool_])
+@pytest.mark.parametrize("slope", [0.01, 0.2, 2])
+def test_leaky_relu_of_integers_is_numpys_formula(dtype, slope):
+    """An integer or bool tensor gives NumPy's np.where(x > 0, x, x * slope): float64 for
+    a float slope (PyTorch refuses these dtypes; the README's Differences: NumPy's
+    promotion).  The slope was once cast to the integer dtype, and 0.01 became 0."""
+    values = np.array([-3, 0, 2, 5, -1]).astype(dtype)
+    got = F.leaky_relu(autodiff.tensor(values), slope)
+    expected = np.where(values > 0, values, values * slope)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got.data, expected)

@@ -961,7 +961,10 @@ class LeakyRelu(Function):
         ctx.save_for_backward(x)
         ctx.slope = slope
         if not _bitwise_float(x):
-            return np.where(x > 0, x, x * np.asarray(slope, x.dtype))
+            # a float x keeps its dtype (float16 too); an integer or bool x is promoted
+            # as NumPy promotes x * s (float64 for a float slope), as in elu and softplus
+            negative = x * (np.asarray(slope, x.dtype) if x.dtype.kind in "fc" else slope)
+            return np.where(x > 0, x, negative)
         # x * (1 or s): x * 1 is x, so the same bits as np.where(x > 0, x, s x), NaN
         # included, without np.where's branches (64x1000 float32: 30 against 200 us)
         return _ufunc(np.multiply, x, _two_valued(x > 0, 1, slope, x.dtype))
