@@ -62,11 +62,14 @@ INF, NAN = math.inf, math.nan
 
 class Case:
     """A difference confined to the calls ``applies(args, kwargs)`` accepts (the drawn
-    ``Array`` / ``Const`` arguments); the op's other calls are compared as usual."""
+    ``Array`` / ``Const`` arguments); the op's other calls are compared as usual.
+    With ``second_derivatives_only``, those calls are compared too, all but their
+    second derivatives."""
 
-    def __init__(self, applies, reason):
+    def __init__(self, applies, reason, second_derivatives_only=False):
         self.applies = applies
         self.reason = reason
+        self.second_derivatives_only = second_derivatives_only
 
 
 def _prod_order_decides(args, kwargs):
@@ -98,6 +101,23 @@ def _batch_norm_differs(args, kwargs):
     return strided_weight or (training and bool((np.abs(x[np.isfinite(x)]) > 1e150).any()))
 
 
+def _gelu_squares_overflow(args, kwargs):
+    """Exact gelu of a finite x whose square overflows in its dtype (|x| > 1.3e154 in
+    float64, 1.8e19 in float32)."""
+    if "approximate" in kwargs and kwargs["approximate"].value != "none":
+        return False
+    x = args[0].array
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool((np.isfinite(x) & np.isinf(x * x)).any())
+
+
+def _bce_input_near_0_or_1(args, kwargs):
+    """A probability within 1e-5 of 0 or 1, where PyTorch's second derivative moves
+    its 1e-12 into the squares of the denominator."""
+    x = args[0].array
+    return bool((np.minimum(x, 1 - x) < 1e-5).any())
+
+
 PRODUCT_ORDER = Case(
     _prod_order_decides,
     "prod multiplies in NumPy's order; where a partial product may overflow or underflow, "
@@ -125,6 +145,19 @@ DIFFERENCES = {
         "(16 elements and up) and the upstream gradient elsewhere (float32, short tensors); "
         "ours gives the upstream gradient everywhere (NaN counts as positive, slope 1)",
     ),
+    "functional gelu": Case(
+        _gelu_squares_overflow,
+        "exact gelu's second derivative where x^2 overflows: PyTorch's formula multiplies "
+        "exp(-x^2/2) = 0 by x^2 = inf (NaN); ours gives the limit, 0",
+        second_derivatives_only=True,
+    ),
+    "functional binary_cross_entropy": Case(
+        _bce_input_near_0_or_1,
+        "second derivative near x = 0 or 1: ours differentiates the first derivative, "
+        "(x - y) / max(x (1 - x), 1e-12); PyTorch's double backward divides by "
+        "(x + 1e-12)^2 (1 - x + 1e-12)^2 (2e-4 apart at x = 1e-8)",
+        second_derivatives_only=True,
+    ),
     "functional dropout": "random masks come from NumPy's generator, not PyTorch's",
     "method prod": PRODUCT_ORDER,
     "function prod": PRODUCT_ORDER,
@@ -136,7 +169,7 @@ PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else
 EXAMPLES = {"ci": 8, "dev": 8, "thorough": 100, "fuzz": 2000}.get(PROFILE, 8)
 # The default runs (CI and a plain `make test`) draw the same examples every time: at
 # random, this suite still finds differences that the README lists as known (logsumexp
-# and gelu near 1e300), and a user's test run
+# near 1e300), and a user's test run
 # must not fail on them by chance. `make fuzz` and the thorough profile explore at random.
 SUITE_SETTINGS = settings(
     max_examples=EXAMPLES,
@@ -826,7 +859,7 @@ def derivatives(lib, outputs, leaves, upstream, weights):
     return first_values, second_values
 
 
-def compare(kind, name, args, kwargs, rng):
+def compare(kind, name, args, kwargs, rng, second_derivatives=True):
     ours_kind, ours, our_leaves = run(autodiff, kind, name, args, kwargs)
     theirs_kind, theirs, their_leaves = run(torch, kind, name, args, kwargs)
     call = f"{kind} {name}(*{args!r}, **{kwargs!r})"
@@ -856,6 +889,8 @@ def compare(kind, name, args, kwargs, rng):
         np.testing.assert_allclose(
             a, b, rtol=1e-6, atol=1e-9, equal_nan=True, err_msg=f"{call}: d/d input {i}"
         )
+    if not second_derivatives:
+        return
     for i, (a, b) in enumerate(zip(our_second, their_second, strict=True)):
         np.testing.assert_allclose(
             a, b, rtol=1e-6, atol=1e-9, equal_nan=True, err_msg=f"{call}: d2/d input {i}"
@@ -872,10 +907,13 @@ def test_matches_pytorch_at_the_edges(kind, name):
     @given(data=st.data(), seed=st.integers(0, 2**32 - 1))
     def check(data, seed):
         args, kwargs = data.draw(calls(kind, name))
+        second_derivatives = True
         if difference is not None and difference.applies(args, kwargs):
             event(difference.reason)  # the documented case: not compared
-            reject()
-        compare(kind, name, args, kwargs, np.random.default_rng(seed))
+            if not difference.second_derivatives_only:
+                reject()
+            second_derivatives = False
+        compare(kind, name, args, kwargs, np.random.default_rng(seed), second_derivatives)
 
     with np.errstate(all="ignore"), torch.autograd.set_grad_enabled(True):
         check()
