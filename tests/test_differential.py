@@ -118,6 +118,18 @@ def _bce_input_near_0_or_1(args, kwargs):
     return bool((np.minimum(x, 1 - x) < 1e-5).any())
 
 
+def _nll_sum_order_decides(args, kwargs):
+    """A summed nll_loss whose picked log-probabilities are 2^52 or more apart in magnitude
+    (1e300 beside 1): which small terms a large one rounds away depends on the order of
+    the sum, NumPy's pairwise one or PyTorch's."""
+    if kwargs["reduction"].value == "none":
+        return False
+    x, target = args[0].array, args[1].array
+    picked = np.abs(x[np.arange(len(target)), target])
+    picked = picked[np.isfinite(picked) & (picked != 0)]
+    return picked.size > 1 and picked.max() >= 2.0**52 * picked.min()
+
+
 PRODUCT_ORDER = Case(
     _prod_order_decides,
     "prod multiplies in NumPy's order; where a partial product may overflow or underflow, "
@@ -157,6 +169,11 @@ DIFFERENCES = {
         "(x - y) / max(x (1 - x), 1e-12); PyTorch's double backward divides by "
         "(x + 1e-12)^2 (1 - x + 1e-12)^2 (2e-4 apart at x = 1e-8)",
         second_derivatives_only=True,
+    ),
+    "functional nll_loss": Case(
+        _nll_sum_order_decides,
+        "the mean or sum of losses 2^52 apart in magnitude rounds by the order of the sum: "
+        "NumPy's pairwise order here, PyTorch's own there ([1e300, -1e300, 1] sums to 1 or 0)",
     ),
     "functional dropout": "random masks come from NumPy's generator, not PyTorch's",
     "method prod": PRODUCT_ORDER,
