@@ -1641,6 +1641,15 @@ def _conv2d_primitive(g, unit):
 _PRIMITIVE_RULES[ops.Conv2d] = _conv2d_primitive
 
 
+def _log_softmax_primitive(g, unit):
+    """log_softmax's fused primitive, LogSoftmax: one LogSoftmax over its one dim."""
+    (dim,) = unit.args[1]
+    return g.node("LogSoftmax", [g.arg(0)], axis=int(dim))
+
+
+_PRIMITIVE_RULES[ops.LogSoftmax] = _log_softmax_primitive
+
+
 def _not_one_tensor(g, unit):
     output = unit.output
     what = "None" if output is None else type(output).__name__

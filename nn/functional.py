@@ -41,6 +41,7 @@ from autodiff.ops import (
     Im2col,
     LeakyRelu,
     Linear,
+    NllLoss,
     Softplus,
     Windows2d,
     WindowSum,
@@ -316,7 +317,8 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
     """log_softmax(x)_i = (x_i - m) - log sum_j exp(x_j - m), m = max(x) (detached).
 
     The same code as ``Tensor.log_softmax`` (``autodiff.ops.log_softmax``, which
-    marks the lecture's log_softmax region); this adds PyTorch's implicit-dim warning.
+    marks the lecture's log_softmax region and runs float32 and float64 as one
+    primitive, ``LogSoftmax``); this adds PyTorch's implicit-dim warning.
     """
     input = _tensor(input)
     dim = _implicit_dim(input, dim, "log_softmax", _stacklevel + 1)
@@ -568,7 +570,7 @@ def _one_primitive_conv2d(input, weight, bias, groups, windows) -> bool:
     dtype = input.dtype
     return (
         groups == 1
-        and dtype in _CONV2D_DTYPES
+        and dtype in _FUSED_DTYPES
         and isinstance(weight, Tensor)
         and weight.dtype == dtype
         and (bias is None or (isinstance(bias, Tensor) and bias.shape == weight.shape[:1]))
@@ -579,7 +581,7 @@ def _one_primitive_conv2d(input, weight, bias, groups, windows) -> bool:
     )
 
 
-_CONV2D_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
@@ -1020,7 +1022,9 @@ def nll_loss(
     """loss_i = -w[y_i] * input[i, y_i]; the mean divides by sum_i w[y_i] (ignored targets excluded).
 
     ``input`` holds log-probabilities of shape (C), (N, C) or (N, C, d1, ...),
-    ``target`` class indices of shape (), (N) or (N, d1, ...).
+    ``target`` class indices of shape (), (N) or (N, d1, ...).  Composed: a gather of
+    each row's target, -picked * w, sums and a division.  Rows (N, C) of float32 or
+    float64 run the same arrays as one primitive, ``NllLoss`` (autodiff/ops/fused.py).
     """
     input, target = _tensor(input), _tensor(target)
     reduction = _legacy_reduction(size_average, reduce, reduction)
@@ -1039,13 +1043,16 @@ def nll_loss(
             f"nll_loss: weight tensor should be defined either for all {n_classes} classes "
             f"or no classes but got weight tensor of shape: {weight.shape}"
         )
-    logp = _moved_class_last(input, class_dim)  # (N, d1, ..., C)
     ignored = target.data == ignore_index
     safe = np.where(ignored, 0, target.data).astype(np.int64)
-    picked = logp.gather(-1, constant(safe[..., None])).squeeze(-1)  # (N, d1, ...)
     keep = (~ignored).astype(input.dtype)
     w = keep if weight is None else weight.detach().data[safe] * keep
-    w = constant(np.asarray(w, dtype=input.dtype))
+    w = np.asarray(w, dtype=input.dtype)
+    if _fused_nll_loss(input, w, reduction):
+        return NllLoss.apply(input, safe, w, reduction)
+    logp = _moved_class_last(input, class_dim)  # (N, d1, ..., C)
+    picked = logp.gather(-1, constant(safe[..., None])).squeeze(-1)  # (N, d1, ...)
+    w = constant(w)
     loss = -picked * w
     if reduction == "none":
         return loss
@@ -1059,6 +1066,18 @@ def nll_loss(
             share = np.where(ignored, 0, w.data / w.data.sum()).astype(input.dtype)
         return (-picked * constant(share)).sum() + math.nan
     return loss.sum() / w.sum()
+
+
+def _fused_nll_loss(input, weights, reduction) -> bool:
+    """Whether nll_loss runs as its fused primitive (``NllLoss``): float32 or float64
+    log-probabilities (N, C) with N > 0, and for a mean, kept rows whose weights do not sum
+    to 0 (the composed form gives PyTorch's NaN and gradient there)."""
+    return (
+        input.ndim == 2
+        and input.shape[0] > 0
+        and input.dtype in _FUSED_DTYPES
+        and (reduction != "mean" or bool(weights.sum()))
+    )
 
 
 @_lecture("cross_entropy", ("input", "target", "weight"))

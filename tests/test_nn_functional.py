@@ -901,6 +901,67 @@ def test_softmax_and_log_softmax_values_and_gradients(shape, data, seed):
     assert_gradients_match(lambda t: F.log_softmax(t, dim), leaf(x), seed=seed)
 
 
+def _composed_log_softmax(t, dim):
+    """log_softmax as the lecture composes it: (z - m) - log sum exp(z - m), m detached."""
+    shifted = t - autodiff.tensor(np.max(t.data, axis=dim, keepdims=True))
+    return shifted - shifted.exp().sum(dim, keepdim=True).log()
+
+
+@settings(max_examples=40)
+@given(
+    values=hnp.arrays(
+        np.float64,
+        st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
+        elements=st.one_of(st.floats(-30, 30), st.sampled_from(_EDGE_VALUES)),
+    ),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    data=st.data(),
+    seed=st.integers(0, 999),
+)
+def test_fused_log_softmax_is_the_composed_form(values, dtype, data, seed):
+    """The LogSoftmax primitive gives the composed form's values and gradient bit for bit
+    (NaN, inf and -0.0 included), and its second derivatives to rounding."""
+    dim = data.draw(st.integers(-values.ndim, values.ndim - 1))
+    rng = np.random.default_rng(seed)
+    with np.errstate(all="ignore"):
+        x = values.astype(dtype)
+        g = rng.standard_normal(x.shape).astype(dtype)
+        fused_in, composed_in = (autodiff.tensor(x, requires_grad=True) for _ in range(2))
+        fused, composed = F.log_softmax(fused_in, dim), _composed_log_softmax(composed_in, dim)
+        assert fused.grad_fn.name() == "LogSoftmaxBackward"
+        assert fused.dtype == dtype
+        assert fused.data.tobytes() == composed.data.tobytes()
+        (fused_grad,) = autodiff.grad(fused, fused_in, autodiff.tensor(g))
+        (composed_grad,) = autodiff.grad(composed, composed_in, autodiff.tensor(g))
+        assert fused_grad.data.tobytes() == composed_grad.data.tobytes()
+        if not np.isfinite(x).all():
+            return
+        weights = autodiff.tensor(rng.standard_normal(x.shape).astype(dtype))
+        second = []
+        for t, out in ((fused_in, F.log_softmax(fused_in, dim)), (composed_in, None)):
+            out = _composed_log_softmax(t, dim) if out is None else out
+            (first,) = autodiff.grad(out, t, autodiff.tensor(g), create_graph=True)
+            second.append(autodiff.grad((first * weights).sum(), t)[0].data)
+        tolerance = 1e-4 if dtype == np.float32 else 1e-10
+        np.testing.assert_allclose(second[0], second[1], rtol=tolerance, atol=tolerance)
+
+
+def test_log_softmax_primitive_only_where_it_computes_the_composed_form():
+    """float16, 0-d and empty inputs stay composed; the primitive keeps the output, not the
+    input, for backward, so changing the input in place afterwards is no error."""
+    assert F.log_softmax(leaf(np.ones((2, 3))), 1).grad_fn.name() == "LogSoftmaxBackward"
+    for x in (np.ones((2, 3), np.float16), np.array(1.0), np.ones((0, 3))):
+        out = F.log_softmax(autodiff.tensor(x, requires_grad=True), -1)
+        assert out.grad_fn.name() != "LogSoftmaxBackward"
+    x = leaf(np.arange(6.0).reshape(2, 3))
+    y = x * 1
+    out = F.log_softmax(y, 1)
+    with autodiff.no_grad():
+        y.add_(1)
+    out.sum().backward()
+    assert x.grad is not None
+
+
 def test_softmax_jacobian_is_the_lectures_matrix():
     functional = pytest.importorskip("autodiff.functional")
     y = leaf([1.0, 2.0, 0.5, -1.0])
@@ -1021,6 +1082,86 @@ def test_cross_entropy_values_and_gradients(
     assert_gradients_match(
         lambda t: F.cross_entropy(t, autodiff.tensor(y), **kwargs), leaf(x), seed=seed
     )
+
+
+def _composed_nll_loss(logp, target, weight, ignore_index, reduction):
+    """nll_loss as its composed form computes it: a gather, -picked * w, sums, a division."""
+    ignored = target == ignore_index
+    safe = np.where(ignored, 0, target).astype(np.int64)
+    keep = (~ignored).astype(logp.dtype)
+    w = keep if weight is None else weight[safe] * keep
+    w = autodiff.tensor(np.asarray(w, dtype=logp.dtype))
+    loss = -logp.gather(-1, autodiff.tensor(safe[:, None])).squeeze(-1) * w
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.sum() / w.sum()
+
+
+@settings(max_examples=40)
+@given(
+    values=hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(1, 6), st.integers(1, 5)),
+        elements=st.one_of(st.floats(-30, 0), st.sampled_from(_EDGE_VALUES)),
+    ),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    weight_dtype=st.sampled_from([None, np.float32, np.float64]),
+    reduction=st.sampled_from(["mean", "sum", "none"]),
+    data=st.data(),
+    seed=st.integers(0, 999),
+)
+def test_fused_nll_loss_is_the_composed_form(values, dtype, weight_dtype, reduction, data, seed):
+    """The NllLoss primitive gives the composed form's values and gradient bit for bit,
+    with class weights, an ignored class and each reduction, and with create_graph the
+    same gradient as a function of the upstream gradient."""
+    n, c = values.shape
+    rng = np.random.default_rng(seed)
+    target = np.array(data.draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
+    ignore_index = data.draw(st.sampled_from([-100, 0, c - 1]))
+    weight = None if weight_dtype is None else rng.uniform(0, 2, c).astype(weight_dtype)
+    with np.errstate(all="ignore"):
+        x = values.astype(dtype)
+        kept = target != ignore_index
+        if reduction == "mean" and not (weight[target] if weight is not None else kept)[kept].sum():
+            return  # a mean over no weight: composed on purpose (PyTorch's NaN and gradient)
+        fused_in, composed_in = (autodiff.tensor(x, requires_grad=True) for _ in range(2))
+        fused = F.nll_loss(
+            fused_in,
+            autodiff.tensor(target),
+            None if weight is None else autodiff.tensor(weight),
+            ignore_index=ignore_index,
+            reduction=reduction,
+        )
+        composed = _composed_nll_loss(composed_in, target, weight, ignore_index, reduction)
+        assert fused.grad_fn.name() == "NllLossBackward"
+        assert fused.dtype == composed.dtype == dtype
+        assert fused.data.tobytes() == composed.data.tobytes()
+        g = rng.standard_normal(fused.shape).astype(dtype)
+        firsts, seconds = [], []
+        for t, out in ((fused_in, fused), (composed_in, composed)):
+            upstream = autodiff.tensor(g, requires_grad=True)
+            (first,) = autodiff.grad(out, t, upstream, create_graph=True)
+            (plain,) = autodiff.grad(out, t, autodiff.tensor(g), retain_graph=True)
+            assert first.data.tobytes() == plain.data.tobytes()
+            firsts.append(plain.data.tobytes())
+            u = autodiff.tensor(np.arange(first.numel(), dtype=dtype).reshape(first.shape))
+            seconds.append(autodiff.grad((first * u).sum(), upstream)[0].data.tobytes())
+        assert firsts[0] == firsts[1]
+        assert seconds[0] == seconds[1]
+
+
+def test_nll_loss_primitive_only_for_rows_of_float_log_probabilities():
+    """Spatial dims, float16, an empty batch and a mean over no weight stay composed."""
+    y = autodiff.tensor([0, 1])
+    assert F.nll_loss(leaf(np.zeros((2, 3))), y).grad_fn.name() == "NllLossBackward"
+    for x, target, kwargs in (
+        (np.zeros((2, 3, 1)), autodiff.tensor([[0], [1]]), {}),
+        (np.zeros((2, 3), np.float16), y, {}),
+        (np.zeros((0, 3)), autodiff.tensor(np.zeros(0, np.int64)), {}),
+        (np.zeros((2, 3)), y, {"ignore_index": 0, "weight": autodiff.tensor([1.0, 0.0, 1.0])}),
+    ):
+        out = F.nll_loss(autodiff.tensor(x, requires_grad=True), target, **kwargs)
+        assert out.grad_fn.name() != "NllLossBackward"
 
 
 @settings(max_examples=20)
