@@ -798,11 +798,13 @@ class Sigmoid(Function):
             # (x < -88 in float32) the result is 1 / inf = 0, which is the limit
             # (errors are quiet inside forward).  Four calls on one buffer: for
             # 8 elements the call count is the cost (7 calls took 5.5 us a
-            # sigmoid, these 4 about 3); for 10^6 float32 0.9 ms.
+            # sigmoid, these 4 about 3); for 10^6 float32 0.9 ms.  Outputs by
+            # position and a 1 of y's dtype (_one): 1.27 against 1.57 us for the
+            # four calls on 8 float32 with out= and y += 1.
             y = np.negative(x)
-            np.exp(y, out=y)
-            y += 1
-            np.reciprocal(y, out=y)
+            np.exp(y, y)
+            np.add(y, _one(y), y)
+            np.reciprocal(y, y)
         else:
             # 0-d, integers and float16: with e = exp(-|x|), which cannot
             # overflow, 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0.  |x|
