@@ -665,6 +665,27 @@ def test_outer_products_take_each_path():
         np.testing.assert_array_equal(linalg._outer_products(a, b), np.matmul(a, b))
 
 
+@pytest.mark.parametrize("shape", [(2, 3), (1100, 1000)])
+def test_outer_products_of_inf_and_zero_are_nan(shape):
+    """inf * 0 is NaN, as in matmul and PyTorch; np.dot's outer product gave 0 for it
+    (linear with one input feature, or a batch of one: make fuzz found it)."""
+    from autodiff.ops import linalg
+
+    a, b = np.ones((shape[0], 1)), np.ones((1, shape[1]))
+    a[1, 0], b[0, 0], b[0, 2] = np.inf, 0.0, np.nan
+    with np.errstate(invalid="ignore"):
+        product = linalg._outer_products(a, b)
+        expected = np.multiply(a, b)
+    assert np.isnan(product[1, 0]) and np.isnan(product[0, 2])
+    np.testing.assert_array_equal(product, expected)
+    from nn import functional
+
+    x, w = autodiff.tensor([[0.0]]), autodiff.tensor([[0.0], [np.inf]])
+    with np.errstate(invalid="ignore"):
+        y = functional.linear(x, w)
+    np.testing.assert_array_equal(y.data, [[0.0, np.nan]])
+
+
 @given(seed=st.integers(0, 2**32 - 1))
 def test_linear_layer_at_batch_size_one_matches_the_composed_form(seed):
     """Batch size one: the weight's gradient is the outer product g^T x."""

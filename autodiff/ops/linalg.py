@@ -218,7 +218,13 @@ def _outer_products(a, b):
     ``_OUTER_BY_DOT`` elements of 2-D operands, broadcasting np.multiply beyond
     (batch dims broadcast as in matmul).
     """
-    if a.ndim == 2 and b.ndim == 2 and a.shape[0] * b.shape[1] <= _OUTER_BY_DOT:
+    if (
+        a.ndim == 2
+        and b.ndim == 2
+        and a.shape[0] * b.shape[1] <= _OUTER_BY_DOT
+        and np.isfinite(np.sum(a))  # np.dot gives 0, not NaN, for inf * 0: then np.multiply
+        and np.isfinite(np.sum(b))
+    ):
         return np.dot(a, b)
     return np.multiply(a, b)
 
