@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import autodiff
 
@@ -766,3 +767,45 @@ def test_index_add_checks_for_repeats_only_where_it_pays():
     assert _one_assignment_will_do(np.arange(0, 64, 2), (64, 1000), 32 * 1000)
     assert not _one_assignment_will_do(np.zeros(32, dtype=np.int64), (64, 1000), 32 * 1000)
     assert _one_assignment_will_do(rng.random((64, 10)) < 0.5, (64, 10), 30)
+
+
+@settings(max_examples=30)
+@given(
+    values=hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(1, 4), st.integers(1, 4)),
+        elements=st.one_of(
+            st.floats(-30, 30), st.sampled_from([0.0, -0.0, np.inf, -np.inf, np.nan, 1e300])
+        ),
+    ),
+    dtype=st.sampled_from([np.float16, np.float32, np.float64]),
+    seed=st.integers(0, 999),
+)
+def test_usual_backward_of_products_tanh_and_sigmoid_is_the_recorded_one(values, dtype, seed):
+    """Without create_graph, Mul's, Exp's, Tanh's and Sigmoid's backward compute on the
+    arrays instead of through an op: the gradients are the recorded rules' bits (the
+    broadcast product included)."""
+    rng = np.random.default_rng(seed)
+    with np.errstate(all="ignore"):
+        x = values.astype(dtype)
+        other = rng.standard_normal((1, x.shape[1])).astype(dtype)
+        g = rng.standard_normal(x.shape).astype(dtype)
+        for op in (
+            lambda t, w: t * w,
+            lambda t, w: t * 1.01,
+            lambda t, w: t.exp(),
+            lambda t, w: t.tanh(),
+            lambda t, w: t.sigmoid(),
+        ):
+            grads = []
+            for create_graph in (False, True):
+                t = autodiff.tensor(x, requires_grad=True)
+                w = autodiff.tensor(other, requires_grad=True)
+                out = op(t, w)
+                leaves = [t, w] if out.grad_fn.next_functions[-1] is not None else [t]
+                found = autodiff.grad(
+                    out, leaves, autodiff.tensor(g), create_graph=create_graph, allow_unused=True
+                )
+                grads.append([None if f is None else (f.dtype, f.data.tobytes()) for f in found])
+                assert create_graph or all(f is None or not f.requires_grad for f in found)
+            assert grads[0] == grads[1]

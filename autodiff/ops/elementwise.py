@@ -190,7 +190,10 @@ class Mul(Function):
     @staticmethod
     def backward(ctx, grad):
         y, x = ctx.saved_tensors
-        return (grad * y if y is not None else None), (grad * x if x is not None else None)
+        return (
+            _product(grad, y) if y is not None else None,
+            _product(grad, x) if x is not None else None,
+        )
 
 
 class Div(Function):
@@ -322,7 +325,7 @@ class Exp(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return grad * y
+        return _product(grad, y)
 
 
 class Log(Function):
@@ -719,7 +722,9 @@ class Tanh(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return TanhBackward.apply(grad, y)
+        if _records(grad, y):
+            return TanhBackward.apply(grad, y)
+        return _unrecorded(_tanh_backward(grad.data, y.data))
 
 
 _ONES = {}
@@ -735,6 +740,39 @@ def _one(array):
         one = _ONES[dtype] = np.ones((), dtype)
         one.flags.writeable = False
     return one
+
+
+def _tanh_backward(g, y):
+    """g * (1 - y^2) on arrays: tanh's VJP, TanhBackward's forward."""
+    if not _one_buffer_will_do(g, y):
+        return np.multiply(g, np.subtract(_one(y), np.multiply(y, y)))
+    # the same steps in one buffer, as NumPy's operators reuse a temporary (the
+    # nested calls allocate one array each: 390 us against 240 us on 10^6)
+    z = np.multiply(y, y)
+    np.subtract(_one(y), z, out=z)
+    return np.multiply(g, z, out=z)
+
+
+def _sigmoid_backward(g, y):
+    """g * y * (1 - y) on arrays: sigmoid's VJP, SigmoidBackward's forward."""
+    if not _one_buffer_will_do(g, y):
+        return np.multiply(np.multiply(g, y), np.subtract(_one(y), y))
+    z = np.multiply(g, y)  # in two buffers, not three (see _tanh_backward)
+    return np.multiply(z, np.subtract(_one(y), y), out=z)
+
+
+def _product(grad: Tensor, other) -> Tensor:
+    """``grad * other`` in a backward rule: Mul, recorded, under create_graph; otherwise
+    Mul's own np.multiply on the arrays, without an op's bookkeeping (the usual
+    backward records nothing): 4.4 -> 3.4 us per op on 8 float32."""
+    if _records(grad, other):
+        return grad * other
+    return _unrecorded(np.multiply(grad.data, other.data if isinstance(other, Tensor) else other))
+
+
+def _unrecorded(value) -> Tensor:
+    """A backward rule's result as a tensor outside the graph (a NumPy scalar as 0-d array)."""
+    return Tensor._make(value if type(value) is np.ndarray else np.asarray(value), None, None)
 
 
 def _one_buffer_will_do(g, y) -> bool:
@@ -763,13 +801,7 @@ class TanhBackward(Function):
     @staticmethod
     def forward(ctx, g, y):
         ctx.save_for_backward(g, y)
-        if not _one_buffer_will_do(g, y):
-            return np.multiply(g, np.subtract(_one(y), np.multiply(y, y)))
-        # the same steps in one buffer, as NumPy's operators reuse a temporary (the
-        # nested calls allocate one array each: 390 us against 240 us on 10^6)
-        z = np.multiply(y, y)
-        np.subtract(_one(y), z, out=z)
-        return np.multiply(g, z, out=z)
+        return _tanh_backward(g, y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -826,7 +858,9 @@ class Sigmoid(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return SigmoidBackward.apply(grad, y)
+        if _records(grad, y):
+            return SigmoidBackward.apply(grad, y)
+        return _unrecorded(_sigmoid_backward(grad.data, y.data))
 
 
 class SigmoidBackward(Function):
@@ -841,10 +875,7 @@ class SigmoidBackward(Function):
     @staticmethod
     def forward(ctx, g, y):
         ctx.save_for_backward(g, y)
-        if not _one_buffer_will_do(g, y):
-            return np.multiply(np.multiply(g, y), np.subtract(_one(y), y))
-        z = np.multiply(g, y)  # in two buffers, not three (see TanhBackward)
-        return np.multiply(z, np.subtract(_one(y), y), out=z)
+        return _sigmoid_backward(g, y)
 
     @staticmethod
     def backward(ctx, grad):
