@@ -781,10 +781,10 @@ def test_index_add_checks_for_repeats_only_where_it_pays():
     dtype=st.sampled_from([np.float16, np.float32, np.float64]),
     seed=st.integers(0, 999),
 )
-def test_usual_backward_of_products_tanh_and_sigmoid_is_the_recorded_one(values, dtype, seed):
-    """Without create_graph, Mul's, Exp's, Tanh's and Sigmoid's backward compute on the
-    arrays instead of through an op: the gradients are the recorded rules' bits (the
-    broadcast product included)."""
+def test_usual_backward_of_elementwise_ops_is_the_recorded_one(values, dtype, seed):
+    """Without create_graph, the backward of products, quotients, exp, log, tanh, sigmoid
+    and negation compute on the arrays instead of through ops: the gradients are the
+    recorded rules' bits (broadcasting and Python numbers included)."""
     rng = np.random.default_rng(seed)
     with np.errstate(all="ignore"):
         x = values.astype(dtype)
@@ -796,6 +796,12 @@ def test_usual_backward_of_products_tanh_and_sigmoid_is_the_recorded_one(values,
             lambda t, w: t.exp(),
             lambda t, w: t.tanh(),
             lambda t, w: t.sigmoid(),
+            lambda t, w: t / w,
+            lambda t, w: w / t,
+            lambda t, w: 2.5 / t,
+            lambda t, w: t.log(),
+            lambda t, w: -t,
+            lambda t, w: w - t,
         ):
             grads = []
             for create_graph in (False, True):

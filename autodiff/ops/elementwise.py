@@ -159,7 +159,7 @@ class Sub(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad, (-grad if ctx.needs_input_grad[1] else None)
+        return grad, (_negated(grad) if ctx.needs_input_grad[1] else None)
 
 
 class Neg(Function):
@@ -173,7 +173,7 @@ class Neg(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return -grad
+        return _negated(grad)
 
 
 class Mul(Function):
@@ -209,10 +209,20 @@ class Div(Function):
     @staticmethod
     def backward(ctx, grad):
         y, x = ctx.saved_tensors
-        grad_x = grad / y if ctx.needs_input_grad[0] else None
+        needs = ctx.needs_input_grad
         # PyTorch's order of operations (div_tensor_other_backward: -grad * ((x / y) / y)),
         # so that underflow (y = 1e-300) rounds alike and y = 0 gives its infinities
-        grad_y = -grad * ((x / y) / y) if ctx.needs_input_grad[1] else None
+        if _records(grad, y, x):
+            grad_x = grad / y if needs[0] else None
+            grad_y = -grad * ((x / y) / y) if needs[1] else None
+            return grad_x, grad_y
+        g, y = grad.data, _data(y)  # the same NumPy calls on the arrays: nothing is recorded
+        grad_x = _unrecorded(np.true_divide(g, y)) if needs[0] else None
+        if needs[1]:
+            ratio = np.true_divide(np.true_divide(_data(x), y), y)
+            grad_y = _unrecorded(np.multiply(np.negative(g), ratio))
+        else:
+            grad_y = None
         return grad_x, grad_y
 
 
@@ -341,7 +351,9 @@ class Log(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad / x
+        if _records(grad, x):
+            return grad / x
+        return _unrecorded(np.true_divide(grad.data, x.data))
 
 
 class Sqrt(Function):
@@ -627,10 +639,10 @@ def slope_times(grad: Tensor, x, slope) -> Tensor:
     return Tensor._make(_apply_slope(grad.data, slope), None, None)
 
 
-def _records(grad: Tensor, x) -> bool:
-    """Whether a backward rule applied to ``grad`` and ``x`` is recorded (create_graph)."""
+def _records(grad: Tensor, *others) -> bool:
+    """Whether a backward rule applied to ``grad`` and ``others`` is recorded (create_graph)."""
     return modes.grad_enabled and (
-        grad.requires_grad or (isinstance(x, Tensor) and x.requires_grad)
+        grad.requires_grad or any(isinstance(x, Tensor) and x.requires_grad for x in others)
     )
 
 
@@ -767,7 +779,20 @@ def _product(grad: Tensor, other) -> Tensor:
     backward records nothing): 4.4 -> 3.4 us per op on 8 float32."""
     if _records(grad, other):
         return grad * other
-    return _unrecorded(np.multiply(grad.data, other.data if isinstance(other, Tensor) else other))
+    return _unrecorded(np.multiply(grad.data, _data(other)))
+
+
+def _negated(grad: Tensor) -> Tensor:
+    """``-grad`` in a backward rule: Neg under create_graph, else np.negative (as _product)."""
+    if _records(grad):
+        return -grad
+    return _unrecorded(np.negative(grad.data))
+
+
+def _data(value):
+    """A tensor's array; a number or an array as it is (a Python float stays a weak scalar
+    for NumPy's promotion, as it is when an op is applied to it)."""
+    return value.data if isinstance(value, Tensor) else value
 
 
 def _unrecorded(value) -> Tensor:
