@@ -782,9 +782,9 @@ def test_index_add_checks_for_repeats_only_where_it_pays():
     seed=st.integers(0, 999),
 )
 def test_usual_backward_of_elementwise_ops_is_the_recorded_one(values, dtype, seed):
-    """Without create_graph, the backward of products, quotients, exp, log, tanh, sigmoid
-    and negation compute on the arrays instead of through ops: the gradients are the
-    recorded rules' bits (broadcasting and Python numbers included)."""
+    """Without create_graph, the backward of products, quotients, exp, log, tanh, sigmoid,
+    negation and sums compute on the arrays instead of through ops: the gradients are
+    the recorded rules' bits (broadcasting and Python numbers included)."""
     rng = np.random.default_rng(seed)
     with np.errstate(all="ignore"):
         x = values.astype(dtype)
@@ -802,6 +802,9 @@ def test_usual_backward_of_elementwise_ops_is_the_recorded_one(values, dtype, se
             lambda t, w: t.log(),
             lambda t, w: -t,
             lambda t, w: w - t,
+            lambda t, w: t.sum(0),
+            lambda t, w: t.mean(1, keepdim=True),
+            lambda t, w: t.sum(),
         ):
             grads = []
             for create_graph in (False, True):
@@ -809,8 +812,9 @@ def test_usual_backward_of_elementwise_ops_is_the_recorded_one(values, dtype, se
                 w = autodiff.tensor(other, requires_grad=True)
                 out = op(t, w)
                 leaves = [t, w] if out.grad_fn.next_functions[-1] is not None else [t]
+                upstream = autodiff.tensor(np.resize(g, out.shape))
                 found = autodiff.grad(
-                    out, leaves, autodiff.tensor(g), create_graph=create_graph, allow_unused=True
+                    out, leaves, upstream, create_graph=create_graph, allow_unused=True
                 )
                 grads.append([None if f is None else (f.dtype, f.data.tobytes()) for f in found])
                 assert create_graph or all(f is None or not f.requires_grad for f in found)

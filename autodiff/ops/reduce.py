@@ -102,7 +102,11 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.reshape(ctx.kept).expand(ctx.input_shape), None, None
+        if modes.grad_enabled and grad.requires_grad:  # create_graph: Reshape, Expand
+            return grad.reshape(ctx.kept).expand(ctx.input_shape), None, None
+        # the same view of g's array (nothing is recorded): one step instead of two ops
+        spread = np.broadcast_to(np.reshape(grad.data, ctx.kept), ctx.input_shape)
+        return Tensor._make(spread, None, None), None, None
 
 
 class Amax(Function):
