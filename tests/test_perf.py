@@ -783,8 +783,9 @@ def test_index_add_checks_for_repeats_only_where_it_pays():
 )
 def test_usual_backward_of_elementwise_ops_is_the_recorded_one(values, dtype, seed):
     """Without create_graph, the backward of products, quotients, exp, log, tanh, sigmoid,
-    negation and sums compute on the arrays instead of through ops: the gradients are
-    the recorded rules' bits (broadcasting and Python numbers included)."""
+    negation, sums, reshapes and transposes (and the engine's sums over broadcast dims)
+    compute on the arrays instead of through ops: the gradients are the recorded rules'
+    bits (broadcasting and Python numbers included)."""
     rng = np.random.default_rng(seed)
     with np.errstate(all="ignore"):
         x = values.astype(dtype)
@@ -805,6 +806,10 @@ def test_usual_backward_of_elementwise_ops_is_the_recorded_one(values, dtype, se
             lambda t, w: t.sum(0),
             lambda t, w: t.mean(1, keepdim=True),
             lambda t, w: t.sum(),
+            lambda t, w: t + w,
+            lambda t, w: t.reshape(-1) * 2,
+            lambda t, w: t.T * 2,
+            lambda t, w: w.expand(t.shape) * t,
         ):
             grads = []
             for create_graph in (False, True):

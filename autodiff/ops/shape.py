@@ -12,6 +12,7 @@ import operator
 import numpy as np
 
 from ..function import Function, ShapeError
+from ..grad_mode import modes
 from ..tensor import Tensor
 
 
@@ -34,13 +35,26 @@ def sum_to_shape(grad: Tensor, shape: tuple, op: str = "backward") -> Tensor:
     axes = tuple(range(lead)) + tuple(
         lead + i for i, s in enumerate(shape) if s == 1 and grad.shape[lead + i] != 1
     )
-    from .reduce import Sum
+    from .reduce import Sum, _sum
 
+    if not _records(grad):  # the same sum on the arrays: nothing is recorded
+        summed = _sum(grad.data, axes, False) if axes else grad.data
+        return _unrecorded(np.reshape(summed, shape))
     if not axes:
         return grad.reshape(shape)
     if len(axes) == lead:  # only added leading dims (a bias's gradient): no reshape op
         return Sum.apply(grad, axes, False)
     return Sum.apply(grad, axes, True).reshape(shape)
+
+
+def _records(grad: Tensor) -> bool:
+    """Whether a backward step on ``grad`` is recorded (create_graph): else it may work
+    on the arrays with the ops' own NumPy calls, without their bookkeeping."""
+    return modes.grad_enabled and grad.requires_grad
+
+
+def _unrecorded(array) -> Tensor:
+    return Tensor._make(array if type(array) is np.ndarray else np.asarray(array), None, None)
 
 
 class Reshape(Function):
@@ -61,7 +75,9 @@ class Reshape(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.reshape(ctx.input_shape), None
+        if _records(grad):
+            return grad.reshape(ctx.input_shape), None
+        return _unrecorded(np.reshape(grad.data, ctx.input_shape)), None
 
 
 class Permute(Function):
@@ -79,7 +95,9 @@ class Permute(Function):
         inverse = [0] * len(ctx.dims)
         for position, dim in enumerate(ctx.dims):
             inverse[dim] = position
-        return Permute.apply(grad, tuple(inverse)), None
+        if _records(grad):
+            return Permute.apply(grad, tuple(inverse)), None
+        return _unrecorded(np.transpose(grad.data, inverse)), None
 
 
 class Expand(Function):
