@@ -122,11 +122,12 @@ class NllLoss(Function):
     squeeze, a negation, a product, two sums and a division, and its backward
     as many ops again: 64 rows, forward + backward, 136 us composed, 55 fused,
     PyTorch 24; log_softmax + nll_loss (PyTorch's MNIST example) on 64x10, 237
-    us composed, 96 with both primitives, PyTorch 46.  This computes the composed form's arrays in its
-    order, so values and gradients are its bits: -(g / sum w) w_i put at
-    [i, y_i], zero elsewhere.  The gradient does not depend on x, so with
-    ``create_graph`` only its dependence on g is recorded (the put as
-    ``ScatterAdd``).  A test checks this against the composed form.
+    us composed, 96 with both primitives, PyTorch 46.  This computes the
+    composed form's arrays in its order, so values and gradients are its
+    bits: -(g / sum w) w_i put at [i, y_i], zero elsewhere.  The gradient does
+    not depend on x, so with ``create_graph`` only its dependence on g is
+    recorded (the put as ``ScatterAdd``).  A test checks this against the
+    composed form.
     """
 
     op_name = "nll_loss"

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ..function import Function, ShapeError
+from ..function import Function, ShapeError, recorded_backward, unrecorded
 from ..grad_mode import modes
 from ..region import region
 from ..tensor import Tensor
@@ -102,11 +102,11 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        if modes.grad_enabled and grad.requires_grad:  # create_graph: Reshape, Expand
+        if recorded_backward(grad):  # create_graph: Reshape, Expand
             return grad.reshape(ctx.kept).expand(ctx.input_shape), None, None
         # the same view of g's array (nothing is recorded): one step instead of two ops
         spread = np.broadcast_to(np.reshape(grad.data, ctx.kept), ctx.input_shape)
-        return Tensor._make(spread, None, None), None, None
+        return unrecorded(spread), None, None
 
 
 class Amax(Function):
@@ -586,13 +586,14 @@ class LogSoftmax(Function):
     detached, records five nodes and runs a dozen small ops forward and
     backward, a cost per op that dominates the small batches of log_softmax +
     nll_loss (PyTorch's MNIST example): 64x10 float32, forward + backward, 126
-    us composed, 73 fused, PyTorch 48 (one thread, medians).  This computes the composed form's own arrays in
-    its order, so the values are its bits, and so is the gradient: the
-    composed backward's g + (sum(-g) / S) e, with e = exp(z - m) and S = sum e
-    kept from the forward pass as the composed Exp and Log keep them.  With
-    ``create_graph`` the rule runs as recorded ops on the output, as
-    PyTorch's: g + sum(-g) exp(y), differentiable again.  A test checks
-    values, gradients and second derivatives against the composed form.
+    us composed, 73 fused, PyTorch 48 (one thread, medians).  This computes
+    the composed form's own arrays in its order, so the values are its bits,
+    and so is the gradient: the composed backward's g + (sum(-g) / S) e, with
+    e = exp(z - m) and S = sum e kept from the forward pass as the composed
+    Exp and Log keep them.  With ``create_graph`` the rule runs as recorded
+    ops on the output, as PyTorch's: g + sum(-g) exp(y), differentiable
+    again.  A test checks values, gradients and second derivatives against
+    the composed form.
     """
 
     op_name = "log_softmax"

@@ -12,7 +12,8 @@ import operator
 import numpy as np
 
 from ..function import Function, ShapeError
-from ..grad_mode import modes
+from ..function import recorded_backward as _records
+from ..function import unrecorded as _unrecorded
 from ..tensor import Tensor
 
 
@@ -45,16 +46,6 @@ def sum_to_shape(grad: Tensor, shape: tuple, op: str = "backward") -> Tensor:
     if len(axes) == lead:  # only added leading dims (a bias's gradient): no reshape op
         return Sum.apply(grad, axes, False)
     return Sum.apply(grad, axes, True).reshape(shape)
-
-
-def _records(grad: Tensor) -> bool:
-    """Whether a backward step on ``grad`` is recorded (create_graph): else it may work
-    on the arrays with the ops' own NumPy calls, without their bookkeeping."""
-    return modes.grad_enabled and grad.requires_grad
-
-
-def _unrecorded(array) -> Tensor:
-    return Tensor._make(array if type(array) is np.ndarray else np.asarray(array), None, None)
 
 
 class Reshape(Function):
