@@ -824,3 +824,16 @@ def test_usual_backward_of_elementwise_ops_is_the_recorded_one(values, dtype, se
                 grads.append([None if f is None else (f.dtype, f.data.tobytes()) for f in found])
                 assert create_graph or all(f is None or not f.requires_grad for f in found)
             assert grads[0] == grads[1]
+
+
+def test_usual_backward_sums_over_broadcast_dims_overflow_silently():
+    """The engine's sum over broadcast dims, now on the arrays, stays quiet where it
+    overflows to inf, as Sum.apply was (and PyTorch is)."""
+    import warnings
+
+    x = autodiff.tensor(np.ones((3, 1), np.float32), requires_grad=True)
+    w = autodiff.tensor(np.ones((1, 4), np.float32), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (x * w).backward(autodiff.tensor(np.full((3, 4), 3e38, np.float32)))
+    assert np.isposinf(x.grad.data).all() and np.isposinf(w.grad.data).all()

@@ -11,7 +11,7 @@ import operator
 
 import numpy as np
 
-from ..function import Function, ShapeError
+from ..function import Function, ShapeError, loud_floating_point, quiet_floating_point
 from ..function import recorded_backward as _records
 from ..function import unrecorded as _unrecorded
 from ..tensor import Tensor
@@ -39,7 +39,11 @@ def sum_to_shape(grad: Tensor, shape: tuple, op: str = "backward") -> Tensor:
     from .reduce import Sum, _sum
 
     if not _records(grad):  # the same sum on the arrays: nothing is recorded
-        summed = _sum(grad.data, axes, False) if axes else grad.data
+        quiet = quiet_floating_point()  # overflow to inf silently, as Sum.apply (and PyTorch)
+        try:
+            summed = _sum(grad.data, axes, False) if axes else grad.data
+        finally:
+            loud_floating_point(quiet)
         return _unrecorded(np.reshape(summed, shape))
     if not axes:
         return grad.reshape(shape)
