@@ -768,13 +768,16 @@ def test_activation_values_and_gradients(name, fn, reference, shape, seed):
 _EDGE_VALUES = [0.0, -0.0, math.inf, -math.inf, math.nan, 1e-40, -1e-40, 1e30, -1e30, 65504.0]
 
 
+def _edge_arrays(shapes, low=-50.0, high=50.0):
+    """float64 arrays of ``shapes``: values in [low, high] mixed with _EDGE_VALUES."""
+    return hnp.arrays(
+        np.float64, shapes, elements=st.one_of(st.floats(low, high), st.sampled_from(_EDGE_VALUES))
+    )
+
+
 @settings(max_examples=40)
 @given(
-    values=hnp.arrays(
-        np.float64,
-        st.integers(1, 40),
-        elements=st.one_of(st.floats(-50, 50), st.sampled_from(_EDGE_VALUES)),
-    ),
+    values=_edge_arrays(st.integers(1, 40)),
     dtype=st.sampled_from([np.float16, np.float32, np.float64]),
     slope=st.sampled_from([0.01, 0.2, 0.0, -0.5, 1.0, 2.5]),
     seed=st.integers(0, 999),
@@ -820,11 +823,7 @@ def test_leaky_relu_and_elu_choose_their_branches_by_bits_as_np_where_would(
 
 @settings(max_examples=30)
 @given(
-    values=hnp.arrays(
-        np.float64,
-        st.tuples(st.integers(1, 6), st.integers(1, 6)),
-        elements=st.one_of(st.floats(-50, 50), st.sampled_from(_EDGE_VALUES)),
-    ),
+    values=_edge_arrays(st.tuples(st.integers(1, 6), st.integers(1, 6))),
     dtype=st.sampled_from([np.float16, np.float32, np.float64]),
     seed=st.integers(0, 999),
 )
@@ -909,10 +908,8 @@ def _composed_log_softmax(t, dim):
 
 @settings(max_examples=40)
 @given(
-    values=hnp.arrays(
-        np.float64,
-        st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
-        elements=st.one_of(st.floats(-30, 30), st.sampled_from(_EDGE_VALUES)),
+    values=_edge_arrays(
+        st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple), -30.0, 30.0
     ),
     dtype=st.sampled_from([np.float32, np.float64]),
     data=st.data(),
@@ -1099,11 +1096,7 @@ def _composed_nll_loss(logp, target, weight, ignore_index, reduction):
 
 @settings(max_examples=40)
 @given(
-    values=hnp.arrays(
-        np.float64,
-        st.tuples(st.integers(1, 6), st.integers(1, 5)),
-        elements=st.one_of(st.floats(-30, 0), st.sampled_from(_EDGE_VALUES)),
-    ),
+    values=_edge_arrays(st.tuples(st.integers(1, 6), st.integers(1, 5)), -30.0, 0.0),
     dtype=st.sampled_from([np.float32, np.float64]),
     weight_dtype=st.sampled_from([None, np.float32, np.float64]),
     reduction=st.sampled_from(["mean", "sum", "none"]),
