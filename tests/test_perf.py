@@ -199,6 +199,30 @@ def test_window_max_equals_composed_max(case):
         np.testing.assert_array_equal(fused, composed)
 
 
+@given(case=pooling_cases(), signed_zeros=st.booleans())
+def test_window_max_without_a_backward_is_the_tapped_max(case, signed_zeros):
+    """With nothing to differentiate (no_grad, evaluation), max pooling finds the maxima
+    alone: the bits of the values it finds with their taps (ties, -0.0, NaN, -inf)."""
+    from autodiff.ops.window import window_max
+
+    shape, kernel, stride, dilation, out_hw, seed, special = case
+    rng = np.random.default_rng(seed)
+    x0 = rng.integers(-2, 3, shape).astype(np.float64)
+    if signed_zeros:
+        x0[x0 == 0] = rng.choice([0.0, -0.0], int((x0 == 0).sum()))
+    if special != "none":
+        flat = x0.reshape(-1)
+        flat[rng.integers(0, flat.size, 2)] = np.nan if special == "nan" else -np.inf
+    tapped, taps = window_max(
+        autodiff.tensor(x0, requires_grad=True), kernel, stride, dilation, out_hw
+    )
+    with autodiff.no_grad():
+        alone, _ = window_max(autodiff.tensor(x0), kernel, stride, dilation, out_hw, False)
+        again, taps_again = window_max(autodiff.tensor(x0), kernel, stride, dilation, out_hw)
+    assert alone.data.tobytes() == tapped.data.tobytes() == again.data.tobytes()
+    np.testing.assert_array_equal(taps_again, taps)
+
+
 def test_two_nans_in_a_window_pick_the_last():
     """PyTorch's max_pool2d takes the last NaN of a window (its index 2 here)."""
     from nn import functional

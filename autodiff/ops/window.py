@@ -122,6 +122,24 @@ def _window_max_and_tap(x: np.ndarray, kernel_size, stride, dilation, out_hw, na
     return best, taps
 
 
+def _window_max(x: np.ndarray, kernel_size, stride, dilation, out_hw):
+    """The maximum of each window alone, where no backward needs its tap: one
+    np.maximum per tap, the values _window_max_and_tap finds (NaN included), in a
+    quarter of its passes.  A test checks the two against each other."""
+    slices = _tap_slices(x.shape[2:], out_hw, kernel_size, stride, dilation)
+    best = np.empty(x.shape[:2] + tuple(out_hw), dtype=x.dtype)
+
+    def images(start, stop):  # images start:stop, on one of the engine's threads
+        part, source = best[start:stop], x[start:stop]
+        rows, cols = slices[0]
+        np.copyto(part, source[:, :, rows, cols])
+        for rows, cols in slices[1:]:
+            np.maximum(part, source[:, :, rows, cols], out=part)
+
+    parallel_for(x.shape[0], images, best[:1].size * len(slices), calls_per_chunk=len(slices))
+    return best
+
+
 def _window_max_into(x, best, taps, slices, nan_aware):
     """Fill ``best`` and ``taps`` for the images of ``x`` (see _window_max_and_tap)."""
     rows, cols = slices[0]
@@ -176,8 +194,11 @@ class WindowMax(Function):
 
     @staticmethod
     def forward(ctx, x, kernel_size, stride, dilation, out_hw):
-        values, taps = _window_max_and_tap(x, kernel_size, stride, dilation, out_hw)
         ctx.input_shape = x.shape
+        if not ctx.needs_input_grad[0]:  # no backward (no_grad, evaluation): no taps
+            ctx.taps = ctx.params = None
+            return _window_max(x, kernel_size, stride, dilation, out_hw)
+        values, taps = _window_max_and_tap(x, kernel_size, stride, dilation, out_hw)
         ctx.taps = taps
         ctx.params = (taps, kernel_size, stride, dilation)
         return values
