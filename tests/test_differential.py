@@ -194,20 +194,22 @@ STD_HESSIAN_RESIDUES = Case(
 )
 
 
-def _linear_products_decide(args, kwargs):
-    """linear(x, W): products x_i w_ji that overflow, or whose magnitudes are 2^52 apart
-    (with the bias): a matrix product's fused multiply-adds round them otherwise than
-    PyTorch's kernels (1e300 * 1e300 - 1e300 * 1e300 is inf here, NaN there)."""
-    x, w = (np.abs(np.asarray(a.array, dtype=np.float64)) for a in args[:2])
+def _products_decide(args, kwargs):
+    """linear(x, W, b) or conv2d(x, W, b): some product of an element of x and one of W
+    overflows, or the products (with the bias) are 2^52 apart in magnitude (every pair is
+    counted, a superset of the products taken): a matrix product's fused multiply-adds
+    round them otherwise than PyTorch's kernels (1e300 * 1e300 - 1e300 * 1e300 is inf
+    here, NaN there; 1e300 * 1.125 - 1e300 * 1.125 leaves 7e283 here, 0 there)."""
+    x, w = (np.abs(np.asarray(a.array, dtype=np.float64)).ravel() for a in args[:2])
     with np.errstate(over="ignore", invalid="ignore"):
-        products = x.reshape(-1, 1, x.shape[-1]) * w.reshape(1, *w.shape)
+        products = x[:, None] * w[None, :]
     bias = (args[2].array.ravel(),) if len(args) > 2 and isinstance(args[2], Array) else ()
     terms = np.concatenate([products.ravel(), *bias])
     return bool((np.abs(terms) >= 1e308).any()) or _magnitudes_2_52_apart(terms)
 
 
-LINEAR_PRODUCTS = Case(
-    _linear_products_decide,
+MATRIX_PRODUCTS = Case(
+    _products_decide,
     "products that overflow or are 2^52 apart in magnitude: OpenBLAS's fused multiply-adds "
     "keep a product exact where PyTorch rounds it ([1e300, -1e300] . [1e300, 1e300] is "
     "inf here, NaN there)",
@@ -293,7 +295,8 @@ DIFFERENCES = {
     "method std": (VARIANCE_EDGES, STD_HESSIAN_RESIDUES),
     "function std": (VARIANCE_EDGES, STD_HESSIAN_RESIDUES),
     "functional adaptive_avg_pool2d": SUM_ORDER,
-    "functional linear": LINEAR_PRODUCTS,
+    "functional linear": MATRIX_PRODUCTS,
+    "functional conv2d": MATRIX_PRODUCTS,
     "method logsumexp": LOGSUMEXP_ROUNDING,
     "function logsumexp": LOGSUMEXP_ROUNDING,
     "method prod": PRODUCT_ORDER,
